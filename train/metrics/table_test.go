@@ -1,0 +1,64 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestTable(t *testing.T) {
+	var b strings.Builder
+	if err := fixture(t).Compute([]string{"search", "feed", "ads"}).Table(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := `scenario  n  pos rate  mean pred  AUC                       gAUC (users)                           logloss
+overall   7  0.2857    0.4286     0.6000                    0.6000 (2)                             0.6139
+search    5  0.4000    0.4600     0.6667                    0.6000 (2)                             0.6859
+feed      2  0.0000    0.3500     undefined (all labels 0)  undefined (no user with both classes)  0.4338
+ads       0  -         -          undefined (no samples)    undefined (no samples)                 -
+`
+	if b.String() != want {
+		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+func TestCompareTable(t *testing.T) {
+	base := fixture(t).Compute([]string{"search", "feed"})
+	better := fixture(t)
+	// Move search user 2's positive above its negative: search AUC 5/6.
+	if err := better.Add([]int64{0}, []int64{9}, []float32{1}, []float32{0.95}); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := CompareTable(&b, []string{"base", "new"}, []Report{base, better.Compute([]string{"search", "feed"})}); err != nil {
+		t.Fatal(err)
+	}
+	got := b.String()
+	for _, want := range []string{"AUC base", "ΔAUC new", "logloss new", "undefined (all labels 0)"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("compare table lacks %q:\n%s", want, got)
+		}
+	}
+	// search: 4/6 -> 7/9 (0.9 and 0.95 beat 3 negatives each, 0.2 beats one).
+	if !strings.Contains(got, "+0.1111") {
+		t.Errorf("compare table lacks the search ΔAUC +0.1111:\n%s", got)
+	}
+	// feed's AUC is undefined in both: no Δ.
+	for _, line := range strings.Split(got, "\n") {
+		if strings.HasPrefix(line, "feed") && !strings.Contains(line, " - ") {
+			t.Errorf("feed row should show '-' for ΔAUC: %q", line)
+		}
+	}
+
+	for _, tt := range []struct {
+		names   []string
+		reports []Report
+		wantErr string
+	}{
+		{nil, nil, "no reports"},
+		{[]string{"a"}, []Report{base, base}, "1 names for 2 reports"},
+	} {
+		if err := CompareTable(&b, tt.names, tt.reports); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("CompareTable err = %v, want %q", err, tt.wantErr)
+		}
+	}
+}
