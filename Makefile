@@ -1,0 +1,89 @@
+# msrtrain build. `make` chooses a libtorch (see cgo/find_libtorch.sh for the
+# order), compiles the C++ shim once into build/libmsrshim.a, and builds the
+# Go program against it.
+
+SHELL := /bin/bash
+BUILD := build
+BIN := bin/msrtrain
+GO ?= go
+TEST_FLAGS ?= -count=1 -timeout 25m
+
+TORCH_MK := $(BUILD)/torch.mk
+SHIM_SRC := $(wildcard cgo/shim/*.cpp)
+SHIM_HDR := $(wildcard cgo/shim/*.h)
+SHIM_OBJ := $(patsubst cgo/shim/%.cpp,$(BUILD)/shim/%.o,$(SHIM_SRC))
+SHIM_LIB := $(BUILD)/libmsrshim.a
+
+.DEFAULT_GOAL := build
+.PHONY: setup build test bench run vet info clean
+
+# Regenerated when the finder or LIBTORCH changes; skipped for setup and clean.
+ifeq ($(filter setup clean,$(MAKECMDGOALS)),)
+$(TORCH_MK): cgo/find_libtorch.sh $(BUILD)/.libtorch-env
+	@mkdir -p $(BUILD)
+	@cgo/find_libtorch.sh $@.tmp && mv $@.tmp $@
+-include $(TORCH_MK)
+endif
+
+# Records LIBTORCH so that pointing it elsewhere rebuilds everything.
+$(BUILD)/.libtorch-env: FORCE
+	@mkdir -p $(BUILD)
+	@echo "$(LIBTORCH)" | cmp -s - $@ || echo "$(LIBTORCH)" > $@
+FORCE:
+
+SHIM_HASH = $(shell cat $(SHIM_SRC) $(SHIM_HDR) $(TORCH_MK) 2>/dev/null | sha1sum | cut -c1-16)
+# The shim's hash in CGO_CPPFLAGS makes Go's build cache relink when the
+# shim changes, since Go does not hash the static library itself.
+CGO_ENV = CGO_ENABLED=1 \
+	CGO_CPPFLAGS="-DMSR_SHIM_HASH=$(SHIM_HASH) -DMSR_TORCH_VERSION=$(TORCH_VERSION)" \
+	CGO_LDFLAGS="-L$(abspath $(BUILD)) -lmsrshim $(TORCH_LDFLAGS) -lstdc++ -lm -ldl"
+
+$(BUILD)/shim/%.o: cgo/shim/%.cpp $(SHIM_HDR) $(TORCH_MK)
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -O2 -fPIC -Wall -Wno-unused-parameter $(TORCH_CXXFLAGS) -c $< -o $@
+
+$(SHIM_LIB): $(SHIM_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# build/env.sh lets a shell run `go test ./...` directly: `. build/env.sh`.
+$(BUILD)/env.sh: $(TORCH_MK) $(SHIM_SRC) $(SHIM_HDR)
+	@echo 'export $(CGO_ENV)' > $@
+
+info: $(TORCH_MK)
+	@echo "libtorch: $(TORCH_SOURCE)"
+	@echo "  version $(TORCH_VERSION), CUDA libraries: $(TORCH_CUDA), libs in $(TORCH_LIBDIR)"
+
+build: info $(SHIM_LIB) $(BUILD)/env.sh
+	$(CGO_ENV) $(GO) build -o $(BIN) ./cmd/msrtrain
+
+test: info $(SHIM_LIB) $(BUILD)/env.sh
+	$(CGO_ENV) $(GO) vet ./...
+	$(CGO_ENV) $(GO) test $(TEST_FLAGS) ./...
+
+bench: info $(SHIM_LIB)
+	$(CGO_ENV) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cgo/
+	$(CGO_ENV) $(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./data/... ./train/...
+	$(CGO_ENV) $(GO) run ./cmd/msrtrain bench
+
+run: build
+	$(BIN) train
+
+vet: info $(SHIM_LIB)
+	$(CGO_ENV) $(GO) vet ./...
+
+# Installs what a fresh Debian/Ubuntu machine needs. With LIBTORCH set, no
+# libtorch comes from apt; python3-torch is only the benchmarks' baseline.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := build-essential libopenblas0-pthread python3-torch
+ifeq ($(LIBTORCH),)
+APT_PACKAGES += libtorch-dev libgloo-dev
+endif
+setup:
+	@command -v $(GO) >/dev/null || { echo "Go 1.22+ is needed: https://go.dev/dl/"; exit 1; }
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES)
+	$(GO) mod download
+
+clean:
+	rm -rf $(BUILD) bin

@@ -1,0 +1,222 @@
+package torch
+
+/*
+#include "msr.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"strings"
+	"unsafe"
+)
+
+// OptimizerKind selects an update rule. Each follows PyTorch's formulas.
+type OptimizerKind int
+
+// Optimizers.
+const (
+	SGD     OptimizerKind = C.MSR_SGD
+	Adam    OptimizerKind = C.MSR_ADAM
+	AdamW   OptimizerKind = C.MSR_ADAMW
+	Adagrad OptimizerKind = C.MSR_ADAGRAD
+)
+
+var optimizerNames = map[string]OptimizerKind{"sgd": SGD, "adam": Adam, "adamw": AdamW, "adagrad": Adagrad}
+
+// ParseOptimizer reads an optimizer name (sgd, adam, adamw, adagrad).
+func ParseOptimizer(name string) (OptimizerKind, error) {
+	if k, ok := optimizerNames[strings.ToLower(name)]; ok {
+		return k, nil
+	}
+	return 0, fmt.Errorf("unknown optimizer %q: want sgd, adam, adamw or adagrad", name)
+}
+
+func (k OptimizerKind) String() string {
+	for n, v := range optimizerNames {
+		if v == k {
+			return n
+		}
+	}
+	return fmt.Sprintf("optimizer(%d)", int(k))
+}
+
+// slotNames name each kind's per-parameter state as PyTorch's state_dict does.
+var slotNames = map[OptimizerKind][]string{
+	SGD:     {"momentum_buffer"},
+	Adam:    {"exp_avg", "exp_avg_sq"},
+	AdamW:   {"exp_avg", "exp_avg_sq"},
+	Adagrad: {"sum"},
+}
+
+// OptimOptions are a parameter group's hyperparameters.
+type OptimOptions struct {
+	LR, WeightDecay     float64
+	Momentum, Dampening float64 // SGD
+	Nesterov            bool    // SGD
+	Beta1, Beta2, Eps   float64 // Adam, AdamW (Eps also Adagrad)
+	LRDecay             float64 // Adagrad
+	InitialAccumulator  float64 // Adagrad
+}
+
+// DefaultOptimOptions are PyTorch's defaults for the kind.
+func DefaultOptimOptions(kind OptimizerKind) OptimOptions {
+	switch kind {
+	case SGD:
+		return OptimOptions{LR: 0.01}
+	case Adam:
+		return OptimOptions{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
+	case AdamW:
+		return OptimOptions{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 1e-2}
+	case Adagrad:
+		return OptimOptions{LR: 1e-2, Eps: 1e-10}
+	}
+	return OptimOptions{}
+}
+
+// Optimizer updates parameter groups. Its state lives in libtorch memory: Close it.
+type Optimizer struct {
+	h      C.msr_optim
+	kind   OptimizerKind
+	groups [][]string // parameter names per group
+}
+
+// NewOptimizer creates an optimizer with no parameters.
+func NewOptimizer(kind OptimizerKind) (*Optimizer, error) {
+	var h C.msr_optim
+	if err := check("optimizer", C.msr_optim_new(C.int(kind), &h)); err != nil {
+		return nil, err
+	}
+	return &Optimizer{h: h, kind: kind}, nil
+}
+
+// Kind is the update rule.
+func (o *Optimizer) Kind() OptimizerKind { return o.kind }
+
+// AddGroup adds parameters (with their names, for state export) under one set of hyperparameters.
+func (o *Optimizer) AddGroup(names []string, params []*Tensor, opts OptimOptions) error {
+	if len(names) != len(params) {
+		return errorf("optimizer", "%d names for %d parameters", len(names), len(params))
+	}
+	if len(params) == 0 {
+		return errorf("optimizer", "empty parameter group")
+	}
+	if bad := firstErr(params...); bad != nil {
+		return bad.err
+	}
+	if opts.LR < 0 || opts.WeightDecay < 0 || opts.Momentum < 0 {
+		return errorf("optimizer", "learning rate, weight decay and momentum must be >= 0, got %g, %g, %g", opts.LR, opts.WeightDecay, opts.Momentum)
+	}
+	hs := handles(params)
+	copts := C.msr_optim_options{
+		lr: C.double(opts.LR), weight_decay: C.double(opts.WeightDecay),
+		momentum: C.double(opts.Momentum), dampening: C.double(opts.Dampening), nesterov: boolInt(opts.Nesterov),
+		beta1: C.double(opts.Beta1), beta2: C.double(opts.Beta2), eps: C.double(opts.Eps),
+		lr_decay: C.double(opts.LRDecay), initial_accumulator: C.double(opts.InitialAccumulator),
+	}
+	if err := check("optimizer", C.msr_optim_add_group(o.h, (*C.msr_tensor)(unsafe.Pointer(&hs[0])), C.int(len(hs)), copts)); err != nil {
+		return err
+	}
+	o.groups = append(o.groups, append([]string(nil), names...))
+	return nil
+}
+
+// Step applies one update to every parameter that has a gradient.
+func (o *Optimizer) Step() error { return check("optimizer step", C.msr_optim_step(o.h)) }
+
+// ZeroGrad drops every parameter's gradient.
+func (o *Optimizer) ZeroGrad() error { return check("optimizer zero_grad", C.msr_optim_zero_grad(o.h)) }
+
+// NumGroups is the number of parameter groups.
+func (o *Optimizer) NumGroups() int { return len(o.groups) }
+
+// SetLR sets the learning rate of every group (for schedules).
+func (o *Optimizer) SetLR(lr float64) error {
+	for g := range o.groups {
+		if err := check("optimizer set_lr", C.msr_optim_set_lr(o.h, C.int(g), C.double(lr))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SetGroupLR sets one group's learning rate.
+func (o *Optimizer) SetGroupLR(group int, lr float64) error {
+	return check("optimizer set_lr", C.msr_optim_set_lr(o.h, C.int(group), C.double(lr)))
+}
+
+// LR is a group's learning rate.
+func (o *Optimizer) LR(group int) (float64, error) {
+	var lr C.double
+	err := check("optimizer lr", C.msr_optim_get_lr(o.h, C.int(group), &lr))
+	return float64(lr), err
+}
+
+// StateTensors returns the optimizer's state tensors (aliases) named
+// "<param name>.<slot>" (slots as in PyTorch: exp_avg, exp_avg_sq,
+// momentum_buffer, sum), plus each parameter's step count as "<param name>.step".
+func (o *Optimizer) StateTensors() (map[string]*Tensor, map[string]int64, error) {
+	tensors := map[string]*Tensor{}
+	steps := map[string]int64{}
+	for g, names := range o.groups {
+		for p, name := range names {
+			for k, slot := range slotNames[o.kind] {
+				var out C.msr_tensor
+				if err := check("optimizer state", C.msr_optim_state(o.h, C.int(g), C.int(p), C.int(k), &out)); err != nil {
+					return nil, nil, err
+				}
+				tensors[name+"."+slot] = wrap(out)
+			}
+			var step C.int64_t
+			if err := check("optimizer state", C.msr_optim_get_step(o.h, C.int(g), C.int(p), &step)); err != nil {
+				return nil, nil, err
+			}
+			steps[name+".step"] = int64(step)
+		}
+	}
+	return tensors, steps, nil
+}
+
+// LoadState restores what StateTensors exported; every entry must be present.
+func (o *Optimizer) LoadState(tensors map[string]*Tensor, steps map[string]int64) error {
+	current, _, err := o.StateTensors()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, t := range current {
+			if !t.owned {
+				t.Close()
+			}
+		}
+	}()
+	for name, dst := range current {
+		src, ok := tensors[name]
+		if !ok {
+			return fmt.Errorf("optimizer state: %q missing from the checkpoint", name)
+		}
+		if err := dst.CopyFrom(src); err != nil {
+			return fmt.Errorf("optimizer state %q: %w", name, err)
+		}
+	}
+	for g, names := range o.groups {
+		for p, name := range names {
+			step, ok := steps[name+".step"]
+			if !ok {
+				return fmt.Errorf("optimizer state: %q missing from the checkpoint", name+".step")
+			}
+			if err := check("optimizer state", C.msr_optim_set_step(o.h, C.int(g), C.int(p), C.int64_t(step))); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Close frees the optimizer's state.
+func (o *Optimizer) Close() {
+	if o.h != nil {
+		C.msr_optim_free(o.h)
+		o.h = nil
+	}
+}

@@ -1,0 +1,45 @@
+// internal.h: what the shim's C++ files share and Go never sees.
+#ifndef MSR_INTERNAL_H
+#define MSR_INTERNAL_H
+
+#include <ATen/ATen.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "msr.h"
+
+// A handle is one reference to a tensor; deleting it drops that reference.
+struct msr_tensor_s {
+  at::Tensor t;
+};
+
+// make_err copies a message into malloc'd memory that Go frees with msr_free_err.
+inline msr_err make_err(const std::string& prefix, const char* what) {
+  std::string msg = prefix + (what ? what : "unknown error");
+  char* out = static_cast<char*>(std::malloc(msg.size() + 1));
+  if (out == nullptr) return nullptr;  // nothing better to do when even this fails
+  std::memcpy(out, msg.c_str(), msg.size() + 1);
+  return out;
+}
+
+// GUARD runs a body and turns whatever libtorch throws into a returned
+// message: an exception crossing into Go would abort the process.
+#define GUARD(...)                                                \
+  try {                                                           \
+    __VA_ARGS__;                                                  \
+    return nullptr;                                               \
+  } catch (const c10::OutOfMemoryError& e) {                      \
+    return make_err(MSR_OOM_PREFIX, e.what_without_backtrace());  \
+  } catch (const c10::Error& e) {                                 \
+    return make_err("", e.what_without_backtrace());              \
+  } catch (const std::bad_alloc& e) {                             \
+    return make_err(MSR_OOM_PREFIX, e.what());                    \
+  } catch (const std::exception& e) {                             \
+    return make_err("", e.what());                                \
+  } catch (...) {                                                 \
+    return make_err("", "unknown C++ exception");                 \
+  }
+
+#endif

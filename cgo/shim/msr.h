@@ -1,0 +1,159 @@
+/* msr.h: the plain C ABI over libtorch that the Go package torch calls.
+ *
+ * Every function that can fail returns msr_err: NULL on success, else a
+ * malloc'd message the caller frees with msr_free_err. The message travels
+ * back in the same call, so no thread-local "last error" can be lost.
+ * Messages of out-of-memory failures start with MSR_OOM_PREFIX.
+ *
+ * A msr_tensor owns one at::Tensor handle (a reference to shared storage);
+ * msr_free_tensors drops handles in one call.
+ */
+#ifndef MSR_H
+#define MSR_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MSR_OOM_PREFIX "[out of memory] "
+#define MSR_MAX_DIMS 16
+
+typedef struct msr_tensor_s* msr_tensor;
+typedef struct msr_optim_s* msr_optim;
+typedef char* msr_err;
+
+enum msr_dtype { MSR_F32 = 0, MSR_F64 = 1, MSR_I64 = 2, MSR_BOOL = 3, MSR_I32 = 4, MSR_F16 = 5, MSR_BF16 = 6, MSR_U8 = 7 };
+enum msr_device_type { MSR_CPU = 0, MSR_CUDA = 1 };
+
+void msr_free_err(msr_err e);
+void msr_free_tensors(msr_tensor* ts, int n);
+
+/* Versions and runtime. */
+void msr_version_compiled(int* major, int* minor, int* patch);
+/* Path of the loaded libtorch_cpu library (for the runtime version check). */
+msr_err msr_loaded_library(char* buf, int cap);
+msr_err msr_set_num_threads(int intra_op, int blas);
+int msr_get_num_threads(void);
+int msr_blas_threads(void); /* -1 when the BLAS exposes no thread control */
+msr_err msr_manual_seed(uint64_t seed);
+int msr_grad_enabled(void);
+void msr_set_grad_enabled(int enabled);
+/* cuda_built: libtorch_cuda is loaded in this process; devices: visible GPUs. */
+void msr_cuda_info(int* cuda_built, int* devices);
+msr_err msr_cuda_synchronize(int device);
+msr_err msr_cuda_device_name(int device, char* buf, int cap);
+msr_err msr_config(char* buf, int cap);
+
+/* Creation and transfer. */
+msr_err msr_from_blob(const void* data, const int64_t* shape, int ndim, int dtype, msr_tensor* out);
+msr_err msr_copy_to_host(msr_tensor t, void* dst, int64_t nbytes);
+msr_err msr_info(msr_tensor t, int* dtype, int* ndim, int64_t* shape, int* device_type, int* device_index, int* requires_grad);
+
+enum msr_create_op { MSR_ZEROS, MSR_ONES, MSR_FULL, MSR_RANDN, MSR_RAND, MSR_EMPTY, MSR_NORMAL, MSR_UNIFORM, MSR_RANDINT };
+msr_err msr_create(int op, const int64_t* shape, int ndim, int dtype, int device_type, int device_index, double a, double b, msr_tensor* out);
+msr_err msr_arange(double start, double end, double step, int dtype, int device_type, int device_index, msr_tensor* out);
+/* dtype < 0 keeps the dtype, device_type < 0 keeps the device. */
+msr_err msr_to(msr_tensor a, int dtype, int device_type, int device_index, int non_blocking, int copy, msr_tensor* out);
+msr_err msr_pin_memory(msr_tensor a, msr_tensor* out);
+
+/* Elementwise and linear algebra. */
+enum msr_unary_op {
+  MSR_RELU, MSR_SIGMOID, MSR_TANH, MSR_EXP, MSR_LOG, MSR_NEG, MSR_ABS, MSR_SQRT, MSR_CLONE, MSR_DETACH,
+  MSR_CONTIGUOUS, MSR_T, MSR_LOGICAL_NOT, MSR_SQUARE, MSR_ISFINITE_ALL, MSR_LOG_SIGMOID, MSR_GELU, MSR_SILU
+};
+msr_err msr_unary(int op, msr_tensor a, msr_tensor* out);
+
+enum msr_binary_op {
+  MSR_ADD, MSR_SUB, MSR_MUL, MSR_DIV, MSR_MATMUL, MSR_BMM, MSR_MM, MSR_EQ, MSR_NE, MSR_LT, MSR_LE, MSR_GT, MSR_GE,
+  MSR_MAXIMUM, MSR_MINIMUM, MSR_POW, MSR_LOGICAL_AND, MSR_LOGICAL_OR
+};
+msr_err msr_binary(int op, msr_tensor a, msr_tensor b, msr_tensor* out);
+
+enum msr_scalar_op {
+  MSR_S_ADD, MSR_S_SUB, MSR_S_MUL, MSR_S_DIV, MSR_S_POW, MSR_S_EQ, MSR_S_NE, MSR_S_LT, MSR_S_LE, MSR_S_GT, MSR_S_GE,
+  MSR_S_LEAKY_RELU, MSR_S_RSUB
+};
+msr_err msr_scalar(int op, msr_tensor a, double s, msr_tensor* out);
+
+enum msr_reduce_op { MSR_SUM, MSR_MEAN, MSR_AMAX, MSR_AMIN, MSR_LOGSUMEXP, MSR_ARGMAX, MSR_NORM };
+/* ndims == 0 reduces over all dimensions (argmax: flattened). */
+msr_err msr_reduce(int op, msr_tensor a, const int64_t* dims, int ndims, int keepdim, msr_tensor* out);
+
+enum msr_shape_op {
+  MSR_RESHAPE, MSR_VIEW, MSR_PERMUTE, MSR_EXPAND, MSR_SQUEEZE, MSR_UNSQUEEZE, MSR_TRANSPOSE, MSR_NARROW,
+  MSR_FLATTEN, MSR_REPEAT, MSR_SELECT
+};
+msr_err msr_shape(int op, msr_tensor a, const int64_t* args, int nargs, msr_tensor* out);
+
+msr_err msr_cat(const msr_tensor* ts, int n, int64_t dim, int stack, msr_tensor* out);
+msr_err msr_einsum(const char* equation, const msr_tensor* ts, int n, msr_tensor* out);
+/* b may be NULL. */
+msr_err msr_linear(msr_tensor x, msr_tensor w, msr_tensor b, msr_tensor* out);
+msr_err msr_addmm(msr_tensor c, msr_tensor a, msr_tensor b, double beta, double alpha, msr_tensor* out);
+msr_err msr_baddbmm(msr_tensor c, msr_tensor a, msr_tensor b, double beta, double alpha, msr_tensor* out);
+
+enum msr_index_op { MSR_INDEX_SELECT, MSR_GATHER, MSR_SCATTER_ADD, MSR_INDEX_ADD };
+/* src is used by scatter_add and index_add only. */
+msr_err msr_index(int op, msr_tensor a, int64_t dim, msr_tensor index, msr_tensor src, msr_tensor* out);
+msr_err msr_masked_fill(msr_tensor a, msr_tensor mask, double value, msr_tensor* out);
+msr_err msr_masked_select(msr_tensor a, msr_tensor mask, msr_tensor* out);
+msr_err msr_where(msr_tensor cond, msr_tensor a, msr_tensor b, msr_tensor* out);
+msr_err msr_clamp(msr_tensor a, double lo, double hi, int has_lo, int has_hi, msr_tensor* out);
+msr_err msr_softmax(msr_tensor a, int64_t dim, int log, msr_tensor* out);
+msr_err msr_unique(msr_tensor a, msr_tensor* values, msr_tensor* inverse);
+
+/* Neural-network functions. Optional tensors may be NULL. */
+msr_err msr_layer_norm(msr_tensor x, const int64_t* normalized_shape, int n, msr_tensor w, msr_tensor b, double eps, msr_tensor* out);
+msr_err msr_batch_norm(msr_tensor x, msr_tensor w, msr_tensor b, msr_tensor running_mean, msr_tensor running_var,
+                       int training, double momentum, double eps, msr_tensor* out);
+msr_err msr_dropout(msr_tensor x, double p, int training, msr_tensor* out);
+msr_err msr_embedding(msr_tensor weight, msr_tensor indices, msr_tensor* out);
+/* mode: 0 sum, 1 mean, 2 max. */
+msr_err msr_embedding_bag(msr_tensor weight, msr_tensor indices, msr_tensor offsets, int mode, msr_tensor per_sample_weights, msr_tensor* out);
+/* reduction: 0 none, 1 mean, 2 sum. */
+msr_err msr_bce_with_logits(msr_tensor logits, msr_tensor target, msr_tensor weight, msr_tensor pos_weight, int reduction, msr_tensor* out);
+
+/* Autograd and in-place updates (in-place ones run without grad). */
+msr_err msr_set_requires_grad(msr_tensor a, int on);
+msr_err msr_backward(msr_tensor loss, msr_tensor grad, int retain_graph);
+/* *out is NULL when the tensor has no gradient. */
+msr_err msr_grad(msr_tensor a, msr_tensor* out);
+msr_err msr_zero_grad(const msr_tensor* ts, int n);
+msr_err msr_copy_(msr_tensor dst, msr_tensor src);
+enum msr_init_op { MSR_INIT_UNIFORM, MSR_INIT_NORMAL, MSR_INIT_CONSTANT, MSR_INIT_XAVIER_UNIFORM, MSR_INIT_XAVIER_NORMAL,
+                   MSR_INIT_KAIMING_UNIFORM, MSR_INIT_KAIMING_NORMAL };
+/* xavier: a = gain; kaiming: a = negative slope, fan_in mode, leaky_relu nonlinearity. */
+msr_err msr_init(int op, msr_tensor a, double p1, double p2);
+/* Scales gradients so that their joint L2 norm is at most max_norm (no-op when max_norm <= 0); reports the norm before clipping. */
+msr_err msr_clip_grad_norm(const msr_tensor* ts, int n, double max_norm, double* total_norm);
+
+/* Optimizers: PyTorch's update rules, state owned here so it can be exported by name. */
+enum msr_optim_kind { MSR_SGD = 0, MSR_ADAM = 1, MSR_ADAMW = 2, MSR_ADAGRAD = 3 };
+typedef struct {
+  double lr, weight_decay;
+  double momentum, dampening; int nesterov; /* SGD */
+  double beta1, beta2, eps;                 /* Adam, AdamW; eps also Adagrad */
+  double lr_decay, initial_accumulator;     /* Adagrad */
+} msr_optim_options;
+msr_err msr_optim_new(int kind, msr_optim* out);
+void msr_optim_free(msr_optim o);
+msr_err msr_optim_add_group(msr_optim o, const msr_tensor* params, int n, msr_optim_options opts);
+msr_err msr_optim_step(msr_optim o);
+msr_err msr_optim_zero_grad(msr_optim o);
+msr_err msr_optim_set_lr(msr_optim o, int group, double lr);
+msr_err msr_optim_get_lr(msr_optim o, int group, double* lr);
+/* The k-th state tensor of parameter p in group g (an alias, NULL if the kind keeps fewer), and its step count. */
+int msr_optim_state_size(msr_optim o);
+msr_err msr_optim_state(msr_optim o, int group, int param, int k, msr_tensor* out);
+msr_err msr_optim_get_step(msr_optim o, int group, int param, int64_t* step);
+msr_err msr_optim_set_step(msr_optim o, int group, int param, int64_t step);
+
+/* Benchmark support: runs `iters` additions of a and b in a C++ loop and returns the seconds taken. */
+msr_err msr_bench_add_loop(msr_tensor a, msr_tensor b, int iters, double* seconds);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
