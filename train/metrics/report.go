@@ -63,10 +63,10 @@ func (a *Accumulator) Compute(scenarioNames []string) Report {
 		v     *float64
 		users int
 	}
-	perUser := map[int64]gaucOf{}
+	gaucByScenario := map[int64]gaucOf{}
 	for _, run := range runs(s, func(x sample) int64 { return x.scenario }) {
 		v, n := gAUC(run)
-		perUser[run[0].scenario] = gaucOf{v, n}
+		gaucByScenario[run[0].scenario] = gaucOf{v, n}
 	}
 	slices.SortFunc(s, func(x, y sample) int { return cmp.Or(cmp.Compare(x.scenario, y.scenario), byProb(x, y)) })
 	byScenario := map[int64][]sample{}
@@ -89,7 +89,7 @@ func (a *Accumulator) Compute(scenarioNames []string) Report {
 		if id < int64(len(scenarioNames)) {
 			name = scenarioNames[id]
 		}
-		g := perUser[id]
+		g := gaucByScenario[id]
 		r.PerScenario = append(r.PerScenario, entry(name, byScenario[id], g.v, g.users))
 	}
 	return r

@@ -18,7 +18,7 @@ type Trial struct {
 	PointID   string         `json:"point_id"` // ID without the seed: "p003-1a2b3c"
 	Point     int            `json:"point"`
 	Seed      int64          `json:"seed"`
-	Overrides map[string]any `json:"overrides"` // dotted config key → value
+	Overrides map[string]any `json:"overrides"` // dotted config key → value; shared by a point's seeds: read only
 }
 
 // maxTrials bounds an expansion, so a typo in a grid cannot ask for

@@ -142,6 +142,7 @@ func TestRunWorkersRunConcurrently(t *testing.T) {
 	spec := mustParse(t, "metric: m\nseeds: 1\nworkers: 4\ngrid:\n  a: [1, 2, 3, 4, 5, 6, 7, 8]\n")
 	var mu sync.Mutex
 	running, peak := 0, 0
+	var done atomic.Int32
 	outs := runSweep(t, spec, t.TempDir(), func(ctx context.Context, tr Trial, dir string) (Result, error) {
 		mu.Lock()
 		running++
@@ -152,7 +153,10 @@ func TestRunWorkersRunConcurrently(t *testing.T) {
 		running--
 		mu.Unlock()
 		return Result{Metrics: map[string]float64{"m": float64(tr.Overrides["a"].(int))}}, nil
-	}, Options{})
+	}, Options{OnDone: func(Outcome) { done.Add(1) }})
+	if done.Load() != 8 {
+		t.Errorf("OnDone called %d times, want 8", done.Load())
+	}
 	if peak < 2 || peak > 4 {
 		t.Errorf("peak concurrency %d, want 2..4", peak)
 	}
