@@ -1,0 +1,219 @@
+package data
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+)
+
+// Batch is a batch of rows as plain Go slices, row-major like Table. The
+// trainer copies it into tensors once and then Releases it for reuse.
+type Batch struct {
+	Size     int
+	Scenario []int64   // Size
+	Cat      []int64   // Size*len(Categorical)
+	Num      []float32 // Size*len(Numeric)
+	Label    []float32 // Size*len(Labels)
+	Row      []int64   // source row of each sample (table row, or stream ordinal)
+	Epoch    int
+	Index    int // batch number within the epoch, from 0
+}
+
+// BatchOptions configure a Batcher or a Stream.
+type BatchOptions struct {
+	Size     int   // rows per batch (required)
+	Shuffle  bool  // shuffle rows each epoch, seeded by (Seed, epoch)
+	Seed     int64 // shuffle seed
+	DropLast bool  // drop the last batch when it is short (else it is kept, smaller)
+	Workers  int   // goroutines building batches (default 1)
+	Prefetch int   // batches built ahead of the consumer (default 4)
+}
+
+func (o *BatchOptions) check() error {
+	if o.Size <= 0 {
+		return fmt.Errorf("batch size %d: must be positive", o.Size)
+	}
+	if o.Workers <= 0 {
+		o.Workers = 1
+	}
+	if o.Prefetch <= 0 {
+		o.Prefetch = 4
+	}
+	return nil
+}
+
+// Source yields epochs of batches: a Batcher over a Table, or a Stream.
+type Source interface {
+	// Epoch starts epoch number epoch at batch start (0 for a fresh epoch,
+	// k to resume after k batches exactly as an uninterrupted run would).
+	Epoch(epoch, start int) Iterator
+	// NumBatches is the number of batches in one epoch.
+	NumBatches() int
+	Schema() *Schema
+}
+
+// Iterator hands out the batches of one epoch in order. Next returns false
+// at the end of the epoch or on error (see Err). Release gives a batch's
+// buffers back for reuse; a batch must not be used after it. Close stops
+// the background goroutines early; it is safe to call more than once.
+type Iterator interface {
+	Next() (*Batch, bool)
+	Release(*Batch)
+	Err() error
+	Close()
+}
+
+// Batcher cuts a Table into batches in background goroutines that fill
+// reused buffers.
+type Batcher struct {
+	t        *Table
+	o        BatchOptions
+	nc, nn   int
+	nl       int
+	free     chan *Batch
+	nBatches int
+}
+
+// NewBatcher makes a batcher over t.
+func NewBatcher(t *Table, o BatchOptions) (*Batcher, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	b := &Batcher{t: t, o: o, nc: len(t.Schema.Categorical), nn: len(t.Schema.Numeric), nl: len(t.Schema.Labels)}
+	b.free = make(chan *Batch, o.Workers*(o.Prefetch+2)+2)
+	b.nBatches = numBatches(t.Len(), o)
+	return b, nil
+}
+
+func numBatches(rows int, o BatchOptions) int {
+	if o.DropLast {
+		return rows / o.Size
+	}
+	return (rows + o.Size - 1) / o.Size
+}
+
+// NumBatches is the number of batches per epoch.
+func (b *Batcher) NumBatches() int { return b.nBatches }
+
+// Schema is the schema of the batches.
+func (b *Batcher) Schema() *Schema { return b.t.Schema }
+
+// Order is the row order of an epoch: a permutation seeded by (Seed,
+// epoch), or the identity without Shuffle.
+func (b *Batcher) Order(epoch int) []int32 {
+	order := make([]int32, b.t.Len())
+	for i := range order {
+		order[i] = int32(i)
+	}
+	if b.o.Shuffle {
+		r := rand.New(rand.NewPCG(uint64(b.o.Seed), uint64(epoch)))
+		r.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	}
+	return order
+}
+
+func newBatch(size, nc, nn, nl int) *Batch {
+	return &Batch{
+		Scenario: make([]int64, size), Cat: make([]int64, size*nc),
+		Num: make([]float32, size*nn), Label: make([]float32, size*nl), Row: make([]int64, size),
+	}
+}
+
+// get takes a free buffer or makes one; resize sets its length to n rows.
+func getBatch(free chan *Batch, size, nc, nn, nl int) *Batch {
+	select {
+	case bt := <-free:
+		return bt
+	default:
+		return newBatch(size, nc, nn, nl)
+	}
+}
+
+func (bt *Batch) resize(n, nc, nn, nl int) {
+	bt.Size = n
+	bt.Scenario = bt.Scenario[:n]
+	bt.Cat = bt.Cat[:n*nc]
+	bt.Num = bt.Num[:n*nn]
+	bt.Label = bt.Label[:n*nl]
+	bt.Row = bt.Row[:n]
+}
+
+func (b *Batcher) fill(bt *Batch, rows []int32) {
+	t, nc, nn, nl := b.t, b.nc, b.nn, b.nl
+	bt.resize(len(rows), nc, nn, nl)
+	for j, r := range rows {
+		bt.Scenario[j] = t.Scenario[r]
+		copy(bt.Cat[j*nc:(j+1)*nc], t.Cat[int(r)*nc:])
+		copy(bt.Num[j*nn:(j+1)*nn], t.Num[int(r)*nn:])
+		copy(bt.Label[j*nl:(j+1)*nl], t.Label[int(r)*nl:])
+		bt.Row[j] = int64(r)
+	}
+}
+
+// Epoch starts the workers for one epoch from batch start. Worker w builds
+// batches start+w, start+w+W, ...; Next takes them round-robin, so the
+// order is the same for any number of workers.
+func (b *Batcher) Epoch(epoch, start int) Iterator {
+	order := b.Order(epoch)
+	W := b.o.Workers
+	it := &orderedIter{free: b.free, done: make(chan struct{}), next: start, end: b.nBatches, start: start}
+	depth := max(1, b.o.Prefetch/W)
+	for w := range W {
+		ch := make(chan *Batch, depth)
+		it.outs = append(it.outs, ch)
+		it.wg.Add(1)
+		go func() {
+			defer it.wg.Done()
+			defer close(ch)
+			for k := start + w; k < b.nBatches; k += W {
+				lo := k * b.o.Size
+				hi := min(lo+b.o.Size, len(order))
+				bt := getBatch(b.free, b.o.Size, b.nc, b.nn, b.nl)
+				b.fill(bt, order[lo:hi])
+				bt.Epoch, bt.Index = epoch, k
+				select {
+				case ch <- bt:
+				case <-it.done:
+					return
+				}
+			}
+		}()
+	}
+	return it
+}
+
+// orderedIter reads per-worker channels round-robin.
+type orderedIter struct {
+	outs             []chan *Batch
+	free             chan *Batch
+	done             chan struct{}
+	once             sync.Once
+	wg               sync.WaitGroup
+	start, next, end int
+}
+
+func (it *orderedIter) Next() (*Batch, bool) {
+	if it.next >= it.end {
+		return nil, false
+	}
+	bt, ok := <-it.outs[(it.next-it.start)%len(it.outs)]
+	if !ok {
+		return nil, false
+	}
+	it.next++
+	return bt, true
+}
+
+func (it *orderedIter) Release(bt *Batch) {
+	select {
+	case it.free <- bt:
+	default:
+	}
+}
+
+func (it *orderedIter) Err() error { return nil }
+
+func (it *orderedIter) Close() {
+	it.once.Do(func() { close(it.done) })
+	it.wg.Wait()
+}

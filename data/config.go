@@ -1,0 +1,258 @@
+package data
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the YAML data config. The zero value of every key means its
+// documented default (see DefaultConfig and README.md).
+type Config struct {
+	// Format is synthetic (default), csv, douban, kuaisar or amazon.
+	Format string `yaml:"format"`
+	// Path is the data file (csv, douban) or directory (kuaisar, amazon).
+	Path string `yaml:"path"`
+	// Files lists several files read as one dataset (csv, douban, amazon).
+	Files []string `yaml:"files"`
+	// Train, Valid and Test give the split as files (csv, douban); Valid and
+	// Test may be empty.
+	Train string `yaml:"train"`
+	Valid string `yaml:"valid"`
+	Test  string `yaml:"test"`
+	// Delimiter is "," by default, or "\t"/"tab" (the default for .tsv files).
+	Delimiter string `yaml:"delimiter"`
+	// Header says whether the first line names the columns (default true).
+	Header *bool `yaml:"header"`
+	// Columns names the columns and their roles (csv; optional overrides
+	// are ignored by the other formats).
+	Columns Columns `yaml:"columns"`
+	// Scenarios fixes the scenario ids (list order) and their descriptions.
+	// When empty, scenarios are those of the training data in natural order.
+	Scenarios []ScenarioInfo `yaml:"scenarios"`
+	// Split is how rows are split into train, valid and test.
+	Split SplitConfig `yaml:"split"`
+	// MinCount drops categorical values seen fewer times in training to the
+	// out-of-vocabulary index 0 (default 1: keep all).
+	MinCount int `yaml:"min_count"`
+	// SkipBadRows skips bad rows, counting them in Splits.Skipped, instead of
+	// failing on the first one.
+	SkipBadRows bool `yaml:"skip_bad_rows"`
+	// MaxRows reads at most this many rows per file (0: all).
+	MaxRows int `yaml:"max_rows"`
+	// Seed seeds the random split, the shuffle and the synthetic generator.
+	Seed int64 `yaml:"seed"`
+	// Synthetic sizes the generated dataset (format synthetic).
+	Synthetic Synthetic `yaml:"synthetic"`
+	// Stream reads csv data from disk in blocks instead of into memory.
+	Stream StreamConfig `yaml:"stream"`
+}
+
+// Columns names the columns of a csv file and their roles. Each is a
+// ColumnRef: a name, a 0-based position, or {name|index, as, threshold}.
+type Columns struct {
+	Scenario     ColumnRef   `yaml:"scenario"`
+	User         ColumnRef   `yaml:"user"`
+	Item         ColumnRef   `yaml:"item"`
+	Categorical  []ColumnRef `yaml:"categorical"`
+	Numeric      []ColumnRef `yaml:"numeric"`
+	Labels       []ColumnRef `yaml:"labels"`
+	Time         ColumnRef   `yaml:"time"`
+	ItemTitle    ColumnRef   `yaml:"item_title"`
+	ItemCategory ColumnRef   `yaml:"item_category"`
+}
+
+// ColumnRef selects a column by header name or by 0-based position (needed
+// when names repeat or there is no header). As renames the field; Threshold
+// (labels only) makes the label value > Threshold instead of requiring 0/1.
+type ColumnRef struct {
+	Name      string   `yaml:"name"`
+	Index     *int     `yaml:"index"`
+	As        string   `yaml:"as"`
+	Threshold *float64 `yaml:"threshold"`
+}
+
+// Col selects a column by name; ColAt by position.
+func Col(name string) ColumnRef { return ColumnRef{Name: name} }
+
+// ColAt selects the column at 0-based position i, naming the field as.
+func ColAt(i int, as string) ColumnRef { return ColumnRef{Index: &i, As: as} }
+
+// IsSet reports whether the reference selects anything.
+func (c ColumnRef) IsSet() bool { return c.Name != "" || c.Index != nil }
+
+// Field is the name of the field in the schema.
+func (c ColumnRef) Field() string {
+	switch {
+	case c.As != "":
+		return c.As
+	case c.Name != "":
+		return c.Name
+	case c.Index != nil:
+		return "col" + strconv.Itoa(*c.Index)
+	}
+	return ""
+}
+
+// UnmarshalYAML accepts a scalar (an integer is a position, anything else a
+// name) or a mapping.
+func (c *ColumnRef) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		if n.Tag == "!!int" {
+			i, err := strconv.Atoi(n.Value)
+			if err != nil {
+				return err
+			}
+			*c = ColumnRef{Index: &i}
+			return nil
+		}
+		*c = ColumnRef{Name: n.Value}
+		return nil
+	}
+	type plain ColumnRef
+	return n.Decode((*plain)(c))
+}
+
+// SplitConfig says how rows are split.
+type SplitConfig struct {
+	// Method is random (default), time (by timestamp: the latest rows are
+	// the test set) or files (default when Train is set).
+	Method string `yaml:"method"`
+	// Ratios of train:valid:test (default 8:1:1).
+	Ratios []float64 `yaml:"ratios"`
+}
+
+// StreamConfig enables streaming for data larger than memory (csv only).
+type StreamConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// BlockRows is how many rows are read and encoded at a time (65536).
+	BlockRows int `yaml:"block_rows"`
+	// ShuffleBuffer is how many rows the bounded shuffle holds (1<<20).
+	ShuffleBuffer int `yaml:"shuffle_buffer"`
+}
+
+// DefaultConfig is the config used when no data config is given: the
+// synthetic dataset with its defaults.
+func DefaultConfig() Config {
+	c := Config{Seed: 42}
+	c.fillDefaults()
+	return c
+}
+
+func (c *Config) fillDefaults() {
+	if c.Format == "" {
+		c.Format = "synthetic"
+	}
+	if c.Header == nil {
+		t := true
+		c.Header = &t
+	}
+	if c.MinCount <= 0 {
+		c.MinCount = 1
+	}
+	if c.Split.Method == "" {
+		c.Split.Method = "random"
+		if c.Train != "" {
+			c.Split.Method = "files"
+		}
+	}
+	if len(c.Split.Ratios) == 0 {
+		c.Split.Ratios = []float64{8, 1, 1}
+	}
+	if c.Stream.BlockRows <= 0 {
+		c.Stream.BlockRows = 1 << 16
+	}
+	if c.Stream.ShuffleBuffer <= 0 {
+		c.Stream.ShuffleBuffer = 1 << 20
+	}
+	c.Synthetic.fillDefaults()
+}
+
+// Validate checks the config after defaults are filled.
+func (c *Config) Validate() error {
+	switch c.Format {
+	case "synthetic", "csv", "douban", "kuaisar", "amazon":
+	default:
+		return fmt.Errorf("data config: format %q: want synthetic, csv, douban, kuaisar or amazon", c.Format)
+	}
+	switch c.Split.Method {
+	case "random", "time":
+	case "files":
+		if c.Train == "" {
+			return fmt.Errorf("data config: split method files needs train")
+		}
+	default:
+		return fmt.Errorf("data config: split method %q: want random, time or files", c.Split.Method)
+	}
+	if len(c.Split.Ratios) != 3 {
+		return fmt.Errorf("data config: split ratios %v: want three numbers", c.Split.Ratios)
+	}
+	sum := 0.0
+	for _, r := range c.Split.Ratios {
+		if r < 0 {
+			return fmt.Errorf("data config: split ratios %v: negative", c.Split.Ratios)
+		}
+		sum += r
+	}
+	if sum <= 0 || c.Split.Ratios[0] <= 0 {
+		return fmt.Errorf("data config: split ratios %v: train must be positive", c.Split.Ratios)
+	}
+	if c.Format != "synthetic" && c.Path == "" && len(c.Files) == 0 && c.Train == "" {
+		return fmt.Errorf("data config: format %s needs path, files or train", c.Format)
+	}
+	if c.Stream.Enabled && c.Format != "csv" {
+		return fmt.Errorf("data config: stream is supported for format csv only, not %s", c.Format)
+	}
+	if _, err := c.delimiter(""); err != nil {
+		return err
+	}
+	return c.Synthetic.validate()
+}
+
+// delimiter resolves the delimiter for a file.
+func (c *Config) delimiter(file string) (byte, error) {
+	switch c.Delimiter {
+	case "":
+		if len(file) > 4 && file[len(file)-4:] == ".tsv" {
+			return '\t', nil
+		}
+		return ',', nil
+	case "\t", "tab", `\t`:
+		return '\t', nil
+	}
+	if len(c.Delimiter) != 1 || c.Delimiter[0] == '"' || c.Delimiter[0] == '\n' {
+		return 0, fmt.Errorf("data config: delimiter %q: want one character", c.Delimiter)
+	}
+	return c.Delimiter[0], nil
+}
+
+// ParseConfig reads a YAML data config, rejecting unknown keys, and fills
+// the defaults.
+func ParseConfig(b []byte) (Config, error) {
+	c := Config{Seed: 42}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("data config: %w", err)
+	}
+	c.fillDefaults()
+	return c, c.Validate()
+}
+
+// LoadConfig reads a YAML data config file.
+func LoadConfig(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}

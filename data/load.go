@@ -1,0 +1,204 @@
+package data
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Splits is a loaded dataset: the three encoded splits, the vocabularies
+// built on Train, and Train's per-scenario statistics. With streaming
+// (stream.enabled) the tables are nil and Source streams from disk.
+type Splits struct {
+	Train, Valid, Test *Table // Valid and Test may have no rows
+	Vocabs             *Vocabs
+	Stats              []ScenarioStats // of Train
+	Skipped            BadRows         // rows skipped under skip_bad_rows
+	Synthetic          *SyntheticData  // ground truth, for format synthetic
+	Config             Config          // the resolved config
+
+	stream *streamSet
+}
+
+// Option changes how Load works.
+type Option func(*loadOptions)
+
+type loadOptions struct {
+	vocabs *Vocabs
+}
+
+// WithVocabs maps the data with saved vocabularies instead of building
+// them on the training split (to evaluate a trained model).
+func WithVocabs(v *Vocabs) Option { return func(o *loadOptions) { o.vocabs = v } }
+
+// Load reads the data that cfg describes, splits it, builds vocabularies on
+// the training split and encodes all three splits.
+func Load(cfg Config, opts ...Option) (*Splits, error) {
+	var lo loadOptions
+	for _, o := range opts {
+		o(&lo)
+	}
+	cfg.fillDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Stream.Enabled {
+		return loadStream(cfg, lo)
+	}
+	sp := &Splits{Config: cfg}
+	var raws [3]*Raw
+	var rows [3][]int32
+	if cfg.Split.Method == "files" {
+		for p, f := range []string{cfg.Train, cfg.Valid, cfg.Test} {
+			if f == "" {
+				continue
+			}
+			r, err := readFiles(&cfg, []string{f}, false)
+			if err != nil {
+				return nil, err
+			}
+			raws[p] = r
+			sp.Skipped.merge(r.Skipped)
+		}
+	} else {
+		var raw *Raw
+		if cfg.Format == "synthetic" {
+			d, err := Generate(cfg.Synthetic, cfg.Seed)
+			if err != nil {
+				return nil, err
+			}
+			sp.Synthetic, raw = d, d.Raw
+		} else {
+			var err error
+			if raw, err = readFiles(&cfg, cfg.paths(), false); err != nil {
+				return nil, err
+			}
+		}
+		var err error
+		if rows, err = SplitRows(raw, cfg.Split.Method, cfg.Split.Ratios, cfg.Seed); err != nil {
+			return nil, err
+		}
+		raws = [3]*Raw{raw, raw, raw}
+		sp.Skipped = raw.Skipped
+	}
+	sp.Vocabs = lo.vocabs
+	if sp.Vocabs == nil {
+		fixed := cfg.Scenarios
+		if len(fixed) == 0 && sp.Synthetic != nil {
+			fixed = sp.Synthetic.ScenarioInfo // keep the generator's order
+		}
+		sp.Vocabs = BuildVocabs(raws[Train], rows[Train], cfg.MinCount, fixed)
+	}
+	tables := [3]**Table{&sp.Train, &sp.Valid, &sp.Test}
+	for p := range raws {
+		if raws[p] == nil {
+			*tables[p] = emptyTable(sp.Vocabs.Schema())
+			continue
+		}
+		r := rows[p]
+		if cfg.Split.Method == "files" {
+			r = nil
+		}
+		t, err := encodeRows(raws[p], r, sp.Vocabs)
+		if err != nil {
+			return nil, err
+		}
+		*tables[p] = t
+	}
+	if sp.Train.Len() == 0 {
+		return nil, fmt.Errorf("data: the training split is empty")
+	}
+	sp.Stats = sp.Train.Stats()
+	return sp, nil
+}
+
+func emptyTable(s *Schema) *Table { return &Table{Schema: s} }
+
+// Source returns the batches of one split: a Batcher over its table, or a
+// stream from disk when streaming.
+func (s *Splits) Source(p Part, o BatchOptions) (Source, error) {
+	if s.stream != nil {
+		return s.stream.source(p, o)
+	}
+	t := [3]*Table{s.Train, s.Valid, s.Test}[p]
+	return NewBatcher(t, o)
+}
+
+// paths lists the data files of cfg: Path then Files.
+func (c *Config) paths() []string {
+	var out []string
+	if c.Path != "" {
+		out = append(out, c.Path)
+	}
+	return append(out, c.Files...)
+}
+
+// ReadFile reads one file (a directory for kuaisar) in cfg's format, for
+// evaluation or prediction; map it with saved vocabularies by Encode. Label
+// columns may be missing (predict data): the labels are then 0.
+func ReadFile(cfg Config, path string) (*Raw, error) {
+	cfg.fillDefaults()
+	if cfg.Format == "synthetic" {
+		return nil, fmt.Errorf("data: format synthetic has no files to read")
+	}
+	return readFiles(&cfg, []string{path}, true)
+}
+
+// readFiles reads files in cfg's format into one Raw, then applies the
+// scenario descriptions of the config.
+func readFiles(cfg *Config, files []string, predict bool) (*Raw, error) {
+	if len(files) == 0 {
+		return nil, fmt.Errorf("data: format %s: no files given", cfg.Format)
+	}
+	var raw *Raw
+	var err error
+	switch cfg.Format {
+	case "csv":
+		raw, err = readGeneric(cfg, files, predict)
+	case "douban":
+		raw, err = readDouban(cfg, files, predict)
+	case "amazon":
+		raw, err = readAmazon(cfg, files)
+	case "kuaisar":
+		if len(files) != 1 {
+			return nil, fmt.Errorf("data: format kuaisar: give one directory, not %d paths", len(files))
+		}
+		raw, err = readKuaiSAR(cfg, files[0])
+	default:
+		return nil, fmt.Errorf("data: format %q cannot be read from files", cfg.Format)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, sc := range cfg.Scenarios {
+		if sc.Description != "" {
+			raw.Descriptions[sc.Name] = sc.Description
+		}
+	}
+	return raw, nil
+}
+
+// readGeneric reads csv files with the config's columns.
+func readGeneric(cfg *Config, files []string, predict bool) (*Raw, error) {
+	raw := newRawFor(&cfg.Columns)
+	for _, f := range files {
+		o, err := cfg.readOptions(f)
+		if err != nil {
+			return nil, err
+		}
+		o.optionalLabels = predict
+		if err := readCSVFile(raw, f, &cfg.Columns, o); err != nil {
+			return nil, err
+		}
+	}
+	return raw, nil
+}
+
+// isDir reports whether path is a directory.
+func isDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
+}
+
+// inDir joins a file name onto a directory.
+func inDir(dir, name string) string { return filepath.Join(dir, name) }

@@ -1,0 +1,174 @@
+package data
+
+import "strconv"
+
+// Dict interns the distinct raw strings of one column. Code 0 is always the
+// empty string (a missing value), which every vocabulary maps to index 0.
+type Dict struct {
+	Strings []string
+	index   map[string]int32
+}
+
+func newDict() *Dict {
+	return &Dict{Strings: []string{""}, index: map[string]int32{"": 0}}
+}
+
+// code interns b; the map lookup with string(b) does not allocate.
+func (d *Dict) code(b []byte) int32 {
+	if c, ok := d.index[string(b)]; ok {
+		return c
+	}
+	return d.add(string(b))
+}
+
+func (d *Dict) codeString(s string) int32 {
+	if c, ok := d.index[s]; ok {
+		return c
+	}
+	return d.add(s)
+}
+
+func (d *Dict) add(s string) int32 {
+	c := int32(len(d.Strings))
+	d.Strings = append(d.Strings, s)
+	d.index[s] = c
+	return c
+}
+
+// CatColumn is one categorical column of a Raw: a code per row into Dict.
+type CatColumn struct {
+	Name  string
+	Dict  *Dict
+	Codes []int32
+}
+
+// NumColumn is one numeric or label column of a Raw.
+type NumColumn struct {
+	Name   string
+	Values []float32
+}
+
+// Raw is data as read, before vocabularies: categorical values interned per
+// column, column-major so that readers can join feature tables cheaply.
+// Every row remembers the file and line it came from, so that errors found
+// later (an unknown scenario in eval data) still name them.
+type Raw struct {
+	Scenario CatColumn
+	Cat      []*CatColumn // Cat[0] user, Cat[1] item
+	Num      []*NumColumn
+	Labels   []*NumColumn
+	Time     []int64 // nil when the data has no timestamps
+
+	Files []string // files read, indexed by FileIdx
+	File  []uint16 // per row, index into Files
+	Line  []int32  // per row, 1-based line in its file
+
+	// Descriptions of scenarios known to the reader, by name.
+	Descriptions map[string]string
+	Text         *Text
+	Skipped      BadRows
+}
+
+// newRaw makes an empty Raw with the given field names.
+func newRaw(cat, num, labels []string, withTime bool) *Raw {
+	r := &Raw{
+		Scenario:     CatColumn{Name: "scenario", Dict: newDict()},
+		Descriptions: map[string]string{},
+		Text:         newText(),
+	}
+	for _, n := range cat {
+		r.Cat = append(r.Cat, &CatColumn{Name: n, Dict: newDict()})
+	}
+	for _, n := range num {
+		r.Num = append(r.Num, &NumColumn{Name: n})
+	}
+	for _, n := range labels {
+		r.Labels = append(r.Labels, &NumColumn{Name: n})
+	}
+	if withTime {
+		r.Time = []int64{}
+	}
+	return r
+}
+
+// Len is the number of rows.
+func (r *Raw) Len() int { return len(r.Scenario.Codes) }
+
+// addFile registers a source file and returns its index.
+func (r *Raw) addFile(name string) uint16 {
+	r.Files = append(r.Files, name)
+	return uint16(len(r.Files) - 1)
+}
+
+// appendRow adds one row; cat, num and lab are in field order.
+func (r *Raw) appendRow(file uint16, line int, scen int32, cat []int32, num, lab []float32, t int64) {
+	r.Scenario.Codes = append(r.Scenario.Codes, scen)
+	for j, c := range cat {
+		r.Cat[j].Codes = append(r.Cat[j].Codes, c)
+	}
+	for j, v := range num {
+		r.Num[j].Values = append(r.Num[j].Values, v)
+	}
+	for j, v := range lab {
+		r.Labels[j].Values = append(r.Labels[j].Values, v)
+	}
+	if r.Time != nil {
+		r.Time = append(r.Time, t)
+	}
+	r.File = append(r.File, file)
+	r.Line = append(r.Line, int32(line))
+}
+
+// where names the file and line of row i.
+func (r *Raw) where(i int) (string, int) {
+	return r.Files[r.File[i]], int(r.Line[i])
+}
+
+// catNames, numNames and labelNames list the field names.
+func (r *Raw) catNames() []string   { return catColNames(r.Cat) }
+func (r *Raw) numNames() []string   { return numColNames(r.Num) }
+func (r *Raw) labelNames() []string { return numColNames(r.Labels) }
+
+func catColNames(cs []*CatColumn) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.Name
+	}
+	return out
+}
+
+func numColNames(cs []*NumColumn) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.Name
+	}
+	return out
+}
+
+// joinCat adds categorical columns looked up by the value of column key:
+// feats maps a key to the values of the new columns (missing keys give "").
+// It is how readers attach user and item feature tables.
+func (r *Raw) joinCat(key int, names []string, feats map[string][]string) {
+	kc := r.Cat[key]
+	cols := make([]*CatColumn, len(names))
+	perKey := make([][]int32, len(names)) // key code -> new code
+	for j, n := range names {
+		cols[j] = &CatColumn{Name: n, Dict: newDict(), Codes: make([]int32, r.Len())}
+		perKey[j] = make([]int32, len(kc.Dict.Strings))
+	}
+	for code, k := range kc.Dict.Strings {
+		if vals, ok := feats[k]; ok {
+			for j := range names {
+				perKey[j][code] = cols[j].Dict.codeString(vals[j])
+			}
+		}
+	}
+	for i, code := range kc.Codes {
+		for j := range names {
+			cols[j].Codes[i] = perKey[j][code]
+		}
+	}
+	r.Cat = append(r.Cat, cols...)
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }

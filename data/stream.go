@@ -1,0 +1,416 @@
+package data
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sync"
+)
+
+// Streaming (stream.enabled, csv only) reads data larger than memory from
+// disk in blocks of stream.block_rows rows, twice: a first pass at Load
+// counts rows, builds the vocabularies and the statistics on the training
+// rows; every epoch is then a second pass that encodes block by block and
+// shuffles through a bounded buffer of stream.shuffle_buffer rows. The
+// split is by files (train/valid/test) or, for "random", by a seeded hash
+// of each row's position, so that no pass needs all rows in memory. Memory
+// is bounded by the vocabularies, one block and the shuffle buffer.
+
+type streamSet struct {
+	cfg    Config
+	files  [3][]string // per part; with hash all parts read files[Train]
+	hash   bool
+	vocabs *Vocabs
+	rows   [3]int
+}
+
+func loadStream(cfg Config, lo loadOptions) (*Splits, error) {
+	s := &streamSet{cfg: cfg}
+	switch cfg.Split.Method {
+	case "files":
+		for p, f := range []string{cfg.Train, cfg.Valid, cfg.Test} {
+			if f != "" {
+				s.files[p] = []string{f}
+			}
+		}
+	case "random":
+		s.hash = true
+		s.files[Train] = cfg.paths()
+	default:
+		return nil, fmt.Errorf("data config: streaming supports split methods files and random, not %s", cfg.Split.Method)
+	}
+	sp := &Splits{Config: cfg, stream: s}
+	nc := len(cfg.Columns.catRefs())
+	counters := make([]*Dict, nc)
+	counts := make([][]int, nc)
+	for f := range counters {
+		counters[f] = newDict()
+	}
+	scen := newDict()
+	st := &statsBuilder{}
+	desc := map[string]string{}
+	for p := range 3 {
+		if s.hash && p > 0 {
+			break
+		}
+		err := s.eachBlock(Part(p), func(raw *Raw, parts []Part) error {
+			sp.Skipped.merge(raw.Skipped)
+			gmap := make([][]int32, nc) // block code -> global code, -1 unseen
+			for f, c := range raw.Cat {
+				gmap[f] = make([]int32, len(c.Dict.Strings))
+				for i := range gmap[f] {
+					gmap[f][i] = -1
+				}
+			}
+			for i, part := range parts {
+				s.rows[part]++
+				if part != Train {
+					continue
+				}
+				for f, c := range raw.Cat {
+					code := c.Codes[i]
+					g := gmap[f][code]
+					if g < 0 {
+						g = counters[f].codeString(c.Dict.Strings[code])
+						gmap[f][code] = g
+						for int(g) >= len(counts[f]) {
+							counts[f] = append(counts[f], 0)
+						}
+					}
+					counts[f][g]++
+				}
+				sc := int(scen.codeString(raw.Scenario.Dict.Strings[raw.Scenario.Codes[i]])) - 1
+				cat := raw.Text.Items[raw.Cat[1].Dict.Strings[raw.Cat[1].Codes[i]]].Category
+				st.add(sc, int64(gmap[0][raw.Cat[0].Codes[i]]), int64(gmap[1][raw.Cat[1].Codes[i]]), raw.Labels[0].Values[i], cat)
+			}
+			for k, v := range raw.Descriptions {
+				desc[k] = v
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if s.rows[Train] == 0 {
+		return nil, fmt.Errorf("data: the training split is empty")
+	}
+	for _, sc := range cfg.Scenarios {
+		desc[sc.Name] = sc.Description
+	}
+	s.vocabs = lo.vocabs
+	if s.vocabs == nil {
+		v := &Vocabs{Numeric: refFields(cfg.Columns.Numeric), Labels: refFields(cfg.Columns.Labels)}
+		for f, name := range refFields(cfg.Columns.catRefs()) {
+			for len(counts[f]) < len(counters[f].Strings) {
+				counts[f] = append(counts[f], 0)
+			}
+			v.Fields = append(v.Fields, NewVocab(name, cfg.MinCount, keepFrequent(counters[f].Strings, counts[f], cfg.MinCount)))
+		}
+		v.Scenarios = scenarioList(scen.Strings[1:], cfg.Scenarios, desc)
+		s.vocabs = v
+	}
+	sp.Vocabs = s.vocabs
+	// Statistics in vocabulary order.
+	st.names = scen.Strings[1:] // st grew one scenario per new code
+	all := st.result()
+	for _, info := range s.vocabs.Scenarios {
+		for _, x := range all {
+			if x.Name == info.Name {
+				sp.Stats = append(sp.Stats, x)
+			}
+		}
+	}
+	return sp, nil
+}
+
+// hashPart assigns stream row n to a split from the seed and the ratios.
+func hashPart(seed int64, n int, ratios []float64) Part {
+	z := uint64(seed) + uint64(n)*0x9e3779b97f4a7c15 // splitmix64
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	z ^= z >> 31
+	u := float64(z>>11) / (1 << 53) * (ratios[0] + ratios[1] + ratios[2])
+	switch {
+	case u < ratios[0]:
+		return Train
+	case u < ratios[0]+ratios[1]:
+		return Valid
+	}
+	return Test
+}
+
+// eachBlock reads the files of part p block by block; parts[i] is the split
+// of row i of the block (all p for file splits).
+func (s *streamSet) eachBlock(p Part, f func(raw *Raw, parts []Part) error) error {
+	files := s.files[p]
+	if s.hash {
+		files = s.files[Train]
+	}
+	n := 0
+	var parts []Part
+	for _, file := range files {
+		err := func() error {
+			o, err := s.cfg.readOptions(file)
+			if err != nil {
+				return err
+			}
+			fh, err := os.Open(file)
+			if err != nil {
+				return err
+			}
+			defer fh.Close()
+			c, err := openCSV(file, fh, &s.cfg.Columns, o)
+			if err != nil {
+				return err
+			}
+			total := 0
+			for s.cfg.MaxRows <= 0 || total < s.cfg.MaxRows {
+				limit := s.cfg.Stream.BlockRows
+				if s.cfg.MaxRows > 0 {
+					limit = min(limit, s.cfg.MaxRows-total)
+				}
+				raw := newRawFor(&s.cfg.Columns)
+				if err := c.into(raw); err != nil {
+					return err
+				}
+				k, err := c.read(limit)
+				if err != nil {
+					return err
+				}
+				if k == 0 {
+					break
+				}
+				total += k
+				parts = parts[:0]
+				for range k {
+					q := p
+					if s.hash {
+						q = hashPart(s.cfg.Seed, n, s.cfg.Split.Ratios)
+					}
+					parts = append(parts, q)
+					n++
+				}
+				if err := f(raw, parts); err != nil {
+					return err
+				}
+			}
+			if total == 0 {
+				return c.emptyErr()
+			}
+			return nil
+		}()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *streamSet) source(p Part, o BatchOptions) (Source, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	return &Stream{set: s, part: p, o: o, free: make(chan *Batch, o.Prefetch+2)}, nil
+}
+
+// Stream is a Source that reads one split from disk every epoch.
+type Stream struct {
+	set  *streamSet
+	part Part
+	o    BatchOptions
+	free chan *Batch
+}
+
+// NumBatches is the number of batches per epoch (rows were counted at Load).
+func (s *Stream) NumBatches() int { return numBatches(s.set.rows[s.part], s.o) }
+
+// Schema is the schema of the batches.
+func (s *Stream) Schema() *Schema { return s.set.vocabs.Schema() }
+
+// Epoch streams one epoch from batch start; the shuffle is seeded by
+// (Seed, epoch), so a resumed epoch repeats the same batches.
+func (s *Stream) Epoch(epoch, start int) Iterator {
+	sch := s.Schema()
+	nc, nn, nl := len(sch.Categorical), len(sch.Numeric), len(sch.Labels)
+	out := make(chan *Batch, s.o.Prefetch)
+	it := &streamIter{out: out, free: s.free, done: make(chan struct{})}
+	it.wg.Add(1)
+	go func() {
+		defer it.wg.Done()
+		defer close(out)
+		var rng *rand.Rand
+		capacity := 0
+		if s.o.Shuffle {
+			rng = rand.New(rand.NewPCG(uint64(s.o.Seed), uint64(epoch)))
+			capacity = s.set.cfg.Stream.ShuffleBuffer
+		}
+		buf := newBatch(capacity, nc, nn, nl) // the shuffle buffer, as rows
+		buf.resize(0, nc, nn, nl)
+		var cur *Batch
+		index := 0
+		emit := func(src *Batch, j int) bool { // append row j of src to cur
+			if cur == nil {
+				cur = getBatch(s.free, s.o.Size, nc, nn, nl)
+				cur.resize(0, nc, nn, nl)
+			}
+			cur.appendRow(src, j, nc, nn, nl)
+			if cur.Size < s.o.Size {
+				return true
+			}
+			return it.send(&cur, &index, start, epoch)
+		}
+		ordinal := 0
+		row := newBatch(1, nc, nn, nl)
+		err := s.set.eachBlock(s.part, func(raw *Raw, parts []Part) error {
+			var rows []int32
+			for i, q := range parts {
+				if q == s.part {
+					rows = append(rows, int32(i))
+				}
+			}
+			t, err := encodeRows(raw, rows, s.set.vocabs)
+			if err != nil {
+				return err
+			}
+			for r := range t.Len() {
+				row.resize(0, nc, nn, nl)
+				row.appendTableRow(t, r, int64(ordinal), nc, nn, nl)
+				ordinal++
+				if capacity == 0 {
+					if !emit(row, 0) {
+						return errStopped
+					}
+					continue
+				}
+				if buf.Size < capacity {
+					buf.appendRow(row, 0, nc, nn, nl)
+					continue
+				}
+				j := rng.IntN(capacity)
+				if !emit(buf, j) {
+					return errStopped
+				}
+				buf.setRow(j, row, 0, nc, nn, nl)
+			}
+			return nil
+		})
+		if err == nil && capacity > 0 {
+			rng.Shuffle(buf.Size, func(a, b int) { buf.swap(a, b, nc, nn, nl) })
+			for j := range buf.Size {
+				if !emit(buf, j) {
+					return
+				}
+			}
+		}
+		if err == errStopped {
+			return
+		}
+		if err == nil && cur != nil && cur.Size > 0 && !s.o.DropLast {
+			it.send(&cur, &index, start, epoch)
+		}
+		it.setErr(err)
+	}()
+	return it
+}
+
+var errStopped = fmt.Errorf("stopped")
+
+// appendRow appends row j of src.
+func (bt *Batch) appendRow(src *Batch, j, nc, nn, nl int) {
+	n := bt.Size
+	bt.resize(n+1, nc, nn, nl)
+	bt.setRow(n, src, j, nc, nn, nl)
+}
+
+func (bt *Batch) appendTableRow(t *Table, r int, ordinal int64, nc, nn, nl int) {
+	n := bt.Size
+	bt.resize(n+1, nc, nn, nl)
+	bt.Scenario[n] = t.Scenario[r]
+	copy(bt.Cat[n*nc:(n+1)*nc], t.Cat[r*nc:])
+	copy(bt.Num[n*nn:(n+1)*nn], t.Num[r*nn:])
+	copy(bt.Label[n*nl:(n+1)*nl], t.Label[r*nl:])
+	bt.Row[n] = ordinal
+}
+
+// setRow overwrites row i with row j of src.
+func (bt *Batch) setRow(i int, src *Batch, j, nc, nn, nl int) {
+	bt.Scenario[i] = src.Scenario[j]
+	copy(bt.Cat[i*nc:(i+1)*nc], src.Cat[j*nc:(j+1)*nc])
+	copy(bt.Num[i*nn:(i+1)*nn], src.Num[j*nn:(j+1)*nn])
+	copy(bt.Label[i*nl:(i+1)*nl], src.Label[j*nl:(j+1)*nl])
+	bt.Row[i] = src.Row[j]
+}
+
+func (bt *Batch) swap(a, b, nc, nn, nl int) {
+	bt.Scenario[a], bt.Scenario[b] = bt.Scenario[b], bt.Scenario[a]
+	for k := range nc {
+		bt.Cat[a*nc+k], bt.Cat[b*nc+k] = bt.Cat[b*nc+k], bt.Cat[a*nc+k]
+	}
+	for k := range nn {
+		bt.Num[a*nn+k], bt.Num[b*nn+k] = bt.Num[b*nn+k], bt.Num[a*nn+k]
+	}
+	for k := range nl {
+		bt.Label[a*nl+k], bt.Label[b*nl+k] = bt.Label[b*nl+k], bt.Label[a*nl+k]
+	}
+	bt.Row[a], bt.Row[b] = bt.Row[b], bt.Row[a]
+}
+
+type streamIter struct {
+	out  chan *Batch
+	free chan *Batch
+	done chan struct{}
+	once sync.Once
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	err  error
+}
+
+// send hands *cur over and clears it, or empties it for reuse when it
+// precedes batch start; it returns false when the iterator was closed.
+func (it *streamIter) send(cur **Batch, index *int, start, epoch int) bool {
+	bt := *cur
+	k := *index
+	*index++
+	if k < start {
+		bt.resize(0, 0, 0, 0)
+		return true
+	}
+	*cur = nil
+	bt.Epoch, bt.Index = epoch, k
+	select {
+	case it.out <- bt:
+		return true
+	case <-it.done:
+		return false
+	}
+}
+
+func (it *streamIter) setErr(err error) {
+	it.mu.Lock()
+	it.err = err
+	it.mu.Unlock()
+}
+
+func (it *streamIter) Next() (*Batch, bool) {
+	bt, ok := <-it.out
+	return bt, ok
+}
+
+func (it *streamIter) Release(bt *Batch) {
+	select {
+	case it.free <- bt:
+	default:
+	}
+}
+
+func (it *streamIter) Err() error {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	return it.err
+}
+
+func (it *streamIter) Close() {
+	it.once.Do(func() { close(it.done) })
+	it.wg.Wait()
+}

@@ -1,0 +1,328 @@
+package data
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+)
+
+// Vocab maps the raw values of one categorical field to dense indices.
+// Index 0 is out-of-vocabulary and missing; Tokens[i] has index i+1.
+type Vocab struct {
+	Name     string
+	MinCount int
+	Tokens   []string
+	index    map[string]int64
+}
+
+// NewVocab makes a vocabulary from tokens in index order (1, 2, ...).
+func NewVocab(name string, minCount int, tokens []string) *Vocab {
+	v := &Vocab{Name: name, MinCount: minCount, Tokens: tokens, index: make(map[string]int64, len(tokens))}
+	for i, t := range tokens {
+		v.index[t] = int64(i + 1)
+	}
+	return v
+}
+
+// Size is the number of indices, out-of-vocabulary included.
+func (v *Vocab) Size() int { return len(v.Tokens) + 1 }
+
+// Index maps a raw value to its index, 0 when unknown.
+func (v *Vocab) Index(tok string) int64 { return v.index[tok] }
+
+// Token maps an index back to the raw value ("" for 0 or out of range).
+func (v *Vocab) Token(i int64) string {
+	if i < 1 || int(i) > len(v.Tokens) {
+		return ""
+	}
+	return v.Tokens[i-1]
+}
+
+type vocabJSON struct {
+	Name     string   `json:"name"`
+	MinCount int      `json:"min_count"`
+	Tokens   []string `json:"tokens"`
+}
+
+// MarshalJSON writes the name, min count and tokens in index order.
+func (v *Vocab) MarshalJSON() ([]byte, error) {
+	return json.Marshal(vocabJSON{v.Name, v.MinCount, v.Tokens})
+}
+
+// UnmarshalJSON restores a vocabulary written by MarshalJSON.
+func (v *Vocab) UnmarshalJSON(b []byte) error {
+	var j vocabJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*v = *NewVocab(j.Name, j.MinCount, j.Tokens)
+	if len(v.index) != len(j.Tokens) {
+		return fmt.Errorf("vocab %q: duplicate tokens", j.Name)
+	}
+	return nil
+}
+
+// Vocabs is everything needed to map raw data as training did: the
+// scenarios in id order, a Vocab per categorical field, and the names of the
+// numeric and label fields. It is saved with a model.
+type Vocabs struct {
+	Scenarios []ScenarioInfo `json:"scenarios"`
+	Fields    []*Vocab       `json:"fields"`
+	Numeric   []string       `json:"numeric"`
+	Labels    []string       `json:"labels"`
+
+	schema *Schema
+}
+
+// Schema returns the schema of tables encoded with v (one shared value).
+func (v *Vocabs) Schema() *Schema {
+	if v.schema == nil {
+		s := &Schema{Scenarios: v.Scenarios, Numeric: v.Numeric, Labels: v.Labels}
+		for _, f := range v.Fields {
+			s.Categorical = append(s.Categorical, f.Name)
+		}
+		v.schema = s
+	}
+	return v.schema
+}
+
+// Sizes returns Size() of each field's vocabulary, in schema order.
+func (v *Vocabs) Sizes() []int {
+	out := make([]int, len(v.Fields))
+	for i, f := range v.Fields {
+		out[i] = f.Size()
+	}
+	return out
+}
+
+// ScenarioIndex returns the id of a scenario name.
+func (v *Vocabs) ScenarioIndex(name string) (int, bool) {
+	for i, s := range v.Scenarios {
+		if s.Name == name {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// Save writes v as indented JSON.
+func (v *Vocabs) Save(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", " ")
+	return enc.Encode(v)
+}
+
+// LoadVocabs reads vocabularies written by Save.
+func LoadVocabs(r io.Reader) (*Vocabs, error) {
+	var v Vocabs
+	if err := json.NewDecoder(r).Decode(&v); err != nil {
+		return nil, fmt.Errorf("load vocabs: %w", err)
+	}
+	if len(v.Fields) < 2 || len(v.Labels) < 1 || len(v.Scenarios) < 1 {
+		return nil, fmt.Errorf("load vocabs: need scenarios, user and item fields and a label")
+	}
+	return &v, nil
+}
+
+// BuildVocabs counts the values of each categorical field over rows of raw
+// (all rows when rows is nil) and keeps those seen at least minCount times,
+// most frequent first (ties by value), so the result does not depend on row
+// order. Scenarios come from fixed when given (their order is the id order),
+// otherwise from the scenarios seen in rows, in natural order.
+func BuildVocabs(raw *Raw, rows []int32, minCount int, fixed []ScenarioInfo) *Vocabs {
+	minCount = max(minCount, 1)
+	v := &Vocabs{Numeric: raw.numNames(), Labels: raw.labelNames()}
+	forRows := func(f func(int32)) {
+		if rows == nil {
+			for i := range int32(raw.Len()) {
+				f(i)
+			}
+			return
+		}
+		for _, i := range rows {
+			f(i)
+		}
+	}
+	for _, c := range raw.Cat {
+		counts := make([]int, len(c.Dict.Strings))
+		forRows(func(i int32) { counts[c.Codes[i]]++ })
+		v.Fields = append(v.Fields, NewVocab(c.Name, minCount, keepFrequent(c.Dict.Strings, counts, minCount)))
+	}
+	seen := make([]bool, len(raw.Scenario.Dict.Strings))
+	forRows(func(i int32) { seen[raw.Scenario.Codes[i]] = true })
+	var names []string
+	for code, ok := range seen {
+		if ok {
+			names = append(names, raw.Scenario.Dict.Strings[code])
+		}
+	}
+	v.Scenarios = scenarioList(names, fixed, raw.Descriptions)
+	return v
+}
+
+// scenarioList is fixed when given, else the names seen in natural order
+// with their descriptions.
+func scenarioList(seen []string, fixed []ScenarioInfo, desc map[string]string) []ScenarioInfo {
+	if len(fixed) > 0 {
+		return slices.Clone(fixed)
+	}
+	seen = slices.Clone(seen)
+	slices.SortFunc(seen, naturalCompare)
+	out := make([]ScenarioInfo, len(seen))
+	for i, n := range seen {
+		out[i] = ScenarioInfo{Name: n, Description: desc[n]}
+	}
+	return out
+}
+
+func keepFrequent(strs []string, counts []int, minCount int) []string {
+	var idx []int
+	for code := 1; code < len(strs); code++ { // code 0 is the empty value
+		if counts[code] >= minCount {
+			idx = append(idx, code)
+		}
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		if c := cmp.Compare(counts[b], counts[a]); c != 0 {
+			return c
+		}
+		return cmp.Compare(strs[a], strs[b])
+	})
+	out := make([]string, len(idx))
+	for i, code := range idx {
+		out[i] = strs[code]
+	}
+	return out
+}
+
+// naturalCompare orders integers numerically and everything else as text,
+// so scenarios "1".."10" keep their numeric order.
+func naturalCompare(a, b string) int {
+	ia, ea := parseInt(a)
+	ib, eb := parseInt(b)
+	switch {
+	case ea == nil && eb == nil:
+		return cmp.Compare(ia, ib)
+	case ea == nil:
+		return -1
+	case eb == nil:
+		return 1
+	}
+	return cmp.Compare(a, b)
+}
+
+// Encode maps every row of raw with v. A scenario that v does not know is an
+// error naming the file and line of its first row; other unknown values map
+// to index 0. Fields of v missing from raw are an error; raw without label
+// columns (predict data) gets labels 0.
+func Encode(raw *Raw, v *Vocabs) (*Table, error) {
+	return encodeRows(raw, nil, v)
+}
+
+func encodeRows(raw *Raw, rows []int32, v *Vocabs) (*Table, error) {
+	if rows == nil {
+		rows = make([]int32, raw.Len())
+		for i := range rows {
+			rows[i] = int32(i)
+		}
+	}
+	s := v.Schema()
+	n := len(rows)
+	t := &Table{
+		Schema:    s,
+		Scenario:  make([]int64, n),
+		Cat:       make([]int64, n*len(s.Categorical)),
+		Num:       make([]float32, n*len(s.Numeric)),
+		Label:     make([]float32, n*len(s.Labels)),
+		Source:    raw,
+		SourceRow: rows,
+	}
+	// Scenario: raw code -> id, -1 when unknown.
+	scen := make([]int64, len(raw.Scenario.Dict.Strings))
+	for code, name := range raw.Scenario.Dict.Strings {
+		id, ok := v.ScenarioIndex(name)
+		scen[code] = int64(id)
+		if !ok {
+			scen[code] = -1
+		}
+	}
+	for r, i := range rows {
+		id := scen[raw.Scenario.Codes[i]]
+		if id < 0 {
+			file, line := raw.where(int(i))
+			return nil, &RowError{File: file, Line: line, Column: raw.Scenario.Name,
+				Value: raw.Scenario.Dict.Strings[raw.Scenario.Codes[i]], Err: ErrUnknownScenario}
+		}
+		t.Scenario[r] = id
+	}
+	nc := len(s.Categorical)
+	for f, voc := range v.Fields {
+		col := findCat(raw.Cat, voc.Name)
+		if col == nil {
+			return nil, fmt.Errorf("%s: categorical field %q: %w", rawName(raw), voc.Name, ErrMissingColumn)
+		}
+		m := make([]int64, len(col.Dict.Strings))
+		for code, str := range col.Dict.Strings {
+			m[code] = voc.Index(str)
+		}
+		for r, i := range rows {
+			t.Cat[r*nc+f] = m[col.Codes[i]]
+		}
+	}
+	if err := fillFloats(t.Num, raw.Num, s.Numeric, rows, raw, false); err != nil {
+		return nil, err
+	}
+	if err := fillFloats(t.Label, raw.Labels, s.Labels, rows, raw, len(raw.Labels) == 0); err != nil {
+		return nil, err
+	}
+	if raw.Time != nil {
+		t.Time = make([]int64, n)
+		for r, i := range rows {
+			t.Time[r] = raw.Time[i]
+		}
+	}
+	return t, nil
+}
+
+func fillFloats(dst []float32, cols []*NumColumn, names []string, rows []int32, raw *Raw, allowMissing bool) error {
+	if allowMissing {
+		return nil
+	}
+	for f, name := range names {
+		col := findNum(cols, name)
+		if col == nil {
+			return fmt.Errorf("%s: field %q: %w", rawName(raw), name, ErrMissingColumn)
+		}
+		for r, i := range rows {
+			dst[r*len(names)+f] = col.Values[i]
+		}
+	}
+	return nil
+}
+
+func rawName(raw *Raw) string {
+	if len(raw.Files) == 0 {
+		return "data"
+	}
+	return raw.Files[0]
+}
+
+func findCat(cs []*CatColumn, name string) *CatColumn {
+	for _, c := range cs {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func findNum(cs []*NumColumn, name string) *NumColumn {
+	for _, c := range cs {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
