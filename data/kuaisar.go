@@ -53,7 +53,7 @@ func readKuaiSAR(cfg *Config, dir string) (*Raw, error) {
 		raw.joinCat(0, kuaisarUserFeats, feats)
 	}
 	if f := inDir(dir, "item_features.csv"); exists(f) {
-		feats, err := readFeatureTable(f, "item_id", kuaisarItemFeats, func(get func(string) (string, bool), key string) error {
+		feats, err := readFeatureTable(f, "item_id", kuaisarItemFeats, func(get func(string) (string, bool), key string) (string, error) {
 			return kuaisarItemText(raw.Text, get, key)
 		}, cfg.SkipBadRows, &raw.Skipped)
 		if err != nil {
@@ -66,8 +66,9 @@ func readKuaiSAR(cfg *Config, dir string) (*Raw, error) {
 
 func exists(path string) bool { _, err := os.Stat(path); return err == nil }
 
-// kuaisarItemText keeps an item's category path and caption tokens.
-func kuaisarItemText(text *Text, get func(string) (string, bool), key string) error {
+// kuaisarItemText keeps an item's category path and caption tokens; on
+// error it names the bad column.
+func kuaisarItemText(text *Text, get func(string) (string, bool), key string) (string, error) {
 	var path []string
 	for _, lv := range []string{"first", "second", "third", "fourth"} {
 		if n, ok := get(lv + "_level_category_name_en"); ok && n != "" && n != "empty" {
@@ -81,12 +82,12 @@ func kuaisarItemText(text *Text, get func(string) (string, bool), key string) er
 	if c, ok := get("caption"); ok {
 		toks, err := parseTokenList(c)
 		if err != nil {
-			return fmt.Errorf("caption: %w", err)
+			return "caption", err
 		}
 		it.Tokens = toks
 	}
 	text.Items[key] = it
-	return nil
+	return "", nil
 }
 
 // parseTokenList parses "[20, 34, 3]" (or "" / "[]") into token ids.
@@ -115,8 +116,9 @@ func parseTokenList(s string) ([]int32, error) {
 }
 
 // readFeatureTable reads a CSV with a header into key -> values of cols
-// (columns absent from the file give ""). each, when set, sees every row.
-func readFeatureTable(path, key string, cols []string, each func(get func(string) (string, bool), key string) error,
+// (columns absent from the file give ""). each, when set, sees every row and
+// names the column of any error it returns.
+func readFeatureTable(path, key string, cols []string, each func(get func(string) (string, bool), key string) (string, error),
 	skipBad bool, bad *BadRows) (map[string][]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -162,8 +164,9 @@ func readFeatureTable(path, key string, cols []string, each func(get func(string
 		if err == nil {
 			k = string(bytes.TrimSpace(sc.fields[ki]))
 			if each != nil {
-				if e := each(get, k); e != nil {
-					err = &RowError{File: path, Line: sc.line, Column: sc.names[ki], Value: k, Err: e}
+				if col, e := each(get, k); e != nil {
+					v, _ := get(col)
+					err = &RowError{File: path, Line: sc.line, Column: col, Value: v, Err: e}
 				}
 			}
 		}
