@@ -97,42 +97,49 @@ func (e *OpenAIEncoder) Model() string {
 func (e *OpenAIEncoder) BatchSize() int { return max(4*e.cfg.Concurrency, e.cfg.EmbedBatch) }
 
 // Encode runs the chat completions (Concurrency at a time), then embeds
-// prompt + reasoning in batches of EmbedBatch. After an error it starts no
-// new request, lets the ones in flight finish, and returns every result
-// that completed together with the first error.
+// prompt + reasoning in batches of EmbedBatch. A prompt that fails (a 4xx,
+// a malformed answer) does not stop the others; an error every request
+// would hit (retries exhausted, 401, 403, 404) or a cancelled context stops
+// new requests. It returns every result that completed, with the first
+// error (and how many prompts failed).
 func (e *OpenAIEncoder) Encode(ctx context.Context, prompts []Prompt) ([]Result, error) {
 	var (
 		mu       sync.Mutex
 		firstErr error
+		failures int
+		stop     bool
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, e.cfg.Concurrency)
 	)
-	fail := func(err error) {
+	fail := func(err error, n int) {
 		mu.Lock()
 		defer mu.Unlock()
 		if firstErr == nil {
 			firstErr = err
 		}
+		failures += n
+		stop = stop || stopsBatch(err)
 	}
-	failed := func() bool {
+	stopped := func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return firstErr != nil || ctx.Err() != nil
+		return stop || ctx.Err() != nil
 	}
-	// run starts fn when a slot frees, unless something failed already.
-	run := func(fn func()) {
+	// run starts fn in a goroutine when a slot frees, unless stopped.
+	run := func(fn func()) bool {
 		if !acquire(ctx, sem) {
-			return
+			return false
 		}
-		if failed() {
+		if stopped() {
 			<-sem
-			return
+			return false
 		}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			fn()
 		}()
+		return true
 	}
 
 	reasoning := make([]string, len(prompts))
@@ -142,16 +149,22 @@ func (e *OpenAIEncoder) Encode(ctx context.Context, prompts []Prompt) ([]Result,
 			chatted[i] = true
 			continue
 		}
-		run(func() {
+		started := run(func() {
 			r, err := e.chat(ctx, p.Text)
 			if err != nil {
-				fail(fmt.Errorf("%s: chat completion: %w", p.Key, err))
+				fail(fmt.Errorf("%s: chat completion: %w", p.Key, err), 1)
 				return
 			}
 			reasoning[i], chatted[i] = r, true
 		})
+		if !started {
+			break
+		}
 	}
 	wg.Wait()
+	// What was reasoned about is still worth embedding even if the chat
+	// endpoint failed for good: only embedding errors stop this phase.
+	stop = false
 
 	var ready []int
 	for i := range prompts {
@@ -162,31 +175,27 @@ func (e *OpenAIEncoder) Encode(ctx context.Context, prompts []Prompt) ([]Result,
 	vectors := make([][]float32, len(prompts))
 	for start := 0; start < len(ready); start += e.cfg.EmbedBatch {
 		batch := ready[start:min(start+e.cfg.EmbedBatch, len(ready))]
-		// Embedding what was reasoned about is worth doing after another
-		// prompt failed, so this phase does not stop at the first error.
-		if !acquire(ctx, sem) {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		started := run(func() {
 			inputs := make([]string, len(batch))
 			for j, i := range batch {
 				inputs[j] = embeddingInput(prompts[i].Text, reasoning[i])
 			}
 			vecs, err := e.embed(ctx, inputs)
 			if err != nil {
-				fail(fmt.Errorf("%s: embeddings: %w", batchName(prompts, batch), err))
+				fail(fmt.Errorf("%s: embeddings: %w", batchName(prompts, batch), err), len(batch))
 				return
 			}
 			for j, i := range batch {
 				if err := checkVector(prompts[i].Key, vecs[j], e.cfg.Dim); err != nil {
-					fail(fmt.Errorf("embeddings from %s: %w", e.cfg.BaseURL, err))
+					fail(fmt.Errorf("embeddings from %s: %w", e.cfg.BaseURL, err), 1)
 					continue
 				}
 				vectors[i] = vecs[j]
 			}
-		}()
+		})
+		if !started {
+			break
+		}
 	}
 	wg.Wait()
 
@@ -196,8 +205,11 @@ func (e *OpenAIEncoder) Encode(ctx context.Context, prompts []Prompt) ([]Result,
 			out = append(out, Result{Key: p.Key, Reasoning: reasoning[i], Vector: vectors[i]})
 		}
 	}
-	if err := ctx.Err(); err != nil && firstErr == nil {
-		firstErr = context.Cause(ctx)
+	if err := ctx.Err(); err != nil {
+		return out, context.Cause(ctx)
+	}
+	if failures > 1 {
+		firstErr = fmt.Errorf("%d of %d prompts failed; first: %w", failures, len(prompts), firstErr)
 	}
 	return out, firstErr
 }

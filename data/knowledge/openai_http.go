@@ -25,6 +25,23 @@ func (e *httpError) Error() string {
 	return fmt.Sprintf("%s %s: %d %s: %s", e.method, e.url, e.status, http.StatusText(e.status), e.message)
 }
 
+// errGaveUp marks a request that failed after every retry: the server is
+// not healthy, so Encode starts no further requests.
+var errGaveUp = errors.New("giving up")
+
+// stopsBatch reports errors that every further request would hit too: an
+// exhausted retry budget, bad credentials, an unknown model or URL.
+func stopsBatch(err error) bool {
+	var he *httpError
+	if errors.As(err, &he) {
+		switch he.status {
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+			return true
+		}
+	}
+	return errors.Is(err, errGaveUp)
+}
+
 func retryable(status int) bool { return status == http.StatusTooManyRequests || status >= 500 }
 
 // post sends body as JSON to BaseURL+path and decodes the answer into out.
@@ -53,7 +70,7 @@ func (e *OpenAIEncoder) post(ctx context.Context, path string, body, out any) er
 			return err
 		}
 		if attempt >= e.cfg.MaxRetries {
-			return fmt.Errorf("giving up after %d attempts: %w", attempt+1, err)
+			return fmt.Errorf("%w after %d attempts: %w", errGaveUp, attempt+1, err)
 		}
 		select {
 		case <-time.After(e.backoff(attempt, retryAfter)):
