@@ -57,7 +57,7 @@ func readAmazon(cfg *Config, paths []string) (*Raw, error) {
 	if len(files) == 0 {
 		return nil, fmt.Errorf("amazon: no review files in %v", paths)
 	}
-	slices.Sort(files)
+	slices.SortFunc(files, func(a, b string) int { return strings.Compare(amazonCategory(a), amazonCategory(b)) })
 	raw := newRaw([]string{"user_id", "item_id"}, nil, []string{"label"}, true)
 	meta := map[string][]string{}
 	for _, f := range files {
