@@ -42,6 +42,25 @@ func (f *fakeAI) count(kind, content string) int {
 	return f.calls[kind+":"+content]
 }
 
+// setFault swaps the fault injector; handlers of cancelled requests may
+// still be running, so it goes through the lock, and so does resetting counts.
+func (f *fakeAI) setFault(fn func(w http.ResponseWriter, r *http.Request, kind, content string, attempt int) bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fault = fn
+	f.calls = map[string]int{}
+}
+
+func (f *fakeAI) snapshot() (map[string]int, func(w http.ResponseWriter, r *http.Request, kind, content string, attempt int) bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	calls := make(map[string]int, len(f.calls))
+	for k, v := range f.calls {
+		calls[k] = v
+	}
+	return calls, f.fault
+}
+
 func (f *fakeAI) total(kind string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -67,7 +86,8 @@ func (f *fakeAI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		content := req.Messages[1].Content
-		if attempt := f.count("chat", content); f.fault != nil && f.fault(w, r, "chat", content, attempt) {
+		attempt := f.count("chat", content)
+		if _, fault := f.snapshot(); fault != nil && fault(w, r, "chat", content, attempt) {
 			return
 		}
 		reply := "analysis of " + content
@@ -78,7 +98,8 @@ func (f *fakeAI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, `{"error":{"message":"bad embeddings request"}}`, http.StatusBadRequest)
 			return
 		}
-		if attempt := f.count("embed", req.Input[0]); f.fault != nil && f.fault(w, r, "embed", strings.Join(req.Input, "|"), attempt) {
+		attempt := f.count("embed", req.Input[0])
+		if _, fault := f.snapshot(); fault != nil && fault(w, r, "embed", strings.Join(req.Input, "|"), attempt) {
 			return
 		}
 		var data []any
@@ -217,9 +238,9 @@ func TestOpenAIEncoderRetries(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f, srv := newFakeAI(t)
-			f.fault = func(w http.ResponseWriter, r *http.Request, kind, content string, attempt int) bool {
+			f.setFault(func(w http.ResponseWriter, r *http.Request, kind, content string, attempt int) bool {
 				return tc.fault(w, kind, attempt)
-			}
+			})
 			e := testEncoder(t, srv.URL, func(c *OpenAIConfig) { c.Timeout = 100 * time.Millisecond })
 			start := time.Now()
 			prompts := testPrompts(1)
@@ -286,13 +307,13 @@ func TestOpenAIEncoderErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f, srv := newFakeAI(t)
-			f.fault = func(w http.ResponseWriter, r *http.Request, kind, content string, attempt int) bool {
+			f.setFault(func(w http.ResponseWriter, r *http.Request, kind, content string, attempt int) bool {
 				if kind == tc.kind && strings.Contains(content, "BAD") {
 					tc.answer(w, content)
 					return true
 				}
 				return false
-			}
+			})
 			// Embed one prompt per request so the bad one fails alone.
 			e := testEncoder(t, srv.URL, func(c *OpenAIConfig) { c.EmbedBatch = 1 })
 			good := testPrompts(3)
@@ -310,7 +331,8 @@ func TestOpenAIEncoderErrors(t *testing.T) {
 			} else {
 				checkResults(t, f, res, good) // nothing else lost
 			}
-			if got := f.calls[tc.kind+":prompt BAD"+map[string]string{"chat": "", "embed": "\n\nanalysis of prompt BAD"}[tc.kind]]; got != tc.wantCalls {
+			calls, _ := f.snapshot()
+			if got := calls[tc.kind+":prompt BAD"+map[string]string{"chat": "", "embed": "\n\nanalysis of prompt BAD"}[tc.kind]]; got != tc.wantCalls {
 				t.Errorf("bad prompt sent %d times, want %d", got, tc.wantCalls)
 			}
 		})
@@ -329,7 +351,7 @@ func TestOpenAIBuildResumes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var chats int
 	var mu sync.Mutex
-	f.fault = func(w http.ResponseWriter, r *http.Request, kind, content string, attempt int) bool {
+	f.setFault(func(w http.ResponseWriter, r *http.Request, kind, content string, attempt int) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		if kind == "chat" {
@@ -338,7 +360,7 @@ func TestOpenAIBuildResumes(t *testing.T) {
 			}
 		}
 		return false
-	}
+	})
 	s, _ := Open(dir, meta)
 	st, err := Build(ctx, s, e, prompts, nil)
 	if !errors.Is(err, context.Canceled) || st.Encoded != 8 {
@@ -346,13 +368,13 @@ func TestOpenAIBuildResumes(t *testing.T) {
 	}
 
 	// Run 2: one prompt is refused; everything else is stored.
-	f.fault = func(w http.ResponseWriter, r *http.Request, kind, content string, attempt int) bool {
+	f.setFault(func(w http.ResponseWriter, r *http.Request, kind, content string, attempt int) bool {
 		if content == "prompt 13" {
 			http.Error(w, `{"error":{"message":"prompt too long"}}`, 400)
 			return true
 		}
 		return false
-	}
+	})
 	s, err = Open(dir, meta)
 	if err != nil || s.Len() != 8 {
 		t.Fatalf("reopen: %d vectors, %v", s.Len(), err)
@@ -365,8 +387,7 @@ func TestOpenAIBuildResumes(t *testing.T) {
 	}
 
 	// Run 3: only the missing prompts are sent.
-	f.fault = nil
-	f.calls = map[string]int{}
+	f.setFault(nil)
 	s, _ = Open(dir, meta)
 	st, err = Build(context.Background(), s, e, prompts, nil)
 	if err != nil || st != (BuildStats{Prompts: 20, Stored: 15, Encoded: 5}) {
@@ -379,8 +400,8 @@ func TestOpenAIBuildResumes(t *testing.T) {
 	want["embed:prompt 13\n\nanalysis of prompt 13"] = 1 // first input of each embeddings batch
 	want["embed:prompt 17\n\nanalysis of prompt 17"] = 1
 	want["embed:prompt 19\n\nanalysis of prompt 19"] = 1
-	if !reflect.DeepEqual(f.calls, want) {
-		t.Errorf("final build sent %v, want %v", f.calls, want)
+	if calls, _ := f.snapshot(); !reflect.DeepEqual(calls, want) {
+		t.Errorf("final build sent %v, want %v", calls, want)
 	}
 	res := make([]Result, 0, len(prompts))
 	for _, p := range prompts {
