@@ -121,6 +121,31 @@ func (t *Table) Stats() []ScenarioStats {
 	return b.result()
 }
 
+// reorderStats puts statistics (and their SharedUsers columns) in the order
+// of names; scenarios without rows get empty statistics.
+func reorderStats(st []ScenarioStats, names []string) []ScenarioStats {
+	at := map[string]int{}
+	for i, x := range st {
+		at[x.Name] = i
+	}
+	out := make([]ScenarioStats, len(names))
+	for i, n := range names {
+		j, ok := at[n]
+		if !ok {
+			out[i] = ScenarioStats{Name: n, SharedUsers: make([]float64, len(names))}
+			continue
+		}
+		out[i] = st[j]
+		out[i].SharedUsers = make([]float64, len(names))
+		for k, m := range names {
+			if l, ok := at[m]; ok {
+				out[i].SharedUsers[k] = st[j].SharedUsers[l]
+			}
+		}
+	}
+	return out
+}
+
 // FormatStats renders statistics as a fixed-width table.
 func FormatStats(st []ScenarioStats) string {
 	var b strings.Builder

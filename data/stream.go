@@ -113,14 +113,7 @@ func loadStream(cfg Config, lo loadOptions) (*Splits, error) {
 	sp.Vocabs = s.vocabs
 	// Statistics in vocabulary order.
 	st.names = scen.Strings[1:] // st grew one scenario per new code
-	all := st.result()
-	for _, info := range s.vocabs.Scenarios {
-		for _, x := range all {
-			if x.Name == info.Name {
-				sp.Stats = append(sp.Stats, x)
-			}
-		}
-	}
+	sp.Stats = reorderStats(st.result(), s.vocabs.Schema().ScenarioNames())
 	return sp, nil
 }
 
