@@ -76,7 +76,8 @@ type Vocabs struct {
 	schema *Schema
 }
 
-// Schema returns the schema of tables encoded with v (one shared value).
+// Schema returns the schema of tables encoded with v (one shared value,
+// built on first use; BuildVocabs and LoadVocabs build it before returning).
 func (v *Vocabs) Schema() *Schema {
 	if v.schema == nil {
 		s := &Schema{Scenarios: v.Scenarios, Numeric: v.Numeric, Labels: v.Labels}
@@ -123,6 +124,7 @@ func LoadVocabs(r io.Reader) (*Vocabs, error) {
 	if len(v.Fields) < 2 || len(v.Labels) < 1 || len(v.Scenarios) < 1 {
 		return nil, fmt.Errorf("load vocabs: need scenarios, user and item fields and a label")
 	}
+	v.Schema() // built now, so later concurrent readers only read it
 	return &v, nil
 }
 
@@ -159,6 +161,7 @@ func BuildVocabs(raw *Raw, rows []int32, minCount int, fixed []ScenarioInfo) *Vo
 		}
 	}
 	v.Scenarios = scenarioList(names, fixed, raw.Descriptions)
+	v.Schema()
 	return v
 }
 

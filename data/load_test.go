@@ -1,0 +1,47 @@
+package data
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestLoadSyntheticDefaults(t *testing.T) {
+	sp, err := Load(Config{Synthetic: Synthetic{Users: 1000, ItemsPerScenario: 200, Rows: 20000}, Seed: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp.Train.Len() != 16000 || sp.Valid.Len() != 2000 || sp.Test.Len() != 2000 || sp.Synthetic == nil {
+		t.Fatalf("rows %d/%d/%d", sp.Train.Len(), sp.Valid.Len(), sp.Test.Len())
+	}
+	if got := sp.Vocabs.Schema().ScenarioNames(); !equal(got, []string{"video", "search", "shop"}) {
+		t.Errorf("scenario order %v, want the generator's", got)
+	}
+	out := FormatStats(sp.Stats)
+	if !strings.HasPrefix(out, "scenario") || !strings.Contains(out, "video ") || len(sp.Stats[0].TopCategories) != 5 {
+		t.Errorf("stats:\n%s%+v", out, sp.Stats[0])
+	}
+	// Histories keep the latest n per scenario, oldest first, with text.
+	h := sp.Train.UserHistories(2)
+	for _, u := range h[:50] {
+		if u.Text == "" || !strings.HasPrefix(u.Text, "Enjoys ") {
+			t.Fatalf("user %s text %q", u.User, u.Text)
+		}
+		for _, s := range u.Scenarios {
+			if len(s) > 2 || len(s) == 2 && s[0].Time > s[1].Time || len(s) > 0 && s[0].Category == "" {
+				t.Fatalf("history %+v", s)
+			}
+		}
+	}
+	// Evaluating with saved vocabularies maps ids as training did.
+	again, err := Load(sp.Config, WithVocabs(sp.Vocabs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equal(again.Test.Cat, sp.Test.Cat) {
+		t.Error("WithVocabs changed the encoding")
+	}
+	src, err := sp.Source(Valid, BatchOptions{Size: 500})
+	if err != nil || src.NumBatches() != 4 || src.Schema() != sp.Vocabs.Schema() {
+		t.Errorf("source %v %v", src, err)
+	}
+}
