@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"fmt"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -267,18 +268,19 @@ type element interface {
 	~float32 | ~float64 | ~int64 | ~int32 | ~bool | ~uint8
 }
 
+// dtypeOf goes by the underlying kind, so that named element types
+// (type score float64) map to their dtype rather than to uint8.
 func dtypeOf[T element]() DType {
-	var z T
-	switch any(z).(type) {
-	case float32:
+	switch reflect.TypeFor[T]().Kind() {
+	case reflect.Float32:
 		return Float32
-	case float64:
+	case reflect.Float64:
 		return Float64
-	case int64:
+	case reflect.Int64:
 		return Int64
-	case int32:
+	case reflect.Int32:
 		return Int32
-	case bool:
+	case reflect.Bool:
 		return Bool
 	}
 	return Uint8
