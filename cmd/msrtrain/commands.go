@@ -1,0 +1,245 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/data"
+	"github.com/msrtrain/msrtrain/train"
+	"github.com/msrtrain/msrtrain/train/sweep"
+)
+
+// withGlobals appends the global flags so they may follow the command too.
+func withGlobals(flags ...cli.Flag) []cli.Flag { return append(flags, globalFlags()...) }
+
+// checkDevice fails fast, with exit status 2, when the requested device cannot be used.
+func checkDevice(name string) error {
+	_, err := torch.ResolveDevice(name)
+	return usage(err)
+}
+
+func trainCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "train",
+		Usage: "train a model; writes checkpoints, metrics.jsonl and summary.json into --out",
+		Description: `Examples:
+   msrtrain train                                  # LLM4MSR on STAR, embedded synthetic data
+   msrtrain train --set train.baseline=true        # ... and the bare backbone beside it
+   msrtrain --device cuda train -c run.yaml --set model.backbone=mmoe --out runs/mmoe
+   msrtrain train --out runs/mmoe --resume         # continue an interrupted run exactly`,
+		Flags: withGlobals(
+			&cli.BoolFlag{Name: "resume", Usage: "continue from <out>/checkpoints/latest"},
+			&cli.BoolFlag{Name: "baseline", Usage: "also train the backbone without meta networks and compare"},
+		),
+		Action: func(c *cli.Context) error {
+			cfg, err := resolveConfig(c)
+			if err != nil {
+				return err
+			}
+			if c.Bool("baseline") {
+				cfg.Train.Baseline = true
+			}
+			if err := checkDevice(cfg.Device); err != nil {
+				return err
+			}
+			res, err := train.Train(c.Context, cfg, train.RunOptions{
+				Resume: c.Bool("resume"), Log: os.Stderr, Progress: train.IsTerminal(os.Stderr),
+			})
+			if err != nil {
+				return err
+			}
+			if !res.Interrupted {
+				fmt.Printf("outputs in %s (summary.json, metrics.jsonl, config.yaml, checkpoints/)\n", res.Out)
+			}
+			return nil
+		},
+	}
+}
+
+func checkpointFlag() cli.Flag {
+	return &cli.StringFlag{Name: "checkpoint", Aliases: []string{"ckpt"}, Required: true,
+		Usage: "a run directory (its best checkpoint) or a checkpoint directory"}
+}
+
+func openCheckpoint(c *cli.Context) (*train.Checkpoint, error) {
+	dir, err := train.CheckpointDir(c.String("checkpoint"), "best")
+	if err != nil {
+		return nil, usage(err)
+	}
+	ck, err := train.ReadCheckpoint(dir)
+	return ck, usage(err)
+}
+
+func evalCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "eval",
+		Usage: "compute a checkpoint's AUC, gAUC and logloss on a split of its data",
+		Description: `Example:
+   msrtrain eval --checkpoint runs/default --split test`,
+		Flags: withGlobals(checkpointFlag(),
+			&cli.StringFlag{Name: "split", Value: "test", Usage: "train, valid or test"}),
+		Action: func(c *cli.Context) error {
+			ck, err := openCheckpoint(c)
+			if err != nil {
+				return err
+			}
+			parts := map[string]data.Part{"train": data.Train, "valid": data.Valid, "test": data.Test}
+			part, ok := parts[c.String("split")]
+			if !ok {
+				return usage(fmt.Errorf("--split %q: want train, valid or test", c.String("split")))
+			}
+			device := flagString(c, "device", "auto")
+			if err := checkDevice(device); err != nil {
+				return err
+			}
+			rep, err := train.Evaluate(ck, part, device, c.Int("threads"))
+			if err != nil {
+				return err
+			}
+			rep.Table(os.Stdout)
+			out := filepath.Join(ck.Dir, "eval-"+c.String("split")+".json")
+			b, _ := json.MarshalIndent(rep, "", "  ")
+			return os.WriteFile(out, b, 0o644)
+		},
+	}
+}
+
+func predictCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "predict",
+		Usage: "score every row of a data file with a checkpoint; writes row,scenario,score CSV in input order",
+		Description: `Example:
+   msrtrain predict --checkpoint runs/douban --input new_rows.csv --output scores.csv`,
+		Flags: withGlobals(checkpointFlag(),
+			&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Required: true, Usage: "rows in the checkpoint's data format (labels optional)"},
+			&cli.StringFlag{Name: "output", Value: "-", Usage: "CSV file, or - for standard output"}),
+		Action: func(c *cli.Context) error {
+			ck, err := openCheckpoint(c)
+			if err != nil {
+				return err
+			}
+			device := flagString(c, "device", "auto")
+			if err := checkDevice(device); err != nil {
+				return err
+			}
+			w := os.Stdout
+			if p := c.String("output"); p != "-" {
+				f, err := os.Create(p)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				w = f
+			}
+			n, err := train.Predict(ck, c.String("input"), w, device, c.Int("threads"))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "scored %d rows\n", n)
+			return w.Sync()
+		},
+	}
+}
+
+func sweepCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "sweep",
+		Usage:     "run a grid or random search; each trial is its own msrtrain process",
+		ArgsUsage: "spec.yaml",
+		Description: `Example spec (keys are config keys; results land in --out):
+   base: run.yaml
+   seeds: 2
+   workers: 2
+   metric: test.overall.auc
+   grid:
+     model.backbone: [star, mmoe]
+     model.meta.levels: [none, both]
+Run it with:  msrtrain sweep --out runs/sweep1 spec.yaml   (rerun to resume)`,
+		Flags: withGlobals(&cli.IntFlag{Name: "workers", Usage: "trials at once (overrides the spec)"}),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usage(fmt.Errorf("sweep takes one spec file"))
+			}
+			spec, err := sweep.LoadSpec(c.Args().First())
+			if err != nil {
+				return usage(err)
+			}
+			if err := train.ValidateSweep(spec); err != nil {
+				return usage(err)
+			}
+			out := flagString(c, "out", "runs/sweep")
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			workers := c.Int("workers")
+			if workers <= 0 {
+				workers = max(spec.Workers, 1)
+			}
+			command := []string{exe, "--device", flagString(c, "device", "auto"),
+				"--threads", fmt.Sprint(max(runtime.NumCPU()/workers, 1))}
+			table, err := train.Sweep(c.Context, spec, out, train.SweepOptions{Command: command, Workers: workers, Log: os.Stderr})
+			if err != nil {
+				return err
+			}
+			fmt.Printf("results: %s, %s, %s\n", filepath.Join(out, "results.md"), filepath.Join(out, "results.csv"), filepath.Join(out, "summary.csv"))
+			return table.WriteMarkdown(os.Stdout)
+		},
+	}
+}
+
+func infoCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "info",
+		Usage: "print versions, BLAS, threads and CUDA devices",
+		Description: `Example:
+   msrtrain info`,
+		Flags: withGlobals(),
+		Action: func(c *cli.Context) error {
+			threads := c.Int("threads")
+			if threads == 0 {
+				threads = runtime.NumCPU()
+			}
+			if err := torch.SetThreads(threads, 1); err != nil {
+				return err
+			}
+			loaded, _ := torch.LoadedVersion()
+			lib, _ := torch.LoadedLibrary()
+			fmt.Printf("msrtrain %s (%s)\n", version, runtime.Version())
+			fmt.Printf("libtorch: compiled against %s (distribution %s), loaded %s from %s\n", torch.CompiledVersion(), torch.BuildVersion(), orUnknown(loaded), lib)
+			if err := torch.CheckVersion(); err != nil {
+				fmt.Printf("  WARNING: %v\n", err)
+			}
+			fmt.Printf("threads: libtorch intra-op %d, OpenBLAS %d (of %d CPUs)\n", torch.Threads(), torch.BLASThreads(), runtime.NumCPU())
+			built, n := torch.CUDAInfo()
+			fmt.Printf("CUDA: libtorch_cuda loaded: %v, devices: %d\n", built, n)
+			for i := range n {
+				name, err := torch.CUDADeviceName(i)
+				if err != nil {
+					name = err.Error()
+				}
+				fmt.Printf("  cuda:%d %s\n", i, name)
+			}
+			for _, line := range strings.Split(torch.BuildConfig(), "\n") {
+				if strings.Contains(line, "BLAS") || strings.Contains(line, "OpenMP") || strings.Contains(line, "LAPACK") {
+					fmt.Println("build:", strings.TrimSpace(line))
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown version"
+	}
+	return s
+}

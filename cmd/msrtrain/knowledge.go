@@ -1,0 +1,234 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+	"gopkg.in/yaml.v3"
+
+	"github.com/msrtrain/msrtrain/data"
+	"github.com/msrtrain/msrtrain/data/knowledge"
+	"github.com/msrtrain/msrtrain/train"
+)
+
+// loadData resolves the configuration and loads its data (the same split training would use).
+func loadData(c *cli.Context) (train.Config, *data.Splits, error) {
+	cfg, err := resolveConfig(c)
+	if err != nil {
+		return cfg, nil, err
+	}
+	dcfg := cfg.Data
+	dcfg.Seed = cfg.Seed
+	sp, err := data.Load(dcfg)
+	return cfg, sp, err
+}
+
+func knowledgeCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "knowledge",
+		Usage: "LLM4MSR knowledge: render prompts, build or import vectors, inspect a store",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "prompts",
+				Usage: "write the scenario- and user-level prompts as JSONL, to read before spending GPU hours",
+				Description: `Example:
+   msrtrain knowledge prompts --output prompts.jsonl`,
+				Flags: withGlobals(&cli.StringFlag{Name: "output", Value: "-", Usage: "JSONL file, or - for standard output"}),
+				Action: func(c *cli.Context) error {
+					cfg, sp, err := loadData(c)
+					if err != nil {
+						return err
+					}
+					prompts, _, err := train.RenderPrompts(cfg.Knowledge, sp)
+					if err != nil {
+						return err
+					}
+					w := os.Stdout
+					if p := c.String("output"); p != "-" {
+						if w, err = os.Create(p); err != nil {
+							return err
+						}
+						defer w.Close()
+					}
+					if err := knowledge.WritePromptsJSONL(w, prompts); err != nil {
+						return err
+					}
+					fmt.Fprintf(os.Stderr, "%d prompts\n", len(prompts))
+					return nil
+				},
+			},
+			{
+				Name:  "build",
+				Usage: "encode every prompt the store lacks (resumes an interrupted build)",
+				Description: `Examples:
+   msrtrain knowledge build                                    # built-in hash encoder
+   msrtrain knowledge build --set knowledge.encoder=openai \
+       --set knowledge.openai.base_url=http://localhost:8000/v1 \
+       --set knowledge.openai.chat_model=Qwen2-7B-Instruct \
+       --set knowledge.openai.embedding_model=bge-m3 --set knowledge.openai.dim=1024 \
+       --set knowledge.dir=knowledge/qwen`,
+				Flags: withGlobals(),
+				Action: func(c *cli.Context) error {
+					cfg, sp, err := loadData(c)
+					if err != nil {
+						return err
+					}
+					return buildKnowledge(c, &cfg, sp)
+				},
+			},
+			{
+				Name:  "import",
+				Usage: "import vectors computed elsewhere (.safetensors or .npy [N, D] plus an id list)",
+				Description: `Example (ids: a JSON array or a CSV of keys like "scenario:video", "user:42", row i ↔ id i):
+   msrtrain knowledge import --vectors chatglm2.safetensors --ids ids.json --set knowledge.dir=knowledge/chatglm2`,
+				Flags: withGlobals(
+					&cli.StringFlag{Name: "vectors", Required: true, Usage: ".safetensors or .npy matrix [N, D]"},
+					&cli.StringFlag{Name: "ids", Required: true, Usage: "JSON array or CSV of N keys"},
+					&cli.StringFlag{Name: "tensor", Usage: "tensor name in a safetensors file holding several"}),
+				Action: func(c *cli.Context) error {
+					cfg, sp, err := loadData(c)
+					if err != nil {
+						return err
+					}
+					cfg.Knowledge.Encoder = "file"
+					cfg.Knowledge.File = train.FileConfig{Vectors: c.String("vectors"), IDs: c.String("ids"), Tensor: c.String("tensor")}
+					return buildKnowledge(c, &cfg, sp)
+				},
+			},
+			{
+				Name:  "inspect",
+				Usage: "coverage of the data's users and the scenario × scenario cosine similarity",
+				Description: `Example:
+   msrtrain knowledge inspect --set knowledge.dir=runs/default/knowledge`,
+				Flags: withGlobals(),
+				Action: func(c *cli.Context) error {
+					cfg, sp, err := loadData(c)
+					if err != nil {
+						return err
+					}
+					store, err := knowledge.Load(train.KnowledgeDir(&cfg))
+					if err != nil {
+						return usage(err)
+					}
+					var keys []string
+					for _, s := range sp.Vocabs.Scenarios {
+						keys = append(keys, knowledge.ScenarioKey(s.Name))
+					}
+					users := sp.Vocabs.Fields[0]
+					for i := 1; i < users.Size(); i++ {
+						keys = append(keys, knowledge.UserKey(users.Token(int64(i))))
+					}
+					return store.WriteInspect(os.Stdout, keys)
+				},
+			},
+		},
+	}
+}
+
+func buildKnowledge(c *cli.Context, cfg *train.Config, sp *data.Splits) error {
+	var progress io.Writer
+	if train.IsTerminal(os.Stderr) {
+		progress = os.Stderr
+	}
+	store, stats, err := train.BuildKnowledge(c.Context, cfg, sp, progress)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	fmt.Printf("%s: %d prompts, %d stored before, %d encoded now, %d without a vector (%s, %s, dim %d)\n",
+		store.Dir(), stats.Prompts, stats.Stored, stats.Encoded, stats.Missing, store.Meta().Encoder, store.Meta().Model, store.Meta().Dim)
+	return nil
+}
+
+func dataCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "data",
+		Usage: "generate, inspect and validate datasets",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "synth",
+				Usage: "write the synthetic dataset as CSV, with a data config that reads it back",
+				Description: `Example:
+   msrtrain data synth --output synth.csv --set data.synthetic.rows=1000000`,
+				Flags: withGlobals(&cli.StringFlag{Name: "output", Required: true, Usage: "CSV file to write; <output>.yaml gets the data config"}),
+				Action: func(c *cli.Context) error {
+					cfg, err := resolveConfig(c)
+					if err != nil {
+						return err
+					}
+					sd, err := data.Generate(cfg.Data.Synthetic, cfg.Seed)
+					if err != nil {
+						return usage(err)
+					}
+					out := c.String("output")
+					f, err := os.Create(out)
+					if err != nil {
+						return err
+					}
+					if err := data.WriteCSV(f, sd.Raw); err != nil {
+						f.Close()
+						return err
+					}
+					if err := f.Close(); err != nil {
+						return err
+					}
+					abs, _ := filepath.Abs(out)
+					y, err := yaml.Marshal(map[string]any{"data": data.CSVConfig(sd.Raw, abs)})
+					if err != nil {
+						return err
+					}
+					if err := os.WriteFile(out+".yaml", y, 0o644); err != nil {
+						return err
+					}
+					fmt.Printf("%d rows in %s; train on it with: msrtrain train -c %s.yaml\n", sd.Raw.Len(), out, out)
+					return nil
+				},
+			},
+			{
+				Name:  "inspect",
+				Usage: "per-scenario statistics of the training split",
+				Description: `Example:
+   msrtrain data inspect -c douban.yaml`,
+				Flags: withGlobals(),
+				Action: func(c *cli.Context) error {
+					_, sp, err := loadData(c)
+					if err != nil {
+						return err
+					}
+					fmt.Printf("rows: train %d, valid %d, test %d; vocabularies: %v\n", tableLen(sp.Train), tableLen(sp.Valid), tableLen(sp.Test), sp.Vocabs.Sizes())
+					fmt.Print(data.FormatStats(sp.Stats))
+					return nil
+				},
+			},
+			{
+				Name:  "validate",
+				Usage: "read every row and report the first bad one (or, with data.skip_bad_rows, how many)",
+				Description: `Example:
+   msrtrain data validate -c mydata.yaml`,
+				Flags: withGlobals(),
+				Action: func(c *cli.Context) error {
+					_, sp, err := loadData(c)
+					if err != nil {
+						return err
+					}
+					if sp.Skipped.Count > 0 {
+						fmt.Printf("%d bad rows skipped: %s\n", sp.Skipped.Count, sp.Skipped)
+						return cli.Exit("", 1)
+					}
+					fmt.Printf("ok: %d rows\n", tableLen(sp.Train)+tableLen(sp.Valid)+tableLen(sp.Test))
+					return nil
+				},
+			},
+		},
+	}
+}
+
+func tableLen(t *data.Table) int {
+	if t == nil {
+		return 0
+	}
+	return t.Len()
+}

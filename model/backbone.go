@@ -1,0 +1,53 @@
+// Package model holds msrtrain's multi-scenario models: the backbones
+// (Shared-Bottom, MMoE, PLE, STAR; one file each), LLM4MSR's hierarchical
+// meta networks, and the full model that joins embeddings, meta layers and a
+// backbone.
+package model
+
+import (
+	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/model/nn"
+)
+
+// Input is what a backbone sees of one batch. The trainer groups each
+// batch's rows by scenario (the order of rows within a batch does not matter
+// to the loss), so scenario s owns the contiguous rows
+// [sum(Counts[:s]), sum(Counts[:s+1])). Per-scenario parts then run on a
+// Narrow of their rows and nothing is computed for samples that do not need
+// it, instead of running every tower on every sample and masking.
+type Input struct {
+	X        *torch.Tensor // [B, D] float32: the bottom representation
+	Scenario *torch.Tensor // [B] int64 scenario index of each row
+	Counts   []int64       // rows per scenario, len = number of scenarios
+}
+
+// Segments yields (scenario, first row, rows) for every scenario present in the batch.
+func (in Input) Segments() []Segment {
+	var segs []Segment
+	var start int64
+	for s, n := range in.Counts {
+		if n > 0 {
+			segs = append(segs, Segment{Scenario: s, Start: start, Len: n})
+		}
+		start += n
+	}
+	return segs
+}
+
+// Segment is one scenario's contiguous rows in a batch.
+type Segment struct {
+	Scenario   int
+	Start, Len int64
+}
+
+// Rows returns the segment's rows of x (an alias, no copy).
+func (s Segment) Rows(x *torch.Tensor) *torch.Tensor { return x.Narrow(0, s.Start, s.Len) }
+
+// Backbone maps a batch's bottom representation to one logit per row, for
+// the row's own scenario.
+type Backbone interface {
+	Forward(in Input) *torch.Tensor // [B]
+}
+
+// BackboneBuilder creates a backbone's parameters under p for inputs of width inDim.
+type BackboneBuilder func(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) (Backbone, error)

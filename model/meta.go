@@ -1,0 +1,243 @@
+package model
+
+import (
+	"fmt"
+	"math"
+
+	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/model/nn"
+)
+
+// LLM4MSR's hierarchical meta networks (Wang et al., CIKM 2024, §3.3).
+//
+// A frozen knowledge vector k (one per scenario, one per user, from an LLM's
+// answer to the scenario- and user-level prompts) is turned into the weights
+// of small "meta layers" that transform the bottom representation x:
+//
+//	h        = Generator(Proj(k))                         Proj: K → P, Generator: an MLP
+//	W_l, b_l = split(Head(h)),  W_l scaled by 1/√in_l     one Linear emits every layer's weights
+//	z_0 = x,  z_l = act(z_{l-1}·W_l + b_l)                the meta layers
+//
+// The scenario-level and the user-level networks run in parallel at the
+// bottom, and their outputs are fused with x before the backbone:
+// concat [x, z_scenario, z_user] (default) or the residual x + z_scenario + z_user.
+// Weights are generated once per distinct scenario and user of a batch and
+// then indexed, never once per sample.
+
+// MetaConfig configures the meta networks.
+type MetaConfig struct {
+	// Levels selects the networks: none, scenario, user or both (the ablation switch).
+	Levels string `yaml:"levels"`
+	// ProjectionDim is P, the width the knowledge vector is projected down to.
+	ProjectionDim int64 `yaml:"projection_dim"`
+	// Generator is the MLP from the projection to the weight head.
+	Generator nn.MLPConfig `yaml:"generator"`
+	// Layers are the meta layers' output widths; the last is the width of z.
+	Layers []int64 `yaml:"layers"`
+	// Activation follows every meta layer.
+	Activation nn.Activation `yaml:"activation"`
+	// Fusion joins x with the meta outputs: concat or residual (needs Layers' last = input width).
+	Fusion string `yaml:"fusion"`
+}
+
+// DefaultMetaConfig: both levels, one meta layer of width 32, concatenated.
+func DefaultMetaConfig() MetaConfig {
+	return MetaConfig{
+		Levels:        "both",
+		ProjectionDim: 32,
+		Generator:     nn.MLPConfig{Hidden: []int64{64}, Activation: nn.ReLU},
+		Layers:        []int64{32},
+		Activation:    nn.ReLU,
+		Fusion:        "concat",
+	}
+}
+
+// UseScenario and UseUser read the ablation switch.
+func (c MetaConfig) UseScenario() bool { return c.Levels == "scenario" || c.Levels == "both" }
+func (c MetaConfig) UseUser() bool     { return c.Levels == "user" || c.Levels == "both" }
+
+// Validate names the key of the first bad value.
+func (c MetaConfig) Validate(field string) error {
+	switch c.Levels {
+	case "none", "scenario", "user", "both":
+	default:
+		return fmt.Errorf("%s.levels = %q: want none, scenario, user or both", field, c.Levels)
+	}
+	if c.Levels == "none" {
+		return nil
+	}
+	if c.ProjectionDim <= 0 {
+		return fmt.Errorf("%s.projection_dim = %d: must be positive", field, c.ProjectionDim)
+	}
+	if len(c.Layers) == 0 {
+		return fmt.Errorf("%s.layers: at least one meta layer is needed", field)
+	}
+	for i, w := range c.Layers {
+		if w <= 0 {
+			return fmt.Errorf("%s.layers[%d] = %d: must be positive", field, i, w)
+		}
+	}
+	if _, err := nn.ParseActivation(string(c.Activation)); err != nil {
+		return fmt.Errorf("%s.activation: %w", field, err)
+	}
+	if c.Fusion != "concat" && c.Fusion != "residual" {
+		return fmt.Errorf("%s.fusion = %q: want concat or residual", field, c.Fusion)
+	}
+	return c.Generator.Validate(field + ".generator")
+}
+
+// Knowledge holds the frozen knowledge vectors on the model's device.
+type Knowledge struct {
+	Scenario  *torch.Tensor // [scenarios, K]
+	User      *torch.Tensor // [user vocabulary size, K]; rows of unknown users are zero
+	UserKnown *torch.Tensor // [user vocabulary size, 1] float32: 1 where the user has a vector
+	Dim       int64
+}
+
+// metaNet is one level: projection, generator and a head emitting every meta layer's weights.
+type metaNet struct {
+	proj    *nn.Linear
+	gen     *nn.MLP
+	head    *nn.Linear
+	in      []int64 // input width of each meta layer
+	out     []int64
+	scale   []float64
+	act     nn.Activation
+	perRows int64 // head outputs per knowledge vector
+}
+
+func newMetaNet(p nn.Path, knowledgeDim, inDim int64, cfg MetaConfig) *metaNet {
+	m := &metaNet{act: cfg.Activation}
+	m.proj = nn.NewLinear(p.Sub("proj"), knowledgeDim, cfg.ProjectionDim, true)
+	gcfg := cfg.Generator
+	gcfg.OutputActivation = true
+	m.gen = nn.NewMLP(p.Sub("generator"), cfg.ProjectionDim, gcfg)
+	width := inDim
+	for _, w := range cfg.Layers {
+		m.in = append(m.in, width)
+		m.out = append(m.out, w)
+		m.scale = append(m.scale, 1/math.Sqrt(float64(width)))
+		m.perRows += width*w + w
+		width = w
+	}
+	m.head = nn.NewLinear(p.Sub("head"), m.gen.Out, m.perRows, true)
+	return m
+}
+
+// generated are the meta layers' weights for n knowledge vectors.
+type generated struct {
+	w []*torch.Tensor // [n, in, out]
+	b []*torch.Tensor // [n, out]
+}
+
+func (m *metaNet) generate(k *torch.Tensor) generated {
+	flat := m.head.Forward(m.gen.Forward(m.proj.Forward(k))) // [n, perRows]
+	var g generated
+	var off int64
+	for l := range m.in {
+		in, out := m.in[l], m.out[l]
+		w := flat.Narrow(1, off, in*out).MulScalar(m.scale[l])
+		off += in * out
+		g.w = append(g.w, w.Reshape(-1, in, out))
+		g.b = append(g.b, flat.Narrow(1, off, out))
+		off += out
+	}
+	return g
+}
+
+// Meta holds the two levels and the fallback vector of users without knowledge.
+type Meta struct {
+	cfg          MetaConfig
+	scenario     *metaNet
+	user         *metaNet
+	UserFallback *torch.Tensor // [1, K], learned
+	Knowledge    *Knowledge
+	OutDim       int64 // width of the fused representation
+}
+
+// NewMeta builds the networks under p ("meta.scenario.*", "meta.user.*").
+func NewMeta(p nn.Path, inDim int64, know *Knowledge, cfg MetaConfig) (*Meta, error) {
+	if know == nil {
+		return nil, fmt.Errorf("model.meta.levels = %q needs knowledge vectors (see `msrtrain knowledge build`)", cfg.Levels)
+	}
+	m := &Meta{cfg: cfg, Knowledge: know}
+	last := cfg.Layers[len(cfg.Layers)-1]
+	if cfg.Fusion == "residual" && last != inDim {
+		return nil, fmt.Errorf("model.meta.fusion = residual needs the last meta layer (%d) to equal the input width (%d)", last, inDim)
+	}
+	m.OutDim = inDim
+	if cfg.UseScenario() {
+		m.scenario = newMetaNet(p.Sub("scenario"), know.Dim, inDim, cfg)
+		if cfg.Fusion == "concat" {
+			m.OutDim += last
+		}
+	}
+	if cfg.UseUser() {
+		m.user = newMetaNet(p.Sub("user"), know.Dim, inDim, cfg)
+		m.UserFallback = p.Sub("user").Param("fallback", []int64{1, know.Dim}, nn.Normal(0.01))
+		if cfg.Fusion == "concat" {
+			m.OutDim += last
+		}
+	}
+	return m, nil
+}
+
+// Forward fuses x with the scenario-level and user-level meta layers' outputs.
+// users are the rows' user indices [B] (the user vocabulary's, 0 = unknown).
+func (m *Meta) Forward(in Input, users *torch.Tensor) *torch.Tensor {
+	parts := []*torch.Tensor{in.X}
+	if m.scenario != nil {
+		parts = append(parts, m.scenarioLayers(in))
+	}
+	if m.user != nil {
+		parts = append(parts, m.userLayers(in.X, users))
+	}
+	if m.cfg.Fusion == "residual" {
+		out := parts[0]
+		for _, z := range parts[1:] {
+			out = out.Add(z)
+		}
+		return out
+	}
+	return torch.Cat(parts, 1)
+}
+
+// scenarioLayers generates each present scenario's layers once and applies them to its rows.
+func (m *Meta) scenarioLayers(in Input) *torch.Tensor {
+	segs := in.Segments()
+	ids := make([]int64, len(segs))
+	for i, s := range segs {
+		ids[i] = int64(s.Scenario)
+	}
+	idx := torch.FromSlice(ids).ToDevice(in.X.Device(), false)
+	g := m.scenario.generate(m.Knowledge.Scenario.IndexSelect(0, idx))
+	outs := make([]*torch.Tensor, len(segs))
+	for i, s := range segs {
+		z := s.Rows(in.X)
+		for l := range g.w {
+			z = m.act(torch.Addmm(g.b[l].Select(0, int64(i)), z, g.w[l].Select(0, int64(i)), 1, 1))
+		}
+		outs[i] = z
+	}
+	if len(outs) == 1 {
+		return outs[0]
+	}
+	return torch.Cat(outs, 0)
+}
+
+// userLayers generates layers once per distinct user of the batch, then gives each row its user's.
+func (m *Meta) userLayers(x, users *torch.Tensor) *torch.Tensor {
+	distinct, row := users.Unique()
+	known := m.Knowledge.UserKnown.IndexSelect(0, distinct)
+	k := m.Knowledge.User.IndexSelect(0, distinct).Mul(known).Add(m.UserFallback.Mul(known.RSubScalar(1)))
+	g := m.user.generate(k)
+	z := x
+	for l := range g.w {
+		w := g.w[l].IndexSelect(0, row) // [B, in, out]
+		b := g.b[l].IndexSelect(0, row) // [B, out]
+		z = m.act(torch.Baddbmm(b.Unsqueeze(1), z.Unsqueeze(1), w, 1, 1).Squeeze(1))
+	}
+	return z
+}
+
+func (m *Meta) act(x *torch.Tensor) *torch.Tensor { return m.cfg.Activation.Apply(x) }

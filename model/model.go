@@ -1,0 +1,164 @@
+package model
+
+import (
+	"fmt"
+
+	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/model/nn"
+)
+
+// Config is the model section of a run's configuration.
+type Config struct {
+	// Backbone is one of BackboneNames(): shared_bottom, mmoe, ple, star.
+	Backbone string `yaml:"backbone"`
+	// EmbeddingDim is the width of every categorical field's embedding.
+	EmbeddingDim int64 `yaml:"embedding_dim"`
+	// The backbones' own settings: model.shared_bottom, model.mmoe, model.ple, model.star.
+	BackboneConfig `yaml:",inline"`
+	// Meta configures LLM4MSR's meta networks (model.meta.levels: none turns them off).
+	Meta MetaConfig `yaml:"meta"`
+}
+
+// DefaultConfig is LLM4MSR on STAR with 16-dimensional embeddings.
+func DefaultConfig() Config {
+	return Config{Backbone: "star", EmbeddingDim: 16, BackboneConfig: DefaultBackboneConfig(), Meta: DefaultMetaConfig()}
+}
+
+// Validate checks every field and names the key of the first bad one.
+func (c Config) Validate() error {
+	if _, ok := Backbones[c.Backbone]; !ok {
+		return fmt.Errorf("model.backbone = %q: want one of %v", c.Backbone, BackboneNames())
+	}
+	if c.EmbeddingDim <= 0 {
+		return fmt.Errorf("model.embedding_dim = %d: must be positive", c.EmbeddingDim)
+	}
+	if err := c.BackboneConfig.Validate(); err != nil {
+		return err
+	}
+	return c.Meta.Validate("model.meta")
+}
+
+// Spec is what the data tells the model about its inputs.
+type Spec struct {
+	VocabSizes []int64 // per categorical field, out-of-vocabulary row included; field 0 is the user
+	Numeric    int     // numeric features
+	Scenarios  int
+}
+
+// Model is the whole network: one embedding table for every categorical
+// field, numeric features beside them, the optional meta networks, and a backbone.
+type Model struct {
+	Config    Config
+	Spec      Spec
+	Store     *nn.Store
+	Embedding *nn.EmbeddingCollection
+	Meta      *Meta // nil when model.meta.levels is none
+	Backbone  Backbone
+}
+
+// New builds a model on dev. know may be nil when the meta networks are off.
+func New(cfg Config, spec Spec, know *Knowledge, dev torch.Device) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(spec.VocabSizes) == 0 || spec.Scenarios <= 0 {
+		return nil, fmt.Errorf("model: the data has %d categorical fields and %d scenarios; need at least one of each", len(spec.VocabSizes), spec.Scenarios)
+	}
+	store := nn.NewStore(dev)
+	root := store.Root()
+	m := &Model{Config: cfg, Spec: spec, Store: store}
+	m.Embedding = nn.NewEmbeddingCollection(root.Sub("embedding"), spec.VocabSizes, cfg.EmbeddingDim)
+	width := m.Embedding.OutDim() + int64(spec.Numeric)
+	if cfg.Meta.Levels != "none" {
+		meta, err := NewMeta(root.Sub("meta"), width, know, cfg.Meta)
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
+		m.Meta = meta
+		width = meta.OutDim
+	}
+	bb, err := NewBackbone(cfg.Backbone, root.Sub("backbone"), width, spec.Scenarios, cfg.BackboneConfig)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	m.Backbone = bb
+	if err := store.Err(); err != nil {
+		store.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// Batch is one batch on the model's device, rows grouped by scenario (see Input).
+type Batch struct {
+	Cat      *torch.Tensor // [B, fields] int64
+	Num      *torch.Tensor // [B, numeric] float32; nil without numeric features
+	Scenario *torch.Tensor // [B] int64
+	Counts   []int64       // rows per scenario
+}
+
+// Forward returns one logit per row for the row's own scenario.
+func (m *Model) Forward(b Batch) *torch.Tensor {
+	x := m.Embedding.Forward(b.Cat)
+	if b.Num != nil {
+		x = torch.Cat([]*torch.Tensor{x, b.Num}, 1)
+	}
+	in := Input{X: x, Scenario: b.Scenario, Counts: b.Counts}
+	if m.Meta != nil {
+		in.X = m.Meta.Forward(in, b.Cat.Select(1, 0))
+	}
+	return m.Backbone.Forward(in)
+}
+
+// Close frees the model's parameters and knowledge.
+func (m *Model) Close() {
+	m.Store.Close()
+	if m.Meta != nil && m.Meta.Knowledge != nil {
+		m.Meta.Knowledge.Close()
+	}
+}
+
+// Close frees the knowledge tensors.
+func (k *Knowledge) Close() {
+	for _, t := range []*torch.Tensor{k.Scenario, k.User, k.UserKnown} {
+		if t != nil {
+			t.Close()
+		}
+	}
+}
+
+// NewKnowledge moves knowledge vectors to dev: scenario [S*K] row-major, user
+// [U*K] row-major with known[u] saying which users have a vector.
+func NewKnowledge(scenario []float32, user []float32, known []bool, dim int64, dev torch.Device) (*Knowledge, error) {
+	users := int64(len(known))
+	if int64(len(scenario))%dim != 0 || int64(len(user)) != users*dim {
+		return nil, fmt.Errorf("knowledge: %d scenario and %d user values do not fit dimension %d and %d users", len(scenario), len(user), dim, users)
+	}
+	mask := make([]float32, users)
+	for i, k := range known {
+		if k {
+			mask[i] = 1
+		}
+	}
+	load := func(v []float32, rows int64) *torch.Tensor {
+		host := torch.FromSlice(v, rows, int64(len(v))/max(rows, 1))
+		t := host.ToDevice(dev, false)
+		host.Close()
+		return t
+	}
+	k := &Knowledge{
+		Scenario:  load(scenario, int64(len(scenario))/dim),
+		User:      load(user, users),
+		UserKnown: load(mask, users),
+		Dim:       dim,
+	}
+	for _, t := range []*torch.Tensor{k.Scenario, k.User, k.UserKnown} {
+		if err := t.Err(); err != nil {
+			k.Close()
+			return nil, fmt.Errorf("knowledge: %w", err)
+		}
+	}
+	return k, nil
+}

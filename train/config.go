@@ -1,0 +1,337 @@
+// Package train runs msrtrain's training: the configuration tree, the
+// training loop with evaluation, early stopping and checkpoints, knowledge
+// preparation for LLM4MSR, prediction, and sweeps.
+package train
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/msrtrain/msrtrain/data"
+	"github.com/msrtrain/msrtrain/model"
+)
+
+// Config is the whole typed configuration of a run. Defaults come from
+// DefaultConfig, a YAML file overrides them, and dotted overrides
+// (train.lr=0.01) override the file. The resolved tree is written next to
+// every run's outputs.
+type Config struct {
+	Seed      int64           `yaml:"seed"`
+	Device    string          `yaml:"device"`  // auto, cpu, cuda, cuda:N
+	Threads   int             `yaml:"threads"` // libtorch intra-op threads; 0 = number of CPUs
+	Out       string          `yaml:"out"`     // run directory
+	Data      data.Config     `yaml:"data"`
+	Model     model.Config    `yaml:"model"`
+	Train     Options         `yaml:"train"`
+	Knowledge KnowledgeConfig `yaml:"knowledge"`
+}
+
+// Options are the training loop's settings.
+type Options struct {
+	Optimizer     string   `yaml:"optimizer"` // adam, adamw, adagrad, sgd
+	LR            float64  `yaml:"lr"`
+	WeightDecay   float64  `yaml:"weight_decay"`
+	Momentum      float64  `yaml:"momentum"` // sgd only
+	Epochs        int      `yaml:"epochs"`
+	BatchSize     int      `yaml:"batch_size"`
+	EvalBatchSize int      `yaml:"eval_batch_size"`
+	DropLast      bool     `yaml:"drop_last"`
+	Schedule      Schedule `yaml:"schedule"`
+	ClipNorm      float64  `yaml:"clip_norm"` // 0 = no clipping
+	// EarlyStopping watches a validation metric after every epoch.
+	EarlyStopping EarlyStopping `yaml:"early_stopping"`
+	// LogEvery is the number of steps between log lines when stderr is not a terminal.
+	LogEvery int `yaml:"log_every"`
+	// LoaderWorkers are the goroutines building batches.
+	LoaderWorkers int `yaml:"loader_workers"`
+	// Baseline also trains the same backbone without meta networks and prints both.
+	Baseline bool `yaml:"baseline"`
+}
+
+// Schedule shapes the learning rate over steps: linear warm-up, then decay.
+type Schedule struct {
+	Warmup   int     `yaml:"warmup"`    // steps of linear warm-up from 0
+	Decay    string  `yaml:"decay"`     // none, cosine, linear, step
+	MinRatio float64 `yaml:"min_ratio"` // floor of the decay as a fraction of lr
+	StepSize int     `yaml:"step_size"` // step decay: steps between reductions
+	Gamma    float64 `yaml:"gamma"`     // step decay: factor per reduction
+}
+
+// EarlyStopping stops when the watched metric has not improved for Patience epochs.
+type EarlyStopping struct {
+	Metric   string `yaml:"metric"`   // overall.auc, overall.logloss, scenario.<name>.auc, ...
+	Patience int    `yaml:"patience"` // 0 = never stop early
+}
+
+// KnowledgeConfig says where LLM4MSR's knowledge vectors come from.
+type KnowledgeConfig struct {
+	Encoder string `yaml:"encoder"` // hash (built in, not an LLM), openai, file
+	// Dir holds the knowledge store; default <out>/knowledge.
+	Dir string `yaml:"dir"`
+	// MaxPerScenario caps the interactions per scenario in a user prompt (the paper's interaction threshold).
+	MaxPerScenario int          `yaml:"max_per_scenario"`
+	ScenarioPrompt string       `yaml:"scenario_template"` // path of a text/template; empty = built in
+	UserPrompt     string       `yaml:"user_template"`
+	Hash           HashConfig   `yaml:"hash"`
+	OpenAI         OpenAIConfig `yaml:"openai"`
+	File           FileConfig   `yaml:"file"`
+	Force          bool         `yaml:"force"` // start the store over when its encoder, model or templates changed
+}
+
+// HashConfig configures the built-in hashing text encoder.
+type HashConfig struct {
+	Dim  int    `yaml:"dim"`
+	Seed uint64 `yaml:"seed"`
+}
+
+// OpenAIConfig configures the OpenAI-compatible encoder (vLLM, llama.cpp, Ollama, TEI, OpenAI).
+type OpenAIConfig struct {
+	BaseURL        string  `yaml:"base_url"`
+	ChatModel      string  `yaml:"chat_model"`
+	EmbeddingModel string  `yaml:"embedding_model"`
+	APIKeyEnv      string  `yaml:"api_key_env"`
+	Dim            int     `yaml:"dim"`
+	Concurrency    int     `yaml:"concurrency"`
+	TimeoutSeconds float64 `yaml:"timeout_seconds"`
+	MaxRetries     int     `yaml:"max_retries"`
+	MaxTokens      int     `yaml:"max_tokens"`
+}
+
+// FileConfig names vectors computed elsewhere.
+type FileConfig struct {
+	Vectors string `yaml:"vectors"` // .safetensors or .npy, [N, D]
+	IDs     string `yaml:"ids"`     // JSON array or CSV of keys, row i ↔ id i
+	Tensor  string `yaml:"tensor"`  // tensor name in a safetensors file with several
+}
+
+// DefaultConfig trains LLM4MSR on STAR over the embedded synthetic dataset
+// with the built-in hash encoder.
+func DefaultConfig() Config {
+	return Config{
+		Seed:   42,
+		Device: "auto",
+		Out:    "runs/default",
+		Data:   data.DefaultConfig(),
+		Model:  model.DefaultConfig(),
+		Train: Options{
+			Optimizer: "adam", LR: 1e-3, Epochs: 3, BatchSize: 512, EvalBatchSize: 4096,
+			Schedule:      Schedule{Decay: "none", Gamma: 0.5},
+			EarlyStopping: EarlyStopping{Metric: "overall.auc", Patience: 2},
+			LogEvery:      100, LoaderWorkers: 2,
+		},
+		Knowledge: KnowledgeConfig{
+			Encoder: "hash", MaxPerScenario: 20,
+			Hash: HashConfig{Dim: 64, Seed: 1},
+			OpenAI: OpenAIConfig{BaseURL: "http://localhost:8000/v1", APIKeyEnv: "OPENAI_API_KEY", Concurrency: 4,
+				TimeoutSeconds: 120, MaxRetries: 5, MaxTokens: 512},
+		},
+	}
+}
+
+// Validate checks the values that the types do not, naming each bad key.
+func (c *Config) Validate() error {
+	t := c.Train
+	checks := []struct {
+		bad bool
+		msg string
+	}{
+		{t.LR <= 0, fmt.Sprintf("train.lr = %g: must be positive", t.LR)},
+		{t.WeightDecay < 0, fmt.Sprintf("train.weight_decay = %g: must be >= 0", t.WeightDecay)},
+		{t.Momentum < 0, fmt.Sprintf("train.momentum = %g: must be >= 0", t.Momentum)},
+		{t.Epochs <= 0, fmt.Sprintf("train.epochs = %d: must be positive", t.Epochs)},
+		{t.BatchSize <= 0, fmt.Sprintf("train.batch_size = %d: must be positive", t.BatchSize)},
+		{t.EvalBatchSize <= 0, fmt.Sprintf("train.eval_batch_size = %d: must be positive", t.EvalBatchSize)},
+		{t.ClipNorm < 0, fmt.Sprintf("train.clip_norm = %g: must be >= 0", t.ClipNorm)},
+		{t.EarlyStopping.Patience < 0, fmt.Sprintf("train.early_stopping.patience = %d: must be >= 0", t.EarlyStopping.Patience)},
+		{t.Schedule.Warmup < 0, fmt.Sprintf("train.schedule.warmup = %d: must be >= 0", t.Schedule.Warmup)},
+		{t.Schedule.MinRatio < 0 || t.Schedule.MinRatio > 1, fmt.Sprintf("train.schedule.min_ratio = %g: must be in [0, 1]", t.Schedule.MinRatio)},
+		{t.Schedule.Decay == "step" && t.Schedule.StepSize <= 0, fmt.Sprintf("train.schedule.step_size = %d: step decay needs a positive step size", t.Schedule.StepSize)},
+		{t.LogEvery <= 0, fmt.Sprintf("train.log_every = %d: must be positive", t.LogEvery)},
+		{c.Threads < 0, fmt.Sprintf("threads = %d: must be >= 0", c.Threads)},
+		{c.Out == "", "out: an output directory is required"},
+	}
+	for _, ch := range checks {
+		if ch.bad {
+			return errors.New(ch.msg)
+		}
+	}
+	switch t.Optimizer {
+	case "adam", "adamw", "adagrad", "sgd":
+	default:
+		return fmt.Errorf("train.optimizer = %q: want adam, adamw, adagrad or sgd", t.Optimizer)
+	}
+	switch t.Schedule.Decay {
+	case "none", "cosine", "linear", "step":
+	default:
+		return fmt.Errorf("train.schedule.decay = %q: want none, cosine, linear or step", t.Schedule.Decay)
+	}
+	if _, err := parseMetric(t.EarlyStopping.Metric); err != nil {
+		return fmt.Errorf("train.early_stopping.metric: %w", err)
+	}
+	switch c.Knowledge.Encoder {
+	case "hash", "openai", "file":
+	default:
+		return fmt.Errorf("knowledge.encoder = %q: want hash, openai or file", c.Knowledge.Encoder)
+	}
+	if c.Knowledge.MaxPerScenario <= 0 {
+		return fmt.Errorf("knowledge.max_per_scenario = %d: must be positive", c.Knowledge.MaxPerScenario)
+	}
+	if c.Knowledge.Encoder == "hash" && c.Knowledge.Hash.Dim <= 0 {
+		return fmt.Errorf("knowledge.hash.dim = %d: must be positive", c.Knowledge.Hash.Dim)
+	}
+	if err := c.Data.Validate(); err != nil {
+		return fmt.Errorf("data: %w", err)
+	}
+	return c.Model.Validate()
+}
+
+// LoadConfig resolves defaults, then the YAML file at path (if any), then
+// the dotted overrides in order. Unknown keys anywhere are errors that name them.
+func LoadConfig(path string, overrides []string) (Config, error) {
+	cfg := DefaultConfig()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		if err := decodeStrict(b, &cfg); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	sets := map[string]any{}
+	var order []string
+	for _, o := range overrides {
+		key, val, ok := strings.Cut(o, "=")
+		if !ok || key == "" {
+			return cfg, fmt.Errorf("override %q: want key=value, e.g. train.lr=0.01", o)
+		}
+		var v any
+		if err := yaml.Unmarshal([]byte(val), &v); err != nil {
+			return cfg, fmt.Errorf("override %s: value %q is not valid YAML: %w", key, val, err)
+		}
+		if _, seen := sets[key]; !seen {
+			order = append(order, key)
+		}
+		sets[key] = v
+	}
+	if err := Apply(&cfg, sets); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// Apply sets dotted keys (model.star.hidden → [128, 64]) on cfg. A key the
+// configuration does not have is an error naming it and its known siblings.
+func Apply(cfg *Config, sets map[string]any) error {
+	if len(sets) == 0 {
+		return nil
+	}
+	tree, err := toTree(cfg)
+	if err != nil {
+		return err
+	}
+	keys := make([]string, 0, len(sets))
+	for k := range sets {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		if err := setPath(tree, key, sets[key]); err != nil {
+			return err
+		}
+	}
+	b, err := yaml.Marshal(tree)
+	if err != nil {
+		return err
+	}
+	fresh := DefaultConfig()
+	if err := decodeStrict(b, &fresh); err != nil {
+		return fmt.Errorf("config override: %w", err)
+	}
+	*cfg = fresh
+	return nil
+}
+
+// CheckKey reports whether a dotted key exists in the configuration (for sweep specs).
+func CheckKey(key string, value any) error {
+	cfg := DefaultConfig()
+	return Apply(&cfg, map[string]any{key: value})
+}
+
+func toTree(cfg *Config) (map[string]any, error) {
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var tree map[string]any
+	if err := yaml.Unmarshal(b, &tree); err != nil {
+		return nil, err
+	}
+	return tree, nil
+}
+
+func setPath(tree map[string]any, key string, value any) error {
+	parts := strings.Split(key, ".")
+	node := tree
+	for i, p := range parts {
+		next, ok := node[p]
+		if !ok {
+			return fmt.Errorf("unknown config key %q (%s has: %s)", key, parentName(parts[:i]), strings.Join(sortedKeys(node), ", "))
+		}
+		if i == len(parts)-1 {
+			node[p] = value
+			return nil
+		}
+		child, ok := next.(map[string]any)
+		if !ok {
+			if next == nil {
+				// An unset optional section (a null pointer) takes a fresh map.
+				child = map[string]any{}
+				node[p] = child
+			} else {
+				return fmt.Errorf("config key %q: %s is a value, not a section", key, strings.Join(parts[:i+1], "."))
+			}
+		}
+		node = child
+	}
+	return nil
+}
+
+func parentName(parts []string) string {
+	if len(parts) == 0 {
+		return "the top level"
+	}
+	return strings.Join(parts, ".")
+}
+
+func sortedKeys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// decodeStrict decodes YAML into cfg, refusing unknown keys (with their line).
+func decodeStrict(b []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// Marshal renders the resolved configuration as YAML.
+func (c *Config) Marshal() ([]byte, error) { return yaml.Marshal(c) }

@@ -1,0 +1,169 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/data"
+	"github.com/msrtrain/msrtrain/data/knowledge"
+	"github.com/msrtrain/msrtrain/model"
+)
+
+// Profiles turns the training split into what LLM4MSR's prompts describe:
+// each scenario's statistics and each user's interactions per scenario.
+// Only the training split is used, so no test interaction leaks into knowledge.
+func Profiles(t *data.Table, stats []data.ScenarioStats, maxPerScenario int) ([]knowledge.ScenarioProfile, []knowledge.UserProfile) {
+	names := t.Schema.ScenarioNames()
+	scenarios := make([]knowledge.ScenarioProfile, len(stats))
+	for i, st := range stats {
+		p := knowledge.ScenarioProfile{
+			Name: st.Name, Rows: st.Rows, Users: st.Users, Items: st.Items,
+			PositiveRate: st.PositiveRate, TopCategories: st.TopCategories, SharedUsers: map[string]float64{},
+		}
+		if i < len(t.Schema.Scenarios) {
+			p.Description = t.Schema.Scenarios[i].Description
+		}
+		for j, f := range st.SharedUsers {
+			if j != i && j < len(names) {
+				p.SharedUsers[names[j]] = f
+			}
+		}
+		scenarios[i] = p
+	}
+	var users []knowledge.UserProfile
+	for _, h := range t.UserHistories(maxPerScenario) {
+		u := knowledge.UserProfile{ID: h.User, Text: h.Text}
+		for s, items := range h.Scenarios {
+			if len(items) == 0 {
+				continue
+			}
+			si := knowledge.ScenarioInteractions{Scenario: names[s]}
+			for _, it := range items {
+				si.Items = append(si.Items, knowledge.Interaction{ID: it.Item, Text: it.Title, Category: it.Category, Clicked: it.Label > 0.5})
+			}
+			u.ByScenario = append(u.ByScenario, si)
+		}
+		users = append(users, u)
+	}
+	return scenarios, users
+}
+
+// RenderPrompts renders the scenario-level and user-level prompts of a training split.
+func RenderPrompts(kc KnowledgeConfig, sp *data.Splits) ([]knowledge.Prompt, *knowledge.Templates, error) {
+	if sp.Train == nil {
+		return nil, nil, fmt.Errorf("knowledge: prompts need an in-memory training split (data.stream.enabled is on)")
+	}
+	tmpl, err := knowledge.LoadTemplates(kc.ScenarioPrompt, kc.UserPrompt)
+	if err != nil {
+		return nil, nil, err
+	}
+	scenarios, users := Profiles(sp.Train, sp.Stats, kc.MaxPerScenario)
+	sp1, err := tmpl.RenderScenarioPrompts(scenarios)
+	if err != nil {
+		return nil, nil, err
+	}
+	up, err := tmpl.RenderUserPrompts(users, kc.MaxPerScenario)
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(sp1, up...), tmpl, nil
+}
+
+// NewEncoder creates the configured encoder.
+func NewEncoder(kc KnowledgeConfig) (knowledge.Encoder, error) {
+	switch kc.Encoder {
+	case "hash":
+		return knowledge.NewHashEncoder(kc.Hash.Dim, kc.Hash.Seed), nil
+	case "openai":
+		o := kc.OpenAI
+		return knowledge.NewOpenAIEncoder(knowledge.OpenAIConfig{
+			BaseURL: o.BaseURL, ChatModel: o.ChatModel, EmbeddingModel: o.EmbeddingModel, Dim: o.Dim,
+			APIKeyEnv: o.APIKeyEnv, MaxTokens: o.MaxTokens, Concurrency: o.Concurrency,
+			Timeout: time.Duration(o.TimeoutSeconds * float64(time.Second)), MaxRetries: o.MaxRetries,
+		})
+	case "file":
+		if kc.File.Vectors == "" || kc.File.IDs == "" {
+			return nil, fmt.Errorf("knowledge.encoder = file needs knowledge.file.vectors and knowledge.file.ids")
+		}
+		return knowledge.NewFileEncoder(kc.File.Vectors, kc.File.IDs, kc.File.Tensor, filepath.Base(kc.File.Vectors))
+	}
+	return nil, fmt.Errorf("knowledge.encoder = %q: want hash, openai or file", kc.Encoder)
+}
+
+// KnowledgeDir is where a run keeps its knowledge store.
+func KnowledgeDir(cfg *Config) string {
+	if cfg.Knowledge.Dir != "" {
+		return cfg.Knowledge.Dir
+	}
+	return filepath.Join(cfg.Out, "knowledge")
+}
+
+// BuildKnowledge encodes every prompt the store lacks (resuming an
+// interrupted build) and returns the open store.
+func BuildKnowledge(ctx context.Context, cfg *Config, sp *data.Splits, progress io.Writer) (*knowledge.Store, knowledge.BuildStats, error) {
+	var stats knowledge.BuildStats
+	prompts, tmpl, err := RenderPrompts(cfg.Knowledge, sp)
+	if err != nil {
+		return nil, stats, err
+	}
+	enc, err := NewEncoder(cfg.Knowledge)
+	if err != nil {
+		return nil, stats, err
+	}
+	dir := KnowledgeDir(cfg)
+	if cfg.Knowledge.Force {
+		if err := knowledge.Reset(dir); err != nil {
+			return nil, stats, err
+		}
+	}
+	store, err := knowledge.Open(dir, knowledge.Meta{Encoder: enc.Name(), Model: enc.Model(), Dim: enc.Dim(), TemplateHash: tmpl.Hash()})
+	if err != nil {
+		return nil, stats, err
+	}
+	stats, err = knowledge.Build(ctx, store, enc, prompts, progress)
+	if err != nil {
+		store.Close()
+		return nil, stats, err
+	}
+	return store, stats, nil
+}
+
+// ModelKnowledge lays the store's vectors out for the model: one row per
+// scenario and one per entry of the user vocabulary. It returns how many
+// vocabulary users have no vector (they use the learned fallback).
+func ModelKnowledge(store *knowledge.Store, vocabs *data.Vocabs, dev torch.Device) (*model.Knowledge, int, error) {
+	dim := int64(store.Meta().Dim)
+	scenarioKeys := make([]string, len(vocabs.Scenarios))
+	for i, s := range vocabs.Scenarios {
+		scenarioKeys[i] = knowledge.ScenarioKey(s.Name)
+	}
+	scen, found := store.Matrix(scenarioKeys)
+	for i, ok := range found {
+		if !ok {
+			return nil, 0, fmt.Errorf("knowledge store %s has no vector for %s; run `msrtrain knowledge build`", store.Dir(), scenarioKeys[i])
+		}
+	}
+	users := vocabs.Fields[0]
+	userKeys := make([]string, users.Size())
+	for i := range userKeys {
+		if i == 0 {
+			userKeys[i] = "" // the out-of-vocabulary row: always the fallback
+			continue
+		}
+		userKeys[i] = knowledge.UserKey(users.Token(int64(i)))
+	}
+	user, known := store.Matrix(userKeys)
+	known[0] = false
+	missing := 0
+	for _, k := range known[1:] {
+		if !k {
+			missing++
+		}
+	}
+	k, err := model.NewKnowledge(scen, user, known, dim, dev)
+	return k, missing, err
+}

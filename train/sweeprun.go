@@ -1,0 +1,175 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/msrtrain/msrtrain/train/metrics"
+	"github.com/msrtrain/msrtrain/train/sweep"
+)
+
+// SweepOptions say how trials run. Each trial is its own msrtrain process
+// (libtorch state is per process and per thread, and a crashing trial must
+// not take the sweep down), started as Command + ["train", "--config", <trial>/config.yaml].
+type SweepOptions struct {
+	Command []string  // the msrtrain executable and any global flags
+	Workers int       // overrides the spec's workers when > 0
+	Log     io.Writer // one line per finished trial
+}
+
+// TrialConfig resolves a trial's configuration: the spec's base config (or
+// the defaults), the trial's overrides, its seed, and its directory as out.
+func TrialConfig(spec sweep.Spec, t sweep.Trial, dir string) (Config, error) {
+	cfg, err := LoadConfig(spec.Base, nil)
+	if err != nil {
+		return cfg, err
+	}
+	if err := Apply(&cfg, t.Overrides); err != nil {
+		return cfg, fmt.Errorf("%s: trial %s: %w", spec.File, t.ID, err)
+	}
+	cfg.Seed = t.Seed
+	cfg.Out = dir
+	return cfg, cfg.Validate()
+}
+
+// Sweep runs every trial of the spec (skipping finished ones) and writes
+// results.csv, summary.csv and results.md into dir.
+func Sweep(ctx context.Context, spec sweep.Spec, dir string, o SweepOptions) (sweep.Table, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	workers := o.Workers
+	if workers <= 0 {
+		workers = spec.Workers
+	}
+	runTrial := func(ctx context.Context, t sweep.Trial, trialDir string) (sweep.Result, error) {
+		return runTrialProcess(ctx, spec, t, trialDir, o.Command)
+	}
+	outcomes, err := sweep.Run(ctx, spec, dir, runTrial, sweep.Options{
+		Workers:  workers,
+		Validate: validator(spec),
+		OnDone: func(out sweep.Outcome) {
+			msg := fmt.Sprintf("%s %s (%.0fs)", out.Trial.ID, out.Result.Status, out.Result.Seconds)
+			if v, ok := out.Result.Metrics[spec.Metric]; ok {
+				msg += fmt.Sprintf(" %s=%.4f", spec.Metric, v)
+			}
+			if out.Result.Error != "" {
+				msg += ": " + firstLine(out.Result.Error)
+			}
+			fmt.Fprintln(o.Log, msg)
+		},
+	})
+	table := sweep.Summarize(spec, outcomes)
+	if werr := table.WriteFiles(dir); werr != nil && err == nil {
+		err = werr
+	}
+	return table, err
+}
+
+// validator checks a trial's overrides against the configuration tree.
+func validator(spec sweep.Spec) sweep.ValidateFunc {
+	return func(overrides map[string]any) error {
+		cfg, err := LoadConfig(spec.Base, nil)
+		if err != nil {
+			return err
+		}
+		if err := Apply(&cfg, overrides); err != nil {
+			return err
+		}
+		return cfg.Validate()
+	}
+}
+
+// ValidateSweep expands the spec and checks every trial's configuration
+// before anything runs, naming the spec file and key of the first problem.
+func ValidateSweep(spec sweep.Spec) error {
+	trials, err := sweep.Expand(spec)
+	if err != nil {
+		return err
+	}
+	return sweep.Validate(spec, trials, validator(spec))
+}
+
+func runTrialProcess(ctx context.Context, spec sweep.Spec, t sweep.Trial, dir string, command []string) (sweep.Result, error) {
+	cfg, err := TrialConfig(spec, t, dir)
+	if err != nil {
+		return sweep.Result{}, err
+	}
+	cfgPath := filepath.Join(dir, "config.yaml")
+	if err := writeFile(cfgPath, cfg.Marshal); err != nil {
+		return sweep.Result{}, err
+	}
+	if len(command) == 0 {
+		return sweep.Result{}, fmt.Errorf("sweep: no msrtrain command to run trials with")
+	}
+	logPath := filepath.Join(dir, "train.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return sweep.Result{}, err
+	}
+	defer logFile.Close()
+	args := append(append([]string(nil), command[1:]...), "train", "--config", cfgPath)
+	if _, err := os.Stat(filepath.Join(checkpointRoot(dir), "latest")); err == nil {
+		args = append(args, "--resume") // a trial cut short by an earlier cancel continues
+	}
+	cmd := exec.CommandContext(ctx, command[0], args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Ctrl-C reaches the trial as an interrupt, so it checkpoints before exiting.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
+	cmd.WaitDelay = 30 * time.Second
+	if err := cmd.Run(); err != nil {
+		return sweep.Result{}, fmt.Errorf("trial process: %v; last lines of %s:\n%s", err, logPath, tail(logPath, 8))
+	}
+	var res Result
+	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		return sweep.Result{}, err
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		return sweep.Result{}, fmt.Errorf("%s: %w", filepath.Join(dir, "summary.json"), err)
+	}
+	if res.Interrupted {
+		return sweep.Result{}, ctx.Err()
+	}
+	return sweep.Result{Metrics: flatten(&res)}, nil
+}
+
+// flatten names a run's metrics as sweeps compare them: test.overall.auc, valid.scenario.search.auc, ...
+func flatten(r *Result) map[string]float64 {
+	out := map[string]float64{}
+	for prefix, rep := range map[string]*metrics.Report{"valid": r.Valid, "test": r.Test} {
+		if rep == nil {
+			continue
+		}
+		for k, v := range rep.Flatten(prefix) {
+			out[k] = v
+		}
+	}
+	out["train.samples_per_sec"] = r.SamplesPerSec
+	return out
+}
+
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
