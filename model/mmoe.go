@@ -1,0 +1,91 @@
+package model
+
+import (
+	"fmt"
+
+	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/model/nn"
+)
+
+// MMoEConfig is the MMoE backbone's section, model.mmoe.
+type MMoEConfig struct {
+	// Experts is the number of shared experts E (default 4).
+	Experts int `yaml:"experts"`
+	// Expert is each expert's MLP (default [128, 64], relu); its last layer is activated too.
+	Expert nn.MLPConfig `yaml:"expert"`
+	// Tower is each scenario's MLP before its logit (default [64, 32], relu, then → 1).
+	Tower nn.MLPConfig `yaml:"tower"`
+}
+
+// DefaultMMoEConfig: 4 experts of [128, 64], towers [64, 32] → 1, ReLU.
+func DefaultMMoEConfig() MMoEConfig {
+	return MMoEConfig{
+		Experts: 4,
+		Expert:  nn.MLPConfig{Hidden: []int64{128, 64}, Activation: nn.ReLU},
+		Tower:   nn.MLPConfig{Hidden: []int64{64, 32}, Activation: nn.ReLU},
+	}
+}
+
+// Validate checks the section; key is its path in the config ("model.mmoe").
+func (c MMoEConfig) Validate(key string) error {
+	if err := atLeast(key+".experts", int64(c.Experts), 1); err != nil {
+		return err
+	}
+	if err := validateMLP(key+".expert", c.Expert, true); err != nil {
+		return err
+	}
+	return validateMLP(key+".tower", c.Tower, false)
+}
+
+// MMoE is the Multi-gate Mixture-of-Experts (Ma et al., "Modeling Task
+// Relationships in Multi-task Learning with Multi-gate Mixture-of-Experts",
+// KDD 2018) with one gate and one tower per scenario. For a sample x of
+// scenario s, with E shared experts f_1 … f_E:
+//
+//	g_s(x) = softmax(W_s x + b_s)            ∈ R^E
+//	h      = Σ_e g_s(x)_e · f_e(x)
+//	ŷ      = t_s(h)
+//
+// The E experts run as one stack (one Linear, then one batched matmul per
+// layer). All scenarios' gates are one Linear with S·E outputs, from which
+// each row picks its own scenario's E logits (a gather), so gates and the
+// mixture take a fixed number of ops whatever the number of scenarios; tower
+// s runs on scenario s's rows only.
+type MMoE struct {
+	scenarios int
+	experts   *expertStack
+	gates     *nn.Linear // [S·E, in]: scenario s's gate is rows s·E … s·E+E-1
+	towers    *scenarioTowers
+}
+
+// NewMMoE creates "experts.<layer>.*", "gates.*" and "towers.<s>.*" under p.
+func NewMMoE(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) (Backbone, error) {
+	c := cfg.MMoE
+	if err := checkShape("mmoe", inDim, scenarios); err != nil {
+		return nil, err
+	}
+	if err := c.Validate("model.mmoe"); err != nil {
+		return nil, err
+	}
+	e := int64(c.Experts)
+	m := &MMoE{
+		scenarios: scenarios,
+		experts:   newExpertStack(p.Sub("experts"), e, inDim, c.Expert),
+		gates:     nn.NewLinear(p.Sub("gates"), inDim, int64(scenarios)*e, true),
+	}
+	m.towers = newScenarioTowers(p.Sub("towers"), m.experts.Out, scenarios, c.Tower)
+	if err := p.Store().Err(); err != nil {
+		return nil, fmt.Errorf("mmoe: %w", err)
+	}
+	return m, nil
+}
+
+// Forward returns one logit per row [B].
+func (m *MMoE) Forward(in Input) *torch.Tensor {
+	if err := checkInput(in, m.scenarios); err != nil {
+		return inputError(err)
+	}
+	experts := m.experts.Forward(in.X)                                      // [E, B, h]
+	gate := pickScenario(in, m.gates.Forward(in.X), m.experts.n).Softmax(1) // [B, E]
+	return m.towers.Forward(in, mix(experts, gate))
+}

@@ -1,0 +1,190 @@
+package model
+
+// The pieces the backbones share to route each sample to its own scenario's
+// parameters without computing anything for the other scenarios: running a
+// function per scenario segment, per-scenario towers, stacks of experts that
+// run as one matmul per layer, and per-row gate selection.
+
+import (
+	"fmt"
+	"math"
+
+	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/model/nn"
+)
+
+// eachSegment runs f on every scenario present in the batch and joins the
+// results along dim in segment order, which is row order. A batch of one
+// scenario skips the join.
+func eachSegment(in Input, dim int64, f func(seg Segment) *torch.Tensor) *torch.Tensor {
+	segs := in.Segments()
+	if len(segs) == 1 {
+		return f(segs[0])
+	}
+	outs := make([]*torch.Tensor, len(segs))
+	for i, seg := range segs {
+		outs[i] = f(seg)
+	}
+	return torch.Cat(outs, dim) // no segments: Cat reports "no tensors"
+}
+
+// rows is the batch size the scenario counts describe.
+func (in Input) rows() int64 {
+	var n int64
+	for _, c := range in.Counts {
+		n += c
+	}
+	return n
+}
+
+// checkInput verifies that the counts fit the backbone and the batch.
+func checkInput(in Input, scenarios int) error {
+	if len(in.Counts) != scenarios {
+		return fmt.Errorf("model: input has counts for %d scenarios, the backbone was built for %d", len(in.Counts), scenarios)
+	}
+	for s, n := range in.Counts {
+		if n < 0 {
+			return fmt.Errorf("model: scenario %d has %d rows", s, n)
+		}
+	}
+	if err := in.X.Err(); err != nil {
+		return err
+	}
+	if shape := in.X.Shape(); len(shape) != 2 || shape[0] != in.rows() {
+		return fmt.Errorf("model: input is %v, want [%d, width] (the sum of the scenario counts)", shape, in.rows())
+	}
+	return nil
+}
+
+// inputError turns a bad Input into the error-carrying tensor Forward must
+// return. The binding exports no constructor for such a tensor, so it
+// provokes one (an empty Cat) and the message is the binding's, not err's;
+// the caller still gets a failed tensor instead of a panic or a wrong result.
+func inputError(err error) *torch.Tensor {
+	_ = err
+	return torch.Cat(nil, 0)
+}
+
+// towerConfig turns a tower section ([64, 32]) into the MLP that ends in
+// one logit ([64, 32, 1]) with no activation after it.
+func towerConfig(c nn.MLPConfig) nn.MLPConfig {
+	c.Hidden = append(append([]int64(nil), c.Hidden...), 1)
+	c.OutputActivation = false
+	return c
+}
+
+// scenarioTowers holds one tower per scenario ("towers.<s>.*"); each runs
+// on its own scenario's rows only.
+type scenarioTowers struct{ towers []*nn.MLP }
+
+func newScenarioTowers(p nn.Path, in int64, scenarios int, cfg nn.MLPConfig) *scenarioTowers {
+	t := &scenarioTowers{}
+	for s := 0; s < scenarios; s++ {
+		t.towers = append(t.towers, nn.NewMLP(p.Index(s), in, towerConfig(cfg)))
+	}
+	return t
+}
+
+// Forward maps h [B, in] to logits [B], each row through its scenario's tower.
+func (t *scenarioTowers) Forward(in Input, h *torch.Tensor) *torch.Tensor {
+	return eachSegment(in, 0, func(seg Segment) *torch.Tensor {
+		return t.towers[seg.Scenario].Forward(seg.Rows(h))
+	}).View(-1)
+}
+
+// expertStack is n experts of the same shape applied to the same input.
+// Expert k's layer i has weight "<path>.<i>.weight"[k] ([out, in], as a
+// PyTorch Linear) and bias "<path>.<i>.bias"[k]. The first layer of all
+// experts runs as one Linear with n·out outputs and every later layer as one
+// batched matmul, instead of n small matmuls per layer. Every layer, the
+// last included, is followed by the activation (and BatchNorm, Dropout when
+// configured), as an expert's output is a hidden representation.
+type expertStack struct {
+	n      int64
+	layers []stackedLayer
+	act    nn.Activation
+	drop   *nn.Dropout
+	Out    int64
+}
+
+type stackedLayer struct {
+	weight, bias *torch.Tensor // [n, out, in], [n, out]
+	in, out      int64
+	bn           *nn.BatchNorm1d // over n·out features, nil without
+}
+
+func newExpertStack(p nn.Path, n, in int64, cfg nn.MLPConfig) *expertStack {
+	e := &expertStack{n: n, act: cfg.Activation, Out: in}
+	for i, h := range cfg.Hidden {
+		lp := p.Index(i)
+		// PyTorch's Linear initialisation (kaiming_uniform with a = sqrt(5))
+		// is U(±1/sqrt(fan_in)) for the weight and the bias alike.
+		bound := 1 / math.Sqrt(float64(e.Out))
+		l := stackedLayer{
+			weight: lp.Param("weight", []int64{n, h, e.Out}, nn.Uniform(bound)),
+			bias:   lp.Param("bias", []int64{n, h}, nn.Uniform(bound)),
+			in:     e.Out, out: h,
+		}
+		if cfg.BatchNorm {
+			l.bn = nn.NewBatchNorm1d(lp.Sub("bn"), n*h)
+		}
+		e.layers = append(e.layers, l)
+		e.Out = h
+	}
+	if cfg.Dropout > 0 {
+		e.drop = nn.NewDropout(p, cfg.Dropout)
+	}
+	return e
+}
+
+// Forward maps x [B, in] to every expert's output [n, B, out].
+func (e *expertStack) Forward(x *torch.Tensor) *torch.Tensor {
+	var h *torch.Tensor
+	for i, l := range e.layers {
+		if i == 0 {
+			y := torch.Linear(x, l.weight.View(e.n*l.out, l.in), l.bias.View(e.n*l.out)) // [B, n·out]
+			if l.bn != nil {
+				y = l.bn.Forward(y)
+			}
+			h = y.View(-1, e.n, l.out).Transpose(0, 1)
+		} else {
+			h = torch.Baddbmm(l.bias.Unsqueeze(1), h, l.weight.Transpose(1, 2), 1, 1)
+			if l.bn != nil {
+				flat := h.Transpose(0, 1).Reshape(-1, e.n*l.out)
+				h = l.bn.Forward(flat).View(-1, e.n, l.out).Transpose(0, 1)
+			}
+		}
+		h = e.act.Apply(h)
+		if e.drop != nil {
+			h = e.drop.Forward(h)
+		}
+	}
+	return h
+}
+
+// numStackParams is the closed-form parameter count of an expert stack.
+func numStackParams(n, in int64, cfg nn.MLPConfig) int64 {
+	var total int64
+	for _, h := range cfg.Hidden {
+		total += n * (h*in + h)
+		if cfg.BatchNorm {
+			total += 2 * n * h
+		}
+		in = h
+	}
+	return total
+}
+
+// mix is the gated sum Σ_k gate[:, k] · experts[k]: experts [K, B, h] and
+// gate [B, K] give [B, h], as one batched matmul.
+func mix(experts, gate *torch.Tensor) *torch.Tensor {
+	return gate.Unsqueeze(1).Bmm(experts.Transpose(0, 1)).Squeeze(1)
+}
+
+// pickScenario selects each row's own scenario's k columns from t
+// [B, S·k] (scenario s owns columns s·k … s·k+k-1), giving [B, k].
+func pickScenario(in Input, t *torch.Tensor, k int64) *torch.Tensor {
+	b := in.rows()
+	idx := in.Scenario.View(b, 1, 1).Expand(b, 1, k)
+	return t.View(b, -1, k).Gather(1, idx).View(b, k)
+}

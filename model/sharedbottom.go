@@ -1,0 +1,74 @@
+package model
+
+import (
+	"fmt"
+
+	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/model/nn"
+)
+
+// SharedBottomConfig is the Shared-Bottom backbone's section, model.shared_bottom.
+type SharedBottomConfig struct {
+	// Bottom is the MLP every sample goes through (default [256, 128], relu).
+	Bottom nn.MLPConfig `yaml:"bottom"`
+	// Tower is each scenario's MLP before its logit (default [64, 32], relu, then → 1).
+	Tower nn.MLPConfig `yaml:"tower"`
+}
+
+// DefaultSharedBottomConfig: bottom [256, 128], towers [64, 32] → 1, ReLU, no BatchNorm or dropout.
+func DefaultSharedBottomConfig() SharedBottomConfig {
+	return SharedBottomConfig{
+		Bottom: nn.MLPConfig{Hidden: []int64{256, 128}, Activation: nn.ReLU},
+		Tower:  nn.MLPConfig{Hidden: []int64{64, 32}, Activation: nn.ReLU},
+	}
+}
+
+// Validate checks the section; key is its path in the config ("model.shared_bottom").
+func (c SharedBottomConfig) Validate(key string) error {
+	if err := validateMLP(key+".bottom", c.Bottom, false); err != nil {
+		return err
+	}
+	return validateMLP(key+".tower", c.Tower, false)
+}
+
+// SharedBottom is hard parameter sharing (Caruana, "Multitask Learning",
+// Machine Learning 1997; Ruder, "An Overview of Multi-Task Learning in Deep
+// Neural Networks", 2017): one bottom network shared by all scenarios and
+// one tower per scenario. For a sample x of scenario s:
+//
+//	h = f_bottom(x)
+//	ŷ = t_s(h)
+//
+// The bottom runs once on the whole batch; tower s runs on scenario s's rows only.
+type SharedBottom struct {
+	scenarios int
+	bottom    *nn.MLP
+	towers    *scenarioTowers
+}
+
+// NewSharedBottom creates "bottom.*" and "towers.<s>.*" under p.
+func NewSharedBottom(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) (Backbone, error) {
+	c := cfg.SharedBottom
+	if err := checkShape("shared_bottom", inDim, scenarios); err != nil {
+		return nil, err
+	}
+	if err := c.Validate("model.shared_bottom"); err != nil {
+		return nil, err
+	}
+	bottom := c.Bottom
+	bottom.OutputActivation = true
+	m := &SharedBottom{scenarios: scenarios, bottom: nn.NewMLP(p.Sub("bottom"), inDim, bottom)}
+	m.towers = newScenarioTowers(p.Sub("towers"), m.bottom.Out, scenarios, c.Tower)
+	if err := p.Store().Err(); err != nil {
+		return nil, fmt.Errorf("shared_bottom: %w", err)
+	}
+	return m, nil
+}
+
+// Forward returns one logit per row [B].
+func (m *SharedBottom) Forward(in Input) *torch.Tensor {
+	if err := checkInput(in, m.scenarios); err != nil {
+		return inputError(err)
+	}
+	return m.towers.Forward(in, m.bottom.Forward(in.X))
+}
