@@ -1,0 +1,217 @@
+package model
+
+import (
+	"testing"
+
+	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/model/nn"
+)
+
+// Naive references: the same math on the same weights, computed the way
+// common MSR code does it — every scenario's path on every sample, one
+// expert at a time, then a mask keeps each row's own scenario. The routed
+// backbones must agree with them to float tolerance.
+
+// naiveSelect runs perScenario(s) on the whole batch for every scenario s and
+// keeps, for each row, the output of its own scenario: Σ_s [scenario = s] · y_s.
+func naiveSelect(in Input, scenarios int, perScenario func(s int) *torch.Tensor) *torch.Tensor {
+	var out *torch.Tensor
+	for s := 0; s < scenarios; s++ {
+		mask := in.Scenario.EqScalar(float64(s)).ToDType(torch.Float32)
+		y := perScenario(s).View(-1).Mul(mask)
+		if out == nil {
+			out = y
+		} else {
+			out = out.Add(y)
+		}
+	}
+	return out
+}
+
+// naiveExpert runs expert k of a stack on its own, layer by layer (no BatchNorm or dropout).
+func naiveExpert(e *expertStack, k int64, x *torch.Tensor) *torch.Tensor {
+	h := x
+	for _, l := range e.layers {
+		h = e.act.Apply(torch.Linear(h, l.weight.Select(0, k), l.bias.Select(0, k)))
+	}
+	return h
+}
+
+// naiveMix is Σ_k gate[:, k] · experts[k], one expert at a time.
+func naiveMix(experts []*torch.Tensor, gate *torch.Tensor) *torch.Tensor {
+	var out *torch.Tensor
+	for k, e := range experts {
+		y := e.Mul(gate.Narrow(1, int64(k), 1))
+		if out == nil {
+			out = y
+		} else {
+			out = out.Add(y)
+		}
+	}
+	return out
+}
+
+// naiveGate is gate g of a Linear that stacks several k-wide gates.
+func naiveGate(x, w, b *torch.Tensor, g, k int64) *torch.Tensor {
+	return torch.Linear(x, w.Narrow(0, g*k, k), b.Narrow(0, g*k, k)).Softmax(1)
+}
+
+func naiveSharedBottom(m *SharedBottom, in Input) *torch.Tensor {
+	h := m.bottom.Forward(in.X)
+	return naiveSelect(in, m.scenarios, func(s int) *torch.Tensor { return m.towers.towers[s].Forward(h) })
+}
+
+func naiveMMoE(m *MMoE, in Input) *torch.Tensor {
+	var experts []*torch.Tensor
+	for k := int64(0); k < m.experts.n; k++ {
+		experts = append(experts, naiveExpert(m.experts, k, in.X))
+	}
+	return naiveSelect(in, m.scenarios, func(s int) *torch.Tensor {
+		gate := naiveGate(in.X, m.gates.Weight, m.gates.Bias, int64(s), m.experts.n)
+		return m.towers.towers[s].Forward(naiveMix(experts, gate))
+	})
+}
+
+// naivePLE runs the whole network as if every row belonged to scenario s.
+func naivePLE(m *PLE, in Input) *torch.Tensor {
+	return naiveSelect(in, m.scenarios, func(s int) *torch.Tensor {
+		a, c := in.X, in.X
+		for _, lv := range m.levels {
+			var experts []*torch.Tensor
+			spec := lv.specific[s]
+			for k := int64(0); k < spec.n; k++ {
+				experts = append(experts, naiveExpert(spec, k, a))
+			}
+			for k := int64(0); k < lv.shared.n; k++ {
+				experts = append(experts, naiveExpert(lv.shared, k, c))
+			}
+			next := naiveMix(experts, naiveGate(a, lv.gates.Weight, lv.gates.Bias, int64(s), m.k))
+			if lv.sharedGate != nil {
+				c = naiveMix(experts, naiveGate(c, lv.sharedGate.Weight, lv.sharedGate.Bias, 0, m.k))
+			}
+			a = next
+		}
+		return m.towers.towers[s].Forward(a)
+	})
+}
+
+// naiveSTAR normalises every row with scenario s's statistics: in training
+// the masked mean and (biased) variance of scenario s's rows, in evaluation
+// its running statistics.
+func naiveSTAR(m *STAR, in Input, training bool) *torch.Tensor {
+	return naiveSelect(in, m.scenarios, func(s int) *torch.Tensor {
+		si := int64(s)
+		z := in.X
+		if n := m.pn; n != nil {
+			mean, variance := n.runningMean.Select(0, si), n.runningVar.Select(0, si)
+			if training && in.Counts[s] > 1 {
+				mask := in.Scenario.EqScalar(float64(s)).ToDType(torch.Float32).Unsqueeze(1)
+				rows := float64(in.Counts[s])
+				mean = in.X.Mul(mask).Sum(false, 0).DivScalar(rows)
+				variance = in.X.Sub(mean).Square().Mul(mask).Sum(false, 0).DivScalar(rows)
+			}
+			z = in.X.Sub(mean).Div(variance.AddScalar(n.eps).Sqrt()).
+				Mul(n.weight.Mul(n.scenarioWeight.Select(0, si))).Add(n.bias.Add(n.scenarioBias.Select(0, si)))
+		}
+		h := z
+		for l, layer := range m.layers {
+			h = torch.Linear(h, layer.weight.Mul(layer.scenarioWeight.Select(0, si)), layer.bias.Add(layer.scenarioBias.Select(0, si)))
+			if l < len(m.layers)-1 {
+				h = m.act.Apply(h)
+			}
+		}
+		e := m.embedding.Select(0, si).Unsqueeze(0).Expand(in.rows(), -1)
+		return h.Add(m.aux.Forward(torch.Cat([]*torch.Tensor{in.X, e}, 1)))
+	})
+}
+
+func naiveForward(t *testing.T, bb Backbone, in Input, training bool) *torch.Tensor {
+	switch m := bb.(type) {
+	case *SharedBottom:
+		return naiveSharedBottom(m, in)
+	case *MMoE:
+		return naiveMMoE(m, in)
+	case *PLE:
+		return naivePLE(m, in)
+	case *STAR:
+		return naiveSTAR(m, in, training)
+	}
+	t.Fatalf("no naive reference for %T", bb)
+	return nil
+}
+
+// perturb adds N(0, 0.2²) noise to every parameter, so that parameters
+// initialised to a constant (STAR's scenario factors start at W_s = 1,
+// b_s = 0) cannot hide a routing mistake.
+func perturb(t *testing.T, store *nn.Store) {
+	t.Helper()
+	torch.NoGrad(func() {
+		for _, v := range store.Parameters() {
+			noise := torch.Randn(v.Tensor.Shape(), torch.Float32, torch.CPU).MulScalar(0.2)
+			if err := v.Tensor.CopyFrom(v.Tensor.Add(noise)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// gradients back-propagates loss and returns every parameter's gradient
+// (zeros where it has none), clearing them afterwards.
+func gradients(t *testing.T, store *nn.Store, loss *torch.Tensor) [][]float32 {
+	t.Helper()
+	_, params := store.ParameterTensors()
+	if err := torch.ZeroGrad(params...); err != nil {
+		t.Fatal(err)
+	}
+	if err := loss.Backward(); err != nil {
+		t.Fatal(err)
+	}
+	out := make([][]float32, len(params))
+	for i, p := range params {
+		if g := p.Grad(); g != nil {
+			out[i] = values(t, g)
+		} else {
+			out[i] = make([]float32, p.Numel())
+		}
+	}
+	if err := torch.ZeroGrad(params...); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestBackboneMatchesNaive compares routed and naive outputs and gradients
+// in evaluation (after some training batches moved the running statistics)
+// and in training (batch statistics; no dropout in this config).
+func TestBackboneMatchesNaive(t *testing.T) {
+	lockThread(t)
+	const dim = 10
+	for _, name := range BackboneNames() {
+		for _, counts := range [][]int64{{5, 9, 6}, {7, 0, 4}, {0, 8, 0}, {1, 6, 3}} {
+			for _, training := range []bool{false, true} {
+				sc := torch.NewScope()
+				store, bb := buildBackbone(t, name, dim, testScenarios, smallBackboneConfig(), 4)
+				for i := 0; i < 3; i++ { // move STAR's running statistics off their initial values
+					bb.Forward(makeInput([]int64{6, 7, 8}, dim))
+				}
+				perturb(t, store)
+				store.SetTraining(training)
+				in := makeInput(counts, dim)
+				routed, naive := bb.Forward(in), naiveForward(t, bb, in, training)
+				if d := maxAbsDiff(values(t, routed), values(t, naive)); d > 1e-5 {
+					t.Errorf("%s counts %v training=%v: routed and naive outputs differ by %g", name, counts, training, d)
+				}
+				// The same loss through both must give the same gradients.
+				weight := torch.Randn([]int64{in.rows()}, torch.Float32, torch.CPU)
+				routedGrads := gradients(t, store, routed.Mul(weight).Sum(false))
+				naiveGrads := gradients(t, store, naive.Mul(weight).Sum(false))
+				for i, v := range store.Parameters() {
+					if d := maxAbsDiff(routedGrads[i], naiveGrads[i]); d > 1e-4 {
+						t.Errorf("%s counts %v training=%v: gradients of %s differ by %g", name, counts, training, v.Name, d)
+					}
+				}
+				sc.Close()
+			}
+		}
+	}
+}

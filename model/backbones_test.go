@@ -1,0 +1,329 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"strings"
+	"testing"
+
+	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/model/nn"
+)
+
+// Shared helpers and table-driven tests over the four backbones.
+
+const testScenarios = 3
+
+// smallBackboneConfig is every backbone with small layers, so that tests run fast
+// while still covering multi-layer experts, several levels and towers.
+func smallBackboneConfig() BackboneConfig {
+	mlp := func(h ...int64) nn.MLPConfig { return nn.MLPConfig{Hidden: h, Activation: nn.ReLU} }
+	return BackboneConfig{
+		SharedBottom: SharedBottomConfig{Bottom: mlp(16, 12), Tower: mlp(8, 4)},
+		MMoE:         MMoEConfig{Experts: 3, Expert: mlp(16, 12), Tower: mlp(8)},
+		PLE:          PLEConfig{Levels: 2, SpecificExperts: 2, SharedExperts: 3, Expert: mlp(16, 12), Tower: mlp(8)},
+		STAR: STARConfig{Hidden: []int64{16, 8}, Activation: nn.ReLU, PartitionedNorm: true,
+			AuxHidden: []int64{6}, ScenarioEmbeddingDim: 4},
+	}
+}
+
+// withNormAndDropout turns on BatchNorm and dropout wherever a section has them.
+func withNormAndDropout(cfg BackboneConfig, rate float64) BackboneConfig {
+	on := func(c *nn.MLPConfig) { c.BatchNorm, c.Dropout = true, rate }
+	on(&cfg.SharedBottom.Bottom)
+	on(&cfg.SharedBottom.Tower)
+	on(&cfg.MMoE.Expert)
+	on(&cfg.MMoE.Tower)
+	on(&cfg.PLE.Expert)
+	on(&cfg.PLE.Tower)
+	cfg.STAR.Dropout = rate
+	return cfg
+}
+
+// lockThread keeps a test's torch work on one OS thread (grad mode is thread-local).
+func lockThread(t testing.TB) {
+	runtime.LockOSThread()
+	t.Cleanup(runtime.UnlockOSThread)
+}
+
+// buildBackbone creates a backbone in a fresh store seeded with seed.
+func buildBackbone(t testing.TB, name string, inDim int64, scenarios int, cfg BackboneConfig, seed uint64) (*nn.Store, Backbone) {
+	t.Helper()
+	if err := torch.ManualSeed(seed); err != nil {
+		t.Fatal(err)
+	}
+	store := nn.NewStore(torch.CPU)
+	bb, err := NewBackbone(name, store.Root().Sub("backbone"), inDim, scenarios, cfg)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	t.Cleanup(store.Close)
+	return store, bb
+}
+
+// makeInput draws x ~ N(0, 1) [B, dim] with rows grouped by scenario as counts say.
+func makeInput(counts []int64, dim int64) Input {
+	var scen []int64
+	for s, n := range counts {
+		for i := int64(0); i < n; i++ {
+			scen = append(scen, int64(s))
+		}
+	}
+	b := int64(len(scen))
+	return Input{X: torch.Randn([]int64{b, dim}, torch.Float32, torch.CPU), Scenario: torch.FromSlice(scen, b), Counts: counts}
+}
+
+func values(t testing.TB, x *torch.Tensor) []float32 {
+	t.Helper()
+	v, err := x.Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// maxAbsDiff is the largest |a_i − b_i|, +Inf when the lengths differ or either side has a NaN.
+func maxAbsDiff(a, b []float32) float64 {
+	if len(a) != len(b) {
+		return math.Inf(1)
+	}
+	var d float64
+	for i := range a {
+		x := math.Abs(float64(a[i] - b[i]))
+		if math.IsNaN(x) {
+			return math.Inf(1)
+		}
+		d = math.Max(d, x)
+	}
+	return d
+}
+
+func TestBackboneShapes(t *testing.T) {
+	lockThread(t)
+	const dim = 10
+	cases := []struct {
+		name   string
+		counts []int64
+	}{
+		{"one scenario", []int64{0, 7, 0}},
+		{"all scenarios", []int64{3, 4, 5}},
+		{"scenario absent", []int64{4, 0, 6}},
+		{"single-row segment", []int64{1, 5, 3}},
+	}
+	for _, name := range BackboneNames() {
+		for _, c := range cases {
+			for _, training := range []bool{true, false} {
+				t.Run(fmt.Sprintf("%s/%s/training=%v", name, c.name, training), func(t *testing.T) {
+					sc := torch.NewScope()
+					defer sc.Close()
+					store, bb := buildBackbone(t, name, dim, testScenarios, smallBackboneConfig(), 1)
+					store.SetTraining(training)
+					in := makeInput(c.counts, dim)
+					y := bb.Forward(in)
+					if err := y.Err(); err != nil {
+						t.Fatal(err)
+					}
+					if got, want := y.Shape(), []int64{in.rows()}; !equalShapes(got, want) {
+						t.Fatalf("logits %v, want %v", got, want)
+					}
+					for i, v := range values(t, y) {
+						if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+							t.Fatalf("logit %d = %v", i, v)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+func equalShapes(a, b []int64) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
+
+func TestBackboneRejectsBadInput(t *testing.T) {
+	lockThread(t)
+	for _, name := range BackboneNames() {
+		sc := torch.NewScope()
+		_, bb := buildBackbone(t, name, 10, testScenarios, smallBackboneConfig(), 1)
+		for _, in := range []Input{
+			makeInput([]int64{2, 3}, 10), // counts for 2 scenarios, built for 3
+			{X: torch.Randn([]int64{4, 10}, torch.Float32, torch.CPU), Scenario: torch.FromSlice([]int64{0, 0, 1, 1}), Counts: []int64{2, 1, 0}},
+			makeInput([]int64{0, 0, 0}, 10),
+		} {
+			if err := bb.Forward(in).Err(); err == nil {
+				t.Errorf("%s: counts %v on %v: no error", name, in.Counts, in.X.Shape())
+			}
+		}
+		sc.Close()
+	}
+}
+
+// TestBackboneGradients: over a batch that covers every scenario, every
+// parameter gets a non-zero gradient (no dead parameters), with BatchNorm on too.
+func TestBackboneGradients(t *testing.T) {
+	lockThread(t)
+	for _, variant := range []struct {
+		name string
+		cfg  BackboneConfig
+	}{{"plain", smallBackboneConfig()}, {"batch_norm", withNormAndDropout(smallBackboneConfig(), 0)}} {
+		for _, name := range BackboneNames() {
+			t.Run(name+"/"+variant.name, func(t *testing.T) {
+				sc := torch.NewScope()
+				defer sc.Close()
+				store, bb := buildBackbone(t, name, 10, testScenarios, variant.cfg, 2)
+				in := makeInput([]int64{5, 6, 7}, 10)
+				if err := bb.Forward(in).Square().Sum(false).Backward(); err != nil {
+					t.Fatal(err)
+				}
+				for _, v := range store.Parameters() {
+					g := v.Tensor.Grad()
+					if g == nil {
+						t.Errorf("%s has no gradient", v.Name)
+						continue
+					}
+					if n, err := g.Abs().Sum(false).Item(); err != nil || n == 0 {
+						t.Errorf("%s: gradient norm %g (%v)", v.Name, n, err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestSTARScenarioGradients: scenario s's own parameters (star weights and
+// biases, partitioned-norm scale and shift) get gradient from scenario s's
+// rows only: a loss over one scenario's rows leaves every other scenario's slice at zero.
+func TestSTARScenarioGradients(t *testing.T) {
+	lockThread(t)
+	counts := []int64{5, 6, 7}
+	for s := 0; s < testScenarios; s++ {
+		sc := torch.NewScope()
+		store, bb := buildBackbone(t, "star", 10, testScenarios, smallBackboneConfig(), 3)
+		in := makeInput(counts, 10)
+		mask := in.Scenario.EqScalar(float64(s)).ToDType(torch.Float32)
+		if err := bb.Forward(in).Mul(mask).Sum(false).Backward(); err != nil {
+			t.Fatal(err)
+		}
+		checked := 0
+		for _, v := range store.Parameters() {
+			if !isScenarioParam(v.Name) {
+				continue
+			}
+			checked++
+			for o := 0; o < testScenarios; o++ {
+				n, err := v.Tensor.Grad().Select(0, int64(o)).Abs().Sum(false).Item()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if (o == s) != (n > 0) {
+					t.Errorf("loss on scenario %d: %s[%d] has gradient norm %g", s, v.Name, o, n)
+				}
+			}
+		}
+		if checked != 2+2*3+1 { // pn, 3 star layers, the auxiliary scenario embedding
+			t.Errorf("checked %d scenario parameters, want 9", checked)
+		}
+		sc.Close()
+	}
+}
+
+// isScenarioParam says whether a STAR parameter is stacked per scenario.
+func isScenarioParam(name string) bool {
+	for _, suffix := range []string{".scenario_weight", ".scenario_bias", ".scenario_embedding.weight"} {
+		if strings.HasSuffix(name, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// mlpParams is the closed-form count of an MLP: Σ (in·h + h), plus 2h for
+// each BatchNorm (after every layer but a tower's last).
+func mlpParams(in int64, c nn.MLPConfig) int64 {
+	var n int64
+	for i, h := range c.Hidden {
+		n += in*h + h
+		if c.BatchNorm && (c.OutputActivation || i < len(c.Hidden)-1) {
+			n += 2 * h
+		}
+		in = h
+	}
+	return n
+}
+
+func last(h []int64, or int64) int64 {
+	if len(h) == 0 {
+		return or
+	}
+	return h[len(h)-1]
+}
+
+// closedFormParams counts each backbone's trainable scalars from its config alone.
+func closedFormParams(name string, in, s int64, cfg BackboneConfig) int64 {
+	tower := func(in int64, c nn.MLPConfig) int64 { return s * mlpParams(in, towerConfig(c)) }
+	expert := func(in int64, c nn.MLPConfig) int64 { c.OutputActivation = true; return mlpParams(in, c) }
+	switch name {
+	case "shared_bottom":
+		c := cfg.SharedBottom
+		c.Bottom.OutputActivation = true
+		return mlpParams(in, c.Bottom) + tower(last(c.Bottom.Hidden, in), c.Tower)
+	case "mmoe":
+		c := cfg.MMoE
+		e := int64(c.Experts)
+		return e*expert(in, c.Expert) + (in*s*e + s*e) + tower(last(c.Expert.Hidden, in), c.Tower)
+	case "ple":
+		c := cfg.PLE
+		k := int64(c.SpecificExperts + c.SharedExperts)
+		var n int64
+		for l := 0; l < c.Levels; l++ {
+			n += (s*int64(c.SpecificExperts) + int64(c.SharedExperts)) * expert(in, c.Expert)
+			n += in*s*k + s*k // scenario gates
+			if l < c.Levels-1 {
+				n += in*k + k // shared gate
+			}
+			in = last(c.Expert.Hidden, in)
+		}
+		return n + tower(in, c.Tower)
+	case "star":
+		c := cfg.STAR
+		x := in
+		var n int64
+		if c.PartitionedNorm {
+			n += 2*in + 2*s*in
+		}
+		for _, h := range append(append([]int64(nil), c.Hidden...), 1) {
+			n += (1 + s) * (in*h + h)
+			in = h
+		}
+		return n + s*c.ScenarioEmbeddingDim + mlpParams(x+c.ScenarioEmbeddingDim, c.aux())
+	}
+	panic(name)
+}
+
+// TestBackboneParameterCounts compares the store's count with the closed
+// form for the small configs, the defaults, and BatchNorm variants.
+func TestBackboneParameterCounts(t *testing.T) {
+	lockThread(t)
+	noPN := smallBackboneConfig()
+	noPN.STAR.PartitionedNorm = false
+	for _, variant := range []struct {
+		name string
+		cfg  BackboneConfig
+	}{
+		{"small", smallBackboneConfig()},
+		{"default", DefaultBackboneConfig()},
+		{"batch_norm", withNormAndDropout(smallBackboneConfig(), 0.1)},
+		{"no_pn", noPN},
+	} {
+		for _, name := range BackboneNames() {
+			for _, shape := range []struct{ in, s int64 }{{10, 3}, {128, 5}, {7, 1}} {
+				store, _ := buildBackbone(t, name, shape.in, int(shape.s), variant.cfg, 1)
+				got, want := store.NumParameters(), closedFormParams(name, shape.in, shape.s, variant.cfg)
+				if got != want {
+					t.Errorf("%s/%s in=%d scenarios=%d: %d parameters, closed form %d", name, variant.name, shape.in, shape.s, got, want)
+				}
+				store.Close()
+			}
+		}
+	}
+}
