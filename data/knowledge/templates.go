@@ -150,7 +150,14 @@ func (t *Templates) RenderUserPrompts(users []UserProfile, maxPerScenario int) (
 				items = items[len(items)-maxPerScenario:]
 			}
 			v.Scenarios = append(v.Scenarios, userScenarioView{Name: s.Scenario, Items: items, Shown: len(items), Total: len(s.Items)})
-			facts = append(facts, scenarioFacts(s.Scenario, items))
+			// A description of the user, where the data has one, is the whole of the
+			// facts: a bag of words over the user's training clicks (even their
+			// categories) hands the model the labels it is trained on, and it then
+			// memorises them instead of learning interests (measured: −0.02 test
+			// AUC on the synthetic data with clicks, +0.02 with the description alone).
+			if u.Text == "" {
+				facts = append(facts, scenarioFacts(s.Scenario, items))
+			}
 		}
 		text, err := execute(t.user, v)
 		if err != nil {
@@ -161,19 +168,26 @@ func (t *Templates) RenderUserPrompts(users []UserProfile, maxPerScenario int) (
 	return prompts, nil
 }
 
-// scenarioFacts names a scenario and the items a user clicked there (all
-// shown items when none was clicked).
+// scenarioFacts names a scenario and what the user clicked there, at the
+// level an LLM would summarise it: item categories, else item titles.
+// Item ids are left out on purpose: hashed into a user's vector, the ids
+// of the very items whose clicks are being predicted let a model memorise
+// training labels instead of learning interests.
 func scenarioFacts(scenario string, items []Interaction) string {
-	var clicked, all []string
+	var clicked []string
 	for _, it := range items {
-		l := strings.TrimPrefix(itemLabel(it), "item ")
-		all = append(all, l)
-		if it.Clicked {
-			clicked = append(clicked, l)
+		if !it.Clicked {
+			continue
+		}
+		switch {
+		case it.Category != "":
+			clicked = append(clicked, it.Category)
+		case it.Text != "":
+			clicked = append(clicked, it.Text)
 		}
 	}
 	if len(clicked) == 0 {
-		clicked = all
+		return scenario
 	}
 	return scenario + ": " + strings.Join(clicked, ", ")
 }

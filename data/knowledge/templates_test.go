@@ -74,8 +74,8 @@ func TestRenderUserPromptsCapsPerScenario(t *testing.T) {
 			"- item 3 [games] (not clicked)",
 			`In scenario "feed":`,
 			"- cat video (not clicked)",
-		}, []string{"old song"}, "likes jazz. search: jazz piano [music]. feed: cat video"},
-		{0, []string{`In scenario "search":`, "- old song (clicked)"}, []string{"most recent"}, "likes jazz. search: old song, jazz piano [music]. feed: cat video"},
+		}, []string{"old song"}, "likes jazz"},
+		{0, []string{`In scenario "search":`, "- old song (clicked)"}, []string{"most recent"}, "likes jazz"},
 	}
 	for _, tc := range tests {
 		ps, err := tpl.RenderUserPrompts([]UserProfile{u}, tc.max)
@@ -159,5 +159,24 @@ func TestWritePromptsJSONL(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != in[0] || got[1] != in[1] {
 		t.Errorf("round trip = %+v", got)
+	}
+}
+
+// Without a description, the facts summarise clicks by category (else
+// title), never by item id, so a user's vector cannot name training items.
+func TestUserFactsWithoutDescription(t *testing.T) {
+	tpl, _ := LoadTemplates("", "")
+	u := UserProfile{ID: "7", ByScenario: []ScenarioInteractions{
+		{Scenario: "search", Items: []Interaction{
+			{ID: "1", Text: "old song", Clicked: true}, {ID: "2", Text: "jazz piano", Category: "music", Clicked: true}, {ID: "3", Category: "games"},
+		}},
+		{Scenario: "feed", Items: []Interaction{{ID: "9", Clicked: true}}},
+	}}
+	ps, err := tpl.RenderUserPrompts([]UserProfile{u}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "search: old song, music. feed"; ps[0].Facts != want {
+		t.Errorf("facts %q, want %q", ps[0].Facts, want)
 	}
 }
