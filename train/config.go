@@ -242,21 +242,34 @@ func Apply(cfg *Config, sets map[string]any) error {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	// One key at a time, so that a value of the wrong type is reported
+	// against its key rather than a line of the generated YAML.
+	var fresh Config
 	for _, key := range keys {
 		if err := setPath(tree, key, sets[key]); err != nil {
 			return err
 		}
-	}
-	b, err := yaml.Marshal(tree)
-	if err != nil {
-		return err
-	}
-	fresh := DefaultConfig()
-	if err := decodeStrict(b, &fresh); err != nil {
-		return fmt.Errorf("config override: %w", err)
+		b, err := yaml.Marshal(tree)
+		if err != nil {
+			return err
+		}
+		fresh = DefaultConfig()
+		if err := decodeStrict(b, &fresh); err != nil {
+			return fmt.Errorf("config key %s = %v: %s", key, sets[key], typeError(err))
+		}
 	}
 	*cfg = fresh
 	return nil
+}
+
+// typeError keeps what yaml says about a value and drops its line numbers,
+// which point into generated YAML.
+func typeError(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "cannot unmarshal"); i >= 0 {
+		return msg[i:]
+	}
+	return msg
 }
 
 // CheckKey reports whether a dotted key exists in the configuration (for sweep specs).

@@ -24,6 +24,8 @@ type RunOptions struct {
 	Resume   bool      // continue from <out>/checkpoints/latest
 	Log      io.Writer // progress and tables; nil discards
 	Progress bool      // a progress bar (stderr is a terminal) instead of periodic log lines
+
+	afterStep func(step int) // tests: called after every optimizer step
 }
 
 // Result is what a run produced.
@@ -322,6 +324,9 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			lossSum += loss
 			lossN++
 			prog.step(r.state.Step, epoch, loss, samples, trainTime+time.Since(start))
+			if r.opts.afterStep != nil {
+				r.opts.afterStep(r.state.Step)
+			}
 		}
 		it.Close()
 		trainTime += time.Since(start)

@@ -190,7 +190,13 @@ Run it with:  msrtrain sweep --out runs/sweep1 spec.yaml   (rerun to resume)`,
 				return err
 			}
 			fmt.Printf("results: %s, %s, %s\n", filepath.Join(out, "results.md"), filepath.Join(out, "results.csv"), filepath.Join(out, "summary.csv"))
-			return table.WriteMarkdown(os.Stdout)
+			if err := table.WriteMarkdown(os.Stdout); err != nil {
+				return err
+			}
+			if n := table.Failed(); n > 0 {
+				return fmt.Errorf("%d trial(s) failed; their errors are in %s (rerun the sweep to retry them)", n, filepath.Join(out, "results.md"))
+			}
+			return nil
 		},
 	}
 }

@@ -116,3 +116,14 @@ func stat(vs []float64) Stat {
 	}
 	return s
 }
+
+// Failed counts the trials that failed.
+func (t Table) Failed() int {
+	n := 0
+	for _, o := range t.Trials {
+		if o.Result.Status == StatusFailed {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var binary string
+
+// TestMain builds msrtrain once; the tests run it as a user would.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "msrtrain-cli")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "msrtrain")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building msrtrain: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// tiny are the overrides of a run that takes a second or two.
+var tiny = []string{
+	"--set", "data.synthetic.rows=5000", "--set", "data.synthetic.users=300", "--set", "data.synthetic.items_per_scenario=60",
+	"--set", "train.epochs=2", "--set", "train.batch_size=128", "--set", "model.star.hidden=[16]",
+	"--set", "model.meta.layers=[8]", "--set", "model.meta.generator.hidden=[8]", "--set", "knowledge.hash.dim=8",
+	"--threads", "1",
+}
+
+func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	default:
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+func mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	out, errOut, code := run(t, args...)
+	if code != 0 {
+		t.Fatalf("msrtrain %s: exit %d\n%s", strings.Join(args, " "), code, errOut)
+	}
+	return out
+}
+
+func TestTrainEvalPredict(t *testing.T) {
+	out := t.TempDir()
+	mustRun(t, append([]string{"--out", out, "train"}, tiny...)...)
+	for _, f := range []string{"config.yaml", "metrics.jsonl", "summary.json", "checkpoints/best", "checkpoints/latest"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("train output: %v", err)
+		}
+	}
+	var summary struct {
+		Test struct {
+			Overall struct{ AUC *float64 } `json:"overall"`
+		} `json:"test"`
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err := json.Unmarshal(b, &summary); err != nil || summary.Test.Overall.AUC == nil {
+		t.Fatalf("summary.json: %v %s", err, b)
+	}
+
+	evalOut := mustRun(t, "eval", "--checkpoint", out, "--split", "test", "--threads", "1")
+	if !strings.Contains(evalOut, "overall") || !strings.Contains(evalOut, "video") {
+		t.Errorf("eval prints no per-scenario table:\n%s", evalOut)
+	}
+	if want := fmt.Sprintf("%.4f", *summary.Test.Overall.AUC); !strings.Contains(evalOut, want) {
+		t.Errorf("eval's overall AUC differs from the run's test AUC %s:\n%s", want, evalOut)
+	}
+
+	// predict: write the data as CSV, score it, and check one row per input row, in order.
+	csvPath := filepath.Join(t.TempDir(), "rows.csv")
+	mustRun(t, append(append([]string{"data", "synth", "--output", csvPath}, tiny[:6]...), "--set", "data.synthetic.rows=300")...)
+	cfgPath := csvPath + ".yaml"
+	// The checkpoint was trained on synthetic data; predict reads the file with the checkpoint's
+	// data config, so point a CSV-trained model at it instead: train one quickly on the CSV.
+	csvRun := t.TempDir()
+	mustRun(t, append([]string{"--out", csvRun, "-c", cfgPath, "train", "--set", "model.meta.levels=none"}, tiny[6:]...)...)
+	scores := filepath.Join(t.TempDir(), "scores.csv")
+	mustRun(t, "predict", "--checkpoint", csvRun, "--input", csvPath, "--output", scores, "--threads", "1")
+	f, _ := os.Open(scores)
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 301 || strings.Join(rows[0], ",") != "row,scenario,score" {
+		t.Fatalf("predict wrote %d lines, header %v; want 300 rows and a header", len(rows), rows[0])
+	}
+	for i, r := range rows[1:] {
+		if r[0] != fmt.Sprint(i) {
+			t.Fatalf("row %d is numbered %s: not in input order", i, r[0])
+		}
+	}
+}
+
+func TestBadInputIsAClearErrorWithStatus2(t *testing.T) {
+	dir := t.TempDir()
+	badYAML := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(badYAML, []byte("train:\n  lr: 0.01\n  epocs: 3\n"), 0o644)
+	spec := filepath.Join(dir, "spec.yaml")
+	os.WriteFile(spec, []byte("metric: test.overall.auc\ngrid:\n  model.backbon: [star]\n"), 0o644)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"cuda on a CPU machine", []string{"--device", "cuda", "train"}, "no CUDA support"},
+		{"unknown key", []string{"train", "--set", "model.backbon=star"}, `unknown config key "model.backbon"`},
+		{"wrong type", []string{"train", "--set", "train.epochs=many"}, "config key train.epochs = many: cannot unmarshal"},
+		{"negative lr", []string{"train", "--set", "train.lr=-1"}, "train.lr = -1: must be positive"},
+		{"zero batch", []string{"train", "--set", "train.batch_size=0"}, "train.batch_size = 0"},
+		{"unknown backbone", []string{"train", "--set", "model.backbone=dcn"}, `model.backbone = "dcn"`},
+		{"unknown key in a file", []string{"-c", badYAML, "train"}, "epocs"},
+		{"missing config file", []string{"-c", filepath.Join(dir, "nope.yaml"), "train"}, "nope.yaml"},
+		{"no checkpoint", []string{"eval", "--checkpoint", dir}, "holds no checkpoint"},
+		{"sweep spec key", []string{"sweep", "--out", dir, spec}, "model.backbon"},
+		{"unknown flag", []string{"train", "--epochs", "3"}, "flag provided but not defined"},
+	}
+	for _, tc := range tests {
+		_, errOut, code := run(t, tc.args...)
+		if code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%s: exit %d, stderr %q; want exit 2 and %q", tc.name, code, errOut, tc.want)
+		}
+	}
+}
+
+// TestSweep runs a 2×2 grid with 2 seeds in which one point fails at run
+// time (the file encoder without a file, only needed when meta networks are
+// on), then reruns it: finished trials are skipped.
+func TestSweep(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base.yaml")
+	os.WriteFile(base, []byte(`threads: 1
+data: {synthetic: {rows: 3000, users: 200, items_per_scenario: 40}}
+train: {epochs: 1, batch_size: 256}
+model: {star: {hidden: [8]}, meta: {layers: [4], generator: {hidden: [8]}}}
+knowledge: {hash: {dim: 8}}
+`), 0o644)
+	spec := filepath.Join(dir, "spec.yaml")
+	os.WriteFile(spec, []byte(`base: base.yaml
+seeds: 2
+workers: 2
+metric: test.overall.auc
+grid:
+  model.meta.levels: [none, both]
+  knowledge.encoder: [hash, file]
+`), 0o644)
+	out := filepath.Join(dir, "sweep")
+	stdout, stderr, code := run(t, "sweep", "--out", out, spec)
+	if code != 1 {
+		t.Fatalf("sweep with a failing point: exit %d, want 1 (failed trials)\n%s\n%s", code, stdout, stderr)
+	}
+	md, err := os.ReadFile(filepath.Join(out, "results.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), "knowledge.encoder = file needs") {
+		t.Errorf("results.md does not record the failing point's error:\n%s", md)
+	}
+	res, _ := os.ReadFile(filepath.Join(out, "results.csv"))
+	if ok, failed := strings.Count(string(res), ",ok,"), strings.Count(string(res), ",failed,"); ok != 6 || failed != 2 {
+		t.Errorf("results.csv has %d ok and %d failed trials, want 6 and 2:\n%s", ok, failed, res)
+	}
+	_, stderr, _ = run(t, "sweep", "--out", out, spec)
+	if n := strings.Count(stderr, " ok ("); n != 0 {
+		t.Errorf("rerun ran %d finished trials again:\n%s", n, stderr)
+	}
+}

@@ -1,0 +1,231 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/msrtrain/msrtrain/train/metrics"
+)
+
+// tinyConfig is a run that trains in about a second: small synthetic data, small layers.
+func tinyConfig(t *testing.T, overrides ...string) Config {
+	t.Helper()
+	base := []string{
+		"data.synthetic.rows=6000", "data.synthetic.users=400", "data.synthetic.items_per_scenario=80",
+		"train.epochs=2", "train.batch_size=128", "train.eval_batch_size=1000", "train.log_every=1000",
+		"model.star.hidden=[32,16]", "model.star.aux_hidden=[8]", "model.meta.layers=[8]",
+		"model.meta.generator.hidden=[16]", "knowledge.hash.dim=16", "threads=1", "device=cpu",
+	}
+	cfg, err := LoadConfig("", append(base, overrides...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Out = t.TempDir()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// onTorchThread runs f on a fresh goroutine locked to its own OS thread, as the CLI does.
+func onTorchThread[T any](f func() (T, error)) (T, error) {
+	type out struct {
+		v   T
+		err error
+	}
+	ch := make(chan out)
+	go func() {
+		runtime.LockOSThread()
+		v, err := f()
+		ch <- out{v, err}
+	}()
+	o := <-ch
+	return o.v, o.err
+}
+
+func trainTiny(t *testing.T, ctx context.Context, cfg Config, resume bool) *Result {
+	t.Helper()
+	res, err := onTorchThread(func() (*Result, error) { return Train(ctx, cfg, RunOptions{Resume: resume}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func testAUC(t *testing.T, r *Result) float64 {
+	t.Helper()
+	if r.Test == nil || r.Test.Overall.AUC == nil {
+		t.Fatalf("no test AUC in %+v", r)
+	}
+	return *r.Test.Overall.AUC
+}
+
+func TestTrainWritesOutputsAndLearns(t *testing.T) {
+	cfg := tinyConfig(t)
+	res := trainTiny(t, context.Background(), cfg, false)
+	if auc := testAUC(t, res); auc < 0.6 {
+		t.Errorf("test AUC %.4f after 2 epochs; the synthetic task is learnable well above 0.6", auc)
+	}
+	if res.Steps != 2*38 { // 6000 rows · 0.8 / 128, last batch kept
+		t.Errorf("steps %d, want 76", res.Steps)
+	}
+	for _, f := range []string{"config.yaml", "metrics.jsonl", "summary.json", "checkpoints/latest", "checkpoints/best", "knowledge/index.json"} {
+		if _, err := os.Stat(filepath.Join(cfg.Out, f)); err != nil {
+			t.Errorf("missing output: %v", err)
+		}
+	}
+	lines, err := os.ReadFile(filepath.Join(cfg.Out, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(lines), "\n"); n != 2 {
+		t.Errorf("metrics.jsonl has %d lines, want one per epoch (2)", n)
+	}
+	var sum Result
+	b, _ := os.ReadFile(filepath.Join(cfg.Out, "summary.json"))
+	if err := json.Unmarshal(b, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Test.PerScenario) != 3 || sum.Test.PerScenario[0].Scenario != "video" {
+		t.Errorf("summary per-scenario test metrics: %+v", sum.Test.PerScenario)
+	}
+	// The checkpoint's weights load in Python under PyTorch-style names.
+	ckDir, err := CheckpointDir(cfg.Out, "best")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := ReadCheckpoint(ckDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ck.Config.Model.Backbone != "star" || len(ck.Vocabs.Fields) < 2 {
+		t.Errorf("checkpoint config/vocabs: %+v", ck.Config.Model.Backbone)
+	}
+}
+
+// TestDeterminismAndExactResume: the same seed gives the same metrics to the
+// last digit, and a run interrupted after its first epoch and resumed ends
+// exactly where an uninterrupted run does.
+func TestDeterminismAndExactResume(t *testing.T) {
+	full := tinyConfig(t, "model.star.dropout=0.1")
+	a := trainTiny(t, context.Background(), full, false)
+	again := full
+	again.Out = t.TempDir()
+	b := trainTiny(t, context.Background(), again, false)
+	if testAUC(t, a) != testAUC(t, b) || *a.Test.Overall.LogLoss != *b.Test.Overall.LogLoss {
+		t.Errorf("same seed, different metrics: %v vs %v", testAUC(t, a), testAUC(t, b))
+	}
+
+	// Interrupt: train one epoch, then resume with the two-epoch config.
+	split := full
+	split.Out = t.TempDir()
+	first := split
+	first.Train.Epochs = 1
+	trainTiny(t, context.Background(), first, false)
+	// The resumed run must use the same configuration as the checkpoint, so
+	// rewrite the saved epochs: this is what "train longer" looks like.
+	ckDir, err := CheckpointDir(split.Out, "latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := ReadCheckpoint(ckDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck.Config.Train.Epochs = 2
+	if err := writeFile(filepath.Join(ckDir, configFile), ck.Config.Marshal); err != nil {
+		t.Fatal(err)
+	}
+	c := trainTiny(t, context.Background(), split, true)
+	if testAUC(t, a) != testAUC(t, c) || *a.Test.Overall.LogLoss != *c.Test.Overall.LogLoss {
+		t.Errorf("resumed run ends at AUC %v logloss %v, uninterrupted at %v %v", testAUC(t, c), *c.Test.Overall.LogLoss, testAUC(t, a), *a.Test.Overall.LogLoss)
+	}
+}
+
+// TestInterruptCheckpointsMidEpoch: a cancelled context ends the run after
+// the step in flight with a checkpoint that resumes to the same result.
+func TestInterruptCheckpointsMidEpoch(t *testing.T) {
+	ref := tinyConfig(t)
+	want := trainTiny(t, context.Background(), ref, false)
+
+	cfg := ref
+	cfg.Out = t.TempDir()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	// Ctrl-C arrives during step 10 of the first epoch.
+	stop := func(step int) {
+		if step == 10 {
+			cancel(errors.New("test interrupt"))
+		}
+	}
+	res, err := onTorchThread(func() (*Result, error) { return Train(ctx, cfg, RunOptions{afterStep: stop}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Interrupted || res.Steps != 10 {
+		t.Fatalf("interrupted %v after %d steps, want an interrupt after 10", res.Interrupted, res.Steps)
+	}
+	got := trainTiny(t, context.Background(), cfg, true)
+	if testAUC(t, got) != testAUC(t, want) {
+		t.Errorf("interrupted+resumed AUC %v, uninterrupted %v", testAUC(t, got), testAUC(t, want))
+	}
+}
+
+func TestResumeRefusesAnotherConfig(t *testing.T) {
+	cfg := tinyConfig(t, "train.epochs=1")
+	trainTiny(t, context.Background(), cfg, false)
+	other := cfg
+	other.Model.Backbone = "mmoe"
+	_, err := onTorchThread(func() (*Result, error) { return Train(context.Background(), other, RunOptions{Resume: true}) })
+	if err == nil || !strings.Contains(err.Error(), "differs from the checkpoint") {
+		t.Errorf("resume with another backbone: %v", err)
+	}
+}
+
+func TestNonFiniteLossStops(t *testing.T) {
+	cfg := tinyConfig(t, "train.lr=1e30", "train.optimizer=sgd", "model.meta.levels=none")
+	_, err := onTorchThread(func() (*Result, error) { return Train(context.Background(), cfg, RunOptions{}) })
+	if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "step ") {
+		t.Fatalf("a diverging run: %v, want a non-finite loss error naming the step", err)
+	}
+}
+
+func TestEveryBackboneTrainsWithMeta(t *testing.T) {
+	for _, bb := range []string{"shared_bottom", "mmoe", "ple", "star"} {
+		t.Run(bb, func(t *testing.T) {
+			cfg := tinyConfig(t, "model.backbone="+bb)
+			res := trainTiny(t, context.Background(), cfg, false)
+			if auc := testAUC(t, res); auc < 0.55 || math.IsNaN(auc) {
+				t.Errorf("%s: test AUC %.4f after two epochs", bb, auc)
+			}
+		})
+	}
+}
+
+func TestMetricParsing(t *testing.T) {
+	rep := metrics.Report{}
+	for _, tc := range []struct {
+		in  string
+		err bool
+	}{{"overall.auc", false}, {"scenario.search.gauc", false}, {"overall.logloss", false}, {"overall.f1", true}, {"auc", true}, {"scenario..auc", true}} {
+		m, err := parseMetric(tc.in)
+		if (err != nil) != tc.err {
+			t.Errorf("parseMetric(%q) error %v", tc.in, err)
+		}
+		if err == nil {
+			if _, ok := m.value(rep); ok {
+				t.Errorf("%q: a value from an empty report", tc.in)
+			}
+		}
+	}
+	if !(metric{name: "logloss"}).better(0.3, 0.4) || (metric{name: "auc"}).better(0.3, 0.4) {
+		t.Error("better() has the wrong direction")
+	}
+}
