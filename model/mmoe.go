@@ -85,7 +85,9 @@ func (m *MMoE) Forward(in Input) *torch.Tensor {
 	if err := checkInput(in, m.scenarios); err != nil {
 		return inputError(err)
 	}
-	experts := m.experts.Forward(in.X)                                      // [E, B, h]
-	gate := pickScenario(in, m.gates.Forward(in.X), m.experts.n).Softmax(1) // [B, E]
-	return m.towers.Forward(in, mix(experts, gate))
+	return scoped(func() *torch.Tensor {
+		experts := m.experts.Forward(in.X)                                      // [E, B, h]
+		gate := pickScenario(in, m.gates.Forward(in.X), m.experts.n).Softmax(1) // [B, E]
+		return m.towers.Forward(in, mix(experts, gate))
+	})
 }

@@ -125,17 +125,19 @@ func (m *PLE) Forward(in Input) *torch.Tensor {
 	if err := checkInput(in, m.scenarios); err != nil {
 		return inputError(err)
 	}
-	a, c := in.X, in.X
-	for _, lv := range m.levels {
-		specific := eachSegment(in, 1, func(seg Segment) *torch.Tensor {
-			return lv.specific[seg.Scenario].Forward(seg.Rows(a))
-		}) // [Ks, B, h]
-		experts := torch.Cat([]*torch.Tensor{specific, lv.shared.Forward(c)}, 0) // [K, B, h]
-		next := mix(experts, pickScenario(in, lv.gates.Forward(a), m.k).Softmax(1))
-		if lv.sharedGate != nil {
-			c = mix(experts, lv.sharedGate.Forward(c).Softmax(1))
+	return scoped(func() *torch.Tensor {
+		a, c := in.X, in.X
+		for _, lv := range m.levels {
+			specific := eachSegment(in, 1, func(seg Segment) *torch.Tensor {
+				return lv.specific[seg.Scenario].Forward(seg.Rows(a))
+			}) // [Ks, B, h]
+			experts := torch.Cat([]*torch.Tensor{specific, lv.shared.Forward(c)}, 0) // [K, B, h]
+			next := mix(experts, pickScenario(in, lv.gates.Forward(a), m.k).Softmax(1))
+			if lv.sharedGate != nil {
+				c = mix(experts, lv.sharedGate.Forward(c).Softmax(1))
+			}
+			a = next
 		}
-		a = next
-	}
-	return m.towers.Forward(in, a)
+		return m.towers.Forward(in, a)
+	})
 }

@@ -28,6 +28,20 @@ func eachSegment(in Input, dim int64, f func(seg Segment) *torch.Tensor) *torch.
 	return torch.Cat(outs, dim) // no segments: Cat reports "no tensors"
 }
 
+// scoped runs a forward pass in a scope of its own and keeps only its
+// result. The intermediates' handles are then released when the pass ends
+// (autograd keeps what backward needs and frees it as backward goes), as
+// Python frees locals; held until the step's scope closes instead, every
+// activation of the step stays alive at once, and the allocator cannot reuse
+// their memory within the step (measured: ~10% of a step at batch 2048).
+func scoped(f func() *torch.Tensor) *torch.Tensor {
+	sc := torch.NewScope()
+	defer sc.Close()
+	out := f()
+	sc.Keep(out)
+	return out
+}
+
 // rows is the batch size the scenario counts describe.
 func (in Input) rows() int64 {
 	var n int64

@@ -70,5 +70,7 @@ func (m *SharedBottom) Forward(in Input) *torch.Tensor {
 	if err := checkInput(in, m.scenarios); err != nil {
 		return inputError(err)
 	}
-	return m.towers.Forward(in, m.bottom.Forward(in.X))
+	return scoped(func() *torch.Tensor {
+		return m.towers.Forward(in, m.bottom.Forward(in.X))
+	})
 }

@@ -128,32 +128,34 @@ func (m *STAR) Forward(in Input) *torch.Tensor {
 	if err := checkInput(in, m.scenarios); err != nil {
 		return inputError(err)
 	}
-	z := in.X
-	if m.pn != nil {
-		z = m.pn.Forward(in, z)
-	}
-	weights := make([]*torch.Tensor, len(m.layers))
-	biases := make([]*torch.Tensor, len(m.layers))
-	for l, layer := range m.layers {
-		weights[l], biases[l] = layer.effective()
-	}
-	last := len(m.layers) - 1
-	main := eachSegment(in, 0, func(seg Segment) *torch.Tensor {
-		s := int64(seg.Scenario)
-		h := seg.Rows(z)
-		for l := range m.layers {
-			h = torch.Linear(h, weights[l].Select(0, s), biases[l].Select(0, s))
-			if l < last {
-				h = m.act.Apply(h)
-				if m.drop != nil {
-					h = m.drop.Forward(h)
+	return scoped(func() *torch.Tensor {
+		z := in.X
+		if m.pn != nil {
+			z = m.pn.Forward(in, z)
+		}
+		weights := make([]*torch.Tensor, len(m.layers))
+		biases := make([]*torch.Tensor, len(m.layers))
+		for l, layer := range m.layers {
+			weights[l], biases[l] = layer.effective()
+		}
+		last := len(m.layers) - 1
+		main := eachSegment(in, 0, func(seg Segment) *torch.Tensor {
+			s := int64(seg.Scenario)
+			h := seg.Rows(z)
+			for l := range m.layers {
+				h = torch.Linear(h, weights[l].Select(0, s), biases[l].Select(0, s))
+				if l < last {
+					h = m.act.Apply(h)
+					if m.drop != nil {
+						h = m.drop.Forward(h)
+					}
 				}
 			}
-		}
-		return h
+			return h
+		})
+		aux := m.aux.Forward(torch.Cat([]*torch.Tensor{in.X, torch.Embedding(m.embedding, in.Scenario)}, 1))
+		return main.Add(aux).View(-1)
 	})
-	aux := m.aux.Forward(torch.Cat([]*torch.Tensor{in.X, torch.Embedding(m.embedding, in.Scenario)}, 1))
-	return main.Add(aux).View(-1)
 }
 
 // starLinear is one star-topology layer: shared weight and bias plus one
