@@ -1,0 +1,238 @@
+package model
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/model/nn"
+)
+
+// BenchmarkBackboneStep times one training step (forward, BCE with logits,
+// backward, Adam step, all inside a Scope) of every backbone with its
+// default config, input width 128 (8 fields × 16 dims), 3 scenarios holding
+// 50/30/20% of the rows, at batch 256, 2048 and 8192; beside the same models
+// in PyTorch (testdata/backbones_bench.py: same shapes, math and grouped
+// routing) run by python3-torch with the same thread settings, in two
+// variants: "idiomatic" (nn.Modules, one Linear per expert and per gate, as
+// a PyTorch user writes it) and "mirrored" (op for op what the Go code runs,
+// so that ratio is the binding's per-op advantage alone). Go and PyTorch are
+// measured alternately, benchRounds times each, and the fastest round of
+// each is reported, which keeps other load on the machine from favouring
+// either side. It prints a table; run it with
+//
+//	go test -run '^$' -bench BackboneStep -benchtime 1x ./model/
+func BenchmarkBackboneStep(b *testing.B) {
+	const (
+		inDim       = 128
+		benchRounds = 3
+		minSeconds  = 0.7 // per measurement, after warm-up
+	)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	threads := runtime.NumCPU()
+	if err := torch.SetThreads(threads, 1); err != nil {
+		b.Fatal(err)
+	}
+	py, pyErr := startPythonBench(threads)
+	if pyErr != nil {
+		b.Logf("PyTorch baseline skipped: %v", pyErr)
+	} else {
+		defer py.Close()
+		b.Logf("PyTorch baseline: %s", py.banner)
+	}
+	var rows []benchRow
+	for n := 0; n < b.N; n++ {
+		rows = rows[:0]
+		for _, name := range BackboneNames() {
+			for _, batch := range []int64{256, 2048, 8192} {
+				row := benchRow{name: name, batch: batch}
+				step, closeStep := newBenchStep(b, name, inDim, batch)
+				for r := 0; r < benchRounds; r++ {
+					ms := timeSteps(b, step, minSeconds)
+					if r == 0 || ms < row.goMs {
+						row.goMs = ms
+					}
+					if py != nil {
+						for v, variant := range []string{"idiomatic", "mirrored"} {
+							ms, err := py.Measure(variant, name, batch, minSeconds)
+							if err != nil {
+								b.Fatal(err)
+							}
+							if r == 0 || ms < row.pyMs[v] {
+								row.pyMs[v] = ms
+							}
+						}
+					}
+				}
+				closeStep()
+				rows = append(rows, row)
+				b.ReportMetric(row.goMs, fmt.Sprintf("%s/%d-go-ms/step", name, batch))
+				if py != nil {
+					b.ReportMetric(row.pyMs[0]/row.goMs, fmt.Sprintf("%s/%d-speedup", name, batch))
+				}
+			}
+		}
+	}
+	var sb strings.Builder
+	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "backbone\tbatch\tGo ms/step\tPyTorch ms/step\tspeed-up\tPyTorch mirrored\tspeed-up\t\n")
+	for _, r := range rows {
+		if py == nil {
+			fmt.Fprintf(tw, "%s\t%d\t%.3f\t-\t-\t-\t-\t\n", r.name, r.batch, r.goMs)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.2f×\t%.3f\t%.2f×\t\n", r.name, r.batch, r.goMs,
+			r.pyMs[0], r.pyMs[0]/r.goMs, r.pyMs[1], r.pyMs[1]/r.goMs)
+	}
+	tw.Flush()
+	// Printed rather than logged: go test cuts benchmark logs to a few lines without -v.
+	fmt.Printf("BackboneStep: training step, default configs, input 128, 3 scenarios, %d threads (BLAS 1), best of %d rounds:\n%s",
+		threads, benchRounds, sb.String())
+}
+
+type benchRow struct {
+	name  string
+	batch int64
+	goMs  float64
+	pyMs  [2]float64 // idiomatic, mirrored
+}
+
+// newBenchStep builds a backbone, an Adam optimizer and a fixed batch, and
+// returns a function that runs one training step.
+func newBenchStep(b *testing.B, name string, inDim, batch int64) (step func() error, done func()) {
+	if err := torch.ManualSeed(0); err != nil {
+		b.Fatal(err)
+	}
+	store := nn.NewStore(torch.CPU)
+	bb, err := NewBackbone(name, store.Root(), inDim, 3, DefaultBackboneConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	names, params := store.ParameterTensors()
+	opt, err := torch.NewOptimizer(torch.Adam)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := opt.AddGroup(names, params, torch.DefaultOptimOptions(torch.Adam)); err != nil {
+		b.Fatal(err)
+	}
+	counts := benchCounts(batch)
+	data := torch.NewScope()
+	in := makeInput(counts, inDim)
+	y := torch.Rand([]int64{batch}, torch.Float32, torch.CPU).LtScalar(0.3).ToDType(torch.Float32)
+	if err := y.Err(); err != nil {
+		b.Fatal(err)
+	}
+	step = func() error {
+		sc := torch.NewScope()
+		defer sc.Close()
+		loss := torch.BCEWithLogits(bb.Forward(in), y, nil, nil, torch.ReduceMean)
+		if err := opt.ZeroGrad(); err != nil {
+			return err
+		}
+		if err := loss.Backward(); err != nil {
+			return err
+		}
+		return opt.Step()
+	}
+	return step, func() { data.Close(); opt.Close(); store.Close() }
+}
+
+// benchCounts splits a batch 50/30/20 over 3 scenarios, as the Python side does.
+func benchCounts(batch int64) []int64 {
+	c := []int64{batch * 5 / 10, batch * 3 / 10, batch * 2 / 10}
+	c[0] += batch - c[0] - c[1] - c[2]
+	return c
+}
+
+// timeSteps runs 3 warm-up steps, then steps until minSeconds have passed
+// (at least 5), and returns milliseconds per step.
+func timeSteps(b *testing.B, step func() error, minSeconds float64) float64 {
+	for i := 0; i < 3; i++ {
+		if err := step(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	start := time.Now()
+	steps := 0
+	for steps < 5 || time.Since(start).Seconds() < minSeconds {
+		if err := step(); err != nil {
+			b.Fatal(err)
+		}
+		steps++
+	}
+	return time.Since(start).Seconds() * 1e3 / float64(steps)
+}
+
+// pythonBench is a running testdata/backbones_bench.py that answers one
+// measurement request per line.
+type pythonBench struct {
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	out    *bufio.Scanner
+	banner string
+}
+
+func startPythonBench(threads int) (*pythonBench, error) {
+	const py = "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
+		return nil, fmt.Errorf("%s cannot import torch (%v); install python3-torch for the baseline", py, err)
+	}
+	script, err := filepath.Abs(filepath.Join("testdata", "backbones_bench.py"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(py, script, strconv.Itoa(threads))
+	cmd.Env = append(os.Environ(), "OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS="+strconv.Itoa(threads))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &pythonBench{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	if !p.out.Scan() {
+		p.Close()
+		return nil, fmt.Errorf("%s did not start: %v", script, p.out.Err())
+	}
+	p.banner = p.out.Text()
+	return p, nil
+}
+
+// Measure asks for one model's ms/step at a batch size; variant is idiomatic or mirrored.
+func (p *pythonBench) Measure(variant, name string, batch int64, minSeconds float64) (float64, error) {
+	if _, err := fmt.Fprintf(p.in, "%s %s %d %g\n", variant, name, batch, minSeconds); err != nil {
+		return 0, err
+	}
+	if !p.out.Scan() {
+		return 0, fmt.Errorf("backbones_bench.py stopped answering: %v", p.out.Err())
+	}
+	f := strings.Fields(p.out.Text())
+	if len(f) < 2 || f[0] != "ms_per_step" {
+		return 0, fmt.Errorf("backbones_bench.py: unexpected answer %q", p.out.Text())
+	}
+	return strconv.ParseFloat(f[1], 64)
+}
+
+// Close ends the Python process.
+func (p *pythonBench) Close() {
+	p.in.Close()
+	p.cmd.Wait()
+}
