@@ -40,13 +40,17 @@ type MetaConfig struct {
 	Fusion string `yaml:"fusion"`
 }
 
-// DefaultMetaConfig: both levels, one meta layer of width 32, concatenated.
+// DefaultMetaConfig: both levels, one meta layer of width 16 generated from
+// a 16-wide hidden layer, concatenated. Generating a user's layer costs
+// hidden × in × width per distinct user, so these widths set the overhead;
+// on the synthetic data wider ones (64 hidden, width 32) gained 0.003 test
+// AUC for 1.9× the step time.
 func DefaultMetaConfig() MetaConfig {
 	return MetaConfig{
 		Levels:        "both",
 		ProjectionDim: 32,
-		Generator:     nn.MLPConfig{Hidden: []int64{64}, Activation: nn.ReLU},
-		Layers:        []int64{32},
+		Generator:     nn.MLPConfig{Hidden: []int64{16}, Activation: nn.ReLU},
+		Layers:        []int64{16},
 		Activation:    nn.ReLU,
 		Fusion:        "concat",
 	}
@@ -235,7 +239,9 @@ func (m *Meta) userLayers(x, users *torch.Tensor) *torch.Tensor {
 	for l := range g.w {
 		w := g.w[l].IndexSelect(0, row) // [B, in, out]
 		b := g.b[l].IndexSelect(0, row) // [B, out]
-		z = m.act(torch.Baddbmm(b.Unsqueeze(1), z.Unsqueeze(1), w, 1, 1).Squeeze(1))
+		// Σ_d x_d·W_do as a broadcast product and a sum: a batched matmul of
+		// B 1×in×out products is 1.7× slower on the CPU, mostly in backward.
+		z = m.act(z.Unsqueeze(2).Mul(w).Sum(false, 1).Add(b))
 	}
 	return z
 }
