@@ -119,14 +119,7 @@ func newBenchStep(b *testing.B, name string, inDim, batch int64) (step func() er
 	if err != nil {
 		b.Fatal(err)
 	}
-	names, params := store.ParameterTensors()
-	opt, err := torch.NewOptimizer(torch.Adam)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := opt.AddGroup(names, params, torch.DefaultOptimOptions(torch.Adam)); err != nil {
-		b.Fatal(err)
-	}
+	opt := newAdam(b, store, torch.DefaultOptimOptions(torch.Adam).LR)
 	counts := benchCounts(batch)
 	data := torch.NewScope()
 	in := makeInput(counts, inDim)

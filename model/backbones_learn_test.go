@@ -135,17 +135,8 @@ func TestAUC(t *testing.T) {
 // trainAndTest trains a default-config backbone on the task and returns its held-out AUC.
 func trainAndTest(t *testing.T, name string, task *synthTask, shuffle bool) float64 {
 	store, bb := buildBackbone(t, name, learnDim, testScenarios, DefaultBackboneConfig(), 11)
-	names, params := store.ParameterTensors()
-	opt, err := torch.NewOptimizer(torch.Adam)
-	if err != nil {
-		t.Fatal(err)
-	}
+	opt := newAdam(t, store, 3e-3)
 	defer opt.Close()
-	opts := torch.DefaultOptimOptions(torch.Adam)
-	opts.LR = 3e-3
-	if err := opt.AddGroup(names, params, opts); err != nil {
-		t.Fatal(err)
-	}
 	r := rand.New(rand.NewPCG(7, 7))
 	for step := 0; step < learnSteps; step++ {
 		x, y, scen, counts, _ := task.batch(r, learnBatch)

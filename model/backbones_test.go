@@ -332,17 +332,8 @@ func TestBackboneParameterCounts(t *testing.T) {
 // running statistics leave their initial values.
 func trainSteps(t testing.TB, store *nn.Store, bb Backbone, dim int64, steps int) {
 	t.Helper()
-	names, params := store.ParameterTensors()
-	opt, err := torch.NewOptimizer(torch.Adam)
-	if err != nil {
-		t.Fatal(err)
-	}
+	opt := newAdam(t, store, 1e-2)
 	defer opt.Close()
-	opts := torch.DefaultOptimOptions(torch.Adam)
-	opts.LR = 1e-2
-	if err := opt.AddGroup(names, params, opts); err != nil {
-		t.Fatal(err)
-	}
 	for i := 0; i < steps; i++ {
 		sc := torch.NewScope()
 		in := makeInput([]int64{6, 7, 8}, dim)
@@ -439,4 +430,21 @@ func TestBackboneTrainEval(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newAdam creates an Adam optimizer over every parameter of store with learning rate lr.
+func newAdam(tb testing.TB, store *nn.Store, lr float64) *torch.Optimizer {
+	tb.Helper()
+	names, params := store.ParameterTensors()
+	opt, err := torch.NewOptimizer(torch.Adam)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	opts := torch.DefaultOptimOptions(torch.Adam)
+	opts.LR = lr
+	if err := opt.AddGroup(names, params, opts); err != nil {
+		opt.Close()
+		tb.Fatal(err)
+	}
+	return opt
 }

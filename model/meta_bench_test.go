@@ -88,14 +88,7 @@ func newModelBenchStep(b *testing.B, backbone, levels string, batch int) (func()
 	if err != nil {
 		b.Fatal(err)
 	}
-	names, params := m.Store.ParameterTensors()
-	opt, err := torch.NewOptimizer(torch.Adam)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := opt.AddGroup(names, params, torch.DefaultOptimOptions(torch.Adam)); err != nil {
-		b.Fatal(err)
-	}
+	opt := newAdam(b, m.Store, torch.DefaultOptimOptions(torch.Adam).LR)
 	counts := benchCounts(int64(batch))
 	cat := make([]int64, batch*fields)
 	scen := make([]int64, 0, batch)
