@@ -80,7 +80,9 @@ func gradCheck(t *testing.T, inputs []nd, f func(in []*Tensor) *Tensor) {
 func TestGradients(t *testing.T) {
 	r := rand.New(rand.NewSource(30))
 	rn := func(shape ...int64) nd { return randND(r, shape...) }
-	positive := func(shape ...int64) nd { return rn(shape...).map1(func(v float64) float64 { return math.Abs(v) + 0.5 }) }
+	positive := func(shape ...int64) nd {
+		return rn(shape...).map1(func(v float64) float64 { return math.Abs(v) + 0.5 })
+	}
 	labels := newND(3, 4)
 	for i := range labels.data {
 		labels.data[i] = float64(r.Intn(2))
