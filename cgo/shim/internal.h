@@ -24,6 +24,16 @@ inline msr_err make_err(const std::string& prefix, const char* what) {
   return out;
 }
 
+// msr_is_oom spots allocation failures that libtorch raises as a plain
+// c10::Error: the CPU allocator reports them with CAFFE_ENFORCE, not as
+// c10::OutOfMemoryError, so without this errors.Is(err, ErrOutOfMemory)
+// would miss every host-memory OOM.
+inline bool msr_is_oom(const c10::Error& e) {
+  const char* m = e.what_without_backtrace();
+  return m != nullptr && (std::strstr(m, "DefaultCPUAllocator: can't allocate memory") != nullptr ||
+                          std::strstr(m, "DefaultCPUAllocator: not enough memory") != nullptr);
+}
+
 // GUARD runs a body and turns whatever libtorch throws into a returned
 // message: an exception crossing into Go would abort the process.
 #define GUARD(...)                                                \
@@ -33,7 +43,8 @@ inline msr_err make_err(const std::string& prefix, const char* what) {
   } catch (const c10::OutOfMemoryError& e) {                      \
     return make_err(MSR_OOM_PREFIX, e.what_without_backtrace());  \
   } catch (const c10::Error& e) {                                 \
-    return make_err("", e.what_without_backtrace());              \
+    return make_err(msr_is_oom(e) ? MSR_OOM_PREFIX : "",          \
+                    e.what_without_backtrace());                  \
   } catch (const std::bad_alloc& e) {                             \
     return make_err(MSR_OOM_PREFIX, e.what());                    \
   } catch (const std::exception& e) {                             \
