@@ -115,7 +115,7 @@ func (c checker) False(t testing.TB, v bool, msgs ...any) bool {
 
 func (c checker) Nil(t testing.TB, v any, msgs ...any) bool {
 	t.Helper()
-	if v != nil && !(reflect.ValueOf(v).Kind() == reflect.Ptr && reflect.ValueOf(v).IsNil()) {
+	if rv := reflect.ValueOf(v); v != nil && !((rv.Kind() == reflect.Ptr || rv.Kind() == reflect.Slice || rv.Kind() == reflect.Map) && rv.IsNil()) {
 		return c.fail(t, fmt.Sprintf("expected nil, got %#v", v), msgs)
 	}
 	return true
