@@ -495,6 +495,9 @@ func (t *Tensor) Bools() ([]bool, error) { return Values[bool](t) }
 // Item returns the value of a one-element tensor of any numeric type as float64.
 func (t *Tensor) Item() (float64, error) {
 	d := t.To(Float64, CPU)
+	if !d.owned && d != t {
+		defer d.Close() // outside a scope the temporary is ours to free
+	}
 	v, err := d.Float64s()
 	if err != nil {
 		return 0, err
