@@ -1,0 +1,93 @@
+package torch
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+)
+
+func TestParseDevice(t *testing.T) {
+	cases := []struct {
+		in   string
+		want Device
+		err  string
+	}{
+		{"cpu", CPU, ""},
+		{"cuda", CUDA(0), ""},
+		{"cuda:0", CUDA(0), ""},
+		{"cuda:3", CUDA(3), ""},
+		{"cuda:-1", Device{}, "non-negative integer"},
+		{"cuda:x", Device{}, "non-negative integer"},
+		{"gpu", Device{}, "want cpu, cuda or cuda:N"},
+		{"", Device{}, "want cpu, cuda or cuda:N"},
+	}
+	for _, c := range cases {
+		got, err := ParseDevice(c.in)
+		if c.err != "" {
+			assert.ErrorContains(t, err, c.err, c.in)
+			continue
+		}
+		require.NoError(t, err, c.in)
+		assert.Equal(t, c.want, got, c.in)
+	}
+	assert.Equal(t, "cpu", CPU.String())
+	assert.Equal(t, "cuda:2", CUDA(2).String())
+	assert.True(t, CUDA(1).IsCUDA())
+	assert.False(t, CPU.IsCUDA())
+}
+
+// This machine's libtorch is CPU-only.
+func TestDevicesOnCPUBuild(t *testing.T) {
+	built, n := CUDAInfo()
+	if built || n > 0 {
+		t.Skipf("this libtorch has CUDA (built=%v, %d GPUs); the CPU-only checks do not apply", built, n)
+	}
+	assert.False(t, CUDAAvailable())
+	assert.NoError(t, CheckDevice(CPU))
+	err := CheckDevice(CUDA(0))
+	assert.ErrorContains(t, err, "device cuda:0: this libtorch")
+	assert.ErrorContains(t, err, "has no CUDA support")
+	dev, err := ResolveDevice("auto")
+	require.NoError(t, err)
+	assert.Equal(t, CPU, dev)
+	dev, err = ResolveDevice("")
+	require.NoError(t, err)
+	assert.Equal(t, CPU, dev)
+	dev, err = ResolveDevice("cpu")
+	require.NoError(t, err)
+	assert.Equal(t, CPU, dev)
+	_, err = ResolveDevice("cuda:1")
+	assert.ErrorContains(t, err, "no CUDA support")
+	_, err = ResolveDevice("tpu")
+	assert.ErrorContains(t, err, "want cpu, cuda or cuda:N")
+	assert.NoError(t, Synchronize(CPU))
+	_, err = CUDADeviceName(0)
+	assert.Error(t, err)
+}
+
+func TestVersions(t *testing.T) {
+	require.NoError(t, CheckVersion())
+	loaded, err := LoadedVersion()
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(loaded, "1.13."), "loaded libtorch %q", loaded)
+	assert.True(t, strings.HasPrefix(CompiledVersion(), "1.13."), "compiled against %q", CompiledVersion())
+	lib, err := LoadedLibrary()
+	require.NoError(t, err)
+	assert.True(t, strings.Contains(lib, "libtorch_cpu.so"), lib)
+	assert.Equal(t, "1.13", majorMinor(BuildVersion()))
+	assert.True(t, strings.Contains(BuildConfig(), "PyTorch built with"), BuildConfig())
+}
+
+func TestThreads(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	prev := Threads()
+	defer SetThreads(prev, 0)
+	require.NoError(t, SetThreads(2, 1))
+	assert.Equal(t, 2, Threads())
+	if b := BLASThreads(); b != -1 {
+		assert.Equal(t, 1, b)
+	}
+	require.NoError(t, SetThreads(1, 0)) // 0 leaves the BLAS alone
+	assert.Equal(t, 1, Threads())
+}
