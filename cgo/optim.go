@@ -101,6 +101,9 @@ func (o *Optimizer) AddGroup(names []string, params []*Tensor, opts OptimOptions
 	if len(params) == 0 {
 		return errorf("optimizer", "empty parameter group")
 	}
+	if err := o.closedErr("optimizer"); err != nil {
+		return err
+	}
 	if bad := firstErr(params...); bad != nil {
 		return bad.err
 	}
@@ -122,16 +125,37 @@ func (o *Optimizer) AddGroup(names []string, params []*Tensor, opts OptimOptions
 }
 
 // Step applies one update to every parameter that has a gradient.
-func (o *Optimizer) Step() error { return check("optimizer step", C.msr_optim_step(o.h)) }
+func (o *Optimizer) Step() error {
+	if err := o.closedErr("optimizer step"); err != nil {
+		return err
+	}
+	return check("optimizer step", C.msr_optim_step(o.h))
+}
 
 // ZeroGrad drops every parameter's gradient.
-func (o *Optimizer) ZeroGrad() error { return check("optimizer zero_grad", C.msr_optim_zero_grad(o.h)) }
+func (o *Optimizer) ZeroGrad() error {
+	if err := o.closedErr("optimizer zero_grad"); err != nil {
+		return err
+	}
+	return check("optimizer zero_grad", C.msr_optim_zero_grad(o.h))
+}
+
+// closedErr refuses calls after Close, which would otherwise dereference a freed handle in C.
+func (o *Optimizer) closedErr(op string) error {
+	if o.h == nil {
+		return errorf(op, "optimizer is closed")
+	}
+	return nil
+}
 
 // NumGroups is the number of parameter groups.
 func (o *Optimizer) NumGroups() int { return len(o.groups) }
 
 // SetLR sets the learning rate of every group (for schedules).
 func (o *Optimizer) SetLR(lr float64) error {
+	if err := o.closedErr("optimizer set_lr"); err != nil {
+		return err
+	}
 	for g := range o.groups {
 		if err := check("optimizer set_lr", C.msr_optim_set_lr(o.h, C.int(g), C.double(lr))); err != nil {
 			return err
@@ -142,11 +166,17 @@ func (o *Optimizer) SetLR(lr float64) error {
 
 // SetGroupLR sets one group's learning rate.
 func (o *Optimizer) SetGroupLR(group int, lr float64) error {
+	if err := o.closedErr("optimizer set_lr"); err != nil {
+		return err
+	}
 	return check("optimizer set_lr", C.msr_optim_set_lr(o.h, C.int(group), C.double(lr)))
 }
 
 // LR is a group's learning rate.
 func (o *Optimizer) LR(group int) (float64, error) {
+	if err := o.closedErr("optimizer lr"); err != nil {
+		return 0, err
+	}
 	var lr C.double
 	err := check("optimizer lr", C.msr_optim_get_lr(o.h, C.int(group), &lr))
 	return float64(lr), err
@@ -156,6 +186,9 @@ func (o *Optimizer) LR(group int) (float64, error) {
 // "<param name>.<slot>" (slots as in PyTorch: exp_avg, exp_avg_sq,
 // momentum_buffer, sum), plus each parameter's step count as "<param name>.step".
 func (o *Optimizer) StateTensors() (map[string]*Tensor, map[string]int64, error) {
+	if err := o.closedErr("optimizer state"); err != nil {
+		return nil, nil, err
+	}
 	tensors := map[string]*Tensor{}
 	steps := map[string]int64{}
 	for g, names := range o.groups {
@@ -190,11 +223,22 @@ func (o *Optimizer) LoadState(tensors map[string]*Tensor, steps map[string]int64
 			}
 		}
 	}()
-	for name, dst := range current {
-		src, ok := tensors[name]
-		if !ok {
+	// Check that every entry is there before changing anything, so that a
+	// refused checkpoint leaves the optimizer as it was.
+	for name := range current {
+		if _, ok := tensors[name]; !ok {
 			return fmt.Errorf("optimizer state: %q missing from the checkpoint", name)
 		}
+	}
+	for _, names := range o.groups {
+		for _, name := range names {
+			if _, ok := steps[name+".step"]; !ok {
+				return fmt.Errorf("optimizer state: %q missing from the checkpoint", name+".step")
+			}
+		}
+	}
+	for name, dst := range current {
+		src := tensors[name]
 		if err := dst.CopyFrom(src); err != nil {
 			return fmt.Errorf("optimizer state %q: %w", name, err)
 		}
