@@ -17,6 +17,69 @@ package torch
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/shim
+// The per-op entry points keep no Go pointer past their return and never
+// call back into Go: telling cgo so lets the out-parameter of each op stay on
+// the stack instead of costing a heap allocation per op.
+#cgo noescape msr_from_blob
+#cgo nocallback msr_from_blob
+#cgo noescape msr_copy_to_host
+#cgo nocallback msr_copy_to_host
+#cgo noescape msr_info
+#cgo nocallback msr_info
+#cgo noescape msr_create
+#cgo nocallback msr_create
+#cgo noescape msr_to
+#cgo nocallback msr_to
+#cgo noescape msr_unary
+#cgo nocallback msr_unary
+#cgo noescape msr_binary
+#cgo nocallback msr_binary
+#cgo noescape msr_scalar
+#cgo nocallback msr_scalar
+#cgo noescape msr_reduce
+#cgo nocallback msr_reduce
+#cgo noescape msr_shape
+#cgo nocallback msr_shape
+#cgo noescape msr_cat
+#cgo nocallback msr_cat
+#cgo noescape msr_einsum
+#cgo nocallback msr_einsum
+#cgo noescape msr_linear
+#cgo nocallback msr_linear
+#cgo noescape msr_addmm
+#cgo nocallback msr_addmm
+#cgo noescape msr_baddbmm
+#cgo nocallback msr_baddbmm
+#cgo noescape msr_index
+#cgo nocallback msr_index
+#cgo noescape msr_masked_fill
+#cgo nocallback msr_masked_fill
+#cgo noescape msr_masked_select
+#cgo nocallback msr_masked_select
+#cgo noescape msr_where
+#cgo nocallback msr_where
+#cgo noescape msr_clamp
+#cgo nocallback msr_clamp
+#cgo noescape msr_softmax
+#cgo nocallback msr_softmax
+#cgo noescape msr_layer_norm
+#cgo nocallback msr_layer_norm
+#cgo noescape msr_batch_norm
+#cgo nocallback msr_batch_norm
+#cgo noescape msr_dropout
+#cgo nocallback msr_dropout
+#cgo noescape msr_embedding
+#cgo nocallback msr_embedding
+#cgo noescape msr_embedding_bag
+#cgo nocallback msr_embedding_bag
+#cgo noescape msr_bce_with_logits
+#cgo nocallback msr_bce_with_logits
+#cgo noescape msr_grad
+#cgo nocallback msr_grad
+#cgo noescape msr_backward
+#cgo nocallback msr_backward
+#cgo noescape msr_free_tensors
+#cgo nocallback msr_free_tensors
 #include <stdlib.h>
 #include "msr.h"
 */
