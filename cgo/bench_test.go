@@ -1,0 +1,291 @@
+package torch
+
+// Benchmarks for `make bench` (go test -run '^$' -bench . -benchtime 1x ./cgo/).
+// Each runs a fixed amount of work per b.N iteration and prints its own
+// numbers, so that one iteration (-benchtime 1x) gives stable figures.
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	benchAddIters   = 200_000 // additions per measurement
+	benchAddRounds  = 5       // measurements; the fastest counts
+	benchAddPerScop = 100     // Go ops per scope, about one training step's worth
+)
+
+// goAddLoop times iters additions through the Go binding, each result owned
+// by a scope that is closed every benchAddPerScop ops, as in a training loop.
+func goAddLoop(a, b *Tensor, iters int) (time.Duration, error) {
+	start := time.Now()
+	for i := 0; i < iters; i += benchAddPerScop {
+		s := NewScope()
+		for j := 0; j < benchAddPerScop; j++ {
+			if r := a.Add(b); r.err != nil {
+				s.Close()
+				return 0, r.err
+			}
+		}
+		s.Close()
+	}
+	return time.Since(start), nil
+}
+
+// BenchmarkAddOverhead compares the Go path of one small op with the same op
+// in a C++ loop inside the shim: the difference is what cgo, the handle and
+// the scope bookkeeping cost per op.
+func BenchmarkAddOverhead(b *testing.B) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := SetThreads(1, 1); err != nil {
+		b.Fatal(err)
+	}
+	x := FromSlice([]float32{1, 2, 3, 4, 5, 6, 7, 8})
+	y := FromSlice([]float32{8, 7, 6, 5, 4, 3, 2, 1})
+	defer x.Close()
+	defer y.Close()
+	for n := 0; n < b.N; n++ {
+		// Warm both paths, then alternate them so that drift hits both alike.
+		if _, err := goAddLoop(x, y, benchAddIters/10); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := BenchAddLoop(x, y, benchAddIters/10); err != nil {
+			b.Fatal(err)
+		}
+		bestGo, bestCpp := math.Inf(1), math.Inf(1)
+		for r := 0; r < benchAddRounds; r++ {
+			d, err := goAddLoop(x, y, benchAddIters)
+			if err != nil {
+				b.Fatal(err)
+			}
+			bestGo = math.Min(bestGo, d.Seconds())
+			s, err := BenchAddLoop(x, y, benchAddIters)
+			if err != nil {
+				b.Fatal(err)
+			}
+			bestCpp = math.Min(bestCpp, s)
+		}
+		goUs := bestGo / benchAddIters * 1e6
+		cppUs := bestCpp / benchAddIters * 1e6
+		fmt.Printf("add of 8 floats: Go %.3f µs/op, C++ loop %.3f µs/op, Go/C++ %.3f (overhead %+.1f%%)\n",
+			goUs, cppUs, goUs/cppUs, (goUs/cppUs-1)*100)
+		b.ReportMetric(goUs, "go-µs/op")
+		b.ReportMetric(cppUs, "cpp-µs/op")
+		b.ReportMetric(goUs/cppUs, "go/cpp")
+	}
+}
+
+// mlp is the benchmark model: Linear layers with ReLU between them.
+type mlp struct {
+	params []*Tensor // w0, b0, w1, b1, ...
+}
+
+// newMLP initialises like torch.nn.Linear: kaiming_uniform(a=√5) weights, U(±1/√fan_in) biases.
+func newMLP(sizes []int64) (*mlp, error) {
+	m := &mlp{}
+	for i := 0; i+1 < len(sizes); i++ {
+		w := Empty([]int64{sizes[i+1], sizes[i]}, Float32, CPU)
+		bias := Empty([]int64{sizes[i+1]}, Float32, CPU)
+		m.params = append(m.params, w, bias)
+		bound := 1 / math.Sqrt(float64(sizes[i]))
+		for _, err := range []error{w.Init(InitKaimingUniform, math.Sqrt(5), 0), bias.Init(InitUniform, -bound, bound),
+			w.SetRequiresGrad(true), bias.SetRequiresGrad(true)} {
+			if err != nil {
+				m.Close()
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+func (m *mlp) forward(x *Tensor) *Tensor {
+	h := x
+	for i := 0; i < len(m.params); i += 2 {
+		h = Linear(h, m.params[i], m.params[i+1])
+		if i+2 < len(m.params) {
+			h = h.Relu()
+		}
+	}
+	return h
+}
+
+func (m *mlp) names() []string {
+	n := make([]string, len(m.params))
+	for i := range n {
+		n[i] = "p" + strconv.Itoa(i)
+	}
+	return n
+}
+
+func (m *mlp) Close() {
+	for _, p := range m.params {
+		p.Close()
+	}
+}
+
+// mlpStep is one training step inside its own scope: forward, BCE-with-logits
+// loss, backward, optimizer step, gradients dropped. It mirrors testdata/mlp_step.py.
+func mlpStep(m *mlp, opt *Optimizer, x, y *Tensor) error {
+	s := NewScope()
+	defer s.Close()
+	if err := opt.ZeroGrad(); err != nil {
+		return err
+	}
+	loss := BCEWithLogits(m.forward(x), y, nil, nil, ReduceMean)
+	if err := loss.Backward(); err != nil {
+		return err
+	}
+	return opt.Step()
+}
+
+// pythonMLP is testdata/mlp_step.py running beside the benchmark, timing
+// rounds of steps on request so that Go and Python rounds can alternate.
+type pythonMLP struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func startPythonMLP(threads, warmup int) (*pythonMLP, error) {
+	const py = "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
+		return nil, fmt.Errorf("%s cannot import torch (%v); install python3-torch for the baseline", py, err)
+	}
+	script, err := filepath.Abs(filepath.Join("testdata", "mlp_step.py"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(py, script, strconv.Itoa(threads), strconv.Itoa(warmup))
+	cmd.Env = append(os.Environ(), "OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS="+strconv.Itoa(threads))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &pythonMLP{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	if !p.out.Scan() || !strings.HasPrefix(p.out.Text(), "ready") {
+		p.close()
+		return nil, fmt.Errorf("%s did not start: %q %v", script, p.out.Text(), p.out.Err())
+	}
+	return p, nil
+}
+
+// round times steps training steps in Python and returns ms/step.
+func (p *pythonMLP) round(steps int) (float64, error) {
+	if _, err := fmt.Fprintln(p.in, steps); err != nil {
+		return 0, err
+	}
+	if !p.out.Scan() {
+		return 0, fmt.Errorf("python baseline ended: %v", p.out.Err())
+	}
+	f := strings.Fields(p.out.Text())
+	if len(f) != 2 || f[0] != "ms_per_step" {
+		return 0, fmt.Errorf("python baseline printed %q", p.out.Text())
+	}
+	return strconv.ParseFloat(f[1], 64)
+}
+
+func (p *pythonMLP) close() {
+	p.in.Close()
+	p.cmd.Wait()
+}
+
+// BenchmarkMLPStep times one training step (batch 2048, 256→256→128→1, ReLU,
+// BCE with logits, Adam) in Go and the same step in PyTorch run by
+// python3-torch on this machine, with the same thread settings. Rounds
+// alternate between the two and the fastest round of each counts, so that
+// load from elsewhere on the machine hits both alike.
+func BenchmarkMLPStep(b *testing.B) {
+	const warmup, steps, rounds = 5, 20, 5
+	threads := runtime.NumCPU()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := SetThreads(threads, 1); err != nil {
+		b.Fatal(err)
+	}
+	if err := ManualSeed(0); err != nil {
+		b.Fatal(err)
+	}
+	m, err := newMLP([]int64{256, 256, 128, 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	opt, err := NewOptimizer(Adam)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer opt.Close()
+	if err := opt.AddGroup(m.names(), m.params, DefaultOptimOptions(Adam)); err != nil {
+		b.Fatal(err)
+	}
+	x := Randn([]int64{2048, 256}, Float32, CPU)
+	y := Rand([]int64{2048, 1}, Float32, CPU).LtScalar(0.3).ToDType(Float32)
+	if err := y.Err(); err != nil {
+		b.Fatal(err)
+	}
+	defer x.Close()
+	defer y.Close()
+	goRound := func(n int) (float64, error) {
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			if err := mlpStep(m, opt, x, y); err != nil {
+				return 0, err
+			}
+		}
+		return time.Since(start).Seconds() / float64(n) * 1e3, nil
+	}
+	if _, err := goRound(warmup); err != nil {
+		b.Fatal(err)
+	}
+	py, pyErr := startPythonMLP(threads, warmup)
+	if pyErr == nil {
+		defer py.close()
+	}
+
+	for n := 0; n < b.N; n++ {
+		goMs, pyMs := math.Inf(1), math.Inf(1)
+		for r := 0; r < rounds; r++ {
+			g, err := goRound(steps)
+			if err != nil {
+				b.Fatal(err)
+			}
+			goMs = math.Min(goMs, g)
+			if pyErr == nil {
+				p, err := py.round(steps)
+				if err != nil {
+					b.Fatal(err)
+				}
+				pyMs = math.Min(pyMs, p)
+			}
+		}
+		b.ReportMetric(goMs, "go-ms/step")
+		if pyErr != nil {
+			fmt.Printf("MLP step (batch 2048, 256→256→128→1, Adam, %d threads): Go %.3f ms/step; Python baseline skipped: %v\n", threads, goMs, pyErr)
+			continue
+		}
+		fmt.Printf("MLP step (batch 2048, 256→256→128→1, Adam, %d threads): Go %.3f ms/step, PyTorch %.3f ms/step, Go/Python %.3f\n",
+			threads, goMs, pyMs, goMs/pyMs)
+		b.ReportMetric(pyMs, "py-ms/step")
+		b.ReportMetric(goMs/pyMs, "go/py")
+	}
+}
