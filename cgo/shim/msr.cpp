@@ -319,7 +319,10 @@ msr_err msr_binary(int op, msr_tensor a, msr_tensor b, msr_tensor* out) {
 msr_err msr_scalar(int op, msr_tensor a, double s, msr_tensor* out) {
   GUARD({
     const at::Tensor& x = T(a);
-    at::Scalar v(s);
+    // A whole number stays an integer scalar, so that index + offset keeps an
+    // int64 tensor int64 instead of promoting it to float.
+    bool integral = at::isIntegralType(x.scalar_type(), /*includeBool=*/false) && s == static_cast<double>(static_cast<int64_t>(s));
+    at::Scalar v = integral ? at::Scalar(static_cast<int64_t>(s)) : at::Scalar(s);
     at::Tensor r;
     switch (op) {
       case MSR_S_ADD: r = at::add(x, v); break;
