@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"unsafe"
 )
 
 // CompiledVersion is the libtorch version of the headers the shim was compiled against ("1.13.0").
@@ -32,9 +33,28 @@ func CompiledVersion() string {
 func BuildVersion() string { return C.GoString(C.msr_build_torch_version()) }
 
 // LoadedLibrary is the path of the libtorch_cpu library this process runs with.
-func LoadedLibrary() (string, error) {
+func LoadedLibrary() (string, error) { return loadedLibrary("libtorch_cpu.so") }
+
+// LoadedBLAS is the path of the BLAS library libtorch runs its matrix
+// products on, resolved through symbolic links (Debian's alternatives), and
+// whether it is OpenBLAS rather than the slow reference implementation.
+func LoadedBLAS() (path string, openBLAS bool, err error) {
+	for _, fragment := range []string{"libopenblas", "libblas", "libmkl"} {
+		if path, err = loadedLibrary(fragment); err == nil {
+			if real, e := filepath.EvalSymlinks(path); e == nil {
+				path = real
+			}
+			return path, strings.Contains(path, "openblas") || BLASThreads() >= 0, nil
+		}
+	}
+	return "", false, err
+}
+
+func loadedLibrary(fragment string) (string, error) {
 	buf := make([]byte, 4096)
-	if err := check("loaded library", C.msr_loaded_library(bytesPtr(buf), C.int(len(buf)))); err != nil {
+	f := C.CString(fragment)
+	defer C.free(unsafe.Pointer(f))
+	if err := check("loaded library", C.msr_loaded_library(f, bytesPtr(buf), C.int(len(buf)))); err != nil {
 		return "", err
 	}
 	return cstring(buf), nil

@@ -1,9 +1,10 @@
 package train
 
 import (
-	"bufio"
+	"encoding/csv"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 
 	"github.com/msrtrain/msrtrain/data"
@@ -24,7 +25,12 @@ func loadForInference(ck *Checkpoint, device string, threads int) (*run, error) 
 	r := &run{cfg: cfg, dev: dev, vocabs: ck.Vocabs, log: io.Discard, state: ck.State}
 	var know *model.Knowledge
 	if cfg.Model.Meta.Levels != "none" {
-		store, err := knowledge.Load(KnowledgeDir(&cfg))
+		dir := cfg.Knowledge.Dir
+		if dir == "" {
+			// <out>/knowledge beside <out>/checkpoints/step-N, wherever the run directory is now.
+			dir = filepath.Join(filepath.Dir(filepath.Dir(ck.Dir)), "knowledge")
+		}
+		store, err := knowledge.Load(dir)
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint %s uses meta networks: %w", ck.Dir, err)
 		}
@@ -103,15 +109,11 @@ func Predict(ck *Checkpoint, input string, out io.Writer, device string, threads
 		return 0, err
 	}
 	names := ck.Vocabs.Schema().ScenarioNames()
-	w := bufio.NewWriter(out)
-	fmt.Fprintln(w, "row,scenario,score")
+	w := csv.NewWriter(out)
+	w.Write([]string{"row", "scenario", "score"})
 	for i, s := range scores {
-		w.WriteString(strconv.Itoa(i))
-		w.WriteByte(',')
-		w.WriteString(names[table.Scenario[i]])
-		w.WriteByte(',')
-		w.WriteString(strconv.FormatFloat(float64(s), 'g', 7, 32))
-		w.WriteByte('\n')
+		w.Write([]string{strconv.Itoa(i), names[table.Scenario[i]], strconv.FormatFloat(float64(s), 'g', 7, 32)})
 	}
-	return len(scores), w.Flush()
+	w.Flush()
+	return len(scores), w.Error()
 }

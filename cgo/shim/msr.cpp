@@ -94,23 +94,27 @@ void msr_version_compiled(int* major, int* minor, int* patch) {
   *patch = TORCH_VERSION_PATCH;
 }
 
-msr_err msr_loaded_library(char* buf, int cap) {
+msr_err msr_loaded_library(const char* fragment, char* buf, int cap) {
   GUARD({
     // dladdr on a libtorch symbol can name the executable's PLT stub, so
-    // walk the loaded objects for libtorch_cpu itself.
-    std::string found;
+    // walk the loaded objects instead.
+    struct Search {
+      const char* fragment;
+      std::string found;
+    } search{fragment, ""};
     dl_iterate_phdr(
         [](struct dl_phdr_info* info, size_t, void* data) {
+          auto* s = static_cast<Search*>(data);
           const char* name = info->dlpi_name;
-          if (name != nullptr && std::strstr(name, "libtorch_cpu.so") != nullptr) {
-            *static_cast<std::string*>(data) = name;
+          if (name != nullptr && std::strstr(name, s->fragment) != nullptr) {
+            s->found = name;
             return 1;
           }
           return 0;
         },
-        &found);
-    if (found.empty()) throw std::runtime_error("libtorch_cpu is not among the loaded libraries");
-    std::snprintf(buf, cap, "%s", found.c_str());
+        &search);
+    if (search.found.empty()) throw std::runtime_error(std::string(fragment) + " is not among the loaded libraries");
+    std::snprintf(buf, cap, "%s", search.found.c_str());
   })
 }
 

@@ -32,8 +32,9 @@ void msr_free_tensors(msr_tensor* ts, int n);
 
 /* Versions and runtime. */
 void msr_version_compiled(int* major, int* minor, int* patch);
-/* Path of the loaded libtorch_cpu library (for the runtime version check). */
-msr_err msr_loaded_library(char* buf, int cap);
+/* Path of the first loaded shared library whose path contains fragment
+   (libtorch_cpu.so for the runtime version check, libblas for `info`). */
+msr_err msr_loaded_library(const char* fragment, char* buf, int cap);
 msr_err msr_set_num_threads(int intra_op, int blas);
 int msr_get_num_threads(void);
 int msr_blas_threads(void); /* -1 when the BLAS exposes no thread control */

@@ -224,6 +224,13 @@ func infoCommand() *cli.Command {
 				fmt.Printf("  WARNING: %v\n", err)
 			}
 			fmt.Printf("threads: libtorch intra-op %d, OpenBLAS %d (of %d CPUs)\n", torch.Threads(), torch.BLASThreads(), runtime.NumCPU())
+			if blas, open, err := torch.LoadedBLAS(); err != nil {
+				fmt.Printf("BLAS: %v\n", err)
+			} else if open {
+				fmt.Printf("BLAS: OpenBLAS, %s\n", blas)
+			} else {
+				fmt.Printf("BLAS: %s\n  WARNING: not OpenBLAS; matrix products may run ~60x slower: install libopenblas0-pthread (make setup)\n", blas)
+			}
 			built, n := torch.CUDAInfo()
 			fmt.Printf("CUDA: libtorch_cuda loaded: %v, devices: %d\n", built, n)
 			for i := range n {

@@ -23,3 +23,16 @@ func TestScalarOpsKeepIntegerDtype(t *testing.T) {
 		t.Errorf("int64 * 0.5 is %s, want float32", half.DType())
 	}
 }
+
+// make setup installs libopenblas0-pthread because Debian's libtorch
+// otherwise runs matrix products on the reference BLAS, ~60x slower; this
+// catches a machine (or a set-up step) without it.
+func TestLoadedBLASIsOpenBLAS(t *testing.T) {
+	path, open, err := LoadedBLAS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !open {
+		t.Errorf("libtorch runs on %s, not OpenBLAS: install libopenblas0-pthread", path)
+	}
+}
