@@ -5,18 +5,15 @@ package torch
 // numbers, so that one iteration (-benchtime 1x) gives stable figures.
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"math"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/msrtrain/msrtrain/cgo/pybench"
 )
 
 const (
@@ -150,65 +147,6 @@ func mlpStep(m *mlp, opt *Optimizer, x, y *Tensor) error {
 	return opt.Step()
 }
 
-// pythonMLP is testdata/mlp_step.py running beside the benchmark, timing
-// rounds of steps on request so that Go and Python rounds can alternate.
-type pythonMLP struct {
-	cmd *exec.Cmd
-	in  io.WriteCloser
-	out *bufio.Scanner
-}
-
-func startPythonMLP(threads, warmup int) (*pythonMLP, error) {
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
-		return nil, fmt.Errorf("%s cannot import torch (%v); install python3-torch for the baseline", py, err)
-	}
-	script, err := filepath.Abs(filepath.Join("testdata", "mlp_step.py"))
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(py, script, strconv.Itoa(threads), strconv.Itoa(warmup))
-	cmd.Env = append(os.Environ(), "OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS="+strconv.Itoa(threads))
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &pythonMLP{cmd: cmd, in: in, out: bufio.NewScanner(out)}
-	if !p.out.Scan() || !strings.HasPrefix(p.out.Text(), "ready") {
-		p.close()
-		return nil, fmt.Errorf("%s did not start: %q %v", script, p.out.Text(), p.out.Err())
-	}
-	return p, nil
-}
-
-// round times steps training steps in Python and returns ms/step.
-func (p *pythonMLP) round(steps int) (float64, error) {
-	if _, err := fmt.Fprintln(p.in, steps); err != nil {
-		return 0, err
-	}
-	if !p.out.Scan() {
-		return 0, fmt.Errorf("python baseline ended: %v", p.out.Err())
-	}
-	f := strings.Fields(p.out.Text())
-	if len(f) != 2 || f[0] != "ms_per_step" {
-		return 0, fmt.Errorf("python baseline printed %q", p.out.Text())
-	}
-	return strconv.ParseFloat(f[1], 64)
-}
-
-func (p *pythonMLP) close() {
-	p.in.Close()
-	p.cmd.Wait()
-}
-
 // BenchmarkMLPStep times one training step (batch 2048, 256→256→128→1, ReLU,
 // BCE with logits, Adam) in Go and the same step in PyTorch run by
 // python3-torch on this machine, with the same thread settings. Rounds
@@ -257,9 +195,10 @@ func BenchmarkMLPStep(b *testing.B) {
 	if _, err := goRound(warmup); err != nil {
 		b.Fatal(err)
 	}
-	py, pyErr := startPythonMLP(threads, warmup)
+	// testdata/mlp_step.py prints "ready" after its warm-up, then times N steps per request line N.
+	py, pyErr := pybench.Start(filepath.Join("testdata", "mlp_step.py"), threads, strconv.Itoa(warmup))
 	if pyErr == nil {
-		defer py.close()
+		defer py.Close()
 	}
 
 	for n := 0; n < b.N; n++ {
@@ -271,7 +210,7 @@ func BenchmarkMLPStep(b *testing.B) {
 			}
 			goMs = math.Min(goMs, g)
 			if pyErr == nil {
-				p, err := py.round(steps)
+				p, err := py.Measure(strconv.Itoa(steps))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -1,20 +1,16 @@
 package model
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"text/tabwriter"
 	"time"
 
 	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/cgo/pybench"
 	"github.com/msrtrain/msrtrain/model/nn"
 )
 
@@ -44,12 +40,12 @@ func BenchmarkBackboneStep(b *testing.B) {
 	if err := torch.SetThreads(threads, 1); err != nil {
 		b.Fatal(err)
 	}
-	py, pyErr := startPythonBench(threads)
+	py, pyErr := pybench.Start(filepath.Join("testdata", "backbones_bench.py"), threads)
 	if pyErr != nil {
 		b.Logf("PyTorch baseline skipped: %v", pyErr)
 	} else {
 		defer py.Close()
-		b.Logf("PyTorch baseline: %s", py.banner)
+		b.Logf("PyTorch baseline: %s", py.Banner)
 	}
 	var rows []benchRow
 	for n := 0; n < b.N; n++ {
@@ -65,7 +61,7 @@ func BenchmarkBackboneStep(b *testing.B) {
 					}
 					if py != nil {
 						for v, variant := range []string{"idiomatic", "mirrored"} {
-							ms, err := py.Measure(variant, name, batch, minSeconds)
+							ms, err := py.Measure(fmt.Sprintf("%s %s %d %g", variant, name, batch, minSeconds))
 							if err != nil {
 								b.Fatal(err)
 							}
@@ -166,66 +162,4 @@ func timeSteps(b *testing.B, step func() error, minSeconds float64) float64 {
 		steps++
 	}
 	return time.Since(start).Seconds() * 1e3 / float64(steps)
-}
-
-// pythonBench is a running testdata/backbones_bench.py that answers one
-// measurement request per line.
-type pythonBench struct {
-	cmd    *exec.Cmd
-	in     io.WriteCloser
-	out    *bufio.Scanner
-	banner string
-}
-
-func startPythonBench(threads int) (*pythonBench, error) {
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
-		return nil, fmt.Errorf("%s cannot import torch (%v); install python3-torch for the baseline", py, err)
-	}
-	script, err := filepath.Abs(filepath.Join("testdata", "backbones_bench.py"))
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(py, script, strconv.Itoa(threads))
-	cmd.Env = append(os.Environ(), "OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS="+strconv.Itoa(threads))
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &pythonBench{cmd: cmd, in: in, out: bufio.NewScanner(out)}
-	if !p.out.Scan() {
-		p.Close()
-		return nil, fmt.Errorf("%s did not start: %v", script, p.out.Err())
-	}
-	p.banner = p.out.Text()
-	return p, nil
-}
-
-// Measure asks for one model's ms/step at a batch size; variant is idiomatic or mirrored.
-func (p *pythonBench) Measure(variant, name string, batch int64, minSeconds float64) (float64, error) {
-	if _, err := fmt.Fprintf(p.in, "%s %s %d %g\n", variant, name, batch, minSeconds); err != nil {
-		return 0, err
-	}
-	if !p.out.Scan() {
-		return 0, fmt.Errorf("backbones_bench.py stopped answering: %v", p.out.Err())
-	}
-	f := strings.Fields(p.out.Text())
-	if len(f) < 2 || f[0] != "ms_per_step" {
-		return 0, fmt.Errorf("backbones_bench.py: unexpected answer %q", p.out.Text())
-	}
-	return strconv.ParseFloat(f[1], 64)
-}
-
-// Close ends the Python process.
-func (p *pythonBench) Close() {
-	p.in.Close()
-	p.cmd.Wait()
 }

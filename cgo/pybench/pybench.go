@@ -1,0 +1,77 @@
+// Package pybench runs a PyTorch baseline (a python3-torch script) beside a
+// Go benchmark, so that both sides are timed in the same run with the same
+// thread settings. The script prints a banner line when ready, then answers
+// each request line with "ms_per_step <value>".
+package pybench
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// Python is the interpreter with Debian's torch (the python3 on PATH may be another).
+const Python = "/usr/bin/python3"
+
+// Process is a running baseline script.
+type Process struct {
+	Banner string // the script's first line
+	script string
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	out    *bufio.Scanner
+}
+
+// Start runs script with args under Python, with `threads` intra-op threads
+// and OpenBLAS held to one thread, as the Go side sets them.
+func Start(script string, threads int, args ...string) (*Process, error) {
+	if err := exec.Command(Python, "-c", "import torch").Run(); err != nil {
+		return nil, fmt.Errorf("%s cannot import torch (%v); install python3-torch for the baseline", Python, err)
+	}
+	cmd := exec.Command(Python, append([]string{script, strconv.Itoa(threads)}, args...)...)
+	cmd.Env = append(os.Environ(), "OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS="+strconv.Itoa(threads))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &Process{script: script, cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	if !p.out.Scan() {
+		p.Close()
+		return nil, fmt.Errorf("%s did not start: %v", script, p.out.Err())
+	}
+	p.Banner = p.out.Text()
+	return p, nil
+}
+
+// Measure sends one request line and returns the milliseconds per step it answers.
+func (p *Process) Measure(request string) (float64, error) {
+	if _, err := fmt.Fprintln(p.in, request); err != nil {
+		return 0, err
+	}
+	if !p.out.Scan() {
+		return 0, fmt.Errorf("%s stopped answering: %v", p.script, p.out.Err())
+	}
+	f := strings.Fields(p.out.Text())
+	if len(f) < 2 || f[0] != "ms_per_step" {
+		return 0, fmt.Errorf("%s: unexpected answer %q", p.script, p.out.Text())
+	}
+	return strconv.ParseFloat(f[1], 64)
+}
+
+// Close ends the script.
+func (p *Process) Close() {
+	p.in.Close()
+	p.cmd.Wait()
+}
