@@ -229,3 +229,34 @@ func TestMetricParsing(t *testing.T) {
 		t.Error("better() has the wrong direction")
 	}
 }
+
+// TestLLM4MSRImprovesEveryBackbone is LLM4MSR's claim on the embedded
+// synthetic data, whose user descriptions carry real signal: with the hash
+// encoder's knowledge, every backbone's test AUC beats the same backbone
+// without meta networks. Seed 42 measured gains of +0.018 (STAR), +0.007
+// (MMoE), +0.009 (PLE) and +0.007 (Shared-Bottom), and seed 7 +0.015, +0.007,
+// +0.0045 and +0.006; the test asks for +0.003.
+// It trains eight models on the default data (about 75 s on 2 cores).
+func TestLLM4MSRImprovesEveryBackbone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains eight models on the default synthetic data")
+	}
+	const margin = 0.003
+	for _, bb := range []string{"star", "mmoe", "ple", "shared_bottom"} {
+		t.Run(bb, func(t *testing.T) {
+			var auc [2]float64
+			for i, levels := range []string{"none", "both"} {
+				cfg, err := LoadConfig("", []string{"model.backbone=" + bb, "model.meta.levels=" + levels, "threads=1", "device=cpu"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg.Out = t.TempDir()
+				auc[i] = testAUC(t, trainTiny(t, context.Background(), cfg, false))
+			}
+			t.Logf("%s: test AUC %.4f bare, %.4f with LLM4MSR (%+.4f)", bb, auc[0], auc[1], auc[1]-auc[0])
+			if auc[1] < auc[0]+margin {
+				t.Errorf("%s: LLM4MSR %.4f does not beat the bare backbone %.4f by %.3f", bb, auc[1], auc[0], margin)
+			}
+		})
+	}
+}
