@@ -38,9 +38,9 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "device", Value: "auto", Usage: "auto, cpu, cuda or cuda:N (auto = CUDA when available)"},
 		&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "YAML run configuration; flags override it"},
 		&cli.StringSliceFlag{Name: "set", Usage: "override a config key, e.g. --set train.lr=0.01 (repeatable)"},
-		&cli.Int64Flag{Name: "seed", Usage: "seeds libtorch, the data and the shuffle (default from the config: 42)"},
-		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "run directory (default from the config: runs/default)"},
-		&cli.IntFlag{Name: "threads", Usage: "libtorch intra-op threads (default: number of CPUs)"},
+		&cli.Int64Flag{Name: "seed", Usage: "seeds libtorch, the data and the shuffle", DefaultText: "the config's seed, 42"},
+		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "run directory", DefaultText: "the config's out, runs/default"},
+		&cli.IntFlag{Name: "threads", Usage: "libtorch intra-op threads; use 1 on a machine busy with other work", DefaultText: "number of CPUs"},
 	}
 }
 
