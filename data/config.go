@@ -141,6 +141,11 @@ type StreamConfig struct {
 func DefaultConfig() Config {
 	c := Config{Seed: 42}
 	c.fillDefaults()
+	// The per-scenario lists follow synthetic.scenarios: left empty here, they
+	// are derived when the data is generated, so that a config which only
+	// changes the number of scenarios stays valid.
+	syn := &c.Synthetic
+	syn.Correlation, syn.Share, syn.Presence, syn.CTR, syn.Strength = nil, nil, nil, nil, nil
 	return c
 }
 
@@ -211,7 +216,9 @@ func (c *Config) Validate() error {
 	if _, err := c.delimiter(""); err != nil {
 		return err
 	}
-	return c.Synthetic.validate()
+	syn := c.Synthetic
+	syn.fillDefaults() // derive what is left empty, as generation will
+	return syn.validate()
 }
 
 // delimiter resolves the delimiter for a file.

@@ -94,7 +94,7 @@ func (c *Synthetic) fillDefaults() {
 	def(&c.Dim, 8)
 	def(&c.Rows, 250000)
 	S := c.Scenarios
-	if c.Correlation == nil {
+	if len(c.Correlation) == 0 {
 		c.Correlation = make([][]float64, S)
 		for s := range S {
 			c.Correlation[s] = make([]float64, S)
