@@ -67,9 +67,11 @@ bench: info $(SHIM_LIB)
 	$(CGO_ENV) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cgo/ ./model/ ./train/
 	$(CGO_ENV) $(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./data/...
 
-# The main job on the embedded data: LLM4MSR on STAR against the bare backbone.
+# The main job on the embedded data: LLM4MSR on STAR against the bare backbone,
+# into a new run directory each time.
+RUN_OUT ?= runs/$(shell date +%Y%m%d-%H%M%S)
 run: build
-	$(BIN) --out runs/default train --baseline
+	$(BIN) --out $(RUN_OUT) train --baseline
 
 vet: info $(SHIM_LIB)
 	$(CGO_ENV) $(GO) vet ./...

@@ -103,7 +103,11 @@ func Train(ctx context.Context, cfg Config, opts RunOptions) (*Result, error) {
 	base.Train.Baseline = false
 	base.Out = filepath.Join(cfg.Out, "baseline")
 	fmt.Fprintf(opts.Log, "\nbaseline: the same %s backbone without meta networks\n", cfg.Model.Backbone)
-	baseRes, err := trainOne(ctx, base, opts)
+	baseOpts := opts
+	if _, err := os.Stat(filepath.Join(checkpointRoot(base.Out), "latest")); err != nil {
+		baseOpts.Resume = false // the interruption came before the baseline started
+	}
+	baseRes, err := trainOne(ctx, base, baseOpts)
 	if err != nil {
 		return res, fmt.Errorf("baseline: %w", err)
 	}
@@ -125,7 +129,11 @@ func trainOne(ctx context.Context, cfg Config, opts RunOptions) (*Result, error)
 	}
 	r := &run{cfg: cfg, opts: opts, dev: dev, log: opts.Log}
 	var resumeFrom *Checkpoint
-	if opts.Resume {
+	if latest := filepath.Join(checkpointRoot(cfg.Out), "latest"); !opts.Resume {
+		if _, err := os.Stat(latest); err == nil {
+			return nil, fmt.Errorf("%s already holds a run (%s); continue it with --resume, or train into another --out", cfg.Out, latest)
+		}
+	} else {
 		dir, err := CheckpointDir(cfg.Out, "latest")
 		if err != nil {
 			return nil, fmt.Errorf("resume: %w", err)
@@ -283,6 +291,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	}
 	total := perEpoch * cfg.Train.Epochs
 	res := &Result{Out: cfg.Out, Scenarios: r.vocabs.Schema().ScenarioNames(), UsersWithoutKnowledge: r.missing, BestEpoch: r.state.BestEpoch}
+	// Appended to, so that a resumed run continues the same log.
 	metricsLog, err := os.OpenFile(filepath.Join(cfg.Out, "metrics.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, err

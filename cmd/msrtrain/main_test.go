@@ -83,6 +83,10 @@ func TestTrainEvalPredict(t *testing.T) {
 		t.Fatalf("summary.json: %v %s", err, b)
 	}
 
+	// Training again into the same directory would mix two runs: refused, nothing touched.
+	if _, errOut, code := run(t, append([]string{"--out", out, "train"}, tiny...)...); code != 1 || !strings.Contains(errOut, "already holds a run") {
+		t.Errorf("second train into %s: exit %d, %q", out, code, errOut)
+	}
 	evalOut := mustRun(t, "eval", "--checkpoint", out, "--split", "test", "--threads", "1")
 	if !strings.Contains(evalOut, "overall") || !strings.Contains(evalOut, "video") {
 		t.Errorf("eval prints no per-scenario table:\n%s", evalOut)
