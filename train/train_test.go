@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	torch "github.com/msrtrain/msrtrain/cgo"
 	"github.com/msrtrain/msrtrain/train/metrics"
 )
 
@@ -69,7 +70,11 @@ func testAUC(t *testing.T, r *Result) float64 {
 
 func TestTrainWritesOutputsAndLearns(t *testing.T) {
 	cfg := tinyConfig(t)
+	live := torch.LiveTensors()
 	res := trainTiny(t, context.Background(), cfg, false)
+	if after := torch.LiveTensors(); after != live {
+		t.Errorf("%d tensor handles before training, %d after: the run leaked libtorch memory", live, after)
+	}
 	if auc := testAUC(t, res); auc < 0.6 {
 		t.Errorf("test AUC %.4f after 2 epochs; the synthetic task is learnable well above 0.6", auc)
 	}
