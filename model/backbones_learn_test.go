@@ -144,16 +144,7 @@ func trainAndTest(t *testing.T, name string, task *synthTask, shuffle bool) floa
 			r.Shuffle(len(y), func(i, j int) { y[i], y[j] = y[j], y[i] })
 		}
 		sc := torch.NewScope()
-		loss := torch.BCEWithLogits(bb.Forward(inputFrom(x, scen, counts)), torch.FromSlice(y), nil, nil, torch.ReduceMean)
-		if err := opt.ZeroGrad(); err != nil {
-			t.Fatal(err)
-		}
-		if err := loss.Backward(); err != nil {
-			t.Fatal(err)
-		}
-		if err := opt.Step(); err != nil {
-			t.Fatal(err)
-		}
+		adamStep(t, opt, torch.BCEWithLogits(bb.Forward(inputFrom(x, scen, counts)), torch.FromSlice(y), nil, nil, torch.ReduceMean))
 		sc.Close()
 	}
 	store.SetTraining(false)

@@ -338,16 +338,7 @@ func trainSteps(t testing.TB, store *nn.Store, bb Backbone, dim int64, steps int
 		sc := torch.NewScope()
 		in := makeInput([]int64{6, 7, 8}, dim)
 		y := torch.Rand([]int64{in.rows()}, torch.Float32, torch.CPU).GtScalar(0.5).ToDType(torch.Float32)
-		loss := torch.BCEWithLogits(bb.Forward(in), y, nil, nil, torch.ReduceMean)
-		if err := opt.ZeroGrad(); err != nil {
-			t.Fatal(err)
-		}
-		if err := loss.Backward(); err != nil {
-			t.Fatal(err)
-		}
-		if err := opt.Step(); err != nil {
-			t.Fatal(err)
-		}
+		adamStep(t, opt, torch.BCEWithLogits(bb.Forward(in), y, nil, nil, torch.ReduceMean))
 		sc.Close()
 	}
 }
@@ -447,4 +438,18 @@ func newAdam(tb testing.TB, store *nn.Store, lr float64) *torch.Optimizer {
 		tb.Fatal(err)
 	}
 	return opt
+}
+
+// adamStep takes one optimizer step on a loss: zero the gradients, backward, step.
+func adamStep(tb testing.TB, opt *torch.Optimizer, loss *torch.Tensor) {
+	tb.Helper()
+	if err := opt.ZeroGrad(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := loss.Backward(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := opt.Step(); err != nil {
+		tb.Fatal(err)
+	}
 }

@@ -15,6 +15,7 @@ import (
 
 	torch "github.com/msrtrain/msrtrain/cgo"
 	"github.com/msrtrain/msrtrain/data"
+	"github.com/msrtrain/msrtrain/data/safetensors"
 	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train/metrics"
 )
@@ -460,14 +461,14 @@ func writeJSON(path string, v any) error {
 	return writeFile(path, func() ([]byte, error) { return json.MarshalIndent(v, "", "  ") })
 }
 
+// writeFile replaces path atomically (temporary file, fsync, rename) with what render returns.
 func writeFile(path string, render func() ([]byte, error)) error {
 	b, err := render()
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	return safetensors.AtomicWriteFile(path, func(w io.Writer) error {
+		_, err := w.Write(b)
 		return err
-	}
-	return os.Rename(tmp, path)
+	})
 }
