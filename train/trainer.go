@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"math"
 	"os"
@@ -274,10 +273,12 @@ func (r *run) trainSource() (data.Source, error) {
 
 // stepSeed makes each step's randomness (dropout) a function of the seed
 // and the step alone, so a resumed run draws what an uninterrupted one would.
+// It mixes them with SplitMix64's finaliser.
 func stepSeed(seed int64, step int) uint64 {
-	h := fnv.New64a()
-	fmt.Fprintf(h, "%d/%d", seed, step)
-	return h.Sum64()
+	z := uint64(seed)*0x9e3779b97f4a7c15 + uint64(step) + 1
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
 }
 
 func (r *run) loop(ctx context.Context) (*Result, error) {
