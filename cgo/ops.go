@@ -8,6 +8,16 @@ import "C"
 
 import "unsafe"
 
+// Failed returns a tensor that carries err, for code that detects a problem
+// before any op runs (a malformed batch) and must return a tensor: the
+// caller's Err() then reports err itself.
+func Failed(err error) *Tensor {
+	if err == nil {
+		err = errorf("failed", "nil error")
+	}
+	return failed(err)
+}
+
 // firstErr returns the first input that carries an error, so that ops pass it along.
 func firstErr(ts ...*Tensor) *Tensor {
 	for _, t := range ts {

@@ -145,13 +145,16 @@ func TestBackboneRejectsBadInput(t *testing.T) {
 	for _, name := range BackboneNames() {
 		sc := torch.NewScope()
 		_, bb := buildBackbone(t, name, 10, testScenarios, smallBackboneConfig(), 1)
-		for _, in := range []Input{
-			makeInput([]int64{2, 3}, 10), // counts for 2 scenarios, built for 3
-			{X: torch.Randn([]int64{4, 10}, torch.Float32, torch.CPU), Scenario: torch.FromSlice([]int64{0, 0, 1, 1}), Counts: []int64{2, 1, 0}},
-			makeInput([]int64{0, 0, 0}, 10),
+		for _, tc := range []struct {
+			in   Input
+			want string
+		}{
+			{makeInput([]int64{2, 3}, 10), "counts for 2 scenarios, the backbone was built for 3"},
+			{Input{X: torch.Randn([]int64{4, 10}, torch.Float32, torch.CPU), Scenario: torch.FromSlice([]int64{0, 0, 1, 1}), Counts: []int64{2, 1, 0}}, "want [3, width]"},
+			{makeInput([]int64{0, 0, 0}, 10), "empty batch"},
 		} {
-			if err := bb.Forward(in).Err(); err == nil {
-				t.Errorf("%s: counts %v on %v: no error", name, in.Counts, in.X.Shape())
+			if err := bb.Forward(tc.in).Err(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s: counts %v on %v: error %v, want %q", name, tc.in.Counts, tc.in.X.Shape(), err, tc.want)
 			}
 		}
 		sc.Close()

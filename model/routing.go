@@ -61,6 +61,9 @@ func checkInput(in Input, scenarios int) error {
 			return fmt.Errorf("model: scenario %d has %d rows", s, n)
 		}
 	}
+	if in.rows() == 0 {
+		return fmt.Errorf("model: empty batch (every scenario count is 0)")
+	}
 	if err := in.X.Err(); err != nil {
 		return err
 	}
@@ -70,14 +73,8 @@ func checkInput(in Input, scenarios int) error {
 	return nil
 }
 
-// inputError turns a bad Input into the error-carrying tensor Forward must
-// return. The binding exports no constructor for such a tensor, so it
-// provokes one (an empty Cat) and the message is the binding's, not err's;
-// the caller still gets a failed tensor instead of a panic or a wrong result.
-func inputError(err error) *torch.Tensor {
-	_ = err
-	return torch.Cat(nil, 0)
-}
+// inputError turns a bad Input into the error-carrying tensor Forward must return.
+func inputError(err error) *torch.Tensor { return torch.Failed(err) }
 
 // towerConfig turns a tower section ([64, 32]) into the MLP that ends in
 // one logit ([64, 32, 1]) with no activation after it.
