@@ -210,14 +210,11 @@ class STAR:
         g, b, gs, bs = self.pn
         gamma, beta = gs * g, bs + b
 
-        def norm(s, a, n):
-            return F.batch_norm(x.narrow(0, a, n), self.rm[s], self.rv[s], gamma[s], beta[s], n > 1, 0.1, 1e-5)
-
-        z = each_segment(counts, 0, norm)
         eff = [(sw * w, sb + bb) for w, bb, sw, sb in self.layers]
 
         def fc(s, a, n):
-            h = z.narrow(0, a, n)
+            # normalisation and layers in one pass per scenario, as model/star.go does
+            h = F.batch_norm(x.narrow(0, a, n), self.rm[s], self.rv[s], gamma[s], beta[s], n > 1, 0.1, 1e-5)
             for k, (w, bb) in enumerate(eff):
                 h = F.linear(h, w[s], bb[s])
                 if k < len(eff) - 1:
