@@ -160,6 +160,10 @@ func BenchmarkMLPStep(b *testing.B) {
 	if err := SetThreads(threads, 1); err != nil {
 		b.Fatal(err)
 	}
+	// As msrtrain sets itself up (train.Setup); PyTorch runs with glibc's defaults.
+	if err := TuneAllocator(); err != nil {
+		b.Fatal(err)
+	}
 	if err := ManualSeed(0); err != nil {
 		b.Fatal(err)
 	}

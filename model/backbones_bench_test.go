@@ -40,6 +40,10 @@ func BenchmarkBackboneStep(b *testing.B) {
 	if err := torch.SetThreads(threads, 1); err != nil {
 		b.Fatal(err)
 	}
+	// As msrtrain sets itself up (train.Setup); PyTorch runs with glibc's defaults.
+	if err := torch.TuneAllocator(); err != nil {
+		b.Fatal(err)
+	}
 	py, pyErr := pybench.Start(filepath.Join("testdata", "backbones_bench.py"), threads)
 	if pyErr != nil {
 		b.Logf("PyTorch baseline skipped: %v", pyErr)

@@ -71,6 +71,9 @@ func Setup(cfg *Config) (torch.Device, error) {
 	if err := torch.CheckVersion(); err != nil {
 		return torch.Device{}, err
 	}
+	if err := torch.TuneAllocator(); err != nil {
+		return torch.Device{}, err
+	}
 	threads := cfg.Threads
 	if threads == 0 {
 		threads = runtime.NumCPU()

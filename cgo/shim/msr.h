@@ -46,6 +46,8 @@ void msr_cuda_info(int* cuda_built, int* devices);
 msr_err msr_cuda_synchronize(int device);
 msr_err msr_cuda_device_name(int device, char* buf, int cap);
 msr_err msr_config(char* buf, int cap);
+/* glibc mallopt M_MMAP_THRESHOLD and M_TRIM_THRESHOLD (values <= 0 leave one alone); 1 on success. */
+int msr_tune_allocator(long mmap_threshold, long trim_threshold);
 
 /* Creation and transfer. */
 msr_err msr_from_blob(const void* data, const int64_t* shape, int ndim, int dtype, msr_tensor* out);
