@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	torch "github.com/msrtrain/msrtrain/cgo"
@@ -54,6 +53,12 @@ type State struct {
 }
 
 func checkpointRoot(out string) string { return filepath.Join(out, "checkpoints") }
+
+// hasRun reports whether out holds a checkpointed run (its latest pointer exists).
+func hasRun(out string) bool {
+	_, err := os.Stat(filepath.Join(checkpointRoot(out), "latest"))
+	return err == nil
+}
 
 // saveCheckpoint writes a complete checkpoint and points "latest" (and "best" when best) at it.
 func saveCheckpoint(out string, r *run, best bool) error {
@@ -282,14 +287,8 @@ func restoreOptimizer(dir string, r *run, steps map[string]int64) error {
 
 // hostTensors copies tensors to Go memory in the safetensors layout.
 func hostTensors(ts map[string]*torch.Tensor) (map[string]safetensors.Tensor, error) {
-	names := make([]string, 0, len(ts))
-	for n := range ts {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	out := make(map[string]safetensors.Tensor, len(ts))
-	for _, n := range names {
-		t := ts[n]
+	for n, t := range ts {
 		v, err := t.Float32s()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", n, err)

@@ -272,12 +272,6 @@ func typeError(err error) string {
 	return msg
 }
 
-// CheckKey reports whether a dotted key exists in the configuration (for sweep specs).
-func CheckKey(key string, value any) error {
-	cfg := DefaultConfig()
-	return Apply(&cfg, map[string]any{key: value})
-}
-
 func toTree(cfg *Config) (map[string]any, error) {
 	b, err := yaml.Marshal(cfg)
 	if err != nil {

@@ -39,14 +39,7 @@ func loadForInference(ck *Checkpoint, device string, threads int) (*run, error) 
 			return nil, err
 		}
 	}
-	spec := model.Spec{Numeric: len(ck.Vocabs.Numeric), Scenarios: len(ck.Vocabs.Scenarios)}
-	for _, n := range ck.Vocabs.Sizes() {
-		spec.VocabSizes = append(spec.VocabSizes, int64(n))
-	}
-	if r.model, err = model.New(cfg.Model, spec, know, dev); err != nil {
-		if know != nil {
-			know.Close()
-		}
+	if r.model, err = buildModel(cfg.Model, ck.Vocabs, know, dev); err != nil {
 		return nil, err
 	}
 	if err := restoreModel(ck.Dir, r); err != nil {

@@ -117,7 +117,7 @@ func runTrialProcess(ctx context.Context, spec sweep.Spec, t sweep.Trial, dir st
 	}
 	defer logFile.Close()
 	args := append(append([]string(nil), command[1:]...), "train", "--config", cfgPath)
-	if _, err := os.Stat(filepath.Join(checkpointRoot(dir), "latest")); err == nil {
+	if hasRun(dir) {
 		args = append(args, "--resume") // a trial cut short by an earlier cancel continues
 	}
 	cmd := exec.CommandContext(ctx, command[0], args...)

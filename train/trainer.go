@@ -107,9 +107,7 @@ func Train(ctx context.Context, cfg Config, opts RunOptions) (*Result, error) {
 	base.Out = filepath.Join(cfg.Out, "baseline")
 	fmt.Fprintf(opts.Log, "\nbaseline: the same %s backbone without meta networks\n", cfg.Model.Backbone)
 	baseOpts := opts
-	if _, err := os.Stat(filepath.Join(checkpointRoot(base.Out), "latest")); err != nil {
-		baseOpts.Resume = false // the interruption came before the baseline started
-	}
+	baseOpts.Resume = opts.Resume && hasRun(base.Out) // else the interruption came before the baseline started
 	baseRes, err := trainOne(ctx, base, baseOpts)
 	if err != nil {
 		return res, fmt.Errorf("baseline: %w", err)
@@ -132,9 +130,9 @@ func trainOne(ctx context.Context, cfg Config, opts RunOptions) (*Result, error)
 	}
 	r := &run{cfg: cfg, opts: opts, dev: dev, log: opts.Log}
 	var resumeFrom *Checkpoint
-	if latest := filepath.Join(checkpointRoot(cfg.Out), "latest"); !opts.Resume {
-		if _, err := os.Stat(latest); err == nil {
-			return nil, fmt.Errorf("%s already holds a run (%s); continue it with --resume, or train into another --out", cfg.Out, latest)
+	if !opts.Resume {
+		if hasRun(cfg.Out) {
+			return nil, fmt.Errorf("%s already holds a run (%s); continue it with --resume, or train into another --out", cfg.Out, checkpointRoot(cfg.Out))
 		}
 	} else {
 		dir, err := CheckpointDir(cfg.Out, "latest")
@@ -204,16 +202,8 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 			fmt.Fprintf(r.log, "knowledge: %d users have no vector and use the learned fallback\n", r.missing)
 		}
 	}
-	sizes := sp.Vocabs.Sizes()
-	spec := model.Spec{Numeric: len(sp.Vocabs.Numeric), Scenarios: len(sp.Vocabs.Scenarios)}
-	for _, n := range sizes {
-		spec.VocabSizes = append(spec.VocabSizes, int64(n))
-	}
-	m, err := model.New(cfg.Model, spec, know, r.dev)
+	m, err := buildModel(cfg.Model, sp.Vocabs, know, r.dev)
 	if err != nil {
-		if know != nil {
-			know.Close()
-		}
 		return err
 	}
 	r.model = m
@@ -234,6 +224,20 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 		fmt.Fprintf(r.log, "resumed from %s at epoch %d, batch %d (step %d)\n", ck.Dir, r.state.Epoch+1, r.state.Batch, r.state.Step)
 	}
 	return nil
+}
+
+// buildModel creates the configured model for data mapped with vocabs; on
+// failure it frees the knowledge it was given.
+func buildModel(cfg model.Config, vocabs *data.Vocabs, know *model.Knowledge, dev torch.Device) (*model.Model, error) {
+	spec := model.Spec{Numeric: len(vocabs.Numeric), Scenarios: len(vocabs.Scenarios)}
+	for _, n := range vocabs.Sizes() {
+		spec.VocabSizes = append(spec.VocabSizes, int64(n))
+	}
+	m, err := model.New(cfg, spec, know, dev)
+	if err != nil && know != nil {
+		know.Close()
+	}
+	return m, err
 }
 
 func (r *run) newOptimizer() error {
