@@ -2,6 +2,7 @@ package nn
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -78,7 +79,7 @@ func TestLoadStateDictRefusesMismatches(t *testing.T) {
 	}
 	for name, a := range src.StateDict() {
 		b, _ := dst.Get(name)
-		if va, vb := values(t, a), values(t, b); !equal(va, vb) {
+		if va, vb := values(t, a), values(t, b); !slices.Equal(va, vb) {
 			t.Errorf("%s not copied", name)
 		}
 	}
@@ -159,11 +160,11 @@ func TestEmbeddingCollectionUsesOneTableWithOffsets(t *testing.T) {
 	// Row 1: field 0 index 1 → row 1; field 1 index 3 → row 6.
 	rows := []int{2, 3, 1, 6}
 	for k, r := range rows {
-		if !equal(out[2*k:2*k+2], table[2*r:2*r+2]) {
+		if !slices.Equal(out[2*k:2*k+2], table[2*r:2*r+2]) {
 			t.Errorf("lookup %d took %v, want table row %d %v", k, out[2*k:2*k+2], r, table[2*r:2*r+2])
 		}
 	}
-	if got := values(t, e.Lookup(1, torch.FromSlice([]int64{3}))); !equal(got, table[12:14]) {
+	if got := values(t, e.Lookup(1, torch.FromSlice([]int64{3}))); !slices.Equal(got, table[12:14]) {
 		t.Errorf("Lookup(field 1, 3) = %v, want row 6", got)
 	}
 }
@@ -188,16 +189,4 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	if err := s.Err(); err == nil || !strings.Contains(err.Error(), `two tensors named "w"`) {
 		t.Errorf("duplicate name: %v", err)
 	}
-}
-
-func equal(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

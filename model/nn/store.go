@@ -5,6 +5,7 @@ package nn
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -120,7 +121,7 @@ func (s *Store) LoadStateDict(state map[string]*torch.Tensor) error {
 	}
 	for _, v := range s.vars {
 		src := state[v.Name]
-		if got, want := src.Shape(), v.Tensor.Shape(); !equalShape(got, want) {
+		if got, want := src.Shape(), v.Tensor.Shape(); !slices.Equal(got, want) {
 			return fmt.Errorf("state dict: %s has shape %v, the model wants %v", v.Name, got, want)
 		}
 		if err := v.Tensor.CopyFrom(src); err != nil {
@@ -140,17 +141,6 @@ func list(names []string) string {
 	return strings.Join(names, ", ")
 }
 
-func equalShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
 
 // Close frees every tensor of the store.
 func (s *Store) Close() {
