@@ -141,7 +141,6 @@ func list(names []string) string {
 	return strings.Join(names, ", ")
 }
 
-
 // Close frees every tensor of the store.
 func (s *Store) Close() {
 	for _, v := range s.vars {
