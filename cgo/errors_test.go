@@ -77,6 +77,19 @@ func TestErrorsOutsideLibtorch(t *testing.T) {
 		var nilT *Tensor
 		assert.ErrorContains(t, nilT.Err(), "nil tensor")
 		assert.ErrorContains(t, FromSlice([]float32{1}).Add(nil).Err(), "nil tensor argument")
+		// A nil required argument of an op that also takes optional ones is an
+		// error too, not a nil dereference; nil optional ones are left out.
+		w := Ones([]int64{3, 2}, Float32, CPU)
+		offsets := FromSlice([]int64{0})
+		assert.ErrorContains(t, EmbeddingBag(w, nil, offsets, BagSum, nil).Err(), "nil tensor argument")
+		assert.ErrorContains(t, EmbeddingBag(w, FromSlice([]int64{1}), nil, BagSum, nil).Err(), "nil tensor argument")
+		assert.ErrorContains(t, BCEWithLogits(FromSlice([]float32{1}), nil, nil, nil, ReduceMean).Err(), "nil tensor argument")
+		assert.ErrorContains(t, Linear(w, nil, nil).Err(), "nil tensor argument")
+		assert.ErrorContains(t, w.IndexSelect(0, nil).Err(), "nil tensor argument")
+		assert.ErrorContains(t, LayerNorm(nil, []int64{2}, nil, nil, 1e-5).Err(), "nil tensor argument")
+		assert.NoError(t, LayerNorm(w, []int64{2}, nil, nil, 1e-5).Err())
+		assert.NoError(t, BatchNorm(w, nil, nil, nil, nil, true, 0.1, 1e-5).Err())
+		assert.NoError(t, EmbeddingBag(w, FromSlice([]int64{1}), offsets, BagSum, nil).Err())
 		_, err := FromSlice([]float32{1}).Int64s()
 		assert.ErrorContains(t, err, "tensor is float32, asked for int64")
 	})

@@ -7,7 +7,7 @@ import "C"
 
 // LayerNorm normalises over the trailing dimensions given by shape; w and b may be nil.
 func LayerNorm(x *Tensor, shape []int64, w, b *Tensor, eps float64) *Tensor {
-	if bad := firstErr(nonNil(x, w, b)...); bad != nil {
+	if bad := firstErrOpt(1, x, w, b); bad != nil {
 		return bad
 	}
 	var out C.msr_tensor
@@ -18,7 +18,7 @@ func LayerNorm(x *Tensor, shape []int64, w, b *Tensor, eps float64) *Tensor {
 // and updates runningMean/runningVar in place (momentum as in PyTorch); in
 // eval it uses the running statistics. w, b and the running tensors may be nil.
 func BatchNorm(x, w, b, runningMean, runningVar *Tensor, training bool, momentum, eps float64) *Tensor {
-	if bad := firstErr(nonNil(x, w, b, runningMean, runningVar)...); bad != nil {
+	if bad := firstErrOpt(1, x, w, b, runningMean, runningVar); bad != nil {
 		return bad
 	}
 	var out C.msr_tensor
@@ -57,7 +57,7 @@ const (
 // EmbeddingBag reduces the rows of each bag (indices[offsets[i]:offsets[i+1]]) in one op;
 // perSampleWeights (sum mode only) may be nil.
 func EmbeddingBag(weight, indices, offsets *Tensor, mode BagMode, perSampleWeights *Tensor) *Tensor {
-	if bad := firstErr(nonNil(weight, indices, offsets, perSampleWeights)...); bad != nil {
+	if bad := firstErrOpt(3, weight, indices, offsets, perSampleWeights); bad != nil {
 		return bad
 	}
 	var out C.msr_tensor
@@ -77,20 +77,9 @@ const (
 // BCEWithLogits is binary cross-entropy on logits, computed stably; weight
 // (per element) and posWeight (per class) may be nil.
 func BCEWithLogits(logits, target, weight, posWeight *Tensor, reduction Reduction) *Tensor {
-	if bad := firstErr(nonNil(logits, target, weight, posWeight)...); bad != nil {
+	if bad := firstErrOpt(2, logits, target, weight, posWeight); bad != nil {
 		return bad
 	}
 	var out C.msr_tensor
 	return result("binary_cross_entropy_with_logits", C.msr_bce_with_logits(logits.h, target.h, handle(weight), handle(posWeight), C.int(reduction), &out), out)
-}
-
-// nonNil drops the optional arguments left out, keeping the required first one even when nil.
-func nonNil(first *Tensor, optional ...*Tensor) []*Tensor {
-	out := []*Tensor{first}
-	for _, t := range optional {
-		if t != nil {
-			out = append(out, t)
-		}
-	}
-	return out
 }

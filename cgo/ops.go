@@ -19,9 +19,17 @@ func Failed(err error) *Tensor {
 }
 
 // firstErr returns the first input that carries an error, so that ops pass it along.
-func firstErr(ts ...*Tensor) *Tensor {
-	for _, t := range ts {
+func firstErr(ts ...*Tensor) *Tensor { return firstErrOpt(len(ts), ts...) }
+
+// firstErrOpt is firstErr for ops whose arguments after the first nRequired
+// are optional: a nil one among those is left out (the shim gets NULL), a nil
+// required one is an error.
+func firstErrOpt(nRequired int, ts ...*Tensor) *Tensor {
+	for i, t := range ts {
 		if t == nil {
+			if i >= nRequired {
+				continue
+			}
 			return failed(errorf("op", "nil tensor argument"))
 		}
 		if t.err != nil {
@@ -272,11 +280,7 @@ func Einsum(equation string, ts ...*Tensor) *Tensor {
 
 // Linear is x·wᵀ + b with w of shape [out, in]; b may be nil.
 func Linear(x, w, b *Tensor) *Tensor {
-	args := []*Tensor{x, w}
-	if b != nil {
-		args = append(args, b)
-	}
-	if bad := firstErr(args...); bad != nil {
+	if bad := firstErrOpt(2, x, w, b); bad != nil {
 		return bad
 	}
 	var out C.msr_tensor
@@ -302,11 +306,7 @@ func Baddbmm(c, a, b *Tensor, beta, alpha float64) *Tensor {
 }
 
 func indexOp(op C.int, name string, t *Tensor, dim int64, index, src *Tensor) *Tensor {
-	args := []*Tensor{t, index}
-	if src != nil {
-		args = append(args, src)
-	}
-	if bad := firstErr(args...); bad != nil {
+	if bad := firstErrOpt(2, t, index, src); bad != nil {
 		return bad
 	}
 	var out C.msr_tensor
