@@ -54,7 +54,7 @@ msr_err msr_from_blob(const void* data, const int64_t* shape, int ndim, int dtyp
 msr_err msr_copy_to_host(msr_tensor t, void* dst, int64_t nbytes);
 msr_err msr_info(msr_tensor t, int* dtype, int* ndim, int64_t* shape, int* device_type, int* device_index, int* requires_grad);
 
-enum msr_create_op { MSR_ZEROS, MSR_ONES, MSR_FULL, MSR_RANDN, MSR_RAND, MSR_EMPTY, MSR_NORMAL, MSR_UNIFORM, MSR_RANDINT };
+enum msr_create_op { MSR_ZEROS, MSR_ONES, MSR_FULL, MSR_RANDN, MSR_RAND, MSR_EMPTY, MSR_RANDINT };
 msr_err msr_create(int op, const int64_t* shape, int ndim, int dtype, int device_type, int device_index, double a, double b, msr_tensor* out);
 msr_err msr_arange(double start, double end, double step, int dtype, int device_type, int device_index, msr_tensor* out);
 /* dtype < 0 keeps the dtype, device_type < 0 keeps the device. */
@@ -147,8 +147,7 @@ msr_err msr_optim_step(msr_optim o);
 msr_err msr_optim_zero_grad(msr_optim o);
 msr_err msr_optim_set_lr(msr_optim o, int group, double lr);
 msr_err msr_optim_get_lr(msr_optim o, int group, double* lr);
-/* The k-th state tensor of parameter p in group g (an alias, NULL if the kind keeps fewer), and its step count. */
-int msr_optim_state_size(msr_optim o);
+/* The k-th state tensor of parameter p in group g (an alias), and its step count. */
 msr_err msr_optim_state(msr_optim o, int group, int param, int k, msr_tensor* out);
 msr_err msr_optim_get_step(msr_optim o, int group, int param, int64_t* step);
 msr_err msr_optim_set_step(msr_optim o, int group, int param, int64_t step);

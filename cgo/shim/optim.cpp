@@ -166,8 +166,6 @@ msr_err msr_optim_get_lr(msr_optim o, int group, double* lr) {
   })
 }
 
-int msr_optim_state_size(msr_optim o) { return slots_for(o->kind); }
-
 msr_err msr_optim_state(msr_optim o, int group, int param, int k, msr_tensor* out) {
   GUARD({
     ParamState& ps = o->at(group, param);
