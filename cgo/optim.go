@@ -245,10 +245,7 @@ func (o *Optimizer) LoadState(tensors map[string]*Tensor, steps map[string]int64
 	}
 	for g, names := range o.groups {
 		for p, name := range names {
-			step, ok := steps[name+".step"]
-			if !ok {
-				return fmt.Errorf("optimizer state: %q missing from the checkpoint", name+".step")
-			}
+			step := steps[name+".step"] // present: checked above
 			if err := check("optimizer state", C.msr_optim_set_step(o.h, C.int(g), C.int(p), C.int64_t(step))); err != nil {
 				return err
 			}

@@ -108,7 +108,7 @@ func ParseDevice(s string) (Device, error) {
 type Tensor struct {
 	h   C.msr_tensor
 	err error
-	// unowned tensors get a finalizer that reports a leak if Close was never called.
+	// unowned tensors get a finalizer that reports a leak if Close was never called (watchLeak).
 	owned bool
 }
 
@@ -147,13 +147,19 @@ func wrap(h C.msr_tensor) *Tensor {
 	}
 	scopes.Unlock()
 	if !t.owned {
-		runtime.SetFinalizer(t, func(t *Tensor) {
-			if t.h != nil {
-				leakedTensors.Add(1)
-			}
-		})
+		watchLeak(t)
 	}
 	return t
+}
+
+// watchLeak counts t in LeakedTensors if the collector finds it unreachable
+// before Close: a tensor no scope owns is the caller's to free.
+func watchLeak(t *Tensor) {
+	runtime.SetFinalizer(t, func(t *Tensor) {
+		if t.h != nil {
+			leakedTensors.Add(1)
+		}
+	})
 }
 
 // Close frees a tensor that no scope owns. Closing a scope-owned tensor is an
@@ -249,11 +255,7 @@ func (s *Scope) Keep(ts ...*Tensor) {
 			s.parent.owned = append(s.parent.owned, t)
 		} else {
 			t.owned = false
-			runtime.SetFinalizer(t, func(t *Tensor) {
-				if t.h != nil {
-					leakedTensors.Add(1)
-				}
-			})
+			watchLeak(t)
 		}
 	}
 	s.owned = rest
