@@ -209,8 +209,19 @@ func TestOptimizerSaveRestore(t *testing.T) {
 					state["p0."+slotNames[c.kind][1]] = state["p0."+slotNames[c.kind][1]].Reshape(2, 3)
 				}
 				// A checkpoint missing an entry is refused, and changes nothing.
+				before, beforeSteps := fresh.snapshot(t)
 				partial := map[string]int64{"p0.step": steps["p0.step"]}
 				assert.ErrorContains(t, fresh.opt.LoadState(state, partial), `"p1.step" missing`)
+				noP1 := map[string]*Tensor{}
+				for name, v := range state {
+					if name != "p1."+slotNames[c.kind][0] {
+						noP1[name] = v
+					}
+				}
+				assert.ErrorContains(t, fresh.opt.LoadState(noP1, steps), `"p1.`+slotNames[c.kind][0]+`" missing`)
+				after, afterSteps := fresh.snapshot(t)
+				assert.Equal(t, before, after, "a refused checkpoint changed the state")
+				assert.Equal(t, beforeSteps, afterSteps, "a refused checkpoint changed the step counts")
 				require.NoError(t, resumed.opt.LoadState(state, steps))
 			}()
 			resumed.steps, fresh.steps = k, k
