@@ -146,14 +146,6 @@ func boolInt(b bool) C.int {
 	return 0
 }
 
-// Must panics on error; for tests and examples only.
-func Must(t *Tensor) *Tensor {
-	if err := t.Err(); err != nil {
-		panic(err)
-	}
-	return t
-}
-
 func errorf(op, format string, args ...any) error {
 	return &Error{Op: op, Msg: fmt.Sprintf(format, args...)}
 }
