@@ -173,19 +173,6 @@ func (e *expertStack) Forward(x *torch.Tensor) *torch.Tensor {
 	return h
 }
 
-// numStackParams is the closed-form parameter count of an expert stack.
-func numStackParams(n, in int64, cfg nn.MLPConfig) int64 {
-	var total int64
-	for _, h := range cfg.Hidden {
-		total += n * (h*in + h)
-		if cfg.BatchNorm {
-			total += 2 * n * h
-		}
-		in = h
-	}
-	return total
-}
-
 // mix is the gated sum Σ_k gate[:, k] · experts[k]: experts [K, B, h] and
 // gate [B, K] give [B, h], as one batched matmul.
 func mix(experts, gate *torch.Tensor) *torch.Tensor {
