@@ -103,10 +103,14 @@ struct msr_optim_s {
     ps.param.addcdiv_(grad, std, -clr);
   }
 
-  ParamState& at(int group, int param) {
+  Group& group_at(int group) {
     if (group < 0 || group >= static_cast<int>(groups.size()))
       throw std::out_of_range("optimizer has no group " + std::to_string(group));
-    auto& ps = groups[group].params;
+    return groups[group];
+  }
+
+  ParamState& at(int group, int param) {
+    auto& ps = group_at(group).params;
     if (param < 0 || param >= static_cast<int>(ps.size()))
       throw std::out_of_range("optimizer group " + std::to_string(group) + " has no parameter " + std::to_string(param));
     return ps[param];
@@ -152,18 +156,11 @@ msr_err msr_optim_zero_grad(msr_optim o) {
 }
 
 msr_err msr_optim_set_lr(msr_optim o, int group, double lr) {
-  GUARD({
-    o->at(group, 0);
-    o->groups[group].opts.lr = lr;
-  })
+  GUARD(o->group_at(group).opts.lr = lr)
 }
 
 msr_err msr_optim_get_lr(msr_optim o, int group, double* lr) {
-  GUARD({
-    if (group < 0 || group >= static_cast<int>(o->groups.size()))
-      throw std::out_of_range("optimizer has no group " + std::to_string(group));
-    *lr = o->groups[group].opts.lr;
-  })
+  GUARD(*lr = o->group_at(group).opts.lr)
 }
 
 msr_err msr_optim_state(msr_optim o, int group, int param, int k, msr_tensor* out) {
