@@ -47,11 +47,6 @@ func (a *Accumulator) Add(scenario, user []int64, label, prob []float32) error {
 // Len returns the number of predictions collected so far.
 func (a *Accumulator) Len() int { return len(a.label) }
 
-// Reset forgets every prediction but keeps the allocated memory.
-func (a *Accumulator) Reset() {
-	a.scenario, a.user, a.label, a.prob = a.scenario[:0], a.user[:0], a.label[:0], a.prob[:0]
-}
-
 // samples returns the collected predictions as a fresh slice the caller may
 // reorder.
 func (a *Accumulator) samples() []sample {
