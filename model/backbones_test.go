@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -124,7 +125,7 @@ func TestBackboneShapes(t *testing.T) {
 					if err := y.Err(); err != nil {
 						t.Fatal(err)
 					}
-					if got, want := y.Shape(), []int64{in.rows()}; !equalShapes(got, want) {
+					if got, want := y.Shape(), []int64{in.rows()}; !slices.Equal(got, want) {
 						t.Fatalf("logits %v, want %v", got, want)
 					}
 					for i, v := range values(t, y) {
@@ -137,8 +138,6 @@ func TestBackboneShapes(t *testing.T) {
 		}
 	}
 }
-
-func equalShapes(a, b []int64) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
 
 func TestBackboneRejectsBadInput(t *testing.T) {
 	lockThread(t)
