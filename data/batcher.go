@@ -119,7 +119,7 @@ func newBatch(size, nc, nn, nl int) *Batch {
 	}
 }
 
-// get takes a free buffer or makes one; resize sets its length to n rows.
+// getBatch takes a free buffer or makes one of size rows.
 func getBatch(free chan *Batch, size, nc, nn, nl int) *Batch {
 	select {
 	case bt := <-free:
@@ -129,6 +129,7 @@ func getBatch(free chan *Batch, size, nc, nn, nl int) *Batch {
 	}
 }
 
+// resize sets bt's length to n rows.
 func (bt *Batch) resize(n, nc, nn, nl int) {
 	bt.Size = n
 	bt.Scenario = bt.Scenario[:n]
@@ -138,15 +139,19 @@ func (bt *Batch) resize(n, nc, nn, nl int) {
 	bt.Row = bt.Row[:n]
 }
 
+// setTableRow overwrites row i with row r of t, recording id as its source.
+func (bt *Batch) setTableRow(i int, t *Table, r int, id int64, nc, nn, nl int) {
+	bt.Scenario[i] = t.Scenario[r]
+	copy(bt.Cat[i*nc:(i+1)*nc], t.Cat[r*nc:])
+	copy(bt.Num[i*nn:(i+1)*nn], t.Num[r*nn:])
+	copy(bt.Label[i*nl:(i+1)*nl], t.Label[r*nl:])
+	bt.Row[i] = id
+}
+
 func (b *Batcher) fill(bt *Batch, rows []int32) {
-	t, nc, nn, nl := b.t, b.nc, b.nn, b.nl
-	bt.resize(len(rows), nc, nn, nl)
+	bt.resize(len(rows), b.nc, b.nn, b.nl)
 	for j, r := range rows {
-		bt.Scenario[j] = t.Scenario[r]
-		copy(bt.Cat[j*nc:(j+1)*nc], t.Cat[int(r)*nc:])
-		copy(bt.Num[j*nn:(j+1)*nn], t.Num[int(r)*nn:])
-		copy(bt.Label[j*nl:(j+1)*nl], t.Label[int(r)*nl:])
-		bt.Row[j] = int64(r)
+		bt.setTableRow(j, b.t, int(r), int64(r), b.nc, b.nn, b.nl)
 	}
 }
 

@@ -242,21 +242,27 @@ func (s *Stream) Epoch(epoch, start int) Iterator {
 		buf.resize(0, nc, nn, nl)
 		var cur *Batch
 		index := 0
-		emit := func(src *Batch, j int) bool { // append row j of src to cur
+		next := func() int { // grows cur by one row and returns its position
 			if cur == nil {
 				cur = getBatch(s.free, s.o.Size, nc, nn, nl)
 				cur.resize(0, nc, nn, nl)
 			}
-			cur.appendRow(src, j, nc, nn, nl)
-			if cur.Size < s.o.Size {
-				return true
-			}
-			return it.send(&cur, &index, start, epoch)
+			n := cur.Size
+			cur.resize(n+1, nc, nn, nl)
+			return n
+		}
+		flush := func() bool { // sends cur once full; false when closed
+			return cur.Size < s.o.Size || it.send(&cur, &index, start, epoch)
+		}
+		emit := func(src *Batch, j int) bool { // appends row j of src to cur
+			n := next()
+			cur.setRow(n, src, j, nc, nn, nl)
+			return flush()
 		}
 		ordinal := 0
-		row := newBatch(1, nc, nn, nl)
+		var rows []int32
 		err := s.set.eachBlock(s.part, func(raw *Raw, parts []Part) error {
-			var rows []int32
+			rows = rows[:0]
 			for i, q := range parts {
 				if q == s.part {
 					rows = append(rows, int32(i))
@@ -266,25 +272,29 @@ func (s *Stream) Epoch(epoch, start int) Iterator {
 			if err != nil {
 				return err
 			}
+			// Each row is copied once: into cur, or into the shuffle buffer
+			// in place of the random row it sends on.
 			for r := range t.Len() {
-				row.resize(0, nc, nn, nl)
-				row.appendTableRow(t, r, int64(ordinal), nc, nn, nl)
+				id := int64(ordinal)
 				ordinal++
-				if capacity == 0 {
-					if !emit(row, 0) {
+				switch {
+				case capacity == 0:
+					n := next()
+					cur.setTableRow(n, t, r, id, nc, nn, nl)
+					if !flush() {
 						return errStopped
 					}
-					continue
+				case buf.Size < capacity:
+					n := buf.Size
+					buf.resize(n+1, nc, nn, nl)
+					buf.setTableRow(n, t, r, id, nc, nn, nl)
+				default:
+					j := rng.IntN(capacity)
+					if !emit(buf, j) {
+						return errStopped
+					}
+					buf.setTableRow(j, t, r, id, nc, nn, nl)
 				}
-				if buf.Size < capacity {
-					buf.appendRow(row, 0, nc, nn, nl)
-					continue
-				}
-				j := rng.IntN(capacity)
-				if !emit(buf, j) {
-					return errStopped
-				}
-				buf.setRow(j, row, 0, nc, nn, nl)
 			}
 			return nil
 		})
@@ -308,23 +318,6 @@ func (s *Stream) Epoch(epoch, start int) Iterator {
 }
 
 var errStopped = fmt.Errorf("stopped")
-
-// appendRow appends row j of src.
-func (bt *Batch) appendRow(src *Batch, j, nc, nn, nl int) {
-	n := bt.Size
-	bt.resize(n+1, nc, nn, nl)
-	bt.setRow(n, src, j, nc, nn, nl)
-}
-
-func (bt *Batch) appendTableRow(t *Table, r int, ordinal int64, nc, nn, nl int) {
-	n := bt.Size
-	bt.resize(n+1, nc, nn, nl)
-	bt.Scenario[n] = t.Scenario[r]
-	copy(bt.Cat[n*nc:(n+1)*nc], t.Cat[r*nc:])
-	copy(bt.Num[n*nn:(n+1)*nn], t.Num[r*nn:])
-	copy(bt.Label[n*nl:(n+1)*nl], t.Label[r*nl:])
-	bt.Row[n] = ordinal
-}
 
 // setRow overwrites row i with row j of src.
 func (bt *Batch) setRow(i int, src *Batch, j, nc, nn, nl int) {
