@@ -43,10 +43,17 @@ func TestCompareTable(t *testing.T) {
 		t.Errorf("compare table lacks the search ΔAUC +0.1111:\n%s", got)
 	}
 	// feed's AUC is undefined in both: no Δ.
+	feedRows := 0
 	for _, line := range strings.Split(got, "\n") {
-		if strings.HasPrefix(line, "feed") && !strings.Contains(line, " - ") {
-			t.Errorf("feed row should show '-' for ΔAUC: %q", line)
+		if strings.HasPrefix(line, "feed") {
+			feedRows++
+			if !strings.Contains(line, " - ") {
+				t.Errorf("feed row should show '-' for ΔAUC: %q", line)
+			}
 		}
+	}
+	if feedRows != 1 {
+		t.Errorf("compare table has %d feed rows, want 1:\n%s", feedRows, got)
 	}
 
 	for _, tt := range []struct {
