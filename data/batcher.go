@@ -101,10 +101,7 @@ func (b *Batcher) Schema() *Schema { return b.t.Schema }
 // Order is the row order of an epoch: a permutation seeded by (Seed,
 // epoch), or the identity without Shuffle.
 func (b *Batcher) Order(epoch int) []int32 {
-	order := make([]int32, b.t.Len())
-	for i := range order {
-		order[i] = int32(i)
-	}
+	order := allRows(b.t.Len())
 	if b.o.Shuffle {
 		r := rand.New(rand.NewPCG(uint64(b.o.Seed), uint64(epoch)))
 		r.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })

@@ -97,7 +97,7 @@ func Load(cfg Config, opts ...Option) (*Splits, error) {
 		}
 		r := rows[p]
 		if cfg.Split.Method == "files" {
-			r = nil
+			r = allRows(raws[p].Len())
 		}
 		t, err := encodeRows(raws[p], r, sp.Vocabs)
 		if err != nil {

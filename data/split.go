@@ -19,6 +19,15 @@ const (
 
 func (p Part) String() string { return [...]string{"train", "valid", "test"}[p] }
 
+// allRows is the row indices 0..n-1 in order.
+func allRows(n int) []int32 {
+	rows := make([]int32, n)
+	for i := range rows {
+		rows[i] = int32(i)
+	}
+	return rows
+}
+
 // SplitRows splits the rows of raw into train, valid and test row indices
 // (each in ascending order) by ratios: "random" shuffles with seed, "time"
 // puts the earliest rows in train and the latest in test (ties broken by
@@ -26,10 +35,7 @@ func (p Part) String() string { return [...]string{"train", "valid", "test"}[p] 
 func SplitRows(raw *Raw, method string, ratios []float64, seed int64) ([3][]int32, error) {
 	var parts [3][]int32
 	n := raw.Len()
-	order := make([]int32, n)
-	for i := range order {
-		order[i] = int32(i)
-	}
+	order := allRows(n)
 	switch method {
 	case "random":
 		r := rand.New(rand.NewPCG(uint64(seed), 0x5b117))

@@ -221,16 +221,11 @@ func naturalCompare(a, b string) int {
 // to index 0. Fields of v missing from raw are an error; raw without label
 // columns (predict data) gets labels 0.
 func Encode(raw *Raw, v *Vocabs) (*Table, error) {
-	return encodeRows(raw, nil, v)
+	return encodeRows(raw, allRows(raw.Len()), v)
 }
 
+// encodeRows maps the given rows of raw (none when rows is empty) with v.
 func encodeRows(raw *Raw, rows []int32, v *Vocabs) (*Table, error) {
-	if rows == nil {
-		rows = make([]int32, raw.Len())
-		for i := range rows {
-			rows[i] = int32(i)
-		}
-	}
 	s := v.Schema()
 	n := len(rows)
 	t := &Table{
