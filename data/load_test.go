@@ -37,6 +37,11 @@ func TestLoadSyntheticDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The same data builds equal vocabularies anyway, so check that the
+	// saved ones were the ones used.
+	if again.Vocabs != sp.Vocabs {
+		t.Error("WithVocabs ignored: Load built its own vocabularies")
+	}
 	if !equal(again.Test.Cat, sp.Test.Cat) {
 		t.Error("WithVocabs changed the encoding")
 	}
