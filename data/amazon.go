@@ -50,7 +50,7 @@ func readAmazon(cfg *Config, paths []string) (*Raw, error) {
 		for _, e := range entries {
 			n := e.Name()
 			if !e.IsDir() && !strings.HasPrefix(n, "meta_") && strings.Contains(n, ".json") {
-				files = append(files, inDir(p, n))
+				files = append(files, filepath.Join(p, n))
 			}
 		}
 	}
@@ -65,7 +65,7 @@ func readAmazon(cfg *Config, paths []string) (*Raw, error) {
 		raw.Descriptions[cat] = fmt.Sprintf("Amazon %s: product reviews in the %s category; label 1 when the rating is above 3 of 5.",
 			strings.ReplaceAll(cat, "_", " "), strings.ReplaceAll(cat, "_", " "))
 		for _, m := range []string{"meta_" + cat + ".json", "meta_" + cat + ".json.gz"} {
-			mf := inDir(filepath.Dir(f), m)
+			mf := filepath.Join(filepath.Dir(f), m)
 			if _, err := os.Stat(mf); err == nil {
 				if err := readAmazonMeta(mf, raw.Text, meta, cfg.SkipBadRows, &raw.Skipped); err != nil {
 					return nil, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -33,26 +34,26 @@ func readKuaiSAR(cfg *Config, dir string) (*Raw, error) {
 	raw := newRawFor(&cols)
 	o := readOptions{delim: ',', header: true, skipBad: cfg.SkipBadRows, maxRows: cfg.MaxRows, optionalCat: true}
 	o.scenarioConst = "rec"
-	if err := readCSVFile(raw, inDir(dir, "rec_inter.csv"), &cols, o); err != nil {
+	if err := readCSVFile(raw, filepath.Join(dir, "rec_inter.csv"), &cols, o); err != nil {
 		return nil, err
 	}
 	cols.Labels = []ColumnRef{{Name: "click_cnt", As: "click", Threshold: &zero}}
 	cols.Time = ColumnRef{Name: "search_session_timestamp", As: "timestamp"}
 	o.scenarioConst = "search"
-	if err := readCSVFile(raw, inDir(dir, "src_inter.csv"), &cols, o); err != nil {
+	if err := readCSVFile(raw, filepath.Join(dir, "src_inter.csv"), &cols, o); err != nil {
 		return nil, err
 	}
 	for name, d := range kuaisarScenarios {
 		raw.Descriptions[name] = d
 	}
-	if f := inDir(dir, "user_features.csv"); exists(f) {
+	if f := filepath.Join(dir, "user_features.csv"); exists(f) {
 		feats, err := readFeatureTable(f, "user_id", kuaisarUserFeats, nil, cfg.SkipBadRows, &raw.Skipped)
 		if err != nil {
 			return nil, err
 		}
 		raw.joinCat(0, kuaisarUserFeats, feats)
 	}
-	if f := inDir(dir, "item_features.csv"); exists(f) {
+	if f := filepath.Join(dir, "item_features.csv"); exists(f) {
 		feats, err := readFeatureTable(f, "item_id", kuaisarItemFeats, func(get func(string) (string, bool), key string) (string, error) {
 			return kuaisarItemText(raw.Text, get, key)
 		}, cfg.SkipBadRows, &raw.Skipped)

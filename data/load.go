@@ -3,7 +3,6 @@ package data
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 )
 
 // Splits is a loaded dataset: the three encoded splits, the vocabularies
@@ -199,6 +198,3 @@ func isDir(path string) bool {
 	st, err := os.Stat(path)
 	return err == nil && st.IsDir()
 }
-
-// inDir joins a file name onto a directory.
-func inDir(dir, name string) string { return filepath.Join(dir, name) }
