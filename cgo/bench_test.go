@@ -149,21 +149,21 @@ func mlpStep(m *mlp, opt *Optimizer, x, y *Tensor) error {
 
 // BenchmarkMLPStep times one training step (batch 2048, 256→256→128→1, ReLU,
 // BCE with logits, Adam) in Go and the same step in PyTorch run by
-// python3-torch on this machine, with the same thread settings. Rounds
+// python3-torch on this machine, with the same thread and allocator settings. Rounds
 // alternate between the two and the fastest round of each counts, so that
 // load from elsewhere on the machine hits both alike.
 func BenchmarkMLPStep(b *testing.B) {
-	const warmup, steps, rounds = 5, 20, 5
-	threads := runtime.NumCPU()
+	const warmup, steps, rounds = 5, 60, 5
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := SetThreads(threads, 1); err != nil {
+	// As msrtrain sets itself up (train.Setup); PyTorch gets the same settings.
+	if err := SetCPUThreads(0); err != nil {
 		b.Fatal(err)
 	}
-	// As msrtrain sets itself up (train.Setup); PyTorch runs with glibc's defaults.
 	if err := TuneAllocator(); err != nil {
 		b.Fatal(err)
 	}
+	threads := fmt.Sprintf("intra-op %d, BLAS %d threads", Threads(), BLASThreads())
 	if err := ManualSeed(0); err != nil {
 		b.Fatal(err)
 	}
@@ -200,7 +200,9 @@ func BenchmarkMLPStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	// testdata/mlp_step.py prints "ready" after its warm-up, then times N steps per request line N.
-	py, pyErr := pybench.Start(filepath.Join("testdata", "mlp_step.py"), threads, strconv.Itoa(warmup))
+	py, pyErr := pybench.Start(filepath.Join("testdata", "mlp_step.py"),
+		pybench.Settings{IntraOpThreads: Threads(), BLASThreads: BLASThreads(), Tunables: AllocatorTunables()},
+		strconv.Itoa(warmup))
 	if pyErr == nil {
 		defer py.Close()
 	}
@@ -208,6 +210,7 @@ func BenchmarkMLPStep(b *testing.B) {
 	for n := 0; n < b.N; n++ {
 		goMs, pyMs := math.Inf(1), math.Inf(1)
 		for r := 0; r < rounds; r++ {
+			pybench.Settle()
 			g, err := goRound(steps)
 			if err != nil {
 				b.Fatal(err)
@@ -223,10 +226,10 @@ func BenchmarkMLPStep(b *testing.B) {
 		}
 		b.ReportMetric(goMs, "go-ms/step")
 		if pyErr != nil {
-			fmt.Printf("MLP step (batch 2048, 256→256→128→1, Adam, %d threads): Go %.3f ms/step; Python baseline skipped: %v\n", threads, goMs, pyErr)
+			fmt.Printf("MLP step (batch 2048, 256→256→128→1, Adam, %s): Go %.3f ms/step; Python baseline skipped: %v\n", threads, goMs, pyErr)
 			continue
 		}
-		fmt.Printf("MLP step (batch 2048, 256→256→128→1, Adam, %d threads): Go %.3f ms/step, PyTorch %.3f ms/step, Go/Python %.3f\n",
+		fmt.Printf("MLP step (batch 2048, 256→256→128→1, Adam, %s): Go %.3f ms/step, PyTorch %.3f ms/step, Go/Python %.3f\n",
 			threads, goMs, pyMs, goMs/pyMs)
 		b.ReportMetric(pyMs, "py-ms/step")
 		b.ReportMetric(goMs/pyMs, "go/py")

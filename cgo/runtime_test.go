@@ -91,3 +91,19 @@ func TestThreads(t *testing.T) {
 	require.NoError(t, SetThreads(1, 0)) // 0 leaves the BLAS alone
 	assert.Equal(t, 1, Threads())
 }
+
+func TestSetCPUThreadsGivesTheCoresToTheBLAS(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	prevIntra, prevBLAS := Threads(), BLASThreads()
+	defer SetThreads(prevIntra, prevBLAS)
+	if BLASThreads() < 0 {
+		t.Skip("the BLAS has no thread pool of its own")
+	}
+	for _, tc := range []struct{ n, wantBLAS int }{{1, 1}, {0, runtime.NumCPU()}} {
+		require.NoError(t, SetThreads(2, 2)) // from a state the policy must undo
+		require.NoError(t, SetCPUThreads(tc.n))
+		assert.Equal(t, 1, Threads(), "intra-op threads for n=%d", tc.n)
+		assert.Equal(t, tc.wantBLAS, BLASThreads(), "BLAS threads for n=%d", tc.n)
+	}
+}

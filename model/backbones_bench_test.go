@@ -19,7 +19,7 @@ import (
 // default config, input width 128 (8 fields × 16 dims), 3 scenarios holding
 // 50/30/20% of the rows, at batch 256, 2048 and 8192; beside the same models
 // in PyTorch (testdata/backbones_bench.py: same shapes, math and grouped
-// routing) run by python3-torch with the same thread settings, in two
+// routing) run by python3-torch with the same thread and allocator settings, in two
 // variants: "idiomatic" (nn.Modules, one Linear per expert and per gate, as
 // a PyTorch user writes it) and "mirrored" (op for op what the Go code runs,
 // so that ratio is the binding's per-op advantage alone). Go and PyTorch are
@@ -36,15 +36,15 @@ func BenchmarkBackboneStep(b *testing.B) {
 	)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	threads := runtime.NumCPU()
-	if err := torch.SetThreads(threads, 1); err != nil {
+	// As msrtrain sets itself up (train.Setup); PyTorch gets the same settings.
+	if err := torch.SetCPUThreads(0); err != nil {
 		b.Fatal(err)
 	}
-	// As msrtrain sets itself up (train.Setup); PyTorch runs with glibc's defaults.
 	if err := torch.TuneAllocator(); err != nil {
 		b.Fatal(err)
 	}
-	py, pyErr := pybench.Start(filepath.Join("testdata", "backbones_bench.py"), threads)
+	py, pyErr := pybench.Start(filepath.Join("testdata", "backbones_bench.py"),
+		pybench.Settings{IntraOpThreads: torch.Threads(), BLASThreads: torch.BLASThreads(), Tunables: torch.AllocatorTunables()})
 	if pyErr != nil {
 		b.Logf("PyTorch baseline skipped: %v", pyErr)
 	} else {
@@ -59,6 +59,7 @@ func BenchmarkBackboneStep(b *testing.B) {
 				row := benchRow{name: name, batch: batch}
 				step, closeStep := newBenchStep(b, name, inDim, batch)
 				for r := 0; r < benchRounds; r++ {
+					pybench.Settle()
 					ms := timeSteps(b, step, minSeconds)
 					if r == 0 || ms < row.goMs {
 						row.goMs = ms
@@ -97,8 +98,8 @@ func BenchmarkBackboneStep(b *testing.B) {
 	}
 	tw.Flush()
 	// Printed rather than logged: go test cuts benchmark logs to a few lines without -v.
-	fmt.Printf("BackboneStep: training step, default configs, input 128, 3 scenarios, %d threads (BLAS 1), best of %d rounds:\n%s",
-		threads, benchRounds, sb.String())
+	fmt.Printf("BackboneStep: training step, default configs, input 128, 3 scenarios, intra-op %d and BLAS %d threads, best of %d rounds:\n%s",
+		torch.Threads(), torch.BLASThreads(), benchRounds, sb.String())
 }
 
 type benchRow struct {

@@ -23,10 +23,10 @@ import (
 func BenchmarkMetaOverhead(b *testing.B) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := torch.SetThreads(runtime.NumCPU(), 1); err != nil {
+	// As msrtrain sets itself up (train.Setup).
+	if err := torch.SetCPUThreads(0); err != nil {
 		b.Fatal(err)
 	}
-	// As msrtrain sets itself up (train.Setup); PyTorch runs with glibc's defaults.
 	if err := torch.TuneAllocator(); err != nil {
 		b.Fatal(err)
 	}

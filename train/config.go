@@ -25,7 +25,7 @@ import (
 type Config struct {
 	Seed      int64           `yaml:"seed"`
 	Device    string          `yaml:"device"`  // auto, cpu, cuda, cuda:N
-	Threads   int             `yaml:"threads"` // libtorch intra-op threads; 0 = number of CPUs
+	Threads   int             `yaml:"threads"` // CPU threads for torch work (see torch.SetCPUThreads); 0 = number of CPUs
 	Out       string          `yaml:"out"`     // run directory
 	Data      data.Config     `yaml:"data"`
 	Model     model.Config    `yaml:"model"`

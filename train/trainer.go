@@ -74,13 +74,7 @@ func Setup(cfg *Config) (torch.Device, error) {
 	if err := torch.TuneAllocator(); err != nil {
 		return torch.Device{}, err
 	}
-	threads := cfg.Threads
-	if threads == 0 {
-		threads = runtime.NumCPU()
-	}
-	// OpenBLAS gets one thread: libtorch's OpenMP pool already uses the cores,
-	// and two pools at full width oversubscribe them.
-	if err := torch.SetThreads(threads, 1); err != nil {
+	if err := torch.SetCPUThreads(cfg.Threads); err != nil {
 		return torch.Device{}, err
 	}
 	return torch.ResolveDevice(cfg.Device)

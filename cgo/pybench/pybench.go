@@ -1,7 +1,7 @@
 // Package pybench runs a PyTorch baseline (a python3-torch script) beside a
 // Go benchmark, so that both sides are timed in the same run with the same
-// thread settings. The script prints a banner line when ready, then answers
-// each request line with "ms_per_step <value>".
+// thread and allocator settings. The script prints a banner line when ready,
+// then answers each request line with "ms_per_step <value>".
 package pybench
 
 import (
@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Python is the interpreter with Debian's torch (the python3 on PATH may be another).
@@ -26,14 +27,25 @@ type Process struct {
 	out    *bufio.Scanner
 }
 
-// Start runs script with args under Python, with `threads` intra-op threads
-// and OpenBLAS held to one thread, as the Go side sets them.
-func Start(script string, threads int, args ...string) (*Process, error) {
+// Settings are the runtime settings the Go side of a benchmark runs with,
+// which the baseline gets too.
+type Settings struct {
+	IntraOpThreads int    // libtorch's intra-op pool; the script's first argument
+	BLASThreads    int    // OPENBLAS_NUM_THREADS
+	Tunables       string // GLIBC_TUNABLES (glibc allocator settings); "" leaves glibc's defaults
+}
+
+// Start runs script under Python with the same settings as the Go side.
+func Start(script string, set Settings, args ...string) (*Process, error) {
 	if err := exec.Command(Python, "-c", "import torch").Run(); err != nil {
 		return nil, fmt.Errorf("%s cannot import torch (%v); install python3-torch for the baseline", Python, err)
 	}
-	cmd := exec.Command(Python, append([]string{script, strconv.Itoa(threads)}, args...)...)
-	cmd.Env = append(os.Environ(), "OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS="+strconv.Itoa(threads))
+	cmd := exec.Command(Python, append([]string{script, strconv.Itoa(set.IntraOpThreads)}, args...)...)
+	cmd.Env = append(os.Environ(), "OPENBLAS_NUM_THREADS="+strconv.Itoa(set.BLASThreads),
+		"OMP_NUM_THREADS="+strconv.Itoa(set.IntraOpThreads))
+	if set.Tunables != "" {
+		cmd.Env = append(cmd.Env, "GLIBC_TUNABLES="+set.Tunables)
+	}
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -55,8 +67,16 @@ func Start(script string, threads int, args ...string) (*Process, error) {
 	return p, nil
 }
 
+// Settle waits until the BLAS threads of whichever side ran last have gone
+// to sleep. OpenBLAS's workers spin for about 2^28 cycles (~0.1 s) after
+// their last product, so without it the side measured next shares the
+// cores with the other process's spinning threads. Call it before timing
+// the Go side; Measure calls it before the baseline.
+func Settle() { time.Sleep(300 * time.Millisecond) }
+
 // Measure sends one request line and returns the milliseconds per step it answers.
 func (p *Process) Measure(request string) (float64, error) {
+	Settle()
 	if _, err := fmt.Fprintln(p.in, request); err != nil {
 		return 0, err
 	}

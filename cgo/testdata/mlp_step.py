@@ -1,8 +1,8 @@
 """One MLP training step in PyTorch, the baseline for BenchmarkMLPStep.
 
-Usage: mlp_step.py THREADS WARMUP
-Run with OPENBLAS_NUM_THREADS=1 (the benchmark sets it) so that the BLAS pool
-matches the Go side's torch.SetThreads(THREADS, 1). After WARMUP steps it
+Usage: mlp_step.py INTRA_OP_THREADS WARMUP
+The benchmark (cgo/pybench) sets OPENBLAS_NUM_THREADS and GLIBC_TUNABLES as
+the Go side runs (torch.SetCPUThreads, torch.TuneAllocator). After WARMUP steps it
 prints "ready", then for every line N read from stdin times N steps and
 prints "ms_per_step <float>", so that the benchmark can alternate Go and
 Python rounds on the same machine.

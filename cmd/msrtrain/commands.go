@@ -209,11 +209,7 @@ func infoCommand() *cli.Command {
    msrtrain info`,
 		Flags: withGlobals(),
 		Action: func(c *cli.Context) error {
-			threads := c.Int("threads")
-			if threads == 0 {
-				threads = runtime.NumCPU()
-			}
-			if err := torch.SetThreads(threads, 1); err != nil {
+			if err := torch.SetCPUThreads(c.Int("threads")); err != nil {
 				return err
 			}
 			loaded, _ := torch.LoadedVersion()

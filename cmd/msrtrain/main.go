@@ -40,7 +40,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "set", Usage: "override a config key, e.g. --set train.lr=0.01 (repeatable)"},
 		&cli.Int64Flag{Name: "seed", Usage: "seeds libtorch, the data and the shuffle", DefaultText: "the config's seed, 42"},
 		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "run directory", DefaultText: "the config's out, runs/default"},
-		&cli.IntFlag{Name: "threads", Usage: "libtorch intra-op threads; use 1 on a machine busy with other work", DefaultText: "number of CPUs"},
+		&cli.IntFlag{Name: "threads", Usage: "CPU threads for torch work (the BLAS gets them, libtorch's intra-op pool 1); use 1 on a machine busy with other work", DefaultText: "number of CPUs"},
 	}
 }
 

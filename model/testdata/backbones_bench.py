@@ -14,11 +14,11 @@ run on their own scenario's rows only), in two variants:
 One training step is forward, BCE with logits (mean), backward and an Adam
 step (PyTorch defaults), as in the Go benchmark.
 
-Usage: backbones_bench.py THREADS, then one request per stdin line:
+Usage: backbones_bench.py INTRA_OP_THREADS, then one request per stdin line:
     VARIANT NAME BATCH MIN_SECONDS
-answered with "ms_per_step <float> steps <int>". Run it with
-OPENBLAS_NUM_THREADS=1 (the benchmark sets it) so that the BLAS pool matches
-the Go side's torch.SetThreads(THREADS, 1).
+answered with "ms_per_step <float> steps <int>". The benchmark (cgo/pybench)
+sets OPENBLAS_NUM_THREADS and GLIBC_TUNABLES as the Go side runs
+(torch.SetCPUThreads, torch.TuneAllocator).
 """
 import math
 import sys
