@@ -174,9 +174,13 @@ func (e *expertStack) Forward(x *torch.Tensor) *torch.Tensor {
 }
 
 // mix is the gated sum Σ_k gate[:, k] · experts[k]: experts [K, B, h] and
-// gate [B, K] give [B, h], as one batched matmul.
+// gate [B, K] give [B, h], as one broadcast product summed over K. A
+// batched matmul of B tiny [1, K]·[K, h] products does the same, but
+// libtorch runs those on its naive per-element kernel: forward and backward
+// measured 1.3–1.9× slower at batch 256–8192 (K 4, h 64), and 10% of PLE's
+// step at batch 8192.
 func mix(experts, gate *torch.Tensor) *torch.Tensor {
-	return gate.Unsqueeze(1).Bmm(experts.Transpose(0, 1)).Squeeze(1)
+	return experts.Mul(gate.T().Unsqueeze(2)).Sum(false, 0)
 }
 
 // pickScenario selects each row's own scenario's k columns from t

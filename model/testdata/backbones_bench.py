@@ -107,7 +107,7 @@ def each_segment(counts, dim, f):
 
 
 def mix(experts, gate):
-    return gate.unsqueeze(1).bmm(experts.transpose(0, 1)).squeeze(1)
+    return (experts * gate.t().unsqueeze(2)).sum(0)
 
 
 def pick(scen, t, k):
