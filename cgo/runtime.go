@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"time"
 	"unsafe"
 )
 
@@ -127,7 +128,7 @@ func SetThreads(intraOp, blas int) error {
 // where the BLAS keeps a pool of its own (OpenBLAS) it gets all n and
 // libtorch's intra-op pool gets 1: two pools at full width oversubscribe the
 // cores (3× slower steps on 2 cores), and on this 2-core machine BLAS 2 with
-// intra-op 1 ran the backbones' steps 1.15–1.6× faster than intra-op 2 with
+// intra-op 1 ran the backbones' steps 1.1–1.65× faster than intra-op 2 with
 // BLAS 1, at batch 256 and 2048 alike. A BLAS without its own pool (MKL
 // runs on libtorch's OpenMP threads) gets n through the intra-op pool.
 func SetCPUThreads(n int) error {
@@ -229,4 +230,24 @@ func BenchAddLoop(a, b *Tensor, iters int) (float64, error) {
 	var s C.double
 	err := check("bench", C.msr_bench_add_loop(a.h, b.h, C.int(iters), &s))
 	return float64(s), err
+}
+
+// BenchAddCrossing times iters additions of a and b, one cgo call each, with
+// nothing on the Go side but the call (results freed per 100, as a scope
+// does): what a binding that crosses once per op cannot get below.
+func BenchAddCrossing(a, b *Tensor, iters int) (time.Duration, error) {
+	if bad := firstErr(a, b); bad != nil {
+		return 0, bad.err
+	}
+	const perScope = 100
+	held := make([]C.msr_tensor, perScope)
+	start := time.Now()
+	for i := 0; i < iters; i += perScope {
+		n := min(perScope, iters-i)
+		for j := 0; j < n; j++ {
+			C.msr_bench_add_once(a.h, b.h, &held[j])
+		}
+		C.msr_free_tensors(&held[0], C.int(n))
+	}
+	return time.Since(start), nil
 }

@@ -107,3 +107,24 @@ func TestSetCPUThreadsGivesTheCoresToTheBLAS(t *testing.T) {
 		assert.Equal(t, tc.wantBLAS, BLASThreads(), "BLAS threads for n=%d", tc.n)
 	}
 }
+
+func TestBenchAddHelpersFreeWhatTheyMake(t *testing.T) {
+	x := FromSlice([]float32{1, 2, 3})
+	y := FromSlice([]float32{3, 2, 1})
+	defer x.Close()
+	defer y.Close()
+	live := LiveTensors()
+	d, err := BenchAddCrossing(x, y, 250) // not a multiple of the 100 held at a time
+	require.NoError(t, err)
+	assert.True(t, d > 0)
+	s, err := BenchAddLoop(x, y, 250)
+	require.NoError(t, err)
+	assert.True(t, s > 0)
+	assert.Equal(t, live, LiveTensors())
+
+	bad := x.Reshape(7) // 3 elements cannot take shape [7]
+	_, err = BenchAddCrossing(bad, y, 10)
+	require.Error(t, err)
+	_, err = BenchAddLoop(bad, y, 10)
+	require.Error(t, err)
+}

@@ -33,6 +33,8 @@ package torch
 #cgo noescape msr_unary
 #cgo nocallback msr_unary
 #cgo noescape msr_binary
+#cgo noescape msr_bench_add_once
+#cgo nocallback msr_bench_add_once
 #cgo nocallback msr_binary
 #cgo noescape msr_scalar
 #cgo nocallback msr_scalar

@@ -154,6 +154,8 @@ msr_err msr_optim_set_step(msr_optim o, int group, int param, int64_t step);
 
 /* Benchmark support: runs `iters` additions of a and b in a C++ loop and returns the seconds taken. */
 msr_err msr_bench_add_loop(msr_tensor a, msr_tensor b, int iters, double* seconds);
+/* Benchmark support: one addition of a and b, its handle stored at *out; no error path, no Go bookkeeping. */
+void msr_bench_add_once(msr_tensor a, msr_tensor b, msr_tensor* out);
 
 #ifdef __cplusplus
 }
