@@ -182,6 +182,21 @@ func (o *Optimizer) LR(group int) (float64, error) {
 	return float64(lr), err
 }
 
+// GroupIsFlat reports whether a group keeps its parameters and their state
+// as views into flat buffers, so that a step costs a few ops per run of
+// parameters rather than per parameter. A group gets them when its
+// parameters are dense tensors of one dtype and device, each the whole of
+// its own storage (a parameter already in another optimizer's flat buffer
+// is not moved again).
+func (o *Optimizer) GroupIsFlat(group int) (bool, error) {
+	if err := o.closedErr("optimizer group"); err != nil {
+		return false, err
+	}
+	var flat C.int
+	err := check("optimizer group", C.msr_optim_group_flat(o.h, C.int(group), &flat))
+	return flat == 1, err
+}
+
 // StateTensors returns the optimizer's state tensors (aliases) named
 // "<param name>.<slot>" (slots as in PyTorch: exp_avg, exp_avg_sq,
 // momentum_buffer, sum), plus each parameter's step count as "<param name>.step".

@@ -284,3 +284,107 @@ func TestOptimizerErrors(t *testing.T) {
 	_, err = opt.LR(0)
 	assert.ErrorContains(t, err, "closed")
 }
+
+// A group keeps its parameters in flat buffers and updates runs of them
+// with one set of ops; that must change the op count, not the arithmetic.
+// Three parameters in one group are compared with the same three each alone
+// in its own group (never flattened), over steps where the middle one gets
+// no gradient every other step (skipped, as PyTorch skips it), so the runs
+// split and the step counts diverge.
+func TestOptimizerGroupUpdatesLikeSeparateParameters(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	inits := [][]float32{{0.5, -0.25, 1, 0.75, -1.5, 0.125}, {0.2, -0.4, 0.6}, {0.3, 0.9, -0.7, 0.1}}
+	shapes := [][]int64{{2, 3}, {3}, {4}}
+	names := []string{"a", "b", "c"}
+	loss := func(ps []*Tensor, withB bool) *Tensor {
+		l := ps[0].Mul(ps[0]).Sum(false).Add(ps[2].Tanh().Mul(ps[2]).Sum(false))
+		if withB {
+			l = l.Add(ps[0].Matmul(ps[1]).Sigmoid().Sum(false))
+		}
+		return l
+	}
+	for _, c := range optimCases {
+		t.Run(c.name, func(t *testing.T) {
+			base := LiveTensors()
+			together, apart := make([]*Tensor, 3), make([]*Tensor, 3)
+			for i := range inits {
+				together[i] = FromSlice(inits[i], shapes[i]...)
+				apart[i] = FromSlice(inits[i], shapes[i]...)
+				require.NoError(t, together[i].SetRequiresGrad(true))
+				require.NoError(t, apart[i].SetRequiresGrad(true))
+			}
+			optTogether, err := NewOptimizer(c.kind)
+			require.NoError(t, err)
+			optApart, err := NewOptimizer(c.kind)
+			require.NoError(t, err)
+			defer func() {
+				optTogether.Close()
+				optApart.Close()
+				for i := range inits {
+					together[i].Close()
+					apart[i].Close()
+				}
+				assert.Equal(t, base, LiveTensors())
+			}()
+			require.NoError(t, optTogether.AddGroup(names, together, c.g0))
+			for i := range apart {
+				require.NoError(t, optApart.AddGroup(names[i:i+1], apart[i:i+1], c.g0))
+			}
+			flat, err := optTogether.GroupIsFlat(0)
+			require.NoError(t, err)
+			require.True(t, flat, "three float32 CPU parameters should share flat buffers")
+			flat, err = optApart.GroupIsFlat(0)
+			require.NoError(t, err)
+			require.True(t, !flat, "a group of one has nothing to flatten")
+			// The parameters now live in optTogether's buffer: a second optimizer
+			// over them must leave them there, or the first would update stale copies.
+			second, err := NewOptimizer(c.kind)
+			require.NoError(t, err)
+			require.NoError(t, second.AddGroup(names, together, c.g0))
+			flat, err = second.GroupIsFlat(0)
+			require.NoError(t, err)
+			require.True(t, !flat, "parameters already in a flat buffer were moved again")
+			second.Close()
+			_, err = optTogether.GroupIsFlat(1)
+			require.ErrorContains(t, err, "no group 1")
+			for step := 0; step < 7; step++ {
+				for _, run := range []struct {
+					opt *Optimizer
+					ps  []*Tensor
+				}{{optTogether, together}, {optApart, apart}} {
+					s := NewScope()
+					require.NoError(t, run.opt.ZeroGrad())
+					require.NoError(t, loss(run.ps, step%2 == 0).Backward())
+					require.NoError(t, run.opt.Step())
+					s.Close()
+				}
+			}
+			for i := range inits {
+				want, err := apart[i].Float32s()
+				require.NoError(t, err)
+				got, err := together[i].Float32s()
+				require.NoError(t, err)
+				assert.Equal(t, want, got, "parameter %s", names[i])
+			}
+			s := NewScope()
+			defer s.Close()
+			wantState, wantSteps, err := optApart.StateTensors()
+			require.NoError(t, err)
+			gotState, gotSteps, err := optTogether.StateTensors()
+			require.NoError(t, err)
+			assert.Equal(t, wantSteps, gotSteps)
+			assert.Equal(t, map[string]int64{"a.step": 7, "b.step": 4, "c.step": 7}, gotSteps)
+			require.Equal(t, len(wantState), len(gotState))
+			for name, w := range wantState {
+				g, ok := gotState[name]
+				require.True(t, ok, "no state %q", name)
+				wv, err := w.Float32s()
+				require.NoError(t, err)
+				gv, err := g.Float32s()
+				require.NoError(t, err)
+				assert.Equal(t, wv, gv, "state %s", name)
+			}
+		})
+	}
+}

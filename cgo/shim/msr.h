@@ -150,6 +150,8 @@ msr_err msr_optim_get_lr(msr_optim o, int group, double* lr);
 /* The k-th state tensor of parameter p in group g (an alias), and its step count. */
 msr_err msr_optim_state(msr_optim o, int group, int param, int k, msr_tensor* out);
 msr_err msr_optim_get_step(msr_optim o, int group, int param, int64_t* step);
+/* Whether a group keeps its parameters and state in flat buffers (see optim.cpp). */
+msr_err msr_optim_group_flat(msr_optim o, int group, int* flat);
 msr_err msr_optim_set_step(msr_optim o, int group, int param, int64_t step);
 
 /* Benchmark support: runs `iters` additions of a and b in a C++ loop and returns the seconds taken. */
