@@ -1,0 +1,102 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/model/nn"
+)
+
+// BenchmarkAdamStep times one Adam step over every backbone's parameters
+// (default config, input 128, gradients from one batch of 256) with the
+// parameters in one group, which the optimizer keeps in flat buffers, beside
+// the same parameters each in a group of its own, which it updates one tensor
+// at a time. Both run alternately in the same process; it prints µs/step and
+// the ratio:
+//
+//	go test -run '^$' -bench AdamStep -benchtime 1x ./model/
+func BenchmarkAdamStep(b *testing.B) {
+	const rounds, stepsPerRound = 5, 300
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := torch.SetCPUThreads(0); err != nil {
+		b.Fatal(err)
+	}
+	if err := torch.TuneAllocator(); err != nil {
+		b.Fatal(err)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "backbone\ttensors\tscalars\tone group µs\tper tensor µs\tratio\t")
+	for n := 0; n < b.N; n++ {
+		for _, name := range BackboneNames() {
+			flatUs, perTensorUs, tensors, scalars := adamStepTimes(b, name, rounds, stepsPerRound)
+			fmt.Fprintf(w, "%s\t%d\t%d\t%.1f\t%.1f\t%.2f\t\n", name, tensors, scalars, flatUs, perTensorUs, flatUs/perTensorUs)
+			b.ReportMetric(flatUs/perTensorUs, name+"-flat/per-tensor")
+		}
+	}
+	w.Flush()
+}
+
+// adamStepTimes builds two copies of a backbone with gradients from one
+// batch and returns the best µs per Adam step of each layout.
+func adamStepTimes(b *testing.B, name string, rounds, steps int) (flatUs, perTensorUs float64, tensors int, scalars int64) {
+	var opts [2]*torch.Optimizer
+	for v := range opts {
+		if err := torch.ManualSeed(0); err != nil {
+			b.Fatal(err)
+		}
+		store := nn.NewStore(torch.CPU)
+		defer store.Close()
+		bb, err := NewBackbone(name, store.Root(), 128, 3, DefaultBackboneConfig())
+		if err != nil {
+			b.Fatal(err)
+		}
+		names, params := store.ParameterTensors()
+		tensors, scalars = len(params), store.NumParameters()
+		opt, err := torch.NewOptimizer(torch.Adam)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer opt.Close()
+		groups := [][2]int{{0, len(params)}} // v == 0: one group
+		if v == 1 {
+			groups = groups[:0]
+			for i := range params {
+				groups = append(groups, [2]int{i, i + 1})
+			}
+		}
+		for _, g := range groups {
+			if err := opt.AddGroup(names[g[0]:g[1]], params[g[0]:g[1]], torch.DefaultOptimOptions(torch.Adam)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		s := torch.NewScope()
+		y := torch.Rand([]int64{256}, torch.Float32, torch.CPU).LtScalar(0.3).ToDType(torch.Float32)
+		loss := torch.BCEWithLogits(bb.Forward(makeInput(benchCounts(256), 128)), y, nil, nil, torch.ReduceMean)
+		err = loss.Backward()
+		s.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		opts[v] = opt
+	}
+	best := [2]float64{math.Inf(1), math.Inf(1)}
+	for r := 0; r < rounds; r++ {
+		for v, opt := range opts {
+			start := time.Now()
+			for i := 0; i < steps; i++ {
+				if err := opt.Step(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			best[v] = math.Min(best[v], time.Since(start).Seconds()/float64(steps)*1e6)
+		}
+	}
+	return best[0], best[1], tensors, scalars
+}
