@@ -31,7 +31,7 @@ import (
 func BenchmarkBackboneStep(b *testing.B) {
 	const (
 		inDim       = 128
-		benchRounds = 3
+		benchRounds = 5
 		minSeconds  = 0.7 // per measurement, after warm-up
 	)
 	runtime.LockOSThread()
