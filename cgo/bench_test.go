@@ -158,18 +158,15 @@ func mlpStep(m *mlp, opt *Optimizer, x, y *Tensor) error {
 
 // BenchmarkMLPStep times one training step (batch 2048, 256→256→128→1, ReLU,
 // BCE with logits, Adam) in Go and the same step in PyTorch run by
-// python3-torch on this machine, with the same thread and allocator settings. Rounds
-// alternate between the two and the fastest round of each counts, so that
-// load from elsewhere on the machine hits both alike.
+// python3-torch on this machine, with the same thread and allocator
+// settings. Rounds alternate between the two and the fastest round of each
+// counts, so that load from elsewhere on the machine hits both alike.
 func BenchmarkMLPStep(b *testing.B) {
 	const warmup, steps, rounds = 5, 60, 5
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	// As msrtrain sets itself up (train.Setup); PyTorch gets the same settings.
-	if err := SetCPUThreads(0); err != nil {
-		b.Fatal(err)
-	}
-	if err := TuneAllocator(); err != nil {
+	if err := SetUpProcess(0); err != nil {
 		b.Fatal(err)
 	}
 	threads := fmt.Sprintf("intra-op %d, BLAS %d threads", Threads(), BLASThreads())

@@ -127,7 +127,7 @@ func SetThreads(intraOp, blas int) error {
 // Matrix products are most of a recommendation model's training step, so
 // where the BLAS keeps a pool of its own (OpenBLAS) it gets all n and
 // libtorch's intra-op pool gets 1: two pools at full width oversubscribe the
-// cores (3× slower steps on 2 cores), and on this 2-core machine BLAS 2 with
+// cores (2–4× slower steps on 2 cores), and on this 2-core machine BLAS 2 with
 // intra-op 1 ran the backbones' steps 1.1–1.65× faster than intra-op 2 with
 // BLAS 1, at batch 256 and 2048 alike. A BLAS without its own pool (MKL
 // runs on libtorch's OpenMP threads) gets n through the intra-op pool.
@@ -139,6 +139,17 @@ func SetCPUThreads(n int) error {
 		return SetThreads(n, 0)
 	}
 	return SetThreads(1, n)
+}
+
+// SetUpProcess applies msrtrain's runtime settings, as train.Setup and the
+// benchmarks that mirror it need them: the allocator thresholds
+// (TuneAllocator) and the thread policy (SetCPUThreads). Call it once at
+// start-up, before the first tensor.
+func SetUpProcess(threads int) error {
+	if err := TuneAllocator(); err != nil {
+		return err
+	}
+	return SetCPUThreads(threads)
 }
 
 // Threads is libtorch's intra-op thread count.

@@ -19,10 +19,10 @@ import (
 // default config, input width 128 (8 fields × 16 dims), 3 scenarios holding
 // 50/30/20% of the rows, at batch 256, 2048 and 8192; beside the same models
 // in PyTorch (testdata/backbones_bench.py: same shapes, math and grouped
-// routing) run by python3-torch with the same thread and allocator settings, in two
-// variants: "idiomatic" (nn.Modules, one Linear per expert and per gate, as
-// a PyTorch user writes it) and "mirrored" (op for op what the Go code runs,
-// so that ratio is the binding's per-op advantage alone). Go and PyTorch are
+// routing) run by python3-torch with the same thread and allocator
+// settings, in two variants: "idiomatic" (nn.Modules, one Linear per expert
+// and per gate, as a PyTorch user writes it) and "mirrored" (op for op what
+// the Go code runs, so that ratio is the binding's per-op advantage alone). Go and PyTorch are
 // measured alternately, benchRounds times each, and the fastest round of
 // each is reported, which keeps other load on the machine from favouring
 // either side. It prints a table; run it with
@@ -34,15 +34,7 @@ func BenchmarkBackboneStep(b *testing.B) {
 		benchRounds = 5
 		minSeconds  = 0.7 // per measurement, after warm-up
 	)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	// As msrtrain sets itself up (train.Setup); PyTorch gets the same settings.
-	if err := torch.SetCPUThreads(0); err != nil {
-		b.Fatal(err)
-	}
-	if err := torch.TuneAllocator(); err != nil {
-		b.Fatal(err)
-	}
+	defer setUpBench(b)()
 	py, pyErr := pybench.Start(filepath.Join("testdata", "backbones_bench.py"),
 		pybench.Settings{IntraOpThreads: torch.Threads(), BLASThreads: torch.BLASThreads(), Tunables: torch.AllocatorTunables()})
 	if pyErr != nil {
@@ -100,6 +92,18 @@ func BenchmarkBackboneStep(b *testing.B) {
 	// Printed rather than logged: go test cuts benchmark logs to a few lines without -v.
 	fmt.Printf("BackboneStep: training step, default configs, input 128, 3 scenarios, intra-op %d and BLAS %d threads, best of %d rounds:\n%s",
 		torch.Threads(), torch.BLASThreads(), benchRounds, sb.String())
+}
+
+// setUpBench locks the benchmark to its OS thread and sets the process up
+// as msrtrain does (train.Setup), so that the baselines can be given the
+// same settings; it returns the unlock.
+func setUpBench(b *testing.B) (unlock func()) {
+	runtime.LockOSThread()
+	if err := torch.SetUpProcess(0); err != nil {
+		runtime.UnlockOSThread()
+		b.Fatal(err)
+	}
+	return runtime.UnlockOSThread
 }
 
 type benchRow struct {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"runtime"
 	"testing"
 	"text/tabwriter"
 
@@ -21,15 +20,7 @@ import (
 //
 //	go test -run '^$' -bench MetaOverhead -benchtime 1x ./model/
 func BenchmarkMetaOverhead(b *testing.B) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	// As msrtrain sets itself up (train.Setup).
-	if err := torch.SetCPUThreads(0); err != nil {
-		b.Fatal(err)
-	}
-	if err := torch.TuneAllocator(); err != nil {
-		b.Fatal(err)
-	}
+	defer setUpBench(b)()
 	const rounds, minSeconds = 3, 0.7
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "backbone\tbatch\tbare ms/step\tLLM4MSR ms/step\toverhead ×\t")

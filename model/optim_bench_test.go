@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"runtime"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -23,14 +22,7 @@ import (
 //	go test -run '^$' -bench AdamStep -benchtime 1x ./model/
 func BenchmarkAdamStep(b *testing.B) {
 	const rounds, stepsPerRound = 5, 300
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if err := torch.SetCPUThreads(0); err != nil {
-		b.Fatal(err)
-	}
-	if err := torch.TuneAllocator(); err != nil {
-		b.Fatal(err)
-	}
+	defer setUpBench(b)()
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "backbone\ttensors\tscalars\tone group µs\tper tensor µs\tratio\t")
 	for n := 0; n < b.N; n++ {
@@ -59,23 +51,21 @@ func adamStepTimes(b *testing.B, name string, rounds, steps int) (flatUs, perTen
 		}
 		names, params := store.ParameterTensors()
 		tensors, scalars = len(params), store.NumParameters()
-		opt, err := torch.NewOptimizer(torch.Adam)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer opt.Close()
-		groups := [][2]int{{0, len(params)}} // v == 0: one group
-		if v == 1 {
-			groups = groups[:0]
-			for i := range params {
-				groups = append(groups, [2]int{i, i + 1})
-			}
-		}
-		for _, g := range groups {
-			if err := opt.AddGroup(names[g[0]:g[1]], params[g[0]:g[1]], torch.DefaultOptimOptions(torch.Adam)); err != nil {
+		adam := torch.DefaultOptimOptions(torch.Adam)
+		var opt *torch.Optimizer
+		if v == 0 {
+			opt = newAdam(b, store, adam.LR) // one group: flat buffers
+		} else {
+			if opt, err = torch.NewOptimizer(torch.Adam); err != nil {
 				b.Fatal(err)
 			}
+			for i := range params {
+				if err := opt.AddGroup(names[i:i+1], params[i:i+1], adam); err != nil {
+					b.Fatal(err)
+				}
+			}
 		}
+		defer opt.Close()
 		s := torch.NewScope()
 		y := torch.Rand([]int64{256}, torch.Float32, torch.CPU).LtScalar(0.3).ToDType(torch.Float32)
 		loss := torch.BCEWithLogits(bb.Forward(makeInput(benchCounts(256), 128)), y, nil, nil, torch.ReduceMean)

@@ -71,10 +71,7 @@ func Setup(cfg *Config) (torch.Device, error) {
 	if err := torch.CheckVersion(); err != nil {
 		return torch.Device{}, err
 	}
-	if err := torch.TuneAllocator(); err != nil {
-		return torch.Device{}, err
-	}
-	if err := torch.SetCPUThreads(cfg.Threads); err != nil {
+	if err := torch.SetUpProcess(cfg.Threads); err != nil {
 		return torch.Device{}, err
 	}
 	return torch.ResolveDevice(cfg.Device)

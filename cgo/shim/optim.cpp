@@ -32,8 +32,7 @@ struct Group {
   // dtype and device that own their storage, they and their state become
   // views into flat buffers, and a step updates each run of consecutive
   // parameters that have gradients and the same step count with one set of
-  // ops on the flat views.
-  bool flat = false;
+  // ops on the flat views. flat_param is undefined for a group kept as it is.
   at::Tensor flat_param;
   at::Tensor flat_slot[2];
   std::vector<int64_t> offset;  // parameter i is elements [offset[i], offset[i+1]) of the flat buffers
@@ -78,7 +77,6 @@ void flatten(Group& g, int nslots) {
     off += n;
   }
   g.offset.push_back(off);
-  g.flat = true;
 }
 
 int slots_for(int kind) {
@@ -108,7 +106,7 @@ struct msr_optim_s {
           continue;
         }
         size_t j = i + 1;
-        if (g.flat && !ps.param.grad().is_sparse()) {
+        if (g.flat_param.defined() && !ps.param.grad().is_sparse()) {
           while (j < n && g.params[j].step == ps.step && g.params[j].param.grad().defined() &&
                  !g.params[j].param.grad().is_sparse())
             j++;
@@ -258,7 +256,7 @@ msr_err msr_optim_state(msr_optim o, int group, int param, int k, msr_tensor* ou
   })
 }
 
-msr_err msr_optim_group_flat(msr_optim o, int group, int* flat) { GUARD(*flat = o->group_at(group).flat ? 1 : 0) }
+msr_err msr_optim_group_flat(msr_optim o, int group, int* flat) { GUARD(*flat = o->group_at(group).flat_param.defined() ? 1 : 0) }
 
 msr_err msr_optim_get_step(msr_optim o, int group, int param, int64_t* step) { GUARD(*step = o->at(group, param).step) }
 
