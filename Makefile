@@ -64,7 +64,7 @@ test: info $(SHIM_LIB) $(BUILD)/env.sh
 # Each benchmark that compares against a baseline (C++ loop, PyTorch) runs
 # both in the same process and prints the ratio.
 bench: info $(SHIM_LIB)
-	$(CGO_ENV) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cgo/ ./model/ ./train/
+	$(CGO_ENV) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cgo/... ./model/ ./train/
 	$(CGO_ENV) $(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./data/...
 
 # The main job on the embedded data: LLM4MSR on STAR against the bare backbone,

@@ -9,8 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	torch "github.com/msrtrain/msrtrain/cgo"
 	"github.com/msrtrain/msrtrain/cgo/pybench"
+	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/model/nn"
 )
 

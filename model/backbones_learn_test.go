@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/train/metrics"
 )
 

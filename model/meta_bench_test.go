@@ -7,7 +7,7 @@ import (
 	"testing"
 	"text/tabwriter"
 
-	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/cgo/torch"
 )
 
 // BenchmarkMetaOverhead times a full model's training step (embedding

@@ -8,7 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/model/nn"
 )
 

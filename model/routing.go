@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"math"
 
-	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/model/nn"
 )
 

@@ -3,7 +3,7 @@ package model
 import (
 	"fmt"
 
-	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/model/nn"
 )
 

@@ -1,7 +1,7 @@
 package train
 
 import (
-	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/model"
 )

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/safetensors"
 )

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/train/metrics"
 )

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
-	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/knowledge"
 	"github.com/msrtrain/msrtrain/model"

@@ -12,7 +12,7 @@ import (
 	"runtime"
 	"time"
 
-	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/safetensors"
 	"github.com/msrtrain/msrtrain/model"

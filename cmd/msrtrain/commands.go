@@ -10,7 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/train"
 	"github.com/msrtrain/msrtrain/train/sweep"

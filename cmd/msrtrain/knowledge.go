@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/knowledge"

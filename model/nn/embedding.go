@@ -1,6 +1,6 @@
 package nn
 
-import torch "github.com/msrtrain/msrtrain/cgo"
+import "github.com/msrtrain/msrtrain/cgo/torch"
 
 // EmbeddingCollection looks up every categorical field of a batch with one
 // op over one table (TorchRec's idea): field f's rows start at Offsets[f],

@@ -5,7 +5,7 @@ import (
 	"math"
 	"strings"
 
-	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/cgo/torch"
 )
 
 // Linear is y = x·Wᵀ + b with PyTorch's default initialisation, so that a

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/cgo/torch"
 )
 
 func values(t *testing.T, x *torch.Tensor) []float32 {

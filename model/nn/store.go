@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	torch "github.com/msrtrain/msrtrain/cgo"
+	"github.com/msrtrain/msrtrain/cgo/torch"
 )
 
 // Var is a named tensor of a model: a trainable parameter or a buffer (running statistics).

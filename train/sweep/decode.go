@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 var specFields = []string{"base", "method", "trials", "sample_seed", "seeds", "workers", "metric", "maximize", "grid", "space"}

@@ -1,6 +1,8 @@
 package torch
 
 import (
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"runtime"
 	"strings"
 	"testing"

@@ -1,7 +1,7 @@
 // Package torch is msrtrain's binding to libtorch: tensors, autograd,
-// optimizers and devices over the small C ABI in shim/msr.h.
+// optimizers and devices over the small C ABI in ../shim/msr.h.
 //
-// Three rules shape it (see DESIGN.md):
+// Three rules shape it (the README's Design section says more):
 //
 //   - Errors: every C call returns its error in the same call. An op that
 //     fails returns a *Tensor carrying the error; ops on it pass the first
@@ -16,7 +16,7 @@
 package torch
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/shim
+#cgo CFLAGS: -I${SRCDIR}/../shim
 // The per-op entry points keep no Go pointer past their return and never
 // call back into Go: telling cgo so lets the out-parameter of each op stay on
 // the stack instead of costing a heap allocation per op.

@@ -1,6 +1,6 @@
 package torch
 
-// Benchmarks for `make bench` (go test -run '^$' -bench . -benchtime 1x ./cgo/).
+// Benchmarks for `make bench` (go test -run '^$' -bench . -benchtime 1x ./cgo/torch/).
 // Each runs a fixed amount of work per b.N iteration and prints its own
 // numbers, so that one iteration (-benchtime 1x) gives stable figures.
 

@@ -4,6 +4,7 @@ package torch
 // comparisons, and a scope per test that also checks for leaked handles.
 
 import (
+	"github.com/stretchr/testify/require"
 	"math"
 	"math/rand"
 	"runtime"

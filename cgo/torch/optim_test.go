@@ -1,6 +1,8 @@
 package torch
 
 import (
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"runtime"
 	"testing"
 )
@@ -23,7 +25,7 @@ var optimCases = []optimCase{
 	{"adagrad", Adagrad, OptimOptions{LR: 0.1, LRDecay: 0.01, WeightDecay: 0.01, InitialAccumulator: 0.1, Eps: 1e-10}, OptimOptions{LR: 0.05, InitialAccumulator: 0.1, Eps: 1e-10}},
 }
 
-// Made by /usr/bin/python3 cgo/testdata/optim_goldens.py (torch 1.13.0):
+// Made by /usr/bin/python3 cgo/torch/testdata/optim_goldens.py (torch 1.13.0):
 // parameters and state after 6 steps of torch.optim on optimLoss, with the
 // groups' learning rates scaled by 0.5 and 0.25 before step 4.
 var optimGoldens = map[string]map[string][]float64{
