@@ -58,7 +58,7 @@ func naiveGate(x, w, b *torch.Tensor, g, k int64) *torch.Tensor {
 
 func naiveSharedBottom(m *SharedBottom, in Input) *torch.Tensor {
 	h := m.bottom.Forward(in.X)
-	return naiveSelect(in, m.scenarios, func(s int) *torch.Tensor { return m.towers.towers[s].Forward(h) })
+	return naiveSelect(in, len(in.Counts), func(s int) *torch.Tensor { return m.towers.towers[s].Forward(h) })
 }
 
 func naiveMMoE(m *MMoE, in Input) *torch.Tensor {
@@ -66,7 +66,7 @@ func naiveMMoE(m *MMoE, in Input) *torch.Tensor {
 	for k := int64(0); k < m.experts.n; k++ {
 		experts = append(experts, naiveExpert(m.experts, k, in.X))
 	}
-	return naiveSelect(in, m.scenarios, func(s int) *torch.Tensor {
+	return naiveSelect(in, len(in.Counts), func(s int) *torch.Tensor {
 		gate := naiveGate(in.X, m.gates.Weight, m.gates.Bias, int64(s), m.experts.n)
 		return m.towers.towers[s].Forward(naiveMix(experts, gate))
 	})
@@ -74,7 +74,7 @@ func naiveMMoE(m *MMoE, in Input) *torch.Tensor {
 
 // naivePLE runs the whole network as if every row belonged to scenario s.
 func naivePLE(m *PLE, in Input) *torch.Tensor {
-	return naiveSelect(in, m.scenarios, func(s int) *torch.Tensor {
+	return naiveSelect(in, len(in.Counts), func(s int) *torch.Tensor {
 		a, c := in.X, in.X
 		for _, lv := range m.levels {
 			var experts []*torch.Tensor
@@ -99,7 +99,7 @@ func naivePLE(m *PLE, in Input) *torch.Tensor {
 // the masked mean and (biased) variance of scenario s's rows, in evaluation
 // its running statistics.
 func naiveSTAR(m *STAR, in Input, training bool) *torch.Tensor {
-	return naiveSelect(in, m.scenarios, func(s int) *torch.Tensor {
+	return naiveSelect(in, len(in.Counts), func(s int) *torch.Tensor {
 		si := int64(s)
 		z := in.X
 		if n := m.pn; n != nil {
@@ -126,6 +126,9 @@ func naiveSTAR(m *STAR, in Input, training bool) *torch.Tensor {
 }
 
 func naiveForward(t *testing.T, bb Backbone, in Input, training bool) *torch.Tensor {
+	if c, ok := bb.(checkedBackbone); ok {
+		bb = c.inner
+	}
 	switch m := bb.(type) {
 	case *SharedBottom:
 		return naiveSharedBottom(m, in)

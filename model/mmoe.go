@@ -1,8 +1,6 @@
 package model
 
 import (
-	"fmt"
-
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/model/nn"
 )
@@ -52,42 +50,26 @@ func (c MMoEConfig) Validate(key string) error {
 // mixture take a fixed number of ops whatever the number of scenarios; tower
 // s runs on scenario s's rows only.
 type MMoE struct {
-	scenarios int
-	experts   *expertStack
-	gates     *nn.Linear // [S·E, in]: scenario s's gate is rows s·E … s·E+E-1
-	towers    *scenarioTowers
+	experts *expertStack
+	gates   *nn.Linear // [S·E, in]: scenario s's gate is rows s·E … s·E+E-1
+	towers  *scenarioTowers
 }
 
-// NewMMoE creates "experts.<layer>.*", "gates.*" and "towers.<s>.*" under p.
-func NewMMoE(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) (Backbone, error) {
+// newMMoE creates "experts.<layer>.*", "gates.*" and "towers.<s>.*" under p.
+func newMMoE(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) Backbone {
 	c := cfg.MMoE
-	if err := checkShape("mmoe", inDim, scenarios); err != nil {
-		return nil, err
-	}
-	if err := c.Validate("model.mmoe"); err != nil {
-		return nil, err
-	}
 	e := int64(c.Experts)
 	m := &MMoE{
-		scenarios: scenarios,
-		experts:   newExpertStack(p.Sub("experts"), e, inDim, c.Expert),
-		gates:     nn.NewLinear(p.Sub("gates"), inDim, int64(scenarios)*e, true),
+		experts: newExpertStack(p.Sub("experts"), e, inDim, c.Expert),
+		gates:   nn.NewLinear(p.Sub("gates"), inDim, int64(scenarios)*e, true),
 	}
 	m.towers = newScenarioTowers(p.Sub("towers"), m.experts.Out, scenarios, c.Tower)
-	if err := p.Store().Err(); err != nil {
-		return nil, fmt.Errorf("mmoe: %w", err)
-	}
-	return m, nil
+	return m
 }
 
 // Forward returns one logit per row [B].
 func (m *MMoE) Forward(in Input) *torch.Tensor {
-	if err := checkInput(in, m.scenarios); err != nil {
-		return inputError(err)
-	}
-	return scoped(func() *torch.Tensor {
-		experts := m.experts.Forward(in.X)                                      // [E, B, h]
-		gate := pickScenario(in, m.gates.Forward(in.X), m.experts.n).Softmax(1) // [B, E]
-		return m.towers.Forward(in, mix(experts, gate))
-	})
+	experts := m.experts.Forward(in.X)                                      // [E, B, h]
+	gate := pickScenario(in, m.gates.Forward(in.X), m.experts.n).Softmax(1) // [B, E]
+	return m.towers.Forward(in, mix(experts, gate))
 }

@@ -26,7 +26,7 @@ func DefaultConfig() Config {
 
 // Validate checks every field and names the key of the first bad one.
 func (c Config) Validate() error {
-	if _, ok := Backbones[c.Backbone]; !ok {
+	if !IsBackbone(c.Backbone) {
 		return fmt.Errorf("model.backbone = %q: want one of %v", c.Backbone, BackboneNames())
 	}
 	if c.EmbeddingDim <= 0 {

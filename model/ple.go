@@ -1,8 +1,6 @@
 package model
 
 import (
-	"fmt"
-
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/model/nn"
 )
@@ -73,10 +71,9 @@ func (c PLEConfig) Validate(key string) error {
 // shared experts and all scenarios' gates (one Linear with S·K outputs,
 // K = Ks + Kc, each row picking its own scenario's K) run on the whole batch.
 type PLE struct {
-	scenarios int
-	k         int64 // Ks + Kc experts per row per level
-	levels    []*pleLevel
-	towers    *scenarioTowers
+	k      int64 // Ks + Kc experts per row per level
+	levels []*pleLevel
+	towers *scenarioTowers
 }
 
 type pleLevel struct {
@@ -86,19 +83,13 @@ type pleLevel struct {
 	sharedGate *nn.Linear     // [K, in]; nil on the last level
 }
 
-// NewPLE creates "levels.<l>.specific.<s>.<layer>.*", "levels.<l>.shared.<layer>.*",
+// newPLE creates "levels.<l>.specific.<s>.<layer>.*", "levels.<l>.shared.<layer>.*",
 // "levels.<l>.gates.*", "levels.<l>.shared_gate.*" (all levels but the last)
 // and "towers.<s>.*" under p.
-func NewPLE(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) (Backbone, error) {
+func newPLE(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) Backbone {
 	c := cfg.PLE
-	if err := checkShape("ple", inDim, scenarios); err != nil {
-		return nil, err
-	}
-	if err := c.Validate("model.ple"); err != nil {
-		return nil, err
-	}
 	ks, kc := int64(c.SpecificExperts), int64(c.SharedExperts)
-	m := &PLE{scenarios: scenarios, k: ks + kc}
+	m := &PLE{k: ks + kc}
 	width := inDim
 	for l := 0; l < c.Levels; l++ {
 		lp := p.Sub("levels").Index(l)
@@ -114,30 +105,22 @@ func NewPLE(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) (Backbone
 		width = lv.shared.Out
 	}
 	m.towers = newScenarioTowers(p.Sub("towers"), width, scenarios, c.Tower)
-	if err := p.Store().Err(); err != nil {
-		return nil, fmt.Errorf("ple: %w", err)
-	}
-	return m, nil
+	return m
 }
 
 // Forward returns one logit per row [B].
 func (m *PLE) Forward(in Input) *torch.Tensor {
-	if err := checkInput(in, m.scenarios); err != nil {
-		return inputError(err)
-	}
-	return scoped(func() *torch.Tensor {
-		a, c := in.X, in.X
-		for _, lv := range m.levels {
-			specific := eachSegment(in, 1, func(seg Segment) *torch.Tensor {
-				return lv.specific[seg.Scenario].Forward(seg.Rows(a))
-			}) // [Ks, B, h]
-			experts := torch.Cat([]*torch.Tensor{specific, lv.shared.Forward(c)}, 0) // [K, B, h]
-			next := mix(experts, pickScenario(in, lv.gates.Forward(a), m.k).Softmax(1))
-			if lv.sharedGate != nil {
-				c = mix(experts, lv.sharedGate.Forward(c).Softmax(1))
-			}
-			a = next
+	a, c := in.X, in.X
+	for _, lv := range m.levels {
+		specific := eachSegment(in, 1, func(seg Segment) *torch.Tensor {
+			return lv.specific[seg.Scenario].Forward(seg.Rows(a))
+		}) // [Ks, B, h]
+		experts := torch.Cat([]*torch.Tensor{specific, lv.shared.Forward(c)}, 0) // [K, B, h]
+		next := mix(experts, pickScenario(in, lv.gates.Forward(a), m.k).Softmax(1))
+		if lv.sharedGate != nil {
+			c = mix(experts, lv.sharedGate.Forward(c).Softmax(1))
 		}
-		return m.towers.Forward(in, a)
-	})
+		a = next
+	}
+	return m.towers.Forward(in, a)
 }

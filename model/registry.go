@@ -5,12 +5,14 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/model/nn"
 )
 
 // BackboneConfig holds every backbone's settings; the model's `backbone`
 // key picks which one is built. Each section's defaults are documented on
-// its Default function and every field can be overridden from YAML.
+// its Default function and every field can be overridden from YAML. A
+// section's YAML key is its backbone's registry name.
 type BackboneConfig struct {
 	SharedBottom SharedBottomConfig `yaml:"shared_bottom"`
 	MMoE         MMoEConfig         `yaml:"mmoe"`
@@ -28,60 +30,92 @@ func DefaultBackboneConfig() BackboneConfig {
 	}
 }
 
+// section is a backbone's configuration section.
+type section interface {
+	// Validate names the offending key under key ("model.mmoe.experts = 0: must be >= 1").
+	Validate(key string) error
+}
+
+// backboneSpec registers one backbone. The registry validates the section,
+// the input width and the scenario count before build runs, checks every
+// batch before Forward runs and scopes Forward's intermediates, so a
+// backbone's file holds only its parameters and its math.
+type backboneSpec struct {
+	section func(BackboneConfig) section
+	build   func(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) Backbone
+}
+
+// backbones is the registry, by config name.
+var backbones = map[string]backboneSpec{
+	"shared_bottom": {func(c BackboneConfig) section { return c.SharedBottom }, newSharedBottom},
+	"mmoe":          {func(c BackboneConfig) section { return c.MMoE }, newMMoE},
+	"ple":           {func(c BackboneConfig) section { return c.PLE }, newPLE},
+	"star":          {func(c BackboneConfig) section { return c.STAR }, newSTAR},
+}
+
 // Validate checks every section; errors name the offending key
 // (for example "model.mmoe.experts = 0: must be >= 1").
 func (c BackboneConfig) Validate() error {
-	for _, check := range []func() error{
-		func() error { return c.SharedBottom.Validate("model.shared_bottom") },
-		func() error { return c.MMoE.Validate("model.mmoe") },
-		func() error { return c.PLE.Validate("model.ple") },
-		func() error { return c.STAR.Validate("model.star") },
-	} {
-		if err := check(); err != nil {
+	for _, name := range BackboneNames() {
+		if err := backbones[name].section(c).Validate("model." + name); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Backbones creates each backbone by its config name.
-var Backbones = map[string]BackboneBuilder{
-	"shared_bottom": NewSharedBottom,
-	"mmoe":          NewMMoE,
-	"ple":           NewPLE,
-	"star":          NewSTAR,
-}
-
 // BackboneNames lists the registered backbones, sorted.
 func BackboneNames() []string {
-	names := make([]string, 0, len(Backbones))
-	for n := range Backbones {
+	names := make([]string, 0, len(backbones))
+	for n := range backbones {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	return names
 }
 
+// IsBackbone reports whether name is a registered backbone.
+func IsBackbone(name string) bool {
+	_, ok := backbones[name]
+	return ok
+}
+
 // NewBackbone builds the backbone called name under p, for inputs of width
 // inDim and the given number of scenarios. Only the chosen backbone's
 // section of cfg is validated and used.
 func NewBackbone(name string, p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) (Backbone, error) {
-	build, ok := Backbones[name]
+	spec, ok := backbones[name]
 	if !ok {
 		return nil, fmt.Errorf("model.backbone = %q: unknown backbone, want one of %s", name, strings.Join(BackboneNames(), ", "))
 	}
-	return build(p, inDim, scenarios, cfg)
-}
-
-// checkShape refuses input widths and scenario counts no backbone can use.
-func checkShape(name string, inDim int64, scenarios int) error {
 	if inDim < 1 {
-		return fmt.Errorf("%s: input width %d: must be >= 1", name, inDim)
+		return nil, fmt.Errorf("%s: input width %d: must be >= 1", name, inDim)
 	}
 	if scenarios < 1 {
-		return fmt.Errorf("%s: %d scenarios: must be >= 1", name, scenarios)
+		return nil, fmt.Errorf("%s: %d scenarios: must be >= 1", name, scenarios)
 	}
-	return nil
+	if err := spec.section(cfg).Validate("model." + name); err != nil {
+		return nil, err
+	}
+	bb := spec.build(p, inDim, scenarios, cfg)
+	if err := p.Store().Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return checkedBackbone{inner: bb, scenarios: scenarios}, nil
+}
+
+// checkedBackbone refuses batches whose scenario counts do not fit the
+// backbone, and frees the inner Forward's intermediates but its output.
+type checkedBackbone struct {
+	inner     Backbone
+	scenarios int
+}
+
+func (c checkedBackbone) Forward(in Input) *torch.Tensor {
+	if err := checkInput(in, c.scenarios); err != nil {
+		return torch.Failed(err)
+	}
+	return scoped(func() *torch.Tensor { return c.inner.Forward(in) })
 }
 
 // atLeast reports "key = v: must be >= min".

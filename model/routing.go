@@ -73,9 +73,6 @@ func checkInput(in Input, scenarios int) error {
 	return nil
 }
 
-// inputError turns a bad Input into the error-carrying tensor Forward must return.
-func inputError(err error) *torch.Tensor { return torch.Failed(err) }
-
 // towerConfig turns a tower section ([64, 32]) into the MLP that ends in
 // one logit ([64, 32, 1]) with no activation after it.
 func towerConfig(c nn.MLPConfig) nn.MLPConfig {

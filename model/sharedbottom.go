@@ -1,8 +1,6 @@
 package model
 
 import (
-	"fmt"
-
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/model/nn"
 )
@@ -41,36 +39,21 @@ func (c SharedBottomConfig) Validate(key string) error {
 //
 // The bottom runs once on the whole batch; tower s runs on scenario s's rows only.
 type SharedBottom struct {
-	scenarios int
-	bottom    *nn.MLP
-	towers    *scenarioTowers
+	bottom *nn.MLP
+	towers *scenarioTowers
 }
 
-// NewSharedBottom creates "bottom.*" and "towers.<s>.*" under p.
-func NewSharedBottom(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) (Backbone, error) {
+// newSharedBottom creates "bottom.*" and "towers.<s>.*" under p.
+func newSharedBottom(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) Backbone {
 	c := cfg.SharedBottom
-	if err := checkShape("shared_bottom", inDim, scenarios); err != nil {
-		return nil, err
-	}
-	if err := c.Validate("model.shared_bottom"); err != nil {
-		return nil, err
-	}
 	bottom := c.Bottom
 	bottom.OutputActivation = true
-	m := &SharedBottom{scenarios: scenarios, bottom: nn.NewMLP(p.Sub("bottom"), inDim, bottom)}
+	m := &SharedBottom{bottom: nn.NewMLP(p.Sub("bottom"), inDim, bottom)}
 	m.towers = newScenarioTowers(p.Sub("towers"), m.bottom.Out, scenarios, c.Tower)
-	if err := p.Store().Err(); err != nil {
-		return nil, fmt.Errorf("shared_bottom: %w", err)
-	}
-	return m, nil
+	return m
 }
 
 // Forward returns one logit per row [B].
 func (m *SharedBottom) Forward(in Input) *torch.Tensor {
-	if err := checkInput(in, m.scenarios); err != nil {
-		return inputError(err)
-	}
-	return scoped(func() *torch.Tensor {
-		return m.towers.Forward(in, m.bottom.Forward(in.X))
-	})
+	return m.towers.Forward(in, m.bottom.Forward(in.X))
 }

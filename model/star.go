@@ -83,7 +83,6 @@ func (c STARConfig) aux() nn.MLPConfig {
 // training batch in which a scenario has one row normalises that row with
 // the running statistics, since one value has no variance.
 type STAR struct {
-	scenarios int
 	pn        *partitionedNorm // nil when disabled
 	layers    []*starLinear
 	act       nn.Activation
@@ -92,17 +91,11 @@ type STAR struct {
 	aux       *nn.MLP
 }
 
-// NewSTAR creates "pn.*" (with partitioned normalisation), "layers.<l>.{weight, bias,
+// newSTAR creates "pn.*" (with partitioned normalisation), "layers.<l>.{weight, bias,
 // scenario_weight, scenario_bias}", "aux.scenario_embedding.weight" and "aux.mlp.*" under p.
-func NewSTAR(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) (Backbone, error) {
+func newSTAR(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) Backbone {
 	c := cfg.STAR
-	if err := checkShape("star", inDim, scenarios); err != nil {
-		return nil, err
-	}
-	if err := c.Validate("model.star"); err != nil {
-		return nil, err
-	}
-	m := &STAR{scenarios: scenarios, act: c.Activation}
+	m := &STAR{act: c.Activation}
 	if c.PartitionedNorm {
 		m.pn = newPartitionedNorm(p.Sub("pn"), inDim, scenarios)
 	}
@@ -117,51 +110,43 @@ func NewSTAR(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) (Backbon
 	ap := p.Sub("aux")
 	m.embedding = ap.Sub("scenario_embedding").Param("weight", []int64{int64(scenarios), c.ScenarioEmbeddingDim}, nn.Normal(1))
 	m.aux = nn.NewMLP(ap.Sub("mlp"), inDim+c.ScenarioEmbeddingDim, c.aux())
-	if err := p.Store().Err(); err != nil {
-		return nil, fmt.Errorf("star: %w", err)
-	}
-	return m, nil
+	return m
 }
 
 // Forward returns one logit per row [B].
 func (m *STAR) Forward(in Input) *torch.Tensor {
-	if err := checkInput(in, m.scenarios); err != nil {
-		return inputError(err)
+	var norm func(seg Segment, x *torch.Tensor) *torch.Tensor
+	if m.pn != nil {
+		norm = m.pn.forSegments()
 	}
-	return scoped(func() *torch.Tensor {
-		var norm func(seg Segment, x *torch.Tensor) *torch.Tensor
-		if m.pn != nil {
-			norm = m.pn.forSegments()
+	weights := make([]*torch.Tensor, len(m.layers))
+	biases := make([]*torch.Tensor, len(m.layers))
+	for l, layer := range m.layers {
+		weights[l], biases[l] = layer.effective()
+	}
+	last := len(m.layers) - 1
+	// Each scenario's rows go through its normalisation and its layers in
+	// one pass: normalising every segment, joining them and splitting them
+	// again cost 23% more in backward at batch 256.
+	main := eachSegment(in, 0, func(seg Segment) *torch.Tensor {
+		s := int64(seg.Scenario)
+		h := seg.Rows(in.X)
+		if norm != nil {
+			h = norm(seg, h)
 		}
-		weights := make([]*torch.Tensor, len(m.layers))
-		biases := make([]*torch.Tensor, len(m.layers))
-		for l, layer := range m.layers {
-			weights[l], biases[l] = layer.effective()
-		}
-		last := len(m.layers) - 1
-		// Each scenario's rows go through its normalisation and its layers in
-		// one pass: normalising every segment, joining them and splitting them
-		// again cost 23% more in backward at batch 256.
-		main := eachSegment(in, 0, func(seg Segment) *torch.Tensor {
-			s := int64(seg.Scenario)
-			h := seg.Rows(in.X)
-			if norm != nil {
-				h = norm(seg, h)
-			}
-			for l := range m.layers {
-				h = torch.Linear(h, weights[l].Select(0, s), biases[l].Select(0, s))
-				if l < last {
-					h = m.act.Apply(h)
-					if m.drop != nil {
-						h = m.drop.Forward(h)
-					}
+		for l := range m.layers {
+			h = torch.Linear(h, weights[l].Select(0, s), biases[l].Select(0, s))
+			if l < last {
+				h = m.act.Apply(h)
+				if m.drop != nil {
+					h = m.drop.Forward(h)
 				}
 			}
-			return h
-		})
-		aux := m.aux.Forward(torch.Cat([]*torch.Tensor{in.X, torch.Embedding(m.embedding, in.Scenario)}, 1))
-		return main.Add(aux).View(-1)
+		}
+		return h
 	})
+	aux := m.aux.Forward(torch.Cat([]*torch.Tensor{in.X, torch.Embedding(m.embedding, in.Scenario)}, 1))
+	return main.Add(aux).View(-1)
 }
 
 // starLinear is one star-topology layer: shared weight and bias plus one
