@@ -13,6 +13,7 @@ import (
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/safetensors"
+	"github.com/msrtrain/msrtrain/model/nn"
 )
 
 // A checkpoint is a directory <out>/checkpoints/step-NNNNNNNN holding
@@ -60,13 +61,22 @@ func hasRun(out string) bool {
 	return err == nil
 }
 
+// Contents are what a checkpoint holds, from whoever trains.
+type Contents struct {
+	Store     *nn.Store        // the model's parameters and buffers
+	Optimizer *torch.Optimizer // its state tensors and step counts
+	Vocabs    *data.Vocabs     // what the data was mapped with
+	Config    Config
+	State     State // OptimizerSteps is filled in from Optimizer
+}
+
 // saveCheckpoint writes a complete checkpoint and points "latest" (and "best" when best) at it.
-func saveCheckpoint(out string, r *run, best bool) error {
+func saveCheckpoint(out string, c Contents, best bool) error {
 	root := checkpointRoot(out)
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return err
 	}
-	name := fmt.Sprintf("step-%08d", r.state.Step)
+	name := fmt.Sprintf("step-%08d", c.State.Step)
 	final := filepath.Join(root, name)
 	tmp := filepath.Join(root, "."+name+".tmp")
 	if err := os.RemoveAll(tmp); err != nil {
@@ -75,7 +85,7 @@ func saveCheckpoint(out string, r *run, best bool) error {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return err
 	}
-	if err := writeCheckpointFiles(tmp, r); err != nil {
+	if err := writeCheckpointFiles(tmp, c); err != nil {
 		os.RemoveAll(tmp)
 		return err
 	}
@@ -102,16 +112,16 @@ func saveCheckpoint(out string, r *run, best bool) error {
 	return pruneCheckpoints(root)
 }
 
-func writeCheckpointFiles(dir string, r *run) error {
-	model, err := hostTensors(r.model.Store.StateDict())
+func writeCheckpointFiles(dir string, c Contents) error {
+	model, err := hostTensors(c.Store.StateDict())
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	meta := map[string]string{"format": "pt", "producer": "msrtrain", "backbone": r.cfg.Model.Backbone}
+	meta := map[string]string{"format": "pt", "producer": "msrtrain", "backbone": c.Config.Model.Backbone}
 	if err := safetensors.WriteFile(filepath.Join(dir, modelFile), model, meta); err != nil {
 		return err
 	}
-	optState, steps, err := r.opt.StateTensors()
+	optState, steps, err := c.Optimizer.StateTensors()
 	if err != nil {
 		return err
 	}
@@ -120,21 +130,22 @@ func writeCheckpointFiles(dir string, r *run) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint: optimizer: %w", err)
 	}
-	if err := safetensors.WriteFile(filepath.Join(dir, optimizerFile), opt, map[string]string{"optimizer": r.cfg.Train.Optimizer}); err != nil {
+	if err := safetensors.WriteFile(filepath.Join(dir, optimizerFile), opt, map[string]string{"optimizer": c.Config.Train.Optimizer}); err != nil {
 		return err
 	}
-	r.state.OptimizerSteps = steps
-	cfgYAML, err := r.cfg.Marshal()
+	state := c.State
+	state.OptimizerSteps = steps
+	cfgYAML, err := c.Config.Marshal()
 	if err != nil {
 		return err
 	}
 	writes := map[string]func(io.Writer) error{
-		vocabsFile: r.vocabs.Save,
+		vocabsFile: c.Vocabs.Save,
 		configFile: func(w io.Writer) error { _, err := w.Write(cfgYAML); return err },
 		stateFile: func(w io.Writer) error {
 			enc := json.NewEncoder(w)
 			enc.SetIndent("", "  ")
-			return enc.Encode(r.state)
+			return enc.Encode(state)
 		},
 	}
 	for name, write := range writes {
@@ -259,27 +270,27 @@ func loadTensors(path string) (map[string]*torch.Tensor, error) {
 	return out, nil
 }
 
-// restoreModel loads a checkpoint's weights into the run's model.
-func restoreModel(dir string, r *run) error {
+// restoreModel loads a checkpoint's weights into a model's store.
+func restoreModel(dir string, store *nn.Store) error {
 	ts, err := loadTensors(filepath.Join(dir, modelFile))
 	if err != nil {
 		return err
 	}
 	defer closeAll(ts)
-	if err := r.model.Store.LoadStateDict(ts); err != nil {
+	if err := store.LoadStateDict(ts); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
 	return nil
 }
 
 // restoreOptimizer loads the optimizer's state tensors and step counts.
-func restoreOptimizer(dir string, r *run, steps map[string]int64) error {
+func restoreOptimizer(dir string, opt *torch.Optimizer, steps map[string]int64) error {
 	ts, err := loadTensors(filepath.Join(dir, optimizerFile))
 	if err != nil {
 		return err
 	}
 	defer closeAll(ts)
-	if err := r.opt.LoadState(ts, steps); err != nil {
+	if err := opt.LoadState(ts, steps); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
 	return nil

@@ -6,12 +6,26 @@ import (
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
+	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train/metrics"
 )
 
+// scorer runs a model in evaluation mode over data mapped with its
+// vocabularies; training (validation) and a loaded model (eval, predict) share it.
+type scorer struct {
+	model   *model.Model
+	group   *grouper
+	vocabs  *data.Vocabs
+	batches data.BatchOptions // evaluation batches: train.eval_batch_size, train.loader_workers
+}
+
+func evalBatches(t Options) data.BatchOptions {
+	return data.BatchOptions{Size: t.EvalBatchSize, Workers: t.LoaderWorkers}
+}
+
 // evaluate computes metrics on a split; nil when the split has no rows.
-func (r *run) evaluate(part data.Part) (*metrics.Report, error) {
-	src, err := r.splits.Source(part, data.BatchOptions{Size: r.cfg.Train.EvalBatchSize, Workers: r.cfg.Train.LoaderWorkers})
+func (s scorer) evaluate(sp *data.Splits, part data.Part) (*metrics.Report, error) {
+	src, err := sp.Source(part, s.batches)
 	if err != nil {
 		return nil, err
 	}
@@ -19,21 +33,21 @@ func (r *run) evaluate(part data.Part) (*metrics.Report, error) {
 		return nil, nil
 	}
 	var acc metrics.Accumulator
-	err = r.score(src, func(g *grouper, probs []float32) error {
+	err = s.score(src, func(g *grouper, probs []float32) error {
 		return acc.Add(g.scenario, g.user, g.label, probs)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("evaluating %s: %w", part, err)
 	}
-	rep := acc.Compute(r.vocabs.Schema().ScenarioNames())
+	rep := acc.Compute(s.vocabs.Schema().ScenarioNames())
 	return &rep, nil
 }
 
 // score runs the model in evaluation mode over a source and hands each
 // grouped batch with its click probabilities to sink.
-func (r *run) score(src data.Source, sink func(g *grouper, probs []float32) error) error {
-	r.model.Store.SetTraining(false)
-	defer r.model.Store.SetTraining(true)
+func (s scorer) score(src data.Source, sink func(g *grouper, probs []float32) error) error {
+	s.model.Store.SetTraining(false)
+	defer s.model.Store.SetTraining(true)
 	it := src.Epoch(0, 0)
 	defer it.Close()
 	var err error
@@ -47,13 +61,13 @@ func (r *run) score(src data.Source, sink func(g *grouper, probs []float32) erro
 			func() {
 				scope := torch.NewScope()
 				defer scope.Close()
-				r.group.group(b)
-				batch, _ := r.group.tensors()
-				probs, err = r.model.Forward(batch).Sigmoid().Float32s()
+				s.group.group(b)
+				batch, _ := s.group.tensors()
+				probs, err = s.model.Forward(batch).Sigmoid().Float32s()
 			}()
 			it.Release(b)
 			if err == nil {
-				err = sink(r.group, probs)
+				err = sink(s.group, probs)
 			}
 			if err != nil {
 				return

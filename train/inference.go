@@ -7,63 +7,90 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/knowledge"
 	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train/metrics"
 )
 
-// loadForInference rebuilds a checkpoint's model (weights, vocabularies and
-// knowledge) on the device cfg names. The caller closes the run.
-func loadForInference(ck *Checkpoint, device string, threads int) (*run, error) {
+// Loaded is a trained model rebuilt from a checkpoint, ready to score data:
+// its weights, vocabularies and (with meta networks) knowledge, on a device.
+// Evaluation, prediction and any server load models through LoadModel.
+type Loaded struct {
+	Checkpoint *Checkpoint
+	Model      *model.Model
+	Device     torch.Device
+	// UsersWithoutKnowledge are vocabulary users with no knowledge vector (they use the learned fallback).
+	UsersWithoutKnowledge int
+
+	group *grouper
+}
+
+// LoadModel rebuilds the model of a checkpoint directory, or of a run
+// directory's best checkpoint, on device ("auto", "cpu", "cuda:N") with
+// threads CPU threads (0 = all). It sets up the calling goroutine for torch
+// work (see Setup). The caller closes the model.
+func LoadModel(path, device string, threads int) (*Loaded, error) {
+	dir, err := CheckpointDir(path, "best")
+	if err != nil {
+		return nil, err
+	}
+	ck, err := ReadCheckpoint(dir)
+	if err != nil {
+		return nil, err
+	}
 	cfg := ck.Config
 	cfg.Device, cfg.Threads = device, threads
 	dev, err := Setup(&cfg)
 	if err != nil {
 		return nil, err
 	}
-	r := &run{cfg: cfg, dev: dev, vocabs: ck.Vocabs, log: io.Discard, state: ck.State}
+	l := &Loaded{Checkpoint: ck, Device: dev, group: newGrouper(ck.Vocabs.Schema(), dev)}
 	var know *model.Knowledge
 	if cfg.Model.Meta.Levels != "none" {
-		dir := cfg.Knowledge.Dir
-		if dir == "" {
+		kdir := cfg.Knowledge.Dir
+		if kdir == "" {
 			// <out>/knowledge beside <out>/checkpoints/step-N, wherever the run directory is now.
-			dir = filepath.Join(filepath.Dir(filepath.Dir(ck.Dir)), "knowledge")
+			kdir = filepath.Join(filepath.Dir(filepath.Dir(ck.Dir)), "knowledge")
 		}
-		store, err := knowledge.Load(dir)
+		store, err := knowledge.Load(kdir)
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint %s uses meta networks: %w", ck.Dir, err)
 		}
-		know, r.missing, err = ModelKnowledge(store, ck.Vocabs, dev)
+		know, l.UsersWithoutKnowledge, err = ModelKnowledge(store, ck.Vocabs, dev)
 		if err != nil {
 			return nil, err
 		}
 	}
-	if r.model, err = buildModel(cfg.Model, ck.Vocabs, know, dev); err != nil {
+	if l.Model, err = buildModel(cfg.Model, ck.Vocabs, know, dev); err != nil {
 		return nil, err
 	}
-	if err := restoreModel(ck.Dir, r); err != nil {
-		r.close()
+	if err := restoreModel(ck.Dir, l.Model.Store); err != nil {
+		l.Close()
 		return nil, err
 	}
-	r.group = newGrouper(ck.Vocabs.Schema(), dev)
-	return r, nil
+	return l, nil
 }
 
-// Evaluate computes a checkpoint's metrics on a split of its own data
+// Close frees the model.
+func (l *Loaded) Close() { l.Model.Close() }
+
+func (l *Loaded) scorer() scorer {
+	return scorer{model: l.Model, group: l.group, vocabs: l.Checkpoint.Vocabs, batches: evalBatches(l.Checkpoint.Config.Train)}
+}
+
+// Evaluate computes the model's metrics on a split of its own data
 // configuration (mapped with the checkpoint's vocabularies).
-func Evaluate(ck *Checkpoint, part data.Part, device string, threads int) (*metrics.Report, error) {
-	r, err := loadForInference(ck, device, threads)
+func (l *Loaded) Evaluate(part data.Part) (*metrics.Report, error) {
+	cfg := l.Checkpoint.Config
+	dcfg := cfg.Data
+	dcfg.Seed = cfg.Seed
+	splits, err := data.Load(dcfg, data.WithVocabs(l.Checkpoint.Vocabs))
 	if err != nil {
 		return nil, err
 	}
-	defer r.close()
-	dcfg := ck.Config.Data
-	dcfg.Seed = ck.Config.Seed
-	if r.splits, err = data.Load(dcfg, data.WithVocabs(ck.Vocabs)); err != nil {
-		return nil, err
-	}
-	rep, err := r.evaluate(part)
+	rep, err := l.scorer().evaluate(splits, part)
 	if err == nil && rep == nil {
 		err = fmt.Errorf("the %s split has no rows", part)
 	}
@@ -73,26 +100,23 @@ func Evaluate(ck *Checkpoint, part data.Part, device string, threads int) (*metr
 // Predict scores every row of a data file (read with the checkpoint's data
 // configuration; labels may be absent) and writes "row,scenario,score" CSV
 // lines in input order.
-func Predict(ck *Checkpoint, input string, out io.Writer, device string, threads int) (int, error) {
-	r, err := loadForInference(ck, device, threads)
+func (l *Loaded) Predict(input string, out io.Writer) (int, error) {
+	vocabs := l.Checkpoint.Vocabs
+	raw, err := data.ReadFile(l.Checkpoint.Config.Data, input)
 	if err != nil {
 		return 0, err
 	}
-	defer r.close()
-	raw, err := data.ReadFile(ck.Config.Data, input)
+	table, err := data.Encode(raw, vocabs)
 	if err != nil {
 		return 0, err
 	}
-	table, err := data.Encode(raw, ck.Vocabs)
-	if err != nil {
-		return 0, err
-	}
-	src, err := data.NewBatcher(table, data.BatchOptions{Size: r.cfg.Train.EvalBatchSize, Workers: r.cfg.Train.LoaderWorkers})
+	s := l.scorer()
+	src, err := data.NewBatcher(table, s.batches)
 	if err != nil {
 		return 0, err
 	}
 	scores := make([]float32, table.Len())
-	err = r.score(src, func(g *grouper, probs []float32) error {
+	err = s.score(src, func(g *grouper, probs []float32) error {
 		for i, row := range g.row {
 			scores[row] = probs[i]
 		}
@@ -101,7 +125,7 @@ func Predict(ck *Checkpoint, input string, out io.Writer, device string, threads
 	if err != nil {
 		return 0, err
 	}
-	names := ck.Vocabs.Schema().ScenarioNames()
+	names := vocabs.Schema().ScenarioNames()
 	w := csv.NewWriter(out)
 	w.Write([]string{"row", "scenario", "score"})
 	for i, s := range scores {

@@ -11,7 +11,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/msrtrain/msrtrain/cgo/torch"
+	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/train/metrics"
 )
 
@@ -264,4 +268,41 @@ func TestLLM4MSRImprovesEveryBackbone(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGradientHookSeesEveryStep: the hook runs once per step with every
+// trainable parameter, and its error stops the run naming it.
+func TestGradientHookSeesEveryStep(t *testing.T) {
+	cfg := tinyConfig(t, "train.epochs=1", "model.meta.levels=none")
+	calls := 0
+	hook := func(params []*torch.Tensor) error {
+		calls++
+		require.NotEmpty(t, params)
+		return nil
+	}
+	res, err := onTorchThread(func() (*Result, error) { return Train(context.Background(), cfg, RunOptions{GradientHook: hook}) })
+	require.NoError(t, err)
+	assert.Equal(t, res.Steps, calls)
+
+	cfg.Out = t.TempDir()
+	failing := func([]*torch.Tensor) error { return errors.New("rank 3 is gone") }
+	_, err = onTorchThread(func() (*Result, error) { return Train(context.Background(), cfg, RunOptions{GradientHook: failing}) })
+	require.ErrorContains(t, err, "gradient hook: rank 3 is gone")
+}
+
+// TestLoadModelEvaluatesLikeTheRun: a model loaded from the run directory
+// scores the test split exactly as the run's final test did.
+func TestLoadModelEvaluatesLikeTheRun(t *testing.T) {
+	cfg := tinyConfig(t, "train.epochs=1")
+	res := trainTiny(t, context.Background(), cfg, false)
+	rep, err := onTorchThread(func() (*metrics.Report, error) {
+		m, err := LoadModel(cfg.Out, "cpu", 1)
+		if err != nil {
+			return nil, err
+		}
+		defer m.Close()
+		return m.Evaluate(data.Test)
+	})
+	require.NoError(t, err)
+	assert.Equal(t, testAUC(t, res), *rep.Overall.AUC)
 }

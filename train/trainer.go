@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
-	"time"
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
@@ -24,6 +22,10 @@ type RunOptions struct {
 	Resume   bool      // continue from <out>/checkpoints/latest
 	Log      io.Writer // progress and tables; nil discards
 	Progress bool      // a progress bar (stderr is a terminal) instead of periodic log lines
+
+	// GradientHook runs in every step between backward and the update (see
+	// GradientHook); nil in one process.
+	GradientHook GradientHook
 
 	afterStep func(step int) // tests: called after every optimizer step
 }
@@ -205,10 +207,10 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 	r.group = newGrouper(sp.Vocabs.Schema(), r.dev)
 	r.state = State{Seed: cfg.Seed, BestEpoch: -1, TorchVersion: torch.CompiledVersion(), Backbone: cfg.Model.Backbone, Meta: cfg.Model.Meta.Levels}
 	if ck != nil {
-		if err := restoreModel(ck.Dir, r); err != nil {
+		if err := restoreModel(ck.Dir, r.model.Store); err != nil {
 			return err
 		}
-		if err := restoreOptimizer(ck.Dir, r, ck.State.OptimizerSteps); err != nil {
+		if err := restoreOptimizer(ck.Dir, r.opt, ck.State.OptimizerSteps); err != nil {
 			return err
 		}
 		r.state = ck.State
@@ -253,6 +255,20 @@ func (r *run) newOptimizer() error {
 	return nil
 }
 
+// contents are what a checkpoint of the run holds now.
+func (r *run) contents() Contents {
+	return Contents{Store: r.model.Store, Optimizer: r.opt, Vocabs: r.vocabs, Config: r.cfg, State: r.state}
+}
+
+func (r *run) scorer() scorer {
+	return scorer{model: r.model, group: r.group, vocabs: r.vocabs, batches: evalBatches(r.cfg.Train)}
+}
+
+// evaluate computes the model's metrics on a split of the run's data; nil when the split has no rows.
+func (r *run) evaluate(part data.Part) (*metrics.Report, error) {
+	return r.scorer().evaluate(r.splits, part)
+}
+
 func (r *run) close() {
 	if r.opt != nil {
 		r.opt.Close()
@@ -267,193 +283,6 @@ func (r *run) trainSource() (data.Source, error) {
 	return r.splits.Source(data.Train, data.BatchOptions{
 		Size: t.BatchSize, Shuffle: true, Seed: r.cfg.Seed, DropLast: t.DropLast, Workers: t.LoaderWorkers,
 	})
-}
-
-// stepSeed makes each step's randomness (dropout) a function of the seed
-// and the step alone, so a resumed run draws what an uninterrupted one would.
-// It mixes them with SplitMix64's finaliser.
-func stepSeed(seed int64, step int) uint64 {
-	z := uint64(seed)*0x9e3779b97f4a7c15 + uint64(step) + 1
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
-}
-
-func (r *run) loop(ctx context.Context) (*Result, error) {
-	cfg := r.cfg
-	src, err := r.trainSource()
-	if err != nil {
-		return nil, err
-	}
-	perEpoch := src.NumBatches()
-	if perEpoch == 0 {
-		return nil, fmt.Errorf("the training split has no full batch (rows < train.batch_size with train.drop_last)")
-	}
-	total := perEpoch * cfg.Train.Epochs
-	res := &Result{Out: cfg.Out, Scenarios: r.vocabs.Schema().ScenarioNames(), UsersWithoutKnowledge: r.missing, BestEpoch: r.state.BestEpoch}
-	// Appended to, so that a resumed run continues the same log.
-	metricsLog, err := os.OpenFile(filepath.Join(cfg.Out, "metrics.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	defer metricsLog.Close()
-	watched, _ := parseMetric(cfg.Train.EarlyStopping.Metric)
-	var samples int
-	var trainTime time.Duration
-	prog := newProgress(r.opts, r.log, total, r.state.Step, cfg.Train.LogEvery)
-	defer prog.finish()
-
-	for r.state.Epoch < cfg.Train.Epochs {
-		epoch := r.state.Epoch
-		it := src.Epoch(epoch, r.state.Batch)
-		var lossSum float64
-		var lossN int
-		start := time.Now()
-		for {
-			if ctx.Err() != nil {
-				break
-			}
-			b, ok := it.Next()
-			if !ok {
-				break
-			}
-			loss, err := r.step(b, total)
-			n := b.Size
-			it.Release(b)
-			if err != nil {
-				it.Close()
-				if errors.Is(err, ErrNonFinite) {
-					return res, fmt.Errorf("epoch %d, step %d: %w; the last good checkpoint is in %s", epoch+1, r.state.Step+1, err, checkpointRoot(cfg.Out))
-				}
-				return res, err
-			}
-			r.state.Step++
-			r.state.Batch++
-			samples += n
-			lossSum += loss
-			lossN++
-			prog.step(r.state.Step, epoch, loss, samples, trainTime+time.Since(start))
-			if r.opts.afterStep != nil {
-				r.opts.afterStep(r.state.Step)
-			}
-		}
-		it.Close()
-		trainTime += time.Since(start)
-		if err := it.Err(); err != nil {
-			return res, err
-		}
-		if ctx.Err() != nil {
-			// Ctrl-C: the step in flight finished; save where we are and stop.
-			prog.finish()
-			res.Interrupted = true
-			if err := saveCheckpoint(cfg.Out, r, false); err != nil {
-				return res, err
-			}
-			fmt.Fprintf(r.log, "interrupted at epoch %d, batch %d; checkpoint saved, resume with --resume\n", epoch+1, r.state.Batch)
-			res.Steps = r.state.Step
-			return res, nil
-		}
-		// End of epoch: validate, log, checkpoint, early stopping.
-		prog.pause()
-		r.state.Epoch++
-		r.state.Batch = 0
-		valid, err := r.evaluate(data.Valid)
-		if err != nil {
-			return res, err
-		}
-		line := map[string]any{"epoch": epoch + 1, "step": r.state.Step, "train_loss": lossSum / math.Max(float64(lossN), 1), "lr": r.state.LR}
-		improved := false
-		if valid != nil {
-			line["valid"] = valid
-			if v, ok := watched.value(*valid); ok {
-				if r.state.BestMetric == nil || watched.better(v, *r.state.BestMetric) {
-					r.state.BestMetric, r.state.BestEpoch, r.state.SinceBest, improved = &v, epoch, 0, true
-				} else {
-					r.state.SinceBest++
-				}
-			}
-			fmt.Fprintf(r.log, "epoch %d/%d  train loss %.4f  valid:\n", epoch+1, cfg.Train.Epochs, lossSum/math.Max(float64(lossN), 1))
-			valid.Table(r.log)
-		} else {
-			improved = true // nothing to compare: the newest model is the best one
-			r.state.BestEpoch = epoch
-		}
-		if err := json.NewEncoder(metricsLog).Encode(line); err != nil {
-			return res, err
-		}
-		if err := saveCheckpoint(cfg.Out, r, improved); err != nil {
-			return res, err
-		}
-		if p := cfg.Train.EarlyStopping.Patience; p > 0 && r.state.SinceBest >= p {
-			fmt.Fprintf(r.log, "early stopping: %s has not improved for %d epochs\n", cfg.Train.EarlyStopping.Metric, p)
-			break
-		}
-	}
-	prog.finish()
-	res.Steps, res.Epochs, res.BestEpoch = r.state.Step, r.state.Epoch, r.state.BestEpoch
-	if trainTime > 0 {
-		res.Seconds = trainTime.Seconds()
-		res.SamplesPerSec = float64(samples) / trainTime.Seconds()
-	}
-	// Restore the best epoch's weights for the final metrics.
-	bestDir, err := CheckpointDir(cfg.Out, "best")
-	if err != nil {
-		return res, err
-	}
-	if err := restoreModel(bestDir, r); err != nil {
-		return res, err
-	}
-	if res.Valid, err = r.evaluate(data.Valid); err != nil {
-		return res, err
-	}
-	if res.Test, err = r.evaluate(data.Test); err != nil {
-		return res, err
-	}
-	if res.Test != nil {
-		fmt.Fprintf(r.log, "test (best epoch %d, %.0f samples/s in training):\n", res.BestEpoch+1, res.SamplesPerSec)
-		res.Test.Table(r.log)
-	}
-	return res, writeJSON(filepath.Join(cfg.Out, "summary.json"), res)
-}
-
-// step runs one optimizer step on a batch and returns its loss.
-func (r *run) step(b *data.Batch, total int) (float64, error) {
-	scope := torch.NewScope()
-	defer scope.Close()
-	lr := r.cfg.Train.Schedule.lrAt(r.cfg.Train.LR, r.state.Step, total)
-	if lr != r.state.LR {
-		if err := r.opt.SetLR(lr); err != nil {
-			return 0, err
-		}
-		r.state.LR = lr
-	}
-	if err := torch.ManualSeed(stepSeed(r.cfg.Seed, r.state.Step)); err != nil {
-		return 0, err
-	}
-	r.model.Store.SetTraining(true)
-	r.group.group(b)
-	batch, label := r.group.tensors()
-	logits := r.model.Forward(batch)
-	loss := torch.BCEWithLogits(logits, label, nil, nil, torch.ReduceMean)
-	value, err := loss.Item()
-	if err != nil {
-		return 0, err
-	}
-	if math.IsNaN(value) || math.IsInf(value, 0) {
-		return 0, fmt.Errorf("%w (%v)", ErrNonFinite, value)
-	}
-	if err := loss.Backward(); err != nil {
-		return 0, err
-	}
-	if r.cfg.Train.ClipNorm > 0 {
-		if _, err := torch.ClipGradNorm(r.params, r.cfg.Train.ClipNorm); err != nil {
-			return 0, err
-		}
-	}
-	if err := r.opt.Step(); err != nil {
-		return 0, err
-	}
-	return value, r.opt.ZeroGrad()
 }
 
 func writeJSON(path string, v any) error {

@@ -68,13 +68,18 @@ func checkpointFlag() cli.Flag {
 		Usage: "a run directory (its best checkpoint) or a checkpoint directory"}
 }
 
-func openCheckpoint(c *cli.Context) (*train.Checkpoint, error) {
+// loadModel loads the --checkpoint's model on the --device; a path that
+// holds no checkpoint is a usage error (exit status 2).
+func loadModel(c *cli.Context) (*train.Loaded, error) {
 	dir, err := train.CheckpointDir(c.String("checkpoint"), "best")
 	if err != nil {
 		return nil, usage(err)
 	}
-	ck, err := train.ReadCheckpoint(dir)
-	return ck, usage(err)
+	device := flagString(c, "device", "auto")
+	if err := checkDevice(device); err != nil {
+		return nil, err
+	}
+	return train.LoadModel(dir, device, c.Int("threads"))
 }
 
 func evalCommand() *cli.Command {
@@ -86,25 +91,22 @@ func evalCommand() *cli.Command {
 		Flags: withGlobals(checkpointFlag(),
 			&cli.StringFlag{Name: "split", Value: "test", Usage: "train, valid or test"}),
 		Action: func(c *cli.Context) error {
-			ck, err := openCheckpoint(c)
-			if err != nil {
-				return err
-			}
 			parts := map[string]data.Part{"train": data.Train, "valid": data.Valid, "test": data.Test}
 			part, ok := parts[c.String("split")]
 			if !ok {
 				return usage(fmt.Errorf("--split %q: want train, valid or test", c.String("split")))
 			}
-			device := flagString(c, "device", "auto")
-			if err := checkDevice(device); err != nil {
+			m, err := loadModel(c)
+			if err != nil {
 				return err
 			}
-			rep, err := train.Evaluate(ck, part, device, c.Int("threads"))
+			defer m.Close()
+			rep, err := m.Evaluate(part)
 			if err != nil {
 				return err
 			}
 			rep.Table(os.Stdout)
-			out := filepath.Join(ck.Dir, "eval-"+c.String("split")+".json")
+			out := filepath.Join(m.Checkpoint.Dir, "eval-"+c.String("split")+".json")
 			b, _ := json.MarshalIndent(rep, "", "  ")
 			return os.WriteFile(out, b, 0o644)
 		},
@@ -121,14 +123,11 @@ func predictCommand() *cli.Command {
 			&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Required: true, Usage: "rows in the checkpoint's data format (labels optional)"},
 			&cli.StringFlag{Name: "output", Value: "-", Usage: "CSV file, or - for standard output"}),
 		Action: func(c *cli.Context) error {
-			ck, err := openCheckpoint(c)
+			m, err := loadModel(c)
 			if err != nil {
 				return err
 			}
-			device := flagString(c, "device", "auto")
-			if err := checkDevice(device); err != nil {
-				return err
-			}
+			defer m.Close()
 			w := os.Stdout
 			if p := c.String("output"); p != "-" {
 				f, err := os.Create(p)
@@ -138,7 +137,7 @@ func predictCommand() *cli.Command {
 				defer f.Close()
 				w = f
 			}
-			n, err := train.Predict(ck, c.String("input"), w, device, c.Int("threads"))
+			n, err := m.Predict(c.String("input"), w)
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,211 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/msrtrain/msrtrain/data"
+	"github.com/msrtrain/msrtrain/train/metrics"
+)
+
+// The loop is: for each epoch, trainEpoch; then either saveInterrupted
+// (Ctrl-C) or endEpoch (validation, checkpoint, early stopping); after the
+// last epoch, finalTest on the best epoch's weights.
+
+// throughput counts the samples and the time spent in training steps
+// (evaluation excluded), over every epoch this process ran.
+type throughput struct {
+	samples int
+	time    time.Duration
+}
+
+// epochLoss is the mean training loss of an epoch's steps.
+type epochLoss struct {
+	sum float64
+	n   int
+}
+
+func (l epochLoss) mean() float64 { return l.sum / math.Max(float64(l.n), 1) }
+
+func (r *run) loop(ctx context.Context) (*Result, error) {
+	cfg := r.cfg
+	src, err := r.trainSource()
+	if err != nil {
+		return nil, err
+	}
+	perEpoch := src.NumBatches()
+	if perEpoch == 0 {
+		return nil, fmt.Errorf("the training split has no full batch (rows < train.batch_size with train.drop_last)")
+	}
+	total := perEpoch * cfg.Train.Epochs
+	res := &Result{Out: cfg.Out, Scenarios: r.vocabs.Schema().ScenarioNames(), UsersWithoutKnowledge: r.missing, BestEpoch: r.state.BestEpoch}
+	// Appended to, so that a resumed run continues the same log.
+	metricsLog, err := os.OpenFile(filepath.Join(cfg.Out, "metrics.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer metricsLog.Close()
+	prog := newProgress(r.opts, r.log, total, r.state.Step, cfg.Train.LogEvery)
+	defer prog.finish()
+
+	var tp throughput
+	for r.state.Epoch < cfg.Train.Epochs {
+		loss, err := r.trainEpoch(ctx, src, total, prog, &tp)
+		if err != nil {
+			return res, err
+		}
+		if ctx.Err() != nil {
+			prog.finish()
+			return res, r.saveInterrupted(res)
+		}
+		prog.pause()
+		stop, err := r.endEpoch(loss, metricsLog)
+		if err != nil {
+			return res, err
+		}
+		if stop {
+			break
+		}
+	}
+	prog.finish()
+	res.Steps, res.Epochs, res.BestEpoch = r.state.Step, r.state.Epoch, r.state.BestEpoch
+	if tp.time > 0 {
+		res.Seconds = tp.time.Seconds()
+		res.SamplesPerSec = float64(tp.samples) / tp.time.Seconds()
+	}
+	if err := r.finalTest(res); err != nil {
+		return res, err
+	}
+	return res, writeJSON(filepath.Join(cfg.Out, "summary.json"), res)
+}
+
+// trainEpoch runs the steps of the epoch in progress from its next batch
+// until the epoch ends or ctx is cancelled (after the step in flight).
+func (r *run) trainEpoch(ctx context.Context, src data.Source, total int, prog *progress, tp *throughput) (epochLoss, error) {
+	var loss epochLoss
+	epoch := r.state.Epoch
+	it := src.Epoch(epoch, r.state.Batch)
+	defer it.Close()
+	start := time.Now()
+	defer func() { tp.time += time.Since(start) }()
+	for ctx.Err() == nil {
+		b, ok := it.Next()
+		if !ok {
+			break
+		}
+		value, err := r.step(b, total)
+		n := b.Size
+		it.Release(b)
+		if err != nil {
+			if errors.Is(err, ErrNonFinite) {
+				return loss, fmt.Errorf("epoch %d, step %d: %w; the last good checkpoint is in %s", epoch+1, r.state.Step+1, err, checkpointRoot(r.cfg.Out))
+			}
+			return loss, err
+		}
+		r.state.Step++
+		r.state.Batch++
+		tp.samples += n
+		loss.sum += value
+		loss.n++
+		prog.step(r.state.Step, epoch, value, tp.samples, tp.time+time.Since(start))
+		if r.opts.afterStep != nil {
+			r.opts.afterStep(r.state.Step)
+		}
+	}
+	return loss, it.Err()
+}
+
+// saveInterrupted checkpoints a run stopped by Ctrl-C where it is (the step
+// in flight finished), so that --resume continues from the next batch.
+func (r *run) saveInterrupted(res *Result) error {
+	res.Interrupted = true
+	res.Steps = r.state.Step
+	if err := saveCheckpoint(r.cfg.Out, r.contents(), false); err != nil {
+		return err
+	}
+	fmt.Fprintf(r.log, "interrupted at epoch %d, batch %d; checkpoint saved, resume with --resume\n", r.state.Epoch+1, r.state.Batch)
+	return nil
+}
+
+// endEpoch closes the epoch in progress: it validates, logs a metrics line,
+// checkpoints (as "best" when the watched metric improved) and reports
+// whether early stopping ends the run.
+func (r *run) endEpoch(loss epochLoss, metricsLog io.Writer) (stop bool, err error) {
+	epoch := r.state.Epoch
+	r.state.Epoch++
+	r.state.Batch = 0
+	valid, err := r.evaluate(data.Valid)
+	if err != nil {
+		return false, err
+	}
+	line := map[string]any{"epoch": epoch + 1, "step": r.state.Step, "train_loss": loss.mean(), "lr": r.state.LR}
+	improved := r.watch(valid, epoch)
+	if valid != nil {
+		line["valid"] = valid
+		fmt.Fprintf(r.log, "epoch %d/%d  train loss %.4f  valid:\n", epoch+1, r.cfg.Train.Epochs, loss.mean())
+		valid.Table(r.log)
+	}
+	if err := json.NewEncoder(metricsLog).Encode(line); err != nil {
+		return false, err
+	}
+	if err := saveCheckpoint(r.cfg.Out, r.contents(), improved); err != nil {
+		return false, err
+	}
+	es := r.cfg.Train.EarlyStopping
+	if es.Patience > 0 && r.state.SinceBest >= es.Patience {
+		fmt.Fprintf(r.log, "early stopping: %s has not improved for %d epochs\n", es.Metric, es.Patience)
+		return true, nil
+	}
+	return false, nil
+}
+
+// watch records the epoch's validation in the early-stopping state and
+// reports whether it is the best so far. Without a validation split the
+// newest model is the best one.
+func (r *run) watch(valid *metrics.Report, epoch int) (improved bool) {
+	if valid == nil {
+		r.state.BestEpoch = epoch
+		return true
+	}
+	watched, _ := parseMetric(r.cfg.Train.EarlyStopping.Metric) // checked by Validate
+	v, ok := watched.value(*valid)
+	if !ok {
+		return false
+	}
+	if r.state.BestMetric != nil && !watched.better(v, *r.state.BestMetric) {
+		r.state.SinceBest++
+		return false
+	}
+	r.state.BestMetric, r.state.BestEpoch, r.state.SinceBest = &v, epoch, 0
+	return true
+}
+
+// finalTest restores the best epoch's weights and computes the validation
+// and test metrics of the result.
+func (r *run) finalTest(res *Result) error {
+	bestDir, err := CheckpointDir(r.cfg.Out, "best")
+	if err != nil {
+		return err
+	}
+	if err := restoreModel(bestDir, r.model.Store); err != nil {
+		return err
+	}
+	if res.Valid, err = r.evaluate(data.Valid); err != nil {
+		return err
+	}
+	if res.Test, err = r.evaluate(data.Test); err != nil {
+		return err
+	}
+	if res.Test != nil {
+		fmt.Fprintf(r.log, "test (best epoch %d, %.0f samples/s in training):\n", res.BestEpoch+1, res.SamplesPerSec)
+		res.Test.Table(r.log)
+	}
+	return nil
+}

@@ -1,0 +1,99 @@
+package train
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/msrtrain/msrtrain/cgo/torch"
+	"github.com/msrtrain/msrtrain/data"
+)
+
+// A training step has three phases, each its own function so that other
+// kinds of training plug in between them without touching the loop:
+//
+//	forwardBackward  the batch's loss and the parameters' gradients
+//	GradientHook     what the gradients go through before they are applied
+//	                 (distributed training all-reduces them here)
+//	update           clip the gradients, step the optimizer, zero them
+//
+// In one process there is no hook: the gradients are applied as backward left them.
+
+// GradientHook sees every trainable parameter's gradient after backward
+// and before clipping and the optimizer step; it may change them in place
+// (average them across ranks, say). nil does nothing.
+type GradientHook func(params []*torch.Tensor) error
+
+// step runs one optimizer step on a batch and returns its loss.
+func (r *run) step(b *data.Batch, total int) (float64, error) {
+	scope := torch.NewScope()
+	defer scope.Close()
+	if err := r.setLR(r.cfg.Train.Schedule.lrAt(r.cfg.Train.LR, r.state.Step, total)); err != nil {
+		return 0, err
+	}
+	if err := torch.ManualSeed(stepSeed(r.cfg.Seed, r.state.Step)); err != nil {
+		return 0, err
+	}
+	loss, err := r.forwardBackward(b)
+	if err != nil {
+		return 0, err
+	}
+	if hook := r.opts.GradientHook; hook != nil {
+		if err := hook(r.params); err != nil {
+			return 0, fmt.Errorf("gradient hook: %w", err)
+		}
+	}
+	return loss, r.update()
+}
+
+// setLR gives the optimizer the schedule's learning rate when it changed.
+func (r *run) setLR(lr float64) error {
+	if lr == r.state.LR {
+		return nil
+	}
+	if err := r.opt.SetLR(lr); err != nil {
+		return err
+	}
+	r.state.LR = lr
+	return nil
+}
+
+// forwardBackward computes the batch's mean BCE loss and its gradients. A
+// non-finite loss stops before backward, so no NaN reaches the weights.
+func (r *run) forwardBackward(b *data.Batch) (float64, error) {
+	r.model.Store.SetTraining(true)
+	r.group.group(b)
+	batch, label := r.group.tensors()
+	loss := torch.BCEWithLogits(r.model.Forward(batch), label, nil, nil, torch.ReduceMean)
+	value, err := loss.Item()
+	if err != nil {
+		return 0, err
+	}
+	if math.IsNaN(value) || math.IsInf(value, 0) {
+		return 0, fmt.Errorf("%w (%v)", ErrNonFinite, value)
+	}
+	return value, loss.Backward()
+}
+
+// update applies the gradients: clip their global norm (train.clip_norm),
+// step the optimizer, zero them for the next step.
+func (r *run) update() error {
+	if r.cfg.Train.ClipNorm > 0 {
+		if _, err := torch.ClipGradNorm(r.params, r.cfg.Train.ClipNorm); err != nil {
+			return err
+		}
+	}
+	if err := r.opt.Step(); err != nil {
+		return err
+	}
+	return r.opt.ZeroGrad()
+}
+
+// stepSeed makes each step's randomness (dropout) a function of the seed
+// and the step alone, so a resumed run draws what an uninterrupted one would.
+// It mixes them with SplitMix64's finaliser.
+func stepSeed(seed int64, step int) uint64 {
+	z := uint64(seed)*0x9e3779b97f4a7c15 + uint64(step) + 1
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
