@@ -138,9 +138,115 @@ func naiveForward(t *testing.T, bb Backbone, in Input, training bool) *torch.Ten
 		return naivePLE(m, in)
 	case *STAR:
 		return naiveSTAR(m, in, training)
+
+	case *SARNet:
+		return naiveSARNet(m, in)
+	case *M2M:
+		return naiveM2M(m, in)
+	case *AdaptDHM:
+		return naiveAdaptDHM(m, in)
+	case *M3oE:
+		return naiveM3oE(m, in)
 	}
 	t.Fatalf("no naive reference for %T", bb)
 	return nil
+}
+
+// naiveExperts runs every expert of a stack on x, one at a time.
+func naiveExperts(e *expertStack, x *torch.Tensor) []*torch.Tensor {
+	var out []*torch.Tensor
+	for k := int64(0); k < e.n; k++ {
+		out = append(out, naiveExpert(e, k, x))
+	}
+	return out
+}
+
+// broadcastRow repeats row s of t [S, D] for every row of the batch.
+func broadcastRow(in Input, t *torch.Tensor, s int) *torch.Tensor {
+	return t.Select(0, int64(s)).Unsqueeze(0).Expand(in.rows(), -1)
+}
+
+func naiveSARNet(m *SARNet, in Input) *torch.Tensor {
+	return naiveSelect(in, len(in.Counts), func(s int) *torch.Tensor {
+		x := in.X.Mul(broadcastRow(in, m.weight, s)).Add(broadcastRow(in, m.bias, s))
+		experts := append(naiveExperts(m.shared, x), naiveExperts(m.specific[s], x)...)
+		gate := torch.Linear(x, m.gate.Weight, m.gate.Bias).Softmax(1)
+		return m.tower.Forward(naiveMix(experts, gate))
+	})
+}
+
+// naiveM2M generates scenario s's meta weights from its knowledge vector
+// alone and scores each expert on [e_k ‖ E_t] as written in the paper.
+func naiveM2M(m *M2M, in Input) *torch.Tensor {
+	u := in.X
+	for _, l := range m.encoder {
+		u = l.Forward(u)
+	}
+	experts := naiveExperts(m.experts, u)
+	b := in.rows()
+	task := m.act.Apply(m.taskKnowledge.Forward(m.taskEmbedding)).Expand(b, -1)
+	return naiveSelect(in, len(in.Counts), func(s int) *torch.Tensor {
+		es := m.act.Apply(m.scenarioKnowledge.Forward(m.scenarioEmbedding.Narrow(0, int64(s), 1))) // [1, h]
+		unit := func(u metaUnit, x *torch.Tensor) *torch.Tensor {
+			w := u.weight.Forward(es).View(u.in, u.out)
+			return x.Mm(w).Add(u.bias.Forward(es))
+		}
+		var scores []*torch.Tensor
+		for _, e := range experts {
+			a := m.act.Apply(unit(m.attention, torch.Cat([]*torch.Tensor{e, task}, 1)))
+			scores = append(scores, a.Matmul(m.v).Unsqueeze(1))
+		}
+		o := naiveMix(experts, torch.Cat(scores, 1).Softmax(1))
+		for _, t := range m.tower {
+			o = m.act.Apply(unit(t, o).Add(o))
+		}
+		return m.output.Forward(o)
+	})
+}
+
+// naiveAdaptDHM runs every cluster's network on every row and keeps each
+// row's own cluster, assigned by the centres as they are (in training the
+// routed pass has just updated them and assigned with the updated ones).
+func naiveAdaptDHM(m *AdaptDHM, in Input) *torch.Tensor {
+	z := torch.Cat([]*torch.Tensor{in.X, torch.Embedding(m.embedding, in.Scenario)}, 1)
+	clusters := int(m.centers.Shape()[0])
+	byCluster := Input{X: z, Scenario: m.nearest(z), Counts: make([]int64, clusters)}
+	return naiveSelect(byCluster, clusters, func(k int) *torch.Tensor {
+		h := z
+		for l, layer := range m.layers {
+			ki := int64(k)
+			h = torch.Linear(h, layer.weight.Mul(layer.scenarioWeight.Select(0, ki)), layer.bias.Add(layer.scenarioBias.Select(0, ki)))
+			if l < len(m.layers)-1 {
+				h = m.act.Apply(h)
+			}
+		}
+		return h
+	})
+}
+
+// naiveM3oE writes the domain balance as the paper does, a sum over the other domains.
+func naiveM3oE(m *M3oE, in Input) *torch.Tensor {
+	scenarios := len(in.Counts)
+	return naiveSelect(in, scenarios, func(d int) *torch.Tensor {
+		z := in.X
+		if m.star != nil {
+			di := int64(d)
+			star := torch.Linear(in.X, m.star.weight.Mul(m.star.scenarioWeight.Select(0, di)), m.star.bias.Add(m.star.scenarioBias.Select(0, di)))
+			z = m.bottom.Forward(star).Add(m.skip.Forward(in.X))
+		}
+		experts := naiveExperts(m.experts, z)
+		shared := naiveMix(experts[:m.k], naiveGate(z, m.gates.Weight, m.gates.Bias, int64(d), m.k))
+		domains := experts[m.k : m.k+m.scenarios]
+		beta := m.balance.Sigmoid()
+		balanced := domains[d].Mul(beta)
+		for j, e := range domains {
+			if j != d {
+				balanced = balanced.Add(e.Mul(beta.RSubScalar(1)).DivScalar(float64(scenarios - 1)))
+			}
+		}
+		f := shared.Add(balanced.Mul(m.domainWeight.Sigmoid())).Add(experts[m.k+m.scenarios].Mul(m.taskWeight.Sigmoid()))
+		return m.towers.towers[d].Forward(f)
+	})
 }
 
 // perturb adds N(0, 0.2²) noise to every parameter, so that parameters

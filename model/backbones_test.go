@@ -26,6 +26,13 @@ func smallBackboneConfig() BackboneConfig {
 		PLE:          PLEConfig{Levels: 2, SpecificExperts: 2, SharedExperts: 3, Expert: mlp(16, 12), Tower: mlp(8)},
 		STAR: STARConfig{Hidden: []int64{16, 8}, Activation: nn.ReLU, PartitionedNorm: true,
 			AuxHidden: []int64{6}, ScenarioEmbeddingDim: 4},
+
+		SARNet: SARNetConfig{SharedExperts: 3, SpecificExperts: 2, Expert: mlp(12, 8), Tower: mlp(6)},
+		M2M: M2MConfig{EncoderLayers: 2, EncoderFeedforward: 6, Experts: 3, Expert: mlp(12, 8),
+			ScenarioEmbeddingDim: 4, TowerLayers: 2, Activation: nn.LeakyReLU, Output: mlp(6)},
+		AdaptDHM: AdaptDHMConfig{Hidden: []int64{16, 8}, Activation: nn.ReLU, Clusters: 3, Beta: 0.9,
+			RoutingIterations: 3, ScenarioEmbeddingDim: 4},
+		M3oE: M3oEConfig{Bottom: []int64{16, 12}, Activation: nn.ReLU, Experts: 3, Expert: mlp(12, 8), Tower: mlp(8)},
 	}
 }
 
@@ -39,6 +46,14 @@ func withNormAndDropout(cfg BackboneConfig, rate float64) BackboneConfig {
 	on(&cfg.PLE.Expert)
 	on(&cfg.PLE.Tower)
 	cfg.STAR.Dropout = rate
+
+	on(&cfg.SARNet.Expert)
+	on(&cfg.SARNet.Tower)
+	on(&cfg.M2M.Expert)
+	on(&cfg.M2M.Output)
+	cfg.AdaptDHM.Dropout = rate
+	on(&cfg.M3oE.Expert)
+	on(&cfg.M3oE.Tower)
 	return cfg
 }
 
@@ -298,6 +313,47 @@ func closedFormParams(name string, in, s int64, cfg BackboneConfig) int64 {
 			in = h
 		}
 		return n + s*c.ScenarioEmbeddingDim + mlpParams(x+c.ScenarioEmbeddingDim, c.aux())
+
+	case "sarnet":
+		c := cfg.SARNet
+		h := last(c.Expert.Hidden, in)
+		experts := int64(c.SharedExperts) + s*int64(c.SpecificExperts)
+		return 2*s*in + experts*expert(in, c.Expert) + (in*int64(c.SharedExperts+c.SpecificExperts) + int64(c.SharedExperts+c.SpecificExperts)) +
+			mlpParams(h, towerConfig(c.Tower))
+	case "m2m":
+		c := cfg.M2M
+		linear := func(i, o int64) int64 { return i*o + o }
+		n := int64(c.EncoderLayers) * (2*linear(in, in) + linear(in, c.EncoderFeedforward) + linear(c.EncoderFeedforward, in) + 4*in)
+		n += int64(c.Experts) * expert(in, c.Expert)
+		h, e := last(c.Expert.Hidden, in), c.ScenarioEmbeddingDim
+		n += (s+1)*e + 2*linear(e, h)
+		n += linear(h, 4*h*h) + linear(h, 2*h) + 2*h
+		n += int64(c.TowerLayers) * (linear(h, h*h) + linear(h, h))
+		return n + mlpParams(h, towerConfig(c.Output))
+	case "adaptdhm":
+		c := cfg.AdaptDHM
+		k := int64(c.Clusters)
+		n := s * c.ScenarioEmbeddingDim
+		in += c.ScenarioEmbeddingDim
+		for _, h := range append(append([]int64(nil), c.Hidden...), 1) {
+			n += (1 + k) * (in*h + h)
+			in = h
+		}
+		return n
+	case "m3oe":
+		c := cfg.M3oE
+		var n int64
+		x := in
+		if len(c.Bottom) > 0 {
+			n += (1 + s) * (in*c.Bottom[0] + c.Bottom[0])
+			n += mlpParams(c.Bottom[0], nn.MLPConfig{Hidden: c.Bottom[1:], OutputActivation: true})
+			x = last(c.Bottom, in)
+			n += in*x + x
+		}
+		k := int64(c.Experts)
+		n += (k + s + 1) * expert(x, c.Expert)
+		n += x*s*k + s*k + 3
+		return n + tower(last(c.Expert.Hidden, x), c.Tower)
 	}
 	panic(name)
 }

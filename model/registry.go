@@ -18,6 +18,12 @@ type BackboneConfig struct {
 	MMoE         MMoEConfig         `yaml:"mmoe"`
 	PLE          PLEConfig          `yaml:"ple"`
 	STAR         STARConfig         `yaml:"star"`
+
+	// Sections of SAR-Net, M2M, AdaptDHM and M3oE.
+	SARNet   SARNetConfig   `yaml:"sarnet"`
+	M2M      M2MConfig      `yaml:"m2m"`
+	AdaptDHM AdaptDHMConfig `yaml:"adaptdhm"`
+	M3oE     M3oEConfig     `yaml:"m3oe"`
 }
 
 // DefaultBackboneConfig returns each backbone's documented defaults.
@@ -27,6 +33,11 @@ func DefaultBackboneConfig() BackboneConfig {
 		MMoE:         DefaultMMoEConfig(),
 		PLE:          DefaultPLEConfig(),
 		STAR:         DefaultSTARConfig(),
+
+		SARNet:   DefaultSARNetConfig(),
+		M2M:      DefaultM2MConfig(),
+		AdaptDHM: DefaultAdaptDHMConfig(),
+		M3oE:     DefaultM3oEConfig(),
 	}
 }
 
@@ -51,6 +62,11 @@ var backbones = map[string]backboneSpec{
 	"mmoe":          {func(c BackboneConfig) section { return c.MMoE }, newMMoE},
 	"ple":           {func(c BackboneConfig) section { return c.PLE }, newPLE},
 	"star":          {func(c BackboneConfig) section { return c.STAR }, newSTAR},
+
+	"sarnet":   {func(c BackboneConfig) section { return c.SARNet }, newSARNet},
+	"m2m":      {func(c BackboneConfig) section { return c.M2M }, newM2M},
+	"adaptdhm": {func(c BackboneConfig) section { return c.AdaptDHM }, newAdaptDHM},
+	"m3oe":     {func(c BackboneConfig) section { return c.M3oE }, newM3oE},
 }
 
 // Validate checks every section; errors name the offending key

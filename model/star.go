@@ -101,7 +101,7 @@ func newSTAR(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) Backbone
 	}
 	width := inDim
 	for l, h := range append(append([]int64(nil), c.Hidden...), 1) {
-		m.layers = append(m.layers, newStarLinear(p.Sub("layers").Index(l), width, h, scenarios))
+		m.layers = append(m.layers, newStarLinear(p.Sub("layers").Index(l), width, h, scenarios, "scenario"))
 		width = h
 	}
 	if c.Dropout > 0 {
@@ -150,21 +150,23 @@ func (m *STAR) Forward(in Input) *torch.Tensor {
 }
 
 // starLinear is one star-topology layer: shared weight and bias plus one
-// multiplicative weight and one additive bias per scenario.
+// multiplicative weight and one additive bias per part (a scenario for STAR,
+// a cluster for AdaptDHM).
 type starLinear struct {
 	weight, bias                 *torch.Tensor // [out, in], [out]
 	scenarioWeight, scenarioBias *torch.Tensor // [S, out, in], [S, out]
 }
 
-func newStarLinear(p nn.Path, in, out int64, scenarios int) *starLinear {
-	s := int64(scenarios)
+// newStarLinear creates "weight", "bias", "<part>_weight" and "<part>_bias" under p.
+func newStarLinear(p nn.Path, in, out int64, parts int, part string) *starLinear {
+	s := int64(parts)
 	return &starLinear{
 		weight: p.Param("weight", []int64{out, in}, nn.KaimingUniform(math.Sqrt(5))),
 		bias:   p.Param("bias", []int64{out}, nn.Uniform(1/math.Sqrt(float64(in)))),
-		// Scenario factors start neutral (W_s = 1, b_s = 0), so every
-		// scenario starts from the shared network and departs from it as it learns.
-		scenarioWeight: p.Param("scenario_weight", []int64{s, out, in}, nn.Ones),
-		scenarioBias:   p.Param("scenario_bias", []int64{s, out}, nn.Zeros),
+		// Part factors start neutral (W_s = 1, b_s = 0), so every part
+		// starts from the shared network and departs from it as it learns.
+		scenarioWeight: p.Param(part+"_weight", []int64{s, out, in}, nn.Ones),
+		scenarioBias:   p.Param(part+"_bias", []int64{s, out}, nn.Zeros),
 	}
 }
 
