@@ -364,6 +364,9 @@ func TestBackboneParameterCounts(t *testing.T) {
 	lockThread(t)
 	noPN := smallBackboneConfig()
 	noPN.STAR.PartitionedNorm = false
+	// Optional parts off: M2M's encoder and meta tower, M3oE's star bottom.
+	noPN.M2M.EncoderLayers, noPN.M2M.TowerLayers = 0, 0
+	noPN.M3oE.Bottom = nil
 	for _, variant := range []struct {
 		name string
 		cfg  BackboneConfig
@@ -371,7 +374,7 @@ func TestBackboneParameterCounts(t *testing.T) {
 		{"small", smallBackboneConfig()},
 		{"default", DefaultBackboneConfig()},
 		{"batch_norm", withNormAndDropout(smallBackboneConfig(), 0.1)},
-		{"no_pn", noPN},
+		{"no_pn_or_optional_parts", noPN},
 	} {
 		for _, name := range BackboneNames() {
 			for _, shape := range []struct{ in, s int64 }{{10, 3}, {128, 5}, {7, 1}} {

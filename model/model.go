@@ -9,7 +9,7 @@ import (
 
 // Config is the model section of a run's configuration.
 type Config struct {
-	// Backbone is one of BackboneNames(): shared_bottom, mmoe, ple, star.
+	// Backbone is one of BackboneNames().
 	Backbone string `yaml:"backbone"`
 	// EmbeddingDim is the width of every categorical field's embedding.
 	EmbeddingDim int64 `yaml:"embedding_dim"`

@@ -1,33 +1,42 @@
 package model
 
 import (
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/model/nn"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 )
 
+// TestBackboneNames: the registry lists its backbones sorted, and each has
+// a section of BackboneConfig whose YAML key is its name (and no section is
+// left without a backbone).
 func TestBackboneNames(t *testing.T) {
 	names := BackboneNames()
-	if !sort.StringsAreSorted(names) || strings.Join(names, ",") != "mmoe,ple,shared_bottom,star" {
-		t.Fatalf("BackboneNames() = %v", names)
+	assert.True(t, sort.StringsAreSorted(names), "BackboneNames() = %v", names)
+	var keys []string
+	typ := reflect.TypeFor[BackboneConfig]()
+	for i := range typ.NumField() {
+		keys = append(keys, strings.Split(typ.Field(i).Tag.Get("yaml"), ",")[0])
 	}
+	sort.Strings(keys)
+	assert.Equal(t, keys, names, "BackboneConfig's YAML keys and the registry's names")
+	assert.Subset(t, names, []string{"shared_bottom", "mmoe", "ple", "star", "sarnet", "m2m", "adaptdhm", "m3oe"})
 }
 
 func TestNewBackboneUnknownName(t *testing.T) {
 	store := nn.NewStore(torch.CPU)
 	defer store.Close()
 	_, err := NewBackbone("moe", store.Root(), 8, 2, DefaultBackboneConfig())
-	if err == nil {
-		t.Fatal("no error")
-	}
-	for _, want := range []string{`"moe"`, "mmoe", "ple", "shared_bottom", "star"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not mention %s", err, want)
-		}
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `"moe"`)
+	for _, want := range BackboneNames() {
+		assert.Contains(t, err.Error(), want)
 	}
 }
 
@@ -69,6 +78,30 @@ func TestBackboneConfigValidate(t *testing.T) {
 		{"star", func(c *BackboneConfig) { c.STAR.ScenarioEmbeddingDim = 0 }, "model.star.scenario_embedding_dim = 0"},
 		{"star", func(c *BackboneConfig) { c.STAR.Dropout = -0.1 }, "model.star.dropout"},
 		{"star", func(c *BackboneConfig) { c.STAR.Activation = "bogus" }, "model.star.activation"},
+
+		{"sarnet", func(c *BackboneConfig) { c.SARNet.SharedExperts = 0 }, "model.sarnet.shared_experts = 0: must be >= 1"},
+		{"sarnet", func(c *BackboneConfig) { c.SARNet.SpecificExperts = -2 }, "model.sarnet.specific_experts = -2"},
+		{"sarnet", func(c *BackboneConfig) { c.SARNet.Expert.Hidden = nil }, "model.sarnet.expert.hidden is empty"},
+		{"sarnet", func(c *BackboneConfig) { c.SARNet.Tower.Dropout = 2 }, "model.sarnet.tower.dropout"},
+		{"m2m", func(c *BackboneConfig) { c.M2M.EncoderLayers = -1 }, "model.m2m.encoder_layers = -1: must be >= 0"},
+		{"m2m", func(c *BackboneConfig) { c.M2M.EncoderFeedforward = 0 }, "model.m2m.encoder_feedforward = 0"},
+		{"m2m", func(c *BackboneConfig) { c.M2M.Experts = 0 }, "model.m2m.experts = 0"},
+		{"m2m", func(c *BackboneConfig) { c.M2M.ScenarioEmbeddingDim = 0 }, "model.m2m.scenario_embedding_dim = 0"},
+		{"m2m", func(c *BackboneConfig) { c.M2M.TowerLayers = -1 }, "model.m2m.tower_layers = -1"},
+		{"m2m", func(c *BackboneConfig) { c.M2M.Activation = "bogus" }, "model.m2m.activation"},
+		{"m2m", func(c *BackboneConfig) { c.M2M.Expert.Hidden = nil }, "model.m2m.expert.hidden is empty"},
+		{"m2m", func(c *BackboneConfig) { c.M2M.Output.Hidden = []int64{0} }, "model.m2m.output.hidden[0] = 0"},
+		{"adaptdhm", func(c *BackboneConfig) { c.AdaptDHM.Hidden = []int64{8, -1} }, "model.adaptdhm.hidden[1] = -1"},
+		{"adaptdhm", func(c *BackboneConfig) { c.AdaptDHM.Clusters = 0 }, "model.adaptdhm.clusters = 0"},
+		{"adaptdhm", func(c *BackboneConfig) { c.AdaptDHM.Beta = 1 }, "model.adaptdhm.beta = 1: must be in [0, 1)"},
+		{"adaptdhm", func(c *BackboneConfig) { c.AdaptDHM.RoutingIterations = 0 }, "model.adaptdhm.routing_iterations = 0"},
+		{"adaptdhm", func(c *BackboneConfig) { c.AdaptDHM.ScenarioEmbeddingDim = 0 }, "model.adaptdhm.scenario_embedding_dim = 0"},
+		{"adaptdhm", func(c *BackboneConfig) { c.AdaptDHM.Dropout = 1 }, "model.adaptdhm.dropout"},
+		{"m3oe", func(c *BackboneConfig) { c.M3oE.Bottom = []int64{64} }, "model.m3oe.bottom = [64]: needs a star layer"},
+		{"m3oe", func(c *BackboneConfig) { c.M3oE.Bottom = []int64{64, 0} }, "model.m3oe.bottom.hidden[1] = 0"},
+		{"m3oe", func(c *BackboneConfig) { c.M3oE.Experts = 0 }, "model.m3oe.experts = 0"},
+		{"m3oe", func(c *BackboneConfig) { c.M3oE.Expert.Hidden = nil }, "model.m3oe.expert.hidden is empty"},
+		{"m3oe", func(c *BackboneConfig) { c.M3oE.Tower.Activation = "bogus" }, "model.m3oe.tower.activation"},
 	}
 	for _, c := range cases {
 		cfg := DefaultBackboneConfig()
@@ -128,4 +161,29 @@ shared_bottom:
 	if len(cfg.SharedBottom.Bottom.Hidden) != 2 || len(cfg.MMoE.Tower.Hidden) != 2 || cfg.STAR.Activation != nn.ReLU {
 		t.Errorf("keys absent from the YAML lost their defaults: %+v", cfg)
 	}
+}
+
+// TestNewBackboneSectionsYAML: the sections of SAR-Net, M2M, AdaptDHM and
+// M3oE read their snake_case keys and keep their defaults elsewhere.
+func TestNewBackboneSectionsYAML(t *testing.T) {
+	cfg := DefaultBackboneConfig()
+	doc := `
+sarnet: {shared_experts: 4, specific_experts: 1, expert: {hidden: [32], activation: relu}}
+m2m: {encoder_layers: 0, experts: 6, scenario_embedding_dim: 8, tower_layers: 2, activation: tanh}
+adaptdhm: {hidden: [32], clusters: 5, beta: 0.5, routing_iterations: 1, scenario_embedding_dim: 4, dropout: 0.1}
+m3oe: {bottom: [], experts: 2, tower: {hidden: [8, 4]}}
+`
+	require.NoError(t, yaml.Unmarshal([]byte(doc), &cfg))
+	require.NoError(t, cfg.Validate())
+	def := DefaultBackboneConfig()
+
+	assert.Equal(t, SARNetConfig{SharedExperts: 4, SpecificExperts: 1,
+		Expert: nn.MLPConfig{Hidden: []int64{32}, Activation: nn.ReLU}, Tower: def.SARNet.Tower}, cfg.SARNet)
+	want := def.M2M
+	want.EncoderLayers, want.Experts, want.ScenarioEmbeddingDim, want.TowerLayers, want.Activation = 0, 6, 8, 2, nn.Tanh
+	assert.Equal(t, want, cfg.M2M)
+	assert.Equal(t, AdaptDHMConfig{Hidden: []int64{32}, Activation: nn.ReLU, Dropout: 0.1, Clusters: 5, Beta: 0.5,
+		RoutingIterations: 1, ScenarioEmbeddingDim: 4}, cfg.AdaptDHM)
+	assert.Equal(t, M3oEConfig{Bottom: []int64{}, Activation: nn.ReLU, Experts: 2, Expert: def.M3oE.Expert,
+		Tower: nn.MLPConfig{Hidden: []int64{8, 4}, Activation: nn.ReLU}}, cfg.M3oE)
 }
