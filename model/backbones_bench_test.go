@@ -1,6 +1,7 @@
 package model
 
 import (
+	"flag"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -28,6 +29,8 @@ import (
 // either side. It prints a table; run it with
 //
 //	go test -run '^$' -bench BackboneStep -benchtime 1x ./model/
+//
+// and for some backbones only, add -args -backbones=sarnet,m2m.
 func BenchmarkBackboneStep(b *testing.B) {
 	const (
 		inDim       = 128
@@ -46,7 +49,7 @@ func BenchmarkBackboneStep(b *testing.B) {
 	var rows []benchRow
 	for n := 0; n < b.N; n++ {
 		rows = rows[:0]
-		for _, name := range BackboneNames() {
+		for _, name := range benchedBackbones(b) {
 			for _, batch := range []int64{256, 2048, 8192} {
 				row := benchRow{name: name, batch: batch}
 				step, closeStep := newBenchStep(b, name, inDim, batch)
@@ -92,6 +95,22 @@ func BenchmarkBackboneStep(b *testing.B) {
 	// Printed rather than logged: go test cuts benchmark logs to a few lines without -v.
 	fmt.Printf("BackboneStep: training step, default configs, input 128, 3 scenarios, intra-op %d and BLAS %d threads, best of %d rounds:\n%s",
 		torch.Threads(), torch.BLASThreads(), benchRounds, sb.String())
+}
+
+var backbonesFlag = flag.String("backbones", "", "comma-separated backbones that BenchmarkBackboneStep and BenchmarkMetaOverhead measure (default: every registered one)")
+
+// benchedBackbones is the -backbones list, or every registered backbone.
+func benchedBackbones(b *testing.B) []string {
+	if *backbonesFlag == "" {
+		return BackboneNames()
+	}
+	names := strings.Split(*backbonesFlag, ",")
+	for _, n := range names {
+		if !IsBackbone(n) {
+			b.Fatalf("-backbones: %q is not a backbone; want some of %s", n, strings.Join(BackboneNames(), ", "))
+		}
+	}
+	return names
 }
 
 // setUpBench locks the benchmark to its OS thread and sets the process up

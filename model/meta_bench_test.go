@@ -19,13 +19,15 @@ import (
 // alternately in the same process; it prints ms/step and the ratio:
 //
 //	go test -run '^$' -bench MetaOverhead -benchtime 1x ./model/
+//
+// (-args -backbones=star,mmoe measures some backbones only).
 func BenchmarkMetaOverhead(b *testing.B) {
 	defer setUpBench(b)()
 	const rounds, minSeconds = 3, 0.7
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "backbone\tbatch\tbare ms/step\tLLM4MSR ms/step\toverhead ×\t")
 	for n := 0; n < b.N; n++ {
-		for _, name := range BackboneNames() {
+		for _, name := range benchedBackbones(b) {
 			for _, batch := range []int{512, 2048} {
 				var best [2]float64
 				steps := [2]func() error{}

@@ -13,7 +13,7 @@ type Config struct {
 	Backbone string `yaml:"backbone"`
 	// EmbeddingDim is the width of every categorical field's embedding.
 	EmbeddingDim int64 `yaml:"embedding_dim"`
-	// The backbones' own settings: model.shared_bottom, model.mmoe, model.ple, model.star.
+	// The backbones' own settings, one section per backbone under its name (model.star, model.sarnet, …).
 	BackboneConfig `yaml:",inline"`
 	// Meta configures LLM4MSR's meta networks (model.meta.levels: none turns them off).
 	Meta MetaConfig `yaml:"meta"`

@@ -16,6 +16,7 @@ import (
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
+	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train/metrics"
 )
 
@@ -207,7 +208,7 @@ func TestNonFiniteLossStops(t *testing.T) {
 }
 
 func TestEveryBackboneTrainsWithMeta(t *testing.T) {
-	for _, bb := range []string{"shared_bottom", "mmoe", "ple", "star"} {
+	for _, bb := range model.BackboneNames() {
 		t.Run(bb, func(t *testing.T) {
 			cfg := tinyConfig(t, "model.backbone="+bb)
 			res := trainTiny(t, context.Background(), cfg, false)
@@ -251,7 +252,7 @@ func TestLLM4MSRImprovesEveryBackbone(t *testing.T) {
 		t.Skip("trains eight models on the default synthetic data")
 	}
 	const margin = 0.003
-	for _, bb := range []string{"star", "mmoe", "ple", "shared_bottom"} {
+	for _, bb := range model.BackboneNames() {
 		t.Run(bb, func(t *testing.T) {
 			var auc [2]float64
 			for i, levels := range []string{"none", "both"} {

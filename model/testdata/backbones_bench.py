@@ -1,4 +1,4 @@
-"""The four backbones in PyTorch, the baseline for BenchmarkBackboneStep.
+"""The backbones in PyTorch, the baseline for BenchmarkBackboneStep.
 
 Same shapes, same math and the same grouped routing as model/*.go with the
 default BackboneConfig (rows grouped by scenario; towers and scenario parts
@@ -72,8 +72,8 @@ class MLP:
 class Experts:
     """n experts on one input: layer 0 one Linear, later layers one baddbmm. Returns [n, B, out]."""
 
-    def __init__(self, n, i, hidden):
-        self.n, self.layers = n, []
+    def __init__(self, n, i, hidden, act=F.relu):
+        self.n, self.layers, self.act = n, [], act
         for h in hidden:
             self.layers.append((uniform((n, h, i), i), uniform((n, h), i), i, h))
             i = h
@@ -89,7 +89,7 @@ class Experts:
                 h = F.linear(x, w.view(self.n * o, i), b.view(self.n * o)).view(-1, self.n, o).transpose(0, 1)
             else:
                 h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
-            h = F.relu(h)
+            h = self.act(h)
         return h
 
 
@@ -352,6 +352,312 @@ class ISTAR(torch.nn.Module):
 
 
 IDIOMATIC = {"shared_bottom": ISharedBottom, "mmoe": IMMoE, "ple": IPLE, "star": ISTAR}
+
+# ------------------------------------------- SAR-Net, M2M, AdaptDHM, M3oE
+# Mirrored (op for op as model/sarnet.go, m2m.go, adaptdhm.go, m3oe.go) and
+# idiomatic (nn.Modules, one module per expert, per-scenario ModuleLists and
+# loops, as Scenario-Wise-Rec writes them), both with grouped routing.
+
+
+def identity(x):
+    return x
+
+
+def unit_rows(c):
+    return c / c.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def star_params(i, h, parts):
+    return [uniform((h, i), i), uniform((h,), i), torch.ones(parts, h, i).requires_grad_(),
+            torch.zeros(parts, h).requires_grad_()]
+
+
+class SARNet:
+    def __init__(self, shared=8, specific=2, expert=(16,), tower=(32, 32)):
+        s, d = SCENARIOS, IN_DIM
+        self.w, self.b = torch.ones(s, d).requires_grad_(), torch.zeros(s, d).requires_grad_()
+        self.shared = Experts(shared, d, expert, identity)
+        self.specific = [Experts(specific, d, expert, identity) for _ in range(s)]
+        self.gate = Linear(d, shared + specific)
+        self.tower = MLP(self.shared.out, list(tower) + [1], False)
+
+    def params(self):
+        return ([self.w, self.b] + self.shared.params() + [p for e in self.specific for p in e.params()] +
+                self.gate.params() + self.tower.params())
+
+    def __call__(self, x, scen, counts):
+        x = x * F.embedding(scen, self.w) + F.embedding(scen, self.b)
+        spec = each_segment(counts, 1, lambda s, a, n: self.specific[s](x.narrow(0, a, n)))
+        experts = torch.cat([self.shared(x), spec], 0)
+        return self.tower(mix(experts, self.gate(x).softmax(1))).view(-1)
+
+
+class M2M:
+    def __init__(self, layers=2, ff=16, k=4, h=16, e=16, tower_layers=1, out=(64, 32)):
+        s, d = SCENARIOS, IN_DIM
+        self.d, self.h = d, h
+        self.enc = [dict(v=Linear(d, d), o=Linear(d, d), f1=Linear(d, ff), f2=Linear(ff, d),
+                         n1=[torch.ones(d).requires_grad_(), torch.zeros(d).requires_grad_()],
+                         n2=[torch.ones(d).requires_grad_(), torch.zeros(d).requires_grad_()]) for _ in range(layers)]
+        self.experts = Experts(k, d, [h], F.leaky_relu)
+        self.semb, self.temb = torch.randn(s, e).requires_grad_(), torch.randn(1, e).requires_grad_()
+        self.sk, self.tk = Linear(e, h), Linear(e, h)
+        self.aw, self.ab, self.v = Linear(h, 4 * h * h), Linear(h, 2 * h), torch.ones(2 * h).requires_grad_()
+        self.tw = [(Linear(h, h * h), Linear(h, h)) for _ in range(tower_layers)]
+        self.out = MLP(h, list(out) + [1], False)
+
+    def params(self):
+        ps = []
+        for l in self.enc:
+            ps += l["v"].params() + l["o"].params() + l["f1"].params() + l["f2"].params() + l["n1"] + l["n2"]
+        ps += self.experts.params() + [self.semb, self.temb] + self.sk.params() + self.tk.params()
+        ps += self.aw.params() + self.ab.params() + [self.v]
+        for w, b in self.tw:
+            ps += w.params() + b.params()
+        return ps + self.out.params()
+
+    def __call__(self, x, scen, counts):
+        u, h = x, self.h
+        for l in self.enc:
+            t = F.layer_norm(u + l["o"](l["v"](u)), (self.d,), *l["n1"])
+            u = F.layer_norm(t + l["f2"](F.relu(l["f1"](t))), (self.d,), *l["n2"])
+        ex = self.experts(u)
+        sc = F.leaky_relu(self.sk(self.semb))
+        task = F.leaky_relu(self.tk(self.temb)).view(-1)
+        att_w = self.aw(sc).view(-1, 2 * h, 2 * h)
+        expert_w = att_w.narrow(1, 0, h)
+        task_term = task.matmul(att_w.narrow(1, h, h)) + self.ab(sc)
+        towers = [(w(sc).view(-1, h, h), b(sc)) for w, b in self.tw]
+
+        def seg(s, a, n):
+            e = ex.narrow(1, a, n)
+            score = F.leaky_relu(e.matmul(expert_w[s]) + task_term[s]).matmul(self.v)
+            o = mix(e, score.softmax(0).t())
+            for w, b in towers:
+                o = F.leaky_relu(o.matmul(w[s]) + b[s] + o)
+            return o
+
+        return self.out(each_segment(counts, 0, seg)).view(-1)
+
+
+class AdaptDHM:
+    def __init__(self, hidden=(64, 64), k=3, beta=0.9, iters=3, e=16):
+        self.k, self.beta, self.iters = k, beta, iters
+        self.emb = torch.randn(SCENARIOS, e).requires_grad_()
+        i = IN_DIM + e
+        self.centers = torch.randn(k, i)
+        self.layers = []
+        for h in list(hidden) + [1]:
+            self.layers.append(star_params(i, h, k))
+            i = h
+
+    def params(self):
+        return [self.emb] + [p for l in self.layers for p in l]
+
+    def net(self, k, h):
+        for j, (w, b, kw, kb) in enumerate(self.layers):
+            h = F.linear(h, w * kw[k], b + kb[k])
+            if j < len(self.layers) - 1:
+                h = F.relu(h)
+        return h
+
+    def __call__(self, x, scen, counts):
+        z = torch.cat([x, F.embedding(scen, self.emb)], 1)
+        with torch.no_grad():
+            zd = z.detach()
+            for _ in range(self.iters):
+                c = unit_rows(self.centers)
+                r = (zd @ c.t()).softmax(1)
+                self.centers.copy_(unit_rows(self.beta * c + (1 - self.beta) * (r.t() @ zd)))
+            assign = (zd @ unit_rows(self.centers).t()).argmax(1).tolist()
+        rows = [[] for _ in range(self.k)]
+        for i, k in enumerate(assign):
+            rows[k].append(i)
+        outs, order = [], []
+        for k, r in enumerate(rows):
+            if not r:
+                continue
+            if len(r) == len(assign):
+                return self.net(k, z).view(-1)
+            outs.append(self.net(k, z.index_select(0, torch.tensor(r))))
+            order += r
+        back = [0] * len(order)
+        for pos, row in enumerate(order):
+            back[row] = pos
+        return torch.cat(outs, 0).index_select(0, torch.tensor(back)).view(-1)
+
+
+class M3oE:
+    def __init__(self, bottom=(128, 64), k=4, expert=(64, 32), tower=(32,)):
+        s, d = SCENARIOS, IN_DIM
+        self.k = k
+        self.star = star_params(d, bottom[0], s)
+        self.bottom = MLP(bottom[0], list(bottom[1:]), True)
+        self.skip = MLP(d, [bottom[-1]], True)
+        self.experts = Experts(k + s + 1, bottom[-1], expert)
+        self.gates = Linear(bottom[-1], s * k)
+        self.balance, self.dw, self.tw = (torch.ones(1).requires_grad_() for _ in range(3))
+        self.towers = Towers(self.experts.out, tower)
+
+    def params(self):
+        return (self.star + self.bottom.params() + self.skip.params() + self.experts.params() + self.gates.params() +
+                [self.balance, self.dw, self.tw] + self.towers.params())
+
+    def __call__(self, x, scen, counts):
+        s_n, k = SCENARIOS, self.k
+        w, b, sw, sb = self.star
+        ew, eb = sw * w, sb + b
+        star = each_segment(counts, 0, lambda s, a, n: F.linear(x.narrow(0, a, n), ew[s], eb[s]))
+        z = self.bottom(star) + self.skip(x)
+        ex = self.experts(z)
+        shared = mix(ex.narrow(0, 0, k), pick(scen, self.gates(z), k).softmax(1))
+        domains = ex.narrow(0, k, s_n)
+        beta = self.balance.sigmoid()
+        own = each_segment(counts, 0, lambda s, a, n: domains[s].narrow(0, a, n))
+        c = (1 - beta) / (s_n - 1)
+        balanced = own * (beta - c) + domains.sum(0) * c
+        f = shared + balanced * self.dw.sigmoid() + ex[k + s_n] * self.tw.sigmoid()
+        return self.towers(counts, f)
+
+
+class ISARNet(torch.nn.Module):
+    def __init__(self, shared=8, specific=2, h=16, tower=(32, 32)):
+        super().__init__()
+        s, d = SCENARIOS, IN_DIM
+        self.w = torch.nn.Embedding(s, d)
+        self.b = torch.nn.Embedding(s, d)
+        torch.nn.init.ones_(self.w.weight)
+        torch.nn.init.zeros_(self.b.weight)
+        self.shared = torch.nn.ModuleList([torch.nn.Linear(d, h) for _ in range(shared)])
+        self.specific = torch.nn.ModuleList([torch.nn.ModuleList([torch.nn.Linear(d, h) for _ in range(specific)])
+                                             for _ in range(s)])
+        self.gate = torch.nn.Linear(d, shared + specific)
+        self.tower = seq_mlp(h, list(tower) + [1], False)
+
+    def forward(self, x, scen, counts):
+        x = x * self.w(scen) + self.b(scen)
+        shared = torch.stack([e(x) for e in self.shared], 1)  # [B, Kc, h]
+        h = each_segment(counts, 0, lambda s, a, n: gated(
+            torch.cat([shared.narrow(0, a, n), torch.stack([e(x.narrow(0, a, n)) for e in self.specific[s]], 1)], 1),
+            self.gate(x.narrow(0, a, n))))
+        return self.tower(h).view(-1)
+
+
+class IM2M(torch.nn.Module):
+    def __init__(self, layers=2, ff=16, k=4, h=16, e=16, tower_layers=1, out=(64, 32)):
+        super().__init__()
+        d = IN_DIM
+        self.h = h
+        # A sequence of one token, as model/m2m.go: PyTorch still computes the query and key projections.
+        self.encoder = torch.nn.TransformerEncoder(
+            torch.nn.TransformerEncoderLayer(d, 4, dim_feedforward=ff, dropout=0.0), layers, enable_nested_tensor=False)
+        self.experts = torch.nn.ModuleList([torch.nn.Sequential(torch.nn.Linear(d, h), torch.nn.LeakyReLU())
+                                            for _ in range(k)])
+        self.scenario_emb, self.task_emb = torch.nn.Embedding(SCENARIOS, e), torch.nn.Embedding(1, e)
+        self.scenario_mlp = torch.nn.Sequential(torch.nn.Linear(e, h), torch.nn.LeakyReLU())
+        self.task_mlp = torch.nn.Sequential(torch.nn.Linear(e, h), torch.nn.LeakyReLU())
+        self.att_w, self.att_b = torch.nn.Linear(h, 4 * h * h), torch.nn.Linear(h, 2 * h)
+        self.v = torch.nn.Parameter(torch.ones(2 * h, 1))
+        self.tower_w = torch.nn.ModuleList([torch.nn.Linear(h, h * h) for _ in range(tower_layers)])
+        self.tower_b = torch.nn.ModuleList([torch.nn.Linear(h, h) for _ in range(tower_layers)])
+        self.out = seq_mlp(h, list(out) + [1], False)
+
+    def forward(self, x, scen, counts):
+        h = self.h
+        u = self.encoder(x.unsqueeze(0)).squeeze(0)
+        experts = [e(u) for e in self.experts]
+        task = self.task_mlp(self.task_emb.weight)  # [1, h]
+
+        def seg(s, a, n):
+            es = self.scenario_mlp(self.scenario_emb.weight[s:s + 1])  # [1, h]
+            w, b = self.att_w(es).view(2 * h, 2 * h), self.att_b(es)
+            ex = [e.narrow(0, a, n) for e in experts]
+            scores = torch.cat([F.leaky_relu(torch.cat([e, task.expand(n, -1)], 1) @ w + b) @ self.v for e in ex], 1)
+            alpha = scores.softmax(1)
+            o = sum(alpha[:, j:j + 1] * e for j, e in enumerate(ex))
+            for tw, tb in zip(self.tower_w, self.tower_b):
+                o = F.leaky_relu(o @ tw(es).view(h, h) + tb(es) + o)
+            return o
+
+        return self.out(each_segment(counts, 0, seg)).view(-1)
+
+
+class IAdaptDHM(torch.nn.Module):
+    def __init__(self, hidden=(64, 64), k=3, beta=0.9, iters=3, e=16):
+        super().__init__()
+        self.k, self.beta, self.iters = k, beta, iters
+        self.emb = torch.nn.Embedding(SCENARIOS, e)
+        dims = [IN_DIM + e] + list(hidden) + [1]
+        self.register_buffer("centers", F.normalize(torch.randn(k, dims[0]), dim=1))
+        self.w = torch.nn.ParameterList([torch.nn.Parameter(uniform((o, i), i).detach()) for i, o in zip(dims, dims[1:])])
+        self.b = torch.nn.ParameterList([torch.nn.Parameter(uniform((o,), i).detach()) for i, o in zip(dims, dims[1:])])
+        self.kw = torch.nn.ParameterList([torch.nn.Parameter(torch.ones(k, o, i)) for i, o in zip(dims, dims[1:])])
+        self.kb = torch.nn.ParameterList([torch.nn.Parameter(torch.zeros(k, o)) for i, o in zip(dims, dims[1:])])
+
+    def forward(self, x, scen, counts):
+        z = torch.cat([x, self.emb(scen)], 1)
+        with torch.no_grad():
+            zd = z.detach()
+            for _ in range(self.iters):
+                r = (zd @ self.centers.t()).softmax(1)
+                self.centers = F.normalize(self.beta * self.centers + (1 - self.beta) * (r.t() @ zd), dim=1)
+            assign = (zd @ self.centers.t()).argmax(1)
+        order = assign.argsort()
+        sizes = torch.bincount(assign, minlength=self.k).tolist()
+        outs, start = [], 0
+        for k, n in enumerate(sizes):
+            if n == 0:
+                continue
+            h = z.index_select(0, order.narrow(0, start, n))
+            for j in range(len(self.w)):
+                h = F.linear(h, self.w[j] * self.kw[j][k], self.b[j] + self.kb[j][k])
+                if j < len(self.w) - 1:
+                    h = F.relu(h)
+            outs.append(h)
+            start += n
+        out = torch.empty(z.shape[0], 1).index_copy(0, order, torch.cat(outs, 0))
+        return out.view(-1)
+
+
+class IM3oE(torch.nn.Module):
+    def __init__(self, bottom=(128, 64), k=4, expert=(64, 32), tower=(32,)):
+        super().__init__()
+        s, d = SCENARIOS, IN_DIM
+        self.shared_w = torch.nn.Parameter(uniform((bottom[0], d), d).detach())
+        self.shared_b = torch.nn.Parameter(uniform((bottom[0],), d).detach())
+        self.slot_w = torch.nn.ParameterList([torch.nn.Parameter(torch.ones(bottom[0], d)) for _ in range(s)])
+        self.slot_b = torch.nn.ParameterList([torch.nn.Parameter(torch.zeros(bottom[0])) for _ in range(s)])
+        self.star_mlp = seq_mlp(bottom[0], list(bottom[1:]), True)
+        self.skip = seq_mlp(d, [bottom[-1]], True)
+        self.experts = torch.nn.ModuleList([seq_mlp(bottom[-1], list(expert), True) for _ in range(k)])
+        self.domain_experts = torch.nn.ModuleList([seq_mlp(bottom[-1], list(expert), True) for _ in range(s)])
+        self.task_expert = seq_mlp(bottom[-1], list(expert), True)
+        self.gates = torch.nn.ModuleList([torch.nn.Linear(bottom[-1], k) for _ in range(s)])
+        self.balance, self.dw, self.tw = (torch.nn.Parameter(torch.ones(1)) for _ in range(3))
+        self.towers = ITowers(expert[-1], tower)
+
+    def forward(self, x, scen, counts):
+        star = each_segment(counts, 0, lambda s, a, n: F.linear(
+            x.narrow(0, a, n), self.shared_w * self.slot_w[s], self.shared_b + self.slot_b[s]))
+        z = self.star_mlp(star) + self.skip(x)
+        shared = torch.stack([e(z) for e in self.experts], 1)
+        domains = [e(z) for e in self.domain_experts]
+        task = self.task_expert(z)
+        beta = self.balance.sigmoid()
+
+        def seg(s, a, n):
+            bal = beta * domains[s].narrow(0, a, n)
+            for j, dom in enumerate(domains):
+                if j != s:
+                    bal = bal + (1 - beta) / (len(domains) - 1) * dom.narrow(0, a, n)
+            return (gated(shared.narrow(0, a, n), self.gates[s](z.narrow(0, a, n))) + bal * self.dw.sigmoid() +
+                    task.narrow(0, a, n) * self.tw.sigmoid())
+
+        return self.towers(counts, each_segment(counts, 0, seg))
+
+
+MIRRORED.update({"sarnet": SARNet, "m2m": M2M, "adaptdhm": AdaptDHM, "m3oe": M3oE})
+IDIOMATIC.update({"sarnet": ISARNet, "m2m": IM2M, "adaptdhm": IAdaptDHM, "m3oe": IM3oE})
 
 
 def build(variant, name):
