@@ -36,21 +36,48 @@ const (
 	stateFile     = "state.json"
 )
 
-// State is a checkpoint's progress record.
+// State is a checkpoint's progress record. Epochs are numbered from 1, as
+// the logs, metrics.jsonl and summary.json print them.
 type State struct {
-	Step  int   `json:"step"`  // optimizer steps taken
-	Epoch int   `json:"epoch"` // epoch in progress (from 0)
-	Batch int   `json:"batch"` // next batch of that epoch
-	Seed  int64 `json:"seed"`
+	Format     int   `json:"format"`      // stateFormat; 0 in checkpoints from before it existed
+	Step       int   `json:"step"`        // optimizer steps taken
+	EpochsDone int   `json:"epochs_done"` // finished epochs; the one in progress is EpochsDone+1
+	Batch      int   `json:"batch"`       // next batch of the epoch in progress (from 0)
+	Seed       int64 `json:"seed"`
 	// OptimizerSteps are each parameter's Adam-style step counts.
 	OptimizerSteps map[string]int64 `json:"optimizer_steps"`
 	LR             float64          `json:"lr"`
 	BestMetric     *float64         `json:"best_metric"`
-	BestEpoch      int              `json:"best_epoch"` // -1 before any evaluation
+	BestEpoch      int              `json:"best_epoch"` // 0 before any evaluation
 	SinceBest      int              `json:"epochs_since_best"`
 	TorchVersion   string           `json:"torch_version"`
 	Backbone       string           `json:"backbone"`
 	Meta           string           `json:"meta_levels"`
+}
+
+// stateFormat 2 numbers best_epoch from 1 and counts epochs_done; format 0
+// had "epoch" (the same count) and best_epoch from 0 (-1 for none).
+const stateFormat = 2
+
+// UnmarshalJSON reads every state format, so that older runs still resume.
+func (s *State) UnmarshalJSON(b []byte) error {
+	type plain State
+	var v struct {
+		plain
+		LegacyEpoch int `json:"epoch"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*s = State(v.plain)
+	switch s.Format {
+	case 0:
+		s.EpochsDone, s.BestEpoch, s.Format = v.LegacyEpoch, s.BestEpoch+1, stateFormat
+	case stateFormat:
+	default:
+		return fmt.Errorf("state format %d: this msrtrain reads formats up to %d", s.Format, stateFormat)
+	}
+	return nil
 }
 
 func checkpointRoot(out string) string { return filepath.Join(out, "checkpoints") }

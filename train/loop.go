@@ -56,7 +56,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	defer prog.finish()
 
 	var tp throughput
-	for r.state.Epoch < cfg.Train.Epochs {
+	for r.state.EpochsDone < cfg.Train.Epochs {
 		loss, err := r.trainEpoch(ctx, src, total, prog, &tp)
 		if err != nil {
 			return res, err
@@ -75,7 +75,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		}
 	}
 	prog.finish()
-	res.Steps, res.Epochs, res.BestEpoch = r.state.Step, r.state.Epoch, r.state.BestEpoch
+	res.Steps, res.Epochs, res.BestEpoch = r.state.Step, r.state.EpochsDone, r.state.BestEpoch
 	if tp.time > 0 {
 		res.Seconds = tp.time.Seconds()
 		res.SamplesPerSec = float64(tp.samples) / tp.time.Seconds()
@@ -90,8 +90,8 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 // until the epoch ends or ctx is cancelled (after the step in flight).
 func (r *run) trainEpoch(ctx context.Context, src data.Source, total int, prog *progress, tp *throughput) (epochLoss, error) {
 	var loss epochLoss
-	epoch := r.state.Epoch
-	it := src.Epoch(epoch, r.state.Batch)
+	epoch := r.state.EpochsDone + 1
+	it := src.Epoch(epoch-1, r.state.Batch) // the data numbers its shuffles from 0
 	defer it.Close()
 	start := time.Now()
 	defer func() { tp.time += time.Since(start) }()
@@ -105,7 +105,7 @@ func (r *run) trainEpoch(ctx context.Context, src data.Source, total int, prog *
 		it.Release(b)
 		if err != nil {
 			if errors.Is(err, ErrNonFinite) {
-				return loss, fmt.Errorf("epoch %d, step %d: %w; the last good checkpoint is in %s", epoch+1, r.state.Step+1, err, checkpointRoot(r.cfg.Out))
+				return loss, fmt.Errorf("epoch %d, step %d: %w; the last good checkpoint is in %s", epoch, r.state.Step+1, err, checkpointRoot(r.cfg.Out))
 			}
 			return loss, err
 		}
@@ -130,7 +130,7 @@ func (r *run) saveInterrupted(res *Result) error {
 	if err := saveCheckpoint(r.cfg.Out, r.contents(), false); err != nil {
 		return err
 	}
-	fmt.Fprintf(r.log, "interrupted at epoch %d, batch %d; checkpoint saved, resume with --resume\n", r.state.Epoch+1, r.state.Batch)
+	fmt.Fprintf(r.log, "interrupted at epoch %d, batch %d; checkpoint saved, resume with --resume\n", r.state.EpochsDone+1, r.state.Batch)
 	return nil
 }
 
@@ -138,18 +138,18 @@ func (r *run) saveInterrupted(res *Result) error {
 // checkpoints (as "best" when the watched metric improved) and reports
 // whether early stopping ends the run.
 func (r *run) endEpoch(loss epochLoss, metricsLog io.Writer) (stop bool, err error) {
-	epoch := r.state.Epoch
-	r.state.Epoch++
+	r.state.EpochsDone++
+	epoch := r.state.EpochsDone
 	r.state.Batch = 0
 	valid, err := r.evaluate(data.Valid)
 	if err != nil {
 		return false, err
 	}
-	line := map[string]any{"epoch": epoch + 1, "step": r.state.Step, "train_loss": loss.mean(), "lr": r.state.LR}
+	line := map[string]any{"epoch": epoch, "step": r.state.Step, "train_loss": loss.mean(), "lr": r.state.LR}
 	improved := r.watch(valid, epoch)
 	if valid != nil {
 		line["valid"] = valid
-		fmt.Fprintf(r.log, "epoch %d/%d  train loss %.4f  valid:\n", epoch+1, r.cfg.Train.Epochs, loss.mean())
+		fmt.Fprintf(r.log, "epoch %d/%d  train loss %.4f  valid:\n", epoch, r.cfg.Train.Epochs, loss.mean())
 		valid.Table(r.log)
 	}
 	if err := json.NewEncoder(metricsLog).Encode(line); err != nil {
@@ -204,7 +204,7 @@ func (r *run) finalTest(res *Result) error {
 		return err
 	}
 	if res.Test != nil {
-		fmt.Fprintf(r.log, "test (best epoch %d, %.0f samples/s in training):\n", res.BestEpoch+1, res.SamplesPerSec)
+		fmt.Fprintf(r.log, "test (best epoch %d, %.0f samples/s in training):\n", res.BestEpoch, res.SamplesPerSec)
 		res.Test.Table(r.log)
 	}
 	return nil

@@ -50,6 +50,7 @@ func newProgress(o RunOptions, log io.Writer, total, done, every int) *progress 
 	return p
 }
 
+// step shows progress after a step of epoch (from 1).
 func (p *progress) step(step, epoch int, loss float64, samples int, elapsed time.Duration) {
 	if !p.started {
 		p.lossEWMA, p.started = loss, true
@@ -57,13 +58,13 @@ func (p *progress) step(step, epoch int, loss float64, samples int, elapsed time
 	p.lossEWMA = 0.98*p.lossEWMA + 0.02*loss
 	rate := float64(samples) / max(elapsed.Seconds(), 1e-9)
 	if p.bar != nil {
-		p.bar.Describe(fmt.Sprintf("epoch %d  loss %.4f  %.0f samples/s", epoch+1, p.lossEWMA, rate))
+		p.bar.Describe(fmt.Sprintf("epoch %d  loss %.4f  %.0f samples/s", epoch, p.lossEWMA, rate))
 		p.bar.Set(step)
 		return
 	}
 	if step%p.every == 0 || step == p.total {
 		eta := time.Duration(float64(p.total-step) / max(float64(step), 1) * float64(elapsed))
-		fmt.Fprintf(p.log, "step %d/%d  epoch %d  loss %.4f  %.0f samples/s  eta %s\n", step, p.total, epoch+1, p.lossEWMA, rate, eta.Round(time.Second))
+		fmt.Fprintf(p.log, "step %d/%d  epoch %d  loss %.4f  %.0f samples/s  eta %s\n", step, p.total, epoch, p.lossEWMA, rate, eta.Round(time.Second))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -302,4 +303,44 @@ func TestLoadModelEvaluatesLikeTheRun(t *testing.T) {
 	})
 	require.NoError(t, err)
 	assert.Equal(t, testAUC(t, res), *rep.Overall.AUC)
+}
+
+// TestOneEpochNumbering: the log, summary.json and metrics.jsonl number
+// epochs alike, from 1.
+func TestOneEpochNumbering(t *testing.T) {
+	cfg := tinyConfig(t)
+	var log strings.Builder
+	res, err := onTorchThread(func() (*Result, error) { return Train(context.Background(), cfg, RunOptions{Log: &log}) })
+	require.NoError(t, err)
+	var sum Result
+	b, err := os.ReadFile(filepath.Join(cfg.Out, "summary.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &sum))
+	assert.Equal(t, res.BestEpoch, sum.BestEpoch)
+	assert.Contains(t, log.String(), fmt.Sprintf("test (best epoch %d,", sum.BestEpoch))
+
+	lines, err := os.ReadFile(filepath.Join(cfg.Out, "metrics.jsonl"))
+	require.NoError(t, err)
+	var epochs []int
+	for _, l := range strings.Split(strings.TrimSpace(string(lines)), "\n") {
+		var line struct{ Epoch int }
+		require.NoError(t, json.Unmarshal([]byte(l), &line))
+		epochs = append(epochs, line.Epoch)
+		assert.Contains(t, log.String(), fmt.Sprintf("epoch %d/2 ", line.Epoch))
+	}
+	assert.Equal(t, []int{1, 2}, epochs)
+	assert.Contains(t, epochs, sum.BestEpoch)
+}
+
+// TestStateReadsTheFormatBeforeEpochsFromOne: a checkpoint written before
+// best_epoch was numbered from 1 still resumes at the same place.
+func TestStateReadsTheFormatBeforeEpochsFromOne(t *testing.T) {
+	var old State
+	require.NoError(t, json.Unmarshal([]byte(`{"step": 76, "epoch": 2, "batch": 0, "best_epoch": 0, "epochs_since_best": 1}`), &old))
+	assert.Equal(t, State{Format: stateFormat, Step: 76, EpochsDone: 2, BestEpoch: 1, SinceBest: 1}, old)
+	var none State
+	require.NoError(t, json.Unmarshal([]byte(`{"epoch": 0, "best_epoch": -1}`), &none))
+	assert.Equal(t, 0, none.BestEpoch)
+	var future State
+	assert.ErrorContains(t, json.Unmarshal([]byte(`{"format": 9}`), &future), "state format 9")
 }

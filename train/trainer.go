@@ -33,7 +33,7 @@ type RunOptions struct {
 // Result is what a run produced.
 type Result struct {
 	Out                   string          `json:"out"`
-	BestEpoch             int             `json:"best_epoch"`
+	BestEpoch             int             `json:"best_epoch"` // from 1, as printed; 0 when no epoch finished
 	Steps                 int             `json:"steps"`
 	Epochs                int             `json:"epochs_run"`
 	Valid                 *metrics.Report `json:"valid,omitempty"` // at the best epoch
@@ -205,7 +205,7 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 		return err
 	}
 	r.group = newGrouper(sp.Vocabs.Schema(), r.dev)
-	r.state = State{Seed: cfg.Seed, BestEpoch: -1, TorchVersion: torch.CompiledVersion(), Backbone: cfg.Model.Backbone, Meta: cfg.Model.Meta.Levels}
+	r.state = State{Format: stateFormat, Seed: cfg.Seed, TorchVersion: torch.CompiledVersion(), Backbone: cfg.Model.Backbone, Meta: cfg.Model.Meta.Levels}
 	if ck != nil {
 		if err := restoreModel(ck.Dir, r.model.Store); err != nil {
 			return err
@@ -214,7 +214,7 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 			return err
 		}
 		r.state = ck.State
-		fmt.Fprintf(r.log, "resumed from %s at epoch %d, batch %d (step %d)\n", ck.Dir, r.state.Epoch+1, r.state.Batch, r.state.Step)
+		fmt.Fprintf(r.log, "resumed from %s at epoch %d, batch %d (step %d)\n", ck.Dir, r.state.EpochsDone+1, r.state.Batch, r.state.Step)
 	}
 	return nil
 }
