@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"math"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/msrtrain/msrtrain/cgo/torch"
+	"github.com/msrtrain/msrtrain/data/choice"
 	"github.com/msrtrain/msrtrain/model/nn"
 )
 
@@ -27,8 +30,8 @@ import (
 
 // MetaConfig configures the meta networks.
 type MetaConfig struct {
-	// Levels selects the networks: none, scenario, user or both (the ablation switch).
-	Levels string `yaml:"levels"`
+	// Levels selects the networks (the ablation switch).
+	Levels MetaLevels `yaml:"levels"`
 	// ProjectionDim is P, the width the knowledge vector is projected down to.
 	ProjectionDim int64 `yaml:"projection_dim"`
 	// Generator is the MLP from the projection to the weight head.
@@ -37,8 +40,67 @@ type MetaConfig struct {
 	Layers []int64 `yaml:"layers"`
 	// Activation follows every meta layer.
 	Activation nn.Activation `yaml:"activation"`
-	// Fusion joins x with the meta outputs: concat or residual (needs Layers' last = input width).
-	Fusion string `yaml:"fusion"`
+	// Fusion joins x with the meta outputs.
+	Fusion Fusion `yaml:"fusion"`
+}
+
+// MetaLevels selects which meta networks run: none, scenario, user or both.
+type MetaLevels string
+
+// The meta levels.
+const (
+	LevelsNone     MetaLevels = "none"
+	LevelsScenario MetaLevels = "scenario"
+	LevelsUser     MetaLevels = "user"
+	LevelsBoth     MetaLevels = "both"
+)
+
+// MetaLevelValues are model.meta.levels' values.
+var MetaLevelValues = choice.New("meta levels", LevelsNone, LevelsScenario, LevelsUser, LevelsBoth)
+
+// UnmarshalYAML accepts one of MetaLevelValues.
+func (l *MetaLevels) UnmarshalYAML(n *yaml.Node) error { return MetaLevelValues.Decode(n, l) }
+
+// Enabled reports whether any meta network runs (and so knowledge is needed).
+func (l MetaLevels) Enabled() bool { return l != LevelsNone }
+
+// Scenario and User report whether that level's network runs.
+func (l MetaLevels) Scenario() bool { return l == LevelsScenario || l == LevelsBoth }
+func (l MetaLevels) User() bool     { return l == LevelsUser || l == LevelsBoth }
+
+// Fusion joins the bottom representation x with the meta networks' outputs z.
+type Fusion string
+
+// The fusions.
+const (
+	FusionConcat   Fusion = "concat"   // [x, z_scenario, z_user]
+	FusionResidual Fusion = "residual" // x + z_scenario + z_user; the last meta layer must be x's width
+)
+
+// FusionValues are model.meta.fusion's values.
+var FusionValues = choice.New("fusion", FusionConcat, FusionResidual)
+
+// UnmarshalYAML accepts one of FusionValues.
+func (f *Fusion) UnmarshalYAML(n *yaml.Node) error { return FusionValues.Decode(n, f) }
+
+// width is the fused width of x (in wide) and nets outputs (out wide each).
+func (f Fusion) width(in, out int64, nets int) int64 {
+	if f == FusionResidual {
+		return in
+	}
+	return in + int64(nets)*out
+}
+
+// apply fuses parts = [x, z...].
+func (f Fusion) apply(parts []*torch.Tensor) *torch.Tensor {
+	if f == FusionResidual {
+		out := parts[0]
+		for _, z := range parts[1:] {
+			out = out.Add(z)
+		}
+		return out
+	}
+	return torch.Cat(parts, 1)
 }
 
 // DefaultMetaConfig: both levels, one meta layer of width 16 generated from
@@ -48,27 +110,21 @@ type MetaConfig struct {
 // width 32) gained 0.003 test AUC.
 func DefaultMetaConfig() MetaConfig {
 	return MetaConfig{
-		Levels:        "both",
+		Levels:        LevelsBoth,
 		ProjectionDim: 32,
 		Generator:     nn.MLPConfig{Hidden: []int64{16}, Activation: nn.ReLU},
 		Layers:        []int64{16},
 		Activation:    nn.ReLU,
-		Fusion:        "concat",
+		Fusion:        FusionConcat,
 	}
 }
 
-// UseScenario and UseUser read the ablation switch.
-func (c MetaConfig) UseScenario() bool { return c.Levels == "scenario" || c.Levels == "both" }
-func (c MetaConfig) UseUser() bool     { return c.Levels == "user" || c.Levels == "both" }
-
 // Validate names the key of the first bad value.
 func (c MetaConfig) Validate(field string) error {
-	switch c.Levels {
-	case "none", "scenario", "user", "both":
-	default:
-		return fmt.Errorf("%s.levels = %q: want none, scenario, user or both", field, c.Levels)
+	if err := MetaLevelValues.Check(field+".levels", c.Levels); err != nil {
+		return err
 	}
-	if c.Levels == "none" {
+	if !c.Levels.Enabled() {
 		return nil
 	}
 	if c.ProjectionDim <= 0 {
@@ -85,8 +141,8 @@ func (c MetaConfig) Validate(field string) error {
 	if _, err := nn.ParseActivation(string(c.Activation)); err != nil {
 		return fmt.Errorf("%s.activation: %w", field, err)
 	}
-	if c.Fusion != "concat" && c.Fusion != "residual" {
-		return fmt.Errorf("%s.fusion = %q: want concat or residual", field, c.Fusion)
+	if err := FusionValues.Check(field+".fusion", c.Fusion); err != nil {
+		return err
 	}
 	return c.Generator.Validate(field + ".generator")
 }
@@ -170,23 +226,20 @@ func NewMeta(p nn.Path, inDim int64, know *Knowledge, cfg MetaConfig) (*Meta, er
 	}
 	m := &Meta{cfg: cfg, Knowledge: know}
 	last := cfg.Layers[len(cfg.Layers)-1]
-	if cfg.Fusion == "residual" && last != inDim {
+	if cfg.Fusion == FusionResidual && last != inDim {
 		return nil, fmt.Errorf("model.meta.fusion = residual needs the last meta layer (%d) to equal the input width (%d)", last, inDim)
 	}
-	m.OutDim = inDim
-	if cfg.UseScenario() {
+	nets := 0
+	if cfg.Levels.Scenario() {
 		m.scenario = newMetaNet(p.Sub("scenario"), know.Dim, inDim, cfg)
-		if cfg.Fusion == "concat" {
-			m.OutDim += last
-		}
+		nets++
 	}
-	if cfg.UseUser() {
+	if cfg.Levels.User() {
 		m.user = newMetaNet(p.Sub("user"), know.Dim, inDim, cfg)
 		m.UserFallback = p.Sub("user").Param("fallback", []int64{1, know.Dim}, nn.Normal(0.01))
-		if cfg.Fusion == "concat" {
-			m.OutDim += last
-		}
+		nets++
 	}
+	m.OutDim = cfg.Fusion.width(inDim, last, nets)
 	return m, nil
 }
 
@@ -200,14 +253,7 @@ func (m *Meta) Forward(in Input, users *torch.Tensor) *torch.Tensor {
 	if m.user != nil {
 		parts = append(parts, m.userLayers(in.X, users))
 	}
-	if m.cfg.Fusion == "residual" {
-		out := parts[0]
-		for _, z := range parts[1:] {
-			out = out.Add(z)
-		}
-		return out
-	}
-	return torch.Cat(parts, 1)
+	return m.cfg.Fusion.apply(parts)
 }
 
 // scenarioLayers generates each present scenario's layers once and applies them to its rows.

@@ -61,7 +61,7 @@ func newModelBenchStep(b *testing.B, backbone, levels string, batch int) (func()
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	cfg := DefaultConfig()
-	cfg.Backbone, cfg.Meta.Levels = backbone, levels
+	cfg.Backbone, cfg.Meta.Levels = backbone, MetaLevels(levels)
 	spec := Spec{Scenarios: scenarios, VocabSizes: []int64{users + 1, 5001, 101, 51, 21, 11, 11, 6}}
 	var know *Knowledge
 	if levels != "none" {

@@ -61,7 +61,7 @@ func TestMetaOutputShapesAndFusion(t *testing.T) {
 	}
 	for _, tc := range tests {
 		cfg := DefaultMetaConfig()
-		cfg.Levels, cfg.Fusion, cfg.Layers = tc.levels, tc.fusion, tc.layers
+		cfg.Levels, cfg.Fusion, cfg.Layers = MetaLevels(tc.levels), Fusion(tc.fusion), tc.layers
 		_, m := metaFixture(t, cfg, 10)
 		if m.OutDim != tc.wantWidth {
 			t.Errorf("%s/%s: OutDim %d, want %d", tc.levels, tc.fusion, m.OutDim, tc.wantWidth)

@@ -69,7 +69,7 @@ func New(cfg Config, spec Spec, know *Knowledge, dev torch.Device) (*Model, erro
 	m := &Model{Config: cfg, Spec: spec, Store: store}
 	m.Embedding = nn.NewEmbeddingCollection(root.Sub("embedding"), spec.VocabSizes, cfg.EmbeddingDim)
 	width := m.Embedding.OutDim() + int64(spec.Numeric)
-	if cfg.Meta.Levels != "none" {
+	if cfg.Meta.Levels.Enabled() {
 		meta, err := NewMeta(root.Sub("meta"), width, know, cfg.Meta)
 		if err != nil {
 			store.Close()

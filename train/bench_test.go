@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/msrtrain/msrtrain/data"
+	"github.com/msrtrain/msrtrain/model"
 )
 
 // BenchmarkLoaderVsTrainer measures, in one run on the default synthetic
@@ -46,7 +47,7 @@ func BenchmarkLoaderVsTrainer(b *testing.B) {
 
 		fmt.Printf("batch %d, %d training rows, %d threads\n", cfg.Train.BatchSize, rows, runtime.NumCPU())
 		fmt.Printf("%-28s %12.0f rows/s\n", "loader alone", loader)
-		for _, levels := range []string{"both", "none"} {
+		for _, levels := range []model.MetaLevels{model.LevelsBoth, model.LevelsNone} {
 			c := cfg
 			c.Model.Meta.Levels = levels
 			c.Out = b.TempDir()
@@ -59,7 +60,7 @@ func BenchmarkLoaderVsTrainer(b *testing.B) {
 				name = "trainer, bare STAR"
 			}
 			fmt.Printf("%-28s %12.0f samples/s   loader is %.0f× faster\n", name, res.SamplesPerSec, loader/res.SamplesPerSec)
-			b.ReportMetric(loader/res.SamplesPerSec, "loader/trainer-"+levels)
+			b.ReportMetric(loader/res.SamplesPerSec, "loader/trainer-"+string(levels))
 		}
 	}
 }

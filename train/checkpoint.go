@@ -157,7 +157,7 @@ func writeCheckpointFiles(dir string, c Contents) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint: optimizer: %w", err)
 	}
-	if err := safetensors.WriteFile(filepath.Join(dir, optimizerFile), opt, map[string]string{"optimizer": c.Config.Train.Optimizer}); err != nil {
+	if err := safetensors.WriteFile(filepath.Join(dir, optimizerFile), opt, map[string]string{"optimizer": string(c.Config.Train.Optimizer)}); err != nil {
 		return err
 	}
 	state := c.State

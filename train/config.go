@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/msrtrain/msrtrain/data"
+	"github.com/msrtrain/msrtrain/data/choice"
 	"github.com/msrtrain/msrtrain/model"
 )
 
@@ -35,16 +36,16 @@ type Config struct {
 
 // Options are the training loop's settings.
 type Options struct {
-	Optimizer     string   `yaml:"optimizer"` // adam, adamw, adagrad, sgd
-	LR            float64  `yaml:"lr"`
-	WeightDecay   float64  `yaml:"weight_decay"`
-	Momentum      float64  `yaml:"momentum"` // sgd only
-	Epochs        int      `yaml:"epochs"`
-	BatchSize     int      `yaml:"batch_size"`
-	EvalBatchSize int      `yaml:"eval_batch_size"`
-	DropLast      bool     `yaml:"drop_last"`
-	Schedule      Schedule `yaml:"schedule"`
-	ClipNorm      float64  `yaml:"clip_norm"` // 0 = no clipping
+	Optimizer     Optimizer `yaml:"optimizer"`
+	LR            float64   `yaml:"lr"`
+	WeightDecay   float64   `yaml:"weight_decay"`
+	Momentum      float64   `yaml:"momentum"` // sgd only
+	Epochs        int       `yaml:"epochs"`
+	BatchSize     int       `yaml:"batch_size"`
+	EvalBatchSize int       `yaml:"eval_batch_size"`
+	DropLast      bool      `yaml:"drop_last"`
+	Schedule      Schedule  `yaml:"schedule"`
+	ClipNorm      float64   `yaml:"clip_norm"` // 0 = no clipping
 	// EarlyStopping watches a validation metric after every epoch.
 	EarlyStopping EarlyStopping `yaml:"early_stopping"`
 	// LogEvery is the number of steps between log lines when stderr is not a terminal.
@@ -57,8 +58,8 @@ type Options struct {
 
 // Schedule shapes the learning rate over steps: linear warm-up, then decay.
 type Schedule struct {
-	Warmup   int     `yaml:"warmup"`    // steps of linear warm-up from 0
-	Decay    string  `yaml:"decay"`     // none, cosine, linear, step
+	Warmup   int     `yaml:"warmup"` // steps of linear warm-up from 0
+	Decay    Decay   `yaml:"decay"`
 	MinRatio float64 `yaml:"min_ratio"` // floor of the decay as a fraction of lr
 	StepSize int     `yaml:"step_size"` // step decay: steps between reductions
 	Gamma    float64 `yaml:"gamma"`     // step decay: factor per reduction
@@ -72,7 +73,7 @@ type EarlyStopping struct {
 
 // KnowledgeConfig says where LLM4MSR's knowledge vectors come from.
 type KnowledgeConfig struct {
-	Encoder string `yaml:"encoder"` // hash (built in, not an LLM), openai, file
+	Encoder Encoder `yaml:"encoder"`
 	// Dir holds the knowledge store; default <out>/knowledge.
 	Dir string `yaml:"dir"`
 	// MaxPerScenario caps the interactions per scenario in a user prompt (the paper's interaction threshold).
@@ -122,12 +123,12 @@ func DefaultConfig() Config {
 		Model:  model.DefaultConfig(),
 		Train: Options{
 			Optimizer: "adam", LR: 1e-3, Epochs: 3, BatchSize: 512, EvalBatchSize: 4096,
-			Schedule:      Schedule{Decay: "none", Gamma: 0.5},
+			Schedule:      Schedule{Decay: DecayNone, Gamma: 0.5},
 			EarlyStopping: EarlyStopping{Metric: "overall.auc", Patience: 2},
 			LogEvery:      100, LoaderWorkers: 2,
 		},
 		Knowledge: KnowledgeConfig{
-			Encoder: "hash", MaxPerScenario: 20,
+			Encoder: EncoderHash, MaxPerScenario: 20,
 			Hash: HashConfig{Dim: 64, Seed: 1},
 			OpenAI: OpenAIConfig{BaseURL: "http://localhost:8000/v1", APIKeyEnv: "OPENAI_API_KEY", Concurrency: 4,
 				TimeoutSeconds: 120, MaxRetries: 5, MaxTokens: 512},
@@ -152,7 +153,7 @@ func (c *Config) Validate() error {
 		{t.EarlyStopping.Patience < 0, fmt.Sprintf("train.early_stopping.patience = %d: must be >= 0", t.EarlyStopping.Patience)},
 		{t.Schedule.Warmup < 0, fmt.Sprintf("train.schedule.warmup = %d: must be >= 0", t.Schedule.Warmup)},
 		{t.Schedule.MinRatio < 0 || t.Schedule.MinRatio > 1, fmt.Sprintf("train.schedule.min_ratio = %g: must be in [0, 1]", t.Schedule.MinRatio)},
-		{t.Schedule.Decay == "step" && t.Schedule.StepSize <= 0, fmt.Sprintf("train.schedule.step_size = %d: step decay needs a positive step size", t.Schedule.StepSize)},
+		{t.Schedule.Decay == DecayStep && t.Schedule.StepSize <= 0, fmt.Sprintf("train.schedule.step_size = %d: step decay needs a positive step size", t.Schedule.StepSize)},
 		{t.LogEvery <= 0, fmt.Sprintf("train.log_every = %d: must be positive", t.LogEvery)},
 		{c.Threads < 0, fmt.Sprintf("threads = %d: must be >= 0", c.Threads)},
 		{c.Out == "", "out: an output directory is required"},
@@ -162,28 +163,22 @@ func (c *Config) Validate() error {
 			return errors.New(ch.msg)
 		}
 	}
-	switch t.Optimizer {
-	case "adam", "adamw", "adagrad", "sgd":
-	default:
-		return fmt.Errorf("train.optimizer = %q: want adam, adamw, adagrad or sgd", t.Optimizer)
-	}
-	switch t.Schedule.Decay {
-	case "none", "cosine", "linear", "step":
-	default:
-		return fmt.Errorf("train.schedule.decay = %q: want none, cosine, linear or step", t.Schedule.Decay)
+	for _, err := range []error{
+		OptimizerValues.Check("train.optimizer", t.Optimizer),
+		DecayValues.Check("train.schedule.decay", t.Schedule.Decay),
+		EncoderValues.Check("knowledge.encoder", c.Knowledge.Encoder),
+	} {
+		if err != nil {
+			return err
+		}
 	}
 	if _, err := parseMetric(t.EarlyStopping.Metric); err != nil {
 		return fmt.Errorf("train.early_stopping.metric: %w", err)
 	}
-	switch c.Knowledge.Encoder {
-	case "hash", "openai", "file":
-	default:
-		return fmt.Errorf("knowledge.encoder = %q: want hash, openai or file", c.Knowledge.Encoder)
-	}
 	if c.Knowledge.MaxPerScenario <= 0 {
 		return fmt.Errorf("knowledge.max_per_scenario = %d: must be positive", c.Knowledge.MaxPerScenario)
 	}
-	if c.Knowledge.Encoder == "hash" && c.Knowledge.Hash.Dim <= 0 {
+	if c.Knowledge.Encoder == EncoderHash && c.Knowledge.Hash.Dim <= 0 {
 		return fmt.Errorf("knowledge.hash.dim = %d: must be positive", c.Knowledge.Hash.Dim)
 	}
 	if err := c.Data.Validate(); err != nil {
@@ -265,6 +260,12 @@ func Apply(cfg *Config, sets map[string]any) error {
 // typeError keeps what yaml says about a value and drops its line numbers,
 // which point into generated YAML.
 func typeError(err error) string {
+	var bad *choice.Error
+	if errors.As(err, &bad) {
+		plain := *bad
+		plain.Line = 0
+		return plain.Error()
+	}
 	msg := err.Error()
 	if i := strings.LastIndex(msg, "cannot unmarshal"); i >= 0 {
 		return msg[i:]

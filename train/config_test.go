@@ -1,34 +1,35 @@
 package train
 
 import (
-	"math"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/msrtrain/msrtrain/model"
 )
 
 func TestConfigLayering(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "run.yaml")
-	os.WriteFile(file, []byte("train:\n  lr: 0.01\n  epochs: 7\nmodel:\n  backbone: mmoe\n"), 0o644)
-	cfg, err := LoadConfig(file, []string{"train.lr=0.05", "model.mmoe.experts=6", "model.star.hidden=[32, 16]", "data.synthetic.scenarios=4"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Train.LR != 0.05 || cfg.Train.Epochs != 7 || cfg.Model.Backbone != "mmoe" || cfg.Model.MMoE.Experts != 6 {
-		t.Errorf("defaults < file < overrides not respected: lr %g epochs %d backbone %s experts %d", cfg.Train.LR, cfg.Train.Epochs, cfg.Model.Backbone, cfg.Model.MMoE.Experts)
-	}
-	if got := cfg.Model.STAR.Hidden; len(got) != 2 || got[0] != 32 || got[1] != 16 {
-		t.Errorf("model.star.hidden = %v", got)
-	}
-	if cfg.Train.BatchSize != DefaultConfig().Train.BatchSize {
-		t.Errorf("an untouched key lost its default: batch_size %d", cfg.Train.BatchSize)
-	}
+	require.NoError(t, os.WriteFile(file, []byte("train:\n  lr: 0.01\n  epochs: 7\n  optimizer: AdamW\nmodel:\n  backbone: mmoe\n  meta: {levels: user}\n"), 0o644))
+	cfg, err := LoadConfig(file, []string{"train.lr=0.05", "model.mmoe.experts=6", "model.star.hidden=[32, 16]", "data.synthetic.scenarios=4", "train.schedule.decay=cosine"})
+	require.NoError(t, err)
+	// defaults < file < overrides
+	assert.Equal(t, 0.05, cfg.Train.LR)
+	assert.Equal(t, 7, cfg.Train.Epochs)
+	assert.Equal(t, "mmoe", cfg.Model.Backbone)
+	assert.Equal(t, 6, cfg.Model.MMoE.Experts)
+	assert.Equal(t, []int64{32, 16}, cfg.Model.STAR.Hidden)
+	assert.Equal(t, DefaultConfig().Train.BatchSize, cfg.Train.BatchSize, "an untouched key lost its default")
+	// Fixed-choice options are parsed into their types (any case).
+	assert.Equal(t, Optimizer("adamw"), cfg.Train.Optimizer)
+	assert.Equal(t, DecayCosine, cfg.Train.Schedule.Decay)
+	assert.Equal(t, model.LevelsUser, cfg.Model.Meta.Levels)
 	// The per-scenario synthetic lists follow the number of scenarios.
-	if err := cfg.Validate(); err != nil {
-		t.Errorf("4 synthetic scenarios: %v", err)
-	}
+	assert.NoError(t, cfg.Validate(), "4 synthetic scenarios")
 }
 
 func TestConfigErrorsNameTheKey(t *testing.T) {
@@ -42,11 +43,13 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{[]string{"train.epochs=[1]"}, "config key train.epochs = [1]: cannot unmarshal"},
 		{[]string{"train.lr"}, `override "train.lr": want key=value`},
 		{[]string{"train.lr=0"}, "train.lr = 0: must be positive"},
-		{[]string{"train.optimizer=lion"}, `train.optimizer = "lion"`},
+		{[]string{"train.optimizer=lion"}, `config key train.optimizer = lion: unknown optimizer "lion": want adam, adamw, adagrad or sgd`},
 		{[]string{"train.early_stopping.metric=overall.f1"}, "train.early_stopping.metric"},
 		{[]string{"train.schedule.decay=step"}, "train.schedule.step_size = 0"},
-		{[]string{"knowledge.encoder=bert"}, `knowledge.encoder = "bert"`},
-		{[]string{"model.meta.levels=all"}, `model.meta.levels = "all"`},
+		{[]string{"train.schedule.decay=exp"}, `config key train.schedule.decay = exp: unknown decay "exp": want none, cosine, linear or step`},
+		{[]string{"knowledge.encoder=bert"}, `config key knowledge.encoder = bert: unknown knowledge encoder "bert": want hash, openai or file`},
+		{[]string{"model.meta.levels=all"}, `config key model.meta.levels = all: unknown meta levels "all": want none, scenario, user or both`},
+		{[]string{"model.meta.fusion=sum"}, `unknown fusion "sum": want concat or residual`},
 		{[]string{"data.format=parquet"}, `format "parquet"`},
 	}
 	for _, tc := range tests {
@@ -54,10 +57,16 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		if err == nil {
 			err = cfg.Validate()
 		}
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%v: error %v, want %q", tc.sets, err, tc.want)
-		}
+		assert.ErrorContains(t, err, tc.want, "%v", tc.sets)
 	}
+}
+
+// TestConfigFileErrorsNameTheLine: a bad fixed-choice value in a file names the file and line.
+func TestConfigFileErrorsNameTheLine(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "run.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("seed: 1\nmodel:\n  meta:\n    levels: all\n"), 0o644))
+	_, err := LoadConfig(file, nil)
+	assert.EqualError(t, err, "config "+file+`: line 4: unknown meta levels "all": want none, scenario, user or both`)
 }
 
 func TestScheduleShapesTheLearningRate(t *testing.T) {
@@ -67,18 +76,16 @@ func TestScheduleShapesTheLearningRate(t *testing.T) {
 		total int
 		want  float64
 	}{
-		{Schedule{Decay: "none"}, 50, 100, 1},
-		{Schedule{Decay: "none", Warmup: 10}, 0, 100, 0.1},
-		{Schedule{Decay: "none", Warmup: 10}, 9, 100, 1},
-		{Schedule{Decay: "linear"}, 50, 100, 0.5},
-		{Schedule{Decay: "linear", MinRatio: 0.2}, 100, 100, 0.2},
-		{Schedule{Decay: "cosine"}, 50, 100, 0.5},
-		{Schedule{Decay: "cosine", Warmup: 20}, 20, 100, 1},
-		{Schedule{Decay: "step", StepSize: 10, Gamma: 0.5}, 25, 100, 0.25},
+		{Schedule{Decay: DecayNone}, 50, 100, 1},
+		{Schedule{Decay: DecayNone, Warmup: 10}, 0, 100, 0.1},
+		{Schedule{Decay: DecayNone, Warmup: 10}, 9, 100, 1},
+		{Schedule{Decay: DecayLinear}, 50, 100, 0.5},
+		{Schedule{Decay: DecayLinear, MinRatio: 0.2}, 100, 100, 0.2},
+		{Schedule{Decay: DecayCosine}, 50, 100, 0.5},
+		{Schedule{Decay: DecayCosine, Warmup: 20}, 20, 100, 1},
+		{Schedule{Decay: DecayStep, StepSize: 10, Gamma: 0.5}, 25, 100, 0.25},
 	}
 	for _, tc := range tests {
-		if got := tc.s.lrAt(1, tc.step, tc.total); math.Abs(got-tc.want) > 1e-12 {
-			t.Errorf("%+v at step %d/%d: lr %g, want %g", tc.s, tc.step, tc.total, got, tc.want)
-		}
+		assert.InDelta(t, tc.want, tc.s.lrAt(1, tc.step, tc.total), 1e-12, "%+v at step %d/%d", tc.s, tc.step, tc.total)
 	}
 }

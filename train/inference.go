@@ -48,7 +48,7 @@ func LoadModel(path, device string, threads int) (*Loaded, error) {
 	}
 	l := &Loaded{Checkpoint: ck, Device: dev, group: newGrouper(ck.Vocabs.Schema(), dev)}
 	var know *model.Knowledge
-	if cfg.Model.Meta.Levels != "none" {
+	if cfg.Model.Meta.Levels.Enabled() {
 		kdir := cfg.Knowledge.Dir
 		if kdir == "" {
 			// <out>/knowledge beside <out>/checkpoints/step-N, wherever the run directory is now.

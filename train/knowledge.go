@@ -76,22 +76,22 @@ func RenderPrompts(kc KnowledgeConfig, sp *data.Splits) ([]knowledge.Prompt, *kn
 // NewEncoder creates the configured encoder.
 func NewEncoder(kc KnowledgeConfig) (knowledge.Encoder, error) {
 	switch kc.Encoder {
-	case "hash":
+	case EncoderHash:
 		return knowledge.NewHashEncoder(kc.Hash.Dim, kc.Hash.Seed), nil
-	case "openai":
+	case EncoderOpenAI:
 		o := kc.OpenAI
 		return knowledge.NewOpenAIEncoder(knowledge.OpenAIConfig{
 			BaseURL: o.BaseURL, ChatModel: o.ChatModel, EmbeddingModel: o.EmbeddingModel, Dim: o.Dim,
 			APIKeyEnv: o.APIKeyEnv, MaxTokens: o.MaxTokens, Concurrency: o.Concurrency,
 			Timeout: time.Duration(o.TimeoutSeconds * float64(time.Second)), MaxRetries: o.MaxRetries,
 		})
-	case "file":
+	case EncoderFile:
 		if kc.File.Vectors == "" || kc.File.IDs == "" {
 			return nil, fmt.Errorf("knowledge.encoder = file needs knowledge.file.vectors and knowledge.file.ids")
 		}
 		return knowledge.NewFileEncoder(kc.File.Vectors, kc.File.IDs, kc.File.Tensor, filepath.Base(kc.File.Vectors))
 	}
-	return nil, fmt.Errorf("knowledge.encoder = %q: want hash, openai or file", kc.Encoder)
+	return nil, EncoderValues.Check("knowledge.encoder", kc.Encoder)
 }
 
 // KnowledgeDir is where a run keeps its knowledge store.

@@ -12,11 +12,11 @@ func (s Schedule) lrAt(base float64, step, total int) float64 {
 	span := max(total-s.Warmup, 1)
 	progress := math.Min(float64(step-s.Warmup)/float64(span), 1)
 	switch s.Decay {
-	case "cosine":
+	case DecayCosine:
 		return floor + (base-floor)*0.5*(1+math.Cos(math.Pi*progress))
-	case "linear":
+	case DecayLinear:
 		return floor + (base-floor)*(1-progress)
-	case "step":
+	case DecayStep:
 		return math.Max(base*math.Pow(s.Gamma, float64((step-s.Warmup)/s.StepSize)), floor)
 	}
 	return base

@@ -91,11 +91,11 @@ func Train(ctx context.Context, cfg Config, opts RunOptions) (*Result, error) {
 		return nil, err
 	}
 	res, err := trainOne(ctx, cfg, opts)
-	if err != nil || res.Interrupted || !cfg.Train.Baseline || cfg.Model.Meta.Levels == "none" {
+	if err != nil || res.Interrupted || !cfg.Train.Baseline || !cfg.Model.Meta.Levels.Enabled() {
 		return res, err
 	}
 	base := cfg
-	base.Model.Meta.Levels = "none"
+	base.Model.Meta.Levels = model.LevelsNone
 	base.Train.Baseline = false
 	base.Out = filepath.Join(cfg.Out, "baseline")
 	fmt.Fprintf(opts.Log, "\nbaseline: the same %s backbone without meta networks\n", cfg.Model.Backbone)
@@ -180,7 +180,7 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 		fmt.Fprintf(r.log, "skipped %d bad rows (data.skip_bad_rows); first: %v\n", sp.Skipped.Count, sp.Skipped.First)
 	}
 	var know *model.Knowledge
-	if cfg.Model.Meta.Levels != "none" {
+	if cfg.Model.Meta.Levels.Enabled() {
 		store, stats, err := BuildKnowledge(ctx, cfg, sp, progressWriter(r.opts))
 		if err != nil {
 			return fmt.Errorf("knowledge: %w", err)
@@ -205,7 +205,7 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 		return err
 	}
 	r.group = newGrouper(sp.Vocabs.Schema(), r.dev)
-	r.state = State{Format: stateFormat, Seed: cfg.Seed, TorchVersion: torch.CompiledVersion(), Backbone: cfg.Model.Backbone, Meta: cfg.Model.Meta.Levels}
+	r.state = State{Format: stateFormat, Seed: cfg.Seed, TorchVersion: torch.CompiledVersion(), Backbone: cfg.Model.Backbone, Meta: string(cfg.Model.Meta.Levels)}
 	if ck != nil {
 		if err := restoreModel(ck.Dir, r.model.Store); err != nil {
 			return err
@@ -234,7 +234,7 @@ func buildModel(cfg model.Config, vocabs *data.Vocabs, know *model.Knowledge, de
 }
 
 func (r *run) newOptimizer() error {
-	kind, err := torch.ParseOptimizer(r.cfg.Train.Optimizer)
+	kind, err := r.cfg.Train.Optimizer.Kind()
 	if err != nil {
 		return err
 	}

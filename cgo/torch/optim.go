@@ -12,6 +12,17 @@ import (
 )
 
 // OptimizerKind selects an update rule. Each follows PyTorch's formulas.
+//
+// Adding an optimizer:
+//
+//  1. the update rule in the shim (an MSR_* kind in msr.h; its slot count and
+//     its step over a flat run of parameters in optim.cpp), following PyTorch's formula;
+//  2. here, a kind constant, its entry in optimizers (name, slots in
+//     PyTorch's state_dict naming) and its PyTorch defaults in DefaultOptimOptions;
+//  3. a test against torch.optim in optim_test.go.
+//
+// train.optimizer reads its valid values from OptimizerNames, so the
+// configuration, its error messages and the README check follow the list.
 type OptimizerKind int
 
 // Optimizers.
@@ -22,32 +33,56 @@ const (
 	Adagrad OptimizerKind = C.MSR_ADAGRAD
 )
 
-var optimizerNames = map[string]OptimizerKind{"sgd": SGD, "adam": Adam, "adamw": AdamW, "adagrad": Adagrad}
+// optimizers is the one list of update rules: their names in
+// configurations, and the names of their per-parameter state as PyTorch's
+// state_dict has them.
+var optimizers = []struct {
+	kind  OptimizerKind
+	name  string
+	slots []string
+}{
+	{Adam, "adam", []string{"exp_avg", "exp_avg_sq"}},
+	{AdamW, "adamw", []string{"exp_avg", "exp_avg_sq"}},
+	{Adagrad, "adagrad", []string{"sum"}},
+	{SGD, "sgd", []string{"momentum_buffer"}},
+}
 
-// ParseOptimizer reads an optimizer name (sgd, adam, adamw, adagrad).
-func ParseOptimizer(name string) (OptimizerKind, error) {
-	if k, ok := optimizerNames[strings.ToLower(name)]; ok {
-		return k, nil
+// OptimizerNames are the optimizers' names, in the order docs list them.
+func OptimizerNames() []string {
+	names := make([]string, len(optimizers))
+	for i, o := range optimizers {
+		names[i] = o.name
 	}
-	return 0, fmt.Errorf("unknown optimizer %q: want sgd, adam, adamw or adagrad", name)
+	return names
+}
+
+// ParseOptimizer reads an optimizer name (any case).
+func ParseOptimizer(name string) (OptimizerKind, error) {
+	for _, o := range optimizers {
+		if strings.EqualFold(o.name, name) {
+			return o.kind, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown optimizer %q: want one of %s", name, strings.Join(OptimizerNames(), ", "))
 }
 
 func (k OptimizerKind) String() string {
-	for n, v := range optimizerNames {
-		if v == k {
-			return n
+	for _, o := range optimizers {
+		if o.kind == k {
+			return o.name
 		}
 	}
 	return fmt.Sprintf("optimizer(%d)", int(k))
 }
 
 // slotNames name each kind's per-parameter state as PyTorch's state_dict does.
-var slotNames = map[OptimizerKind][]string{
-	SGD:     {"momentum_buffer"},
-	Adam:    {"exp_avg", "exp_avg_sq"},
-	AdamW:   {"exp_avg", "exp_avg_sq"},
-	Adagrad: {"sum"},
-}
+var slotNames = func() map[OptimizerKind][]string {
+	m := make(map[OptimizerKind][]string, len(optimizers))
+	for _, o := range optimizers {
+		m[o.kind] = o.slots
+	}
+	return m
+}()
 
 // OptimOptions are a parameter group's hyperparameters.
 type OptimOptions struct {

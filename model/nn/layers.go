@@ -3,9 +3,11 @@ package nn
 import (
 	"fmt"
 	"math"
-	"strings"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
+	"github.com/msrtrain/msrtrain/data/choice"
 )
 
 // Linear is y = x·Wᵀ + b with PyTorch's default initialisation, so that a
@@ -41,16 +43,18 @@ const (
 	Identity  Activation = "none"
 )
 
-// ParseActivation checks an activation name from a config.
+// ActivationValues are the activations a config may name.
+var ActivationValues = choice.New("activation", ReLU, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Identity)
+
+// UnmarshalYAML accepts one of ActivationValues.
+func (a *Activation) UnmarshalYAML(n *yaml.Node) error { return ActivationValues.Decode(n, a) }
+
+// ParseActivation checks an activation name; empty means relu.
 func ParseActivation(s string) (Activation, error) {
-	a := Activation(strings.ToLower(s))
-	switch a {
-	case ReLU, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Identity:
-		return a, nil
-	case "":
+	if s == "" {
 		return ReLU, nil
 	}
-	return "", fmt.Errorf("unknown activation %q: want relu, leaky_relu, sigmoid, tanh, gelu, silu or none", s)
+	return ActivationValues.Parse(s)
 }
 
 // Apply runs the activation.

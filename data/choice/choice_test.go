@@ -1,0 +1,45 @@
+package choice
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+)
+
+type color string
+
+var colors = New[color]("color", "red", "green", "blue")
+
+func (c *color) UnmarshalYAML(n *yaml.Node) error { return colors.Decode(n, c) }
+
+func TestParseAndList(t *testing.T) {
+	assert.Equal(t, "red, green or blue", colors.String())
+	v, err := colors.Parse("Green")
+	require.NoError(t, err)
+	assert.Equal(t, color("green"), v)
+	_, err = colors.Parse("pink")
+	assert.EqualError(t, err, `unknown color "pink": want red, green or blue`)
+	assert.EqualError(t, colors.Check("paint.color", "pink"), `paint.color = "pink": want red, green or blue`)
+	assert.NoError(t, colors.Check("paint.color", "red"))
+	assert.Equal(t, "a", New[color]("x", "a").String())
+}
+
+func TestDecodeNamesTheLine(t *testing.T) {
+	var doc struct {
+		Color color `yaml:"color"`
+	}
+	require.NoError(t, yaml.Unmarshal([]byte("color: blue\n"), &doc))
+	assert.Equal(t, color("blue"), doc.Color)
+
+	err := yaml.Unmarshal([]byte("\ncolor: pink\n"), &doc)
+	var ce *Error
+	require.True(t, errors.As(err, &ce), "%v", err)
+	assert.Equal(t, 2, ce.Line)
+	assert.EqualError(t, err, `line 2: unknown color "pink": want red, green or blue`)
+
+	err = yaml.Unmarshal([]byte("color: [red]\n"), &doc)
+	assert.ErrorContains(t, err, `line 1: unknown color "<a list>"`)
+}

@@ -1,0 +1,57 @@
+package train
+
+import (
+	"go.yaml.in/yaml/v3"
+
+	"github.com/msrtrain/msrtrain/cgo/torch"
+	"github.com/msrtrain/msrtrain/data/choice"
+)
+
+// The configuration's fixed-choice options. Each is parsed once, when the
+// YAML (or a --set override, or a sweep's value) is decoded; the rest of
+// the code asks the value, never compares its text.
+
+// Optimizer is train.optimizer, one of torch's optimizers.
+type Optimizer string
+
+// OptimizerValues are torch.OptimizerNames: the binding's list is the only one.
+var OptimizerValues = choice.FromNames[Optimizer]("optimizer", torch.OptimizerNames())
+
+// UnmarshalYAML accepts one of OptimizerValues.
+func (o *Optimizer) UnmarshalYAML(n *yaml.Node) error { return OptimizerValues.Decode(n, o) }
+
+// Kind is the binding's optimizer.
+func (o Optimizer) Kind() (torch.OptimizerKind, error) { return torch.ParseOptimizer(string(o)) }
+
+// Decay is train.schedule.decay, the learning rate's shape after warm-up.
+type Decay string
+
+// The decays.
+const (
+	DecayNone   Decay = "none"
+	DecayCosine Decay = "cosine"
+	DecayLinear Decay = "linear"
+	DecayStep   Decay = "step" // × gamma every step_size steps
+)
+
+// DecayValues are train.schedule.decay's values.
+var DecayValues = choice.New("decay", DecayNone, DecayCosine, DecayLinear, DecayStep)
+
+// UnmarshalYAML accepts one of DecayValues.
+func (d *Decay) UnmarshalYAML(n *yaml.Node) error { return DecayValues.Decode(n, d) }
+
+// Encoder is knowledge.encoder, what turns prompts into knowledge vectors.
+type Encoder string
+
+// The encoders.
+const (
+	EncoderHash   Encoder = "hash"   // built in, no LLM: hashed words (tests, smoke runs)
+	EncoderOpenAI Encoder = "openai" // an OpenAI-compatible server
+	EncoderFile   Encoder = "file"   // vectors computed elsewhere
+)
+
+// EncoderValues are knowledge.encoder's values.
+var EncoderValues = choice.New("knowledge encoder", EncoderHash, EncoderOpenAI, EncoderFile)
+
+// UnmarshalYAML accepts one of EncoderValues.
+func (e *Encoder) UnmarshalYAML(n *yaml.Node) error { return EncoderValues.Decode(n, e) }
