@@ -35,8 +35,9 @@ type amazonMeta struct {
 	Categories json.RawMessage `json:"categories"` // 2014 release: [["a", "b"]]
 }
 
-// readAmazon reads review files, or every review file in a directory.
-func readAmazon(cfg *Config, paths []string) (*Raw, error) {
+// readAmazon reads review files, or every review file in a directory; a
+// review's rating is its label, so there is no file without labels.
+func readAmazon(cfg *Config, paths []string, _ bool) (*Raw, error) {
 	var files []string
 	for _, p := range paths {
 		if !isDir(p) {

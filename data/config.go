@@ -14,14 +14,14 @@ import (
 // Config is the YAML data config. The zero value of every key means its
 // documented default (see DefaultConfig and README.md).
 type Config struct {
-	// Format is synthetic (default), csv, douban, kuaisar or amazon.
-	Format string `yaml:"format"`
+	// Format is how the rows are read (FormatValues; default synthetic).
+	Format Format `yaml:"format"`
 	// Path is the data file (csv, douban) or directory (kuaisar, amazon).
 	Path string `yaml:"path"`
 	// Files lists several files read as one dataset (csv, douban, amazon).
 	Files []string `yaml:"files"`
 	// Train, Valid and Test give the split as files (csv, douban); Valid and
-	// Test may be empty.
+	// Test may be empty. Giving Train selects split method files (auto).
 	Train string `yaml:"train"`
 	Valid string `yaml:"valid"`
 	Test  string `yaml:"test"`
@@ -120,9 +120,9 @@ func (c *ColumnRef) UnmarshalYAML(n *yaml.Node) error {
 
 // SplitConfig says how rows are split.
 type SplitConfig struct {
-	// Method is random (default), time (by timestamp: the latest rows are
-	// the test set) or files (default when Train is set).
-	Method string `yaml:"method"`
+	// Method is auto (default: files when Train is set, else random),
+	// random, time (by timestamp: the latest rows are the test set) or files.
+	Method SplitMethod `yaml:"method"`
 	// Ratios of train:valid:test (default 8:1:1).
 	Ratios []float64 `yaml:"ratios"`
 }
@@ -151,7 +151,7 @@ func DefaultConfig() Config {
 
 func (c *Config) fillDefaults() {
 	if c.Format == "" {
-		c.Format = "synthetic"
+		c.Format = FormatSynthetic
 	}
 	if c.Header == nil {
 		t := true
@@ -161,10 +161,9 @@ func (c *Config) fillDefaults() {
 		c.MinCount = 1
 	}
 	if c.Split.Method == "" {
-		c.Split.Method = "random"
-		if c.Train != "" {
-			c.Split.Method = "files"
-		}
+		// Resolved when the data loads (splitMethod), not here: the default
+		// tree is filled before a config file says whether it gives train.
+		c.Split.Method = SplitAuto
 	}
 	if len(c.Split.Ratios) == 0 {
 		c.Split.Ratios = []float64{8, 1, 1}
@@ -180,19 +179,17 @@ func (c *Config) fillDefaults() {
 
 // Validate checks the config after defaults are filled.
 func (c *Config) Validate() error {
-	switch c.Format {
-	case "synthetic", "csv", "douban", "kuaisar", "amazon":
-	default:
-		return fmt.Errorf("data config: format %q: want synthetic, csv, douban, kuaisar or amazon", c.Format)
+	if err := c.validateFormat(); err != nil {
+		return err
 	}
-	switch c.Split.Method {
-	case "random", "time":
-	case "files":
-		if c.Train == "" {
-			return fmt.Errorf("data config: split method files needs train")
-		}
-	default:
-		return fmt.Errorf("data config: split method %q: want random, time or files", c.Split.Method)
+	if err := SplitMethodValues.Check("split.method", c.Split.Method); err != nil {
+		return fmt.Errorf("data config: %w", err)
+	}
+	switch m := c.splitMethod(); {
+	case m == SplitFiles && c.Train == "":
+		return fmt.Errorf("data config: split method files needs train")
+	case m != SplitFiles && c.Train != "":
+		return fmt.Errorf("data config: train, valid and test give the split as files, but split.method is %s; drop split.method or set it to files", m)
 	}
 	if len(c.Split.Ratios) != 3 {
 		return fmt.Errorf("data config: split ratios %v: want three numbers", c.Split.Ratios)
@@ -206,12 +203,6 @@ func (c *Config) Validate() error {
 	}
 	if sum <= 0 || c.Split.Ratios[0] <= 0 {
 		return fmt.Errorf("data config: split ratios %v: train must be positive", c.Split.Ratios)
-	}
-	if c.Format != "synthetic" && c.Path == "" && len(c.Files) == 0 && c.Train == "" {
-		return fmt.Errorf("data config: format %s needs path, files or train", c.Format)
-	}
-	if c.Stream.Enabled && c.Format != "csv" {
-		return fmt.Errorf("data config: stream is supported for format csv only, not %s", c.Format)
 	}
 	if _, err := c.delimiter(""); err != nil {
 		return err

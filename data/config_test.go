@@ -1,8 +1,10 @@
 package data
 
 import (
-	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -22,34 +24,57 @@ skip_bad_rows: true
 scenarios:
   - {name: book, description: Books.}
 `))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	d, _ := c.delimiter(c.Path)
-	switch {
-	case *c.Columns.Scenario.Index != 3 || c.Columns.User.Name != "user_id" || c.Columns.Item.Field() != "item":
-		t.Errorf("columns %+v", c.Columns)
-	case *c.Columns.Labels[0].Threshold != 3 || c.Columns.Labels[0].Field() != "label":
-		t.Errorf("label %+v", c.Columns.Labels[0])
-	case *c.Header || d != '\t' || c.Split.Method != "time" || c.MinCount != 2 || !c.SkipBadRows || c.Seed != 42:
-		t.Errorf("config %+v", c)
-	case c.Scenarios[0].Description != "Books.":
-		t.Errorf("scenarios %+v", c.Scenarios)
-	}
+	assert.Equal(t, 3, *c.Columns.Scenario.Index)
+	assert.Equal(t, "user_id", c.Columns.User.Name)
+	assert.Equal(t, "item", c.Columns.Item.Field())
+	assert.Equal(t, 3.0, *c.Columns.Labels[0].Threshold)
+	assert.Equal(t, "label", c.Columns.Labels[0].Field())
+	assert.False(t, *c.Header)
+	assert.Equal(t, byte('\t'), d)
+	assert.Equal(t, SplitTime, c.Split.Method)
+	assert.Equal(t, 2, c.MinCount)
+	assert.True(t, c.SkipBadRows)
+	assert.Equal(t, int64(42), c.Seed)
+	assert.Equal(t, "Books.", c.Scenarios[0].Description)
+
 	def := DefaultConfig()
-	if def.Format != "synthetic" || !equal(def.Split.Ratios, []float64{8, 1, 1}) || def.Synthetic.Rows != 250000 || def.Split.Method != "random" {
-		t.Errorf("defaults %+v", def)
+	assert.Equal(t, FormatSynthetic, def.Format)
+	assert.Equal(t, []float64{8, 1, 1}, def.Split.Ratios)
+	assert.Equal(t, 250000, def.Synthetic.Rows)
+	assert.Equal(t, SplitAuto, def.Split.Method)
+	assert.Equal(t, SplitRandom, def.splitMethod())
+
+	for _, bad := range []struct{ yaml, want string }{
+		{"formt: csv", "formt"},
+		{"format: parquet", `line 1: unknown data format "parquet": want synthetic, csv, douban, kuaisar or amazon`},
+		{"split: {ratios: [1, 1]}", "want three numbers"},
+		{"format: csv", "format csv needs path, files or train"},
+		{"delimiter: ab", `delimiter "ab"`},
+		{"format: douban\npath: x\nstream: {enabled: true}", "stream is supported for format csv only, not douban"},
+		{"split: {method: files}", "split method files needs train"},
+		{"split: {method: shuffled}", `unknown split method "shuffled"`},
+		{"format: csv\ntrain: a.csv\nsplit: {method: random}", "split.method is random; drop split.method or set it to files"},
+	} {
+		_, err := ParseConfig([]byte(bad.yaml))
+		assert.ErrorContains(t, err, bad.want, "%q", bad.yaml)
 	}
-	for _, bad := range []string{"formt: csv", "format: parquet", "split: {ratios: [1, 1]}", "format: csv", "delimiter: ab",
-		"format: douban\npath: x\nstream: {enabled: true}", "split: {method: files}"} {
-		if _, err := ParseConfig([]byte(bad)); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-	if _, err := ParseConfig([]byte("")); err != nil {
-		t.Errorf("empty config: %v", err)
-	}
-	if _, err := LoadConfig("testdata/none.yaml"); err == nil || !strings.Contains(err.Error(), "none.yaml") {
-		t.Errorf("missing file: %v", err)
-	}
+	_, err = ParseConfig([]byte(""))
+	assert.NoError(t, err, "empty config")
+	_, err = LoadConfig("testdata/none.yaml")
+	assert.ErrorContains(t, err, "none.yaml")
+}
+
+// TestGivenTrainSelectsFiles: train (with valid and test) selects the files
+// split, whether the config is parsed alone or over the filled defaults.
+func TestGivenTrainSelectsFiles(t *testing.T) {
+	c, err := ParseConfig([]byte("format: csv\ntrain: a.csv\nvalid: b.csv\n"))
+	require.NoError(t, err)
+	assert.Equal(t, SplitFiles, c.splitMethod())
+
+	over := DefaultConfig()
+	over.Format, over.Train = FormatCSV, "a.csv"
+	require.NoError(t, over.Validate())
+	assert.Equal(t, SplitFiles, over.splitMethod())
 }

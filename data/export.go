@@ -52,7 +52,7 @@ func WriteCSV(w io.Writer, raw *Raw) error {
 // CSVConfig is the data configuration that reads WriteCSV's output at path.
 func CSVConfig(raw *Raw, path string) Config {
 	cfg := DefaultConfig()
-	cfg.Format = "csv"
+	cfg.Format = FormatCSV
 	cfg.Path = path
 	cfg.Columns.Scenario = Col("scenario")
 	names := raw.catNames()

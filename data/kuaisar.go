@@ -26,7 +26,12 @@ var (
 	}
 )
 
-func readKuaiSAR(cfg *Config, dir string) (*Raw, error) {
+// readKuaiSAR reads one KuaiSAR directory; its labels are always there.
+func readKuaiSAR(cfg *Config, paths []string, _ bool) (*Raw, error) {
+	if len(paths) != 1 {
+		return nil, fmt.Errorf("data: format kuaisar: give one directory, not %d paths", len(paths))
+	}
+	dir := paths[0]
 	zero := 0.0
 	cols := Columns{User: Col("user_id"), Item: Col("item_id"),
 		Categorical: []ColumnRef{Col("keyword"), Col("search_source")},

@@ -47,7 +47,8 @@ func Load(cfg Config, opts ...Option) (*Splits, error) {
 	sp := &Splits{Config: cfg}
 	var raws [3]*Raw
 	var rows [3][]int32
-	if cfg.Split.Method == "files" {
+	method := cfg.splitMethod()
+	if method == SplitFiles {
 		for p, f := range []string{cfg.Train, cfg.Valid, cfg.Test} {
 			if f == "" {
 				continue
@@ -61,7 +62,7 @@ func Load(cfg Config, opts ...Option) (*Splits, error) {
 		}
 	} else {
 		var raw *Raw
-		if cfg.Format == "synthetic" {
+		if cfg.Format.Generated() {
 			d, err := Generate(cfg.Synthetic, cfg.Seed)
 			if err != nil {
 				return nil, err
@@ -74,7 +75,7 @@ func Load(cfg Config, opts ...Option) (*Splits, error) {
 			}
 		}
 		var err error
-		if rows, err = SplitRows(raw, cfg.Split.Method, cfg.Split.Ratios, cfg.Seed); err != nil {
+		if rows, err = SplitRows(raw, method, cfg.Split.Ratios, cfg.Seed); err != nil {
 			return nil, err
 		}
 		raws = [3]*Raw{raw, raw, raw}
@@ -95,7 +96,7 @@ func Load(cfg Config, opts ...Option) (*Splits, error) {
 			continue
 		}
 		r := rows[p]
-		if cfg.Split.Method == "files" {
+		if method == SplitFiles {
 			r = allRows(raws[p].Len())
 		}
 		t, err := encodeRows(raws[p], r, sp.Vocabs)
@@ -137,8 +138,8 @@ func (c *Config) paths() []string {
 // columns may be missing (predict data): the labels are then 0.
 func ReadFile(cfg Config, path string) (*Raw, error) {
 	cfg.fillDefaults()
-	if cfg.Format == "synthetic" {
-		return nil, fmt.Errorf("data: format synthetic has no files to read")
+	if cfg.Format.Generated() {
+		return nil, fmt.Errorf("data: format %s has no files to read", cfg.Format)
 	}
 	return readFiles(&cfg, []string{path}, true)
 }
@@ -149,23 +150,11 @@ func readFiles(cfg *Config, files []string, predict bool) (*Raw, error) {
 	if len(files) == 0 {
 		return nil, fmt.Errorf("data: format %s: no files given", cfg.Format)
 	}
-	var raw *Raw
-	var err error
-	switch cfg.Format {
-	case "csv":
-		raw, err = readGeneric(cfg, files, predict)
-	case "douban":
-		raw, err = readDouban(cfg, files, predict)
-	case "amazon":
-		raw, err = readAmazon(cfg, files)
-	case "kuaisar":
-		if len(files) != 1 {
-			return nil, fmt.Errorf("data: format kuaisar: give one directory, not %d paths", len(files))
-		}
-		raw, err = readKuaiSAR(cfg, files[0])
-	default:
+	read := cfg.Format.reader()
+	if read == nil {
 		return nil, fmt.Errorf("data: format %q cannot be read from files", cfg.Format)
 	}
+	raw, err := read(cfg, files, predict)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +166,7 @@ func readFiles(cfg *Config, files []string, predict bool) (*Raw, error) {
 	return raw, nil
 }
 
-// readGeneric reads csv files with the config's columns.
+// readGeneric reads csv files (format csv) with the config's columns.
 func readGeneric(cfg *Config, files []string, predict bool) (*Raw, error) {
 	raw := newRawFor(&cfg.Columns)
 	for _, f := range files {

@@ -32,15 +32,15 @@ func allRows(n int) []int32 {
 // (each in ascending order) by ratios: "random" shuffles with seed, "time"
 // puts the earliest rows in train and the latest in test (ties broken by
 // row order). The result depends only on (raw, method, ratios, seed).
-func SplitRows(raw *Raw, method string, ratios []float64, seed int64) ([3][]int32, error) {
+func SplitRows(raw *Raw, method SplitMethod, ratios []float64, seed int64) ([3][]int32, error) {
 	var parts [3][]int32
 	n := raw.Len()
 	order := allRows(n)
 	switch method {
-	case "random":
+	case SplitRandom:
 		r := rand.New(rand.NewPCG(uint64(seed), 0x5b117))
 		r.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
-	case "time":
+	case SplitTime:
 		if raw.Time == nil {
 			return parts, fmt.Errorf("%s: split by time needs a time column", rawName(raw))
 		}

@@ -26,18 +26,18 @@ type streamSet struct {
 
 func loadStream(cfg Config, lo loadOptions) (*Splits, error) {
 	s := &streamSet{cfg: cfg}
-	switch cfg.Split.Method {
-	case "files":
+	switch method := cfg.splitMethod(); method {
+	case SplitFiles:
 		for p, f := range []string{cfg.Train, cfg.Valid, cfg.Test} {
 			if f != "" {
 				s.files[p] = []string{f}
 			}
 		}
-	case "random":
+	case SplitRandom:
 		s.hash = true
 		s.files[Train] = cfg.paths()
 	default:
-		return nil, fmt.Errorf("data config: streaming supports split methods files and random, not %s", cfg.Split.Method)
+		return nil, fmt.Errorf("data config: streaming supports split methods files and random, not %s", method)
 	}
 	sp := &Splits{Config: cfg, stream: s}
 	nc := len(cfg.Columns.catRefs())

@@ -3,11 +3,13 @@ package train
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/model"
 )
 
@@ -87,5 +89,46 @@ func TestScheduleShapesTheLearningRate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		assert.InDelta(t, tc.want, tc.s.lrAt(1, tc.step, tc.total), 1e-12, "%+v at step %d/%d", tc.s, tc.step, tc.total)
+	}
+}
+
+// TestDocsListEveryChoice: the README's and data/README.md's config
+// comments list exactly the values each fixed-choice option's type accepts.
+func TestDocsListEveryChoice(t *testing.T) {
+	tests := []struct {
+		file, key string
+		values    []string
+	}{
+		{"../README.md", "  format: synthetic", data.FormatValues.Names()},
+		{"../data/README.md", "format: csv", data.FormatValues.Names()},
+		{"../data/README.md", "  method: auto", data.SplitMethodValues.Names()},
+		{"../README.md", "    levels: both", model.MetaLevelValues.Names()},
+		{"../README.md", "    fusion: concat", model.FusionValues.Names()},
+		{"../README.md", "  optimizer: adam", OptimizerValues.Names()},
+		{"../README.md", "  schedule: {", DecayValues.Names()},
+		{"../README.md", "  encoder: hash", EncoderValues.Names()},
+	}
+	for _, tc := range tests {
+		b, err := os.ReadFile(tc.file)
+		require.NoError(t, err)
+		var line string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, tc.key) {
+				line = l
+				break
+			}
+		}
+		require.NotEmpty(t, line, "%s has no line starting %q", tc.file, tc.key)
+		_, comment, _ := strings.Cut(line, "#")
+		listed := strings.Split(comment, "|")
+		require.Len(t, listed, len(tc.values), "%s: %q lists %d values, the type has %v", tc.file, line, len(listed), tc.values)
+		for i, v := range tc.values {
+			words := strings.Fields(listed[i])
+			require.NotEmpty(t, words, "%s: %q", tc.file, line)
+			if i == 0 && len(words) > 1 && strings.HasSuffix(words[0], ":") {
+				words = words[1:] // "# decay: none | ..."
+			}
+			assert.Equal(t, v, words[0], "%s: %q, value %d", tc.file, line, i)
+		}
 	}
 }

@@ -11,6 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var binary string
@@ -193,4 +196,52 @@ grid:
 	if n := strings.Count(stderr, " ok ("); n != 0 {
 		t.Errorf("rerun ran %d finished trials again:\n%s", n, stderr)
 	}
+}
+
+// TestGivenSplitFiles trains on a config file that gives train, valid and
+// test files and nothing else about the split, as the README shows: giving
+// them is enough to select them.
+func TestGivenSplitFiles(t *testing.T) {
+	dir := t.TempDir()
+	all := filepath.Join(dir, "all.csv")
+	mustRun(t, append(append([]string{"data", "synth", "--output", all}, tiny[:6]...), "--set", "data.synthetic.rows=400")...)
+	b, err := os.ReadFile(all)
+	require.NoError(t, err)
+	lines := strings.SplitAfter(strings.TrimSpace(string(b)), "\n")
+	header, rows := lines[0], lines[1:]
+	require.Len(t, rows, 400)
+	for name, part := range map[string][]string{"train.csv": rows[:300], "valid.csv": rows[300:350], "test.csv": rows[350:]} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(header+strings.Join(part, "")+"\n"), 0o644))
+	}
+	cfg := filepath.Join(dir, "run.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`data:
+  format: csv
+  train: %[1]s/train.csv
+  valid: %[1]s/valid.csv
+  test: %[1]s/test.csv
+  columns:
+    scenario: scenario
+    user: user_id
+    item: item_id
+    categorical: [item_category, user_segment]
+    numeric: [item_pop, user_activity]
+    labels: [click]
+model: {meta: {levels: none}}
+train: {epochs: 1, batch_size: 100}
+`, dir)), 0o644))
+	out := filepath.Join(dir, "run")
+	mustRun(t, "--out", out, "-c", cfg, "train", "--threads", "1")
+	var summary struct {
+		Steps int `json:"steps"`
+		Test  struct {
+			Overall struct {
+				Count int `json:"count"`
+			} `json:"overall"`
+		} `json:"test"`
+	}
+	b, err = os.ReadFile(filepath.Join(out, "summary.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &summary))
+	assert.Equal(t, 3, summary.Steps, "300 training rows in batches of 100")
+	assert.Equal(t, 50, summary.Test.Overall.Count, "the test split is test.csv")
 }

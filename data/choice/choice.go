@@ -29,6 +29,15 @@ func New[T ~string](what string, values ...T) Set[T] {
 // Values are the valid values, in order.
 func (s Set[T]) Values() []T { return append([]T(nil), s.values...) }
 
+// Names are the valid values as plain strings, in order.
+func (s Set[T]) Names() []string {
+	names := make([]string, len(s.values))
+	for i, v := range s.values {
+		names[i] = string(v)
+	}
+	return names
+}
+
 // Has reports whether v is one of the values.
 func (s Set[T]) Has(v T) bool {
 	for _, x := range s.values {
@@ -74,10 +83,7 @@ func (s Set[T]) Check(key string, v T) error {
 
 // String lists the values for a message: "a, b or c".
 func (s Set[T]) String() string {
-	names := make([]string, len(s.values))
-	for i, v := range s.values {
-		names[i] = string(v)
-	}
+	names := s.Names()
 	if len(names) < 2 {
 		return strings.Join(names, "")
 	}
