@@ -217,6 +217,7 @@ type Meta struct {
 	UserFallback *torch.Tensor // [1, K], learned
 	Knowledge    *Knowledge
 	OutDim       int64 // width of the fused representation
+	dev          torch.Device
 }
 
 // NewMeta builds the networks under p ("meta.scenario.*", "meta.user.*").
@@ -224,7 +225,7 @@ func NewMeta(p nn.Path, inDim int64, know *Knowledge, cfg MetaConfig) (*Meta, er
 	if know == nil {
 		return nil, fmt.Errorf("model.meta.levels = %q needs knowledge vectors (see `msrtrain knowledge build`)", cfg.Levels)
 	}
-	m := &Meta{cfg: cfg, Knowledge: know}
+	m := &Meta{cfg: cfg, Knowledge: know, dev: p.Store().Device}
 	last := cfg.Layers[len(cfg.Layers)-1]
 	if cfg.Fusion == FusionResidual && last != inDim {
 		return nil, fmt.Errorf("model.meta.fusion = residual needs the last meta layer (%d) to equal the input width (%d)", last, inDim)
@@ -263,7 +264,7 @@ func (m *Meta) scenarioLayers(in Input) *torch.Tensor {
 	for i, s := range segs {
 		ids[i] = int64(s.Scenario)
 	}
-	idx := torch.FromSlice(ids).ToDevice(in.X.Device(), false)
+	idx := torch.FromSlice(ids).ToDevice(m.dev, false)
 	g := m.scenario.generate(m.Knowledge.Scenario.IndexSelect(0, idx))
 	outs := make([]*torch.Tensor, len(segs))
 	for i, s := range segs {
@@ -291,12 +292,15 @@ func (m *Meta) scenarioLayers(in Input) *torch.Tensor {
 // 2048) multiplied into the rows elementwise; the bias b(u) is a Linear of h_u.
 // h is computed once per distinct user and then indexed.
 func (m *Meta) userLayers(x, users *torch.Tensor) *torch.Tensor {
+	if x.Err() != nil {
+		return x // its failure flows on, as through any op; it has no shape to ask
+	}
 	distinct, row := users.Unique()
 	known := m.Knowledge.UserKnown.IndexSelect(0, distinct)
 	k := m.Knowledge.User.IndexSelect(0, distinct).Mul(known).Add(m.UserFallback.Mul(known.RSubScalar(1)))
 	h := m.user.hidden(k).IndexSelect(0, row) // [B, G]
 	g := m.user.gen.Out
-	ones := torch.Ones([]int64{x.Shape()[0], 1}, x.DType(), x.Device())
+	ones := torch.Ones([]int64{x.Shape()[0], 1}, x.DType(), m.dev)
 	hTilde := torch.Cat([]*torch.Tensor{h, ones}, 1).Unsqueeze(2) // [B, G+1, 1]
 	head := m.user.head
 	z := x

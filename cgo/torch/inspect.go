@@ -38,40 +38,30 @@ func (t *Tensor) Info() (Info, error) {
 	return Info{DType: DType(dt), Shape: s, Device: Device{Type: DeviceType(dtyp), Index: int(didx)}, RequiresGrad: rg != 0}, nil
 }
 
-// Shape returns the tensor's shape, or nil if it holds an error.
-func (t *Tensor) Shape() []int64 {
+// The getters below (Shape, Numel, DType, Device) are for tensors known to
+// be good: parameters, or results whose Err was checked. On a tensor that
+// holds an error or was freed they panic, naming the error: there is no
+// shape to return, and a default (nil, -1, CPU) would pass for a real one.
+// Code that may hold a failed tensor calls Info, which returns the error.
+
+// Shape returns the tensor's shape; it panics if the tensor holds an error (see Info).
+func (t *Tensor) Shape() []int64 { return t.mustInfo("Shape").Shape }
+
+// Numel is the number of elements; it panics if the tensor holds an error (see Info).
+func (t *Tensor) Numel() int64 { return numel(t.mustInfo("Numel").Shape) }
+
+// DType returns the element type; it panics if the tensor holds an error (see Info).
+func (t *Tensor) DType() DType { return t.mustInfo("DType").DType }
+
+// Device returns where the tensor lives; it panics if the tensor holds an error (see Info).
+func (t *Tensor) Device() Device { return t.mustInfo("Device").Device }
+
+func (t *Tensor) mustInfo(getter string) Info {
 	info, err := t.Info()
 	if err != nil {
-		return nil
+		panic(fmt.Errorf("torch: %s of a failed tensor (check Err or call Info first): %w", getter, err))
 	}
-	return info.Shape
-}
-
-// Numel is the number of elements (0 if the tensor holds an error).
-func (t *Tensor) Numel() int64 {
-	s := t.Shape()
-	if s == nil {
-		return 0
-	}
-	return numel(s)
-}
-
-// DType returns the element type (-1 if the tensor holds an error).
-func (t *Tensor) DType() DType {
-	info, err := t.Info()
-	if err != nil {
-		return -1
-	}
-	return info.DType
-}
-
-// Device returns where the tensor lives (CPU if it holds an error).
-func (t *Tensor) Device() Device {
-	info, err := t.Info()
-	if err != nil {
-		return CPU
-	}
-	return info.Device
+	return info
 }
 
 func (t *Tensor) String() string {

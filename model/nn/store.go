@@ -121,6 +121,9 @@ func (s *Store) LoadStateDict(state map[string]*torch.Tensor) error {
 	}
 	for _, v := range s.vars {
 		src := state[v.Name]
+		if err := src.Err(); err != nil {
+			return fmt.Errorf("state dict: %s: %w", v.Name, err)
+		}
 		if got, want := src.Shape(), v.Tensor.Shape(); !slices.Equal(got, want) {
 			return fmt.Errorf("state dict: %s has shape %v, the model wants %v", v.Name, got, want)
 		}
