@@ -6,6 +6,8 @@ SHELL := /bin/bash
 BUILD := build
 BIN := bin/msrtrain
 GO ?= go
+# The lowest Go that builds and tests msrtrain: go.mod's go line, read from there.
+GO_MIN := $(shell sed -n 's/^go //p' go.mod)
 TEST_FLAGS ?= -count=1 -timeout 25m
 
 TORCH_MK := $(BUILD)/torch.mk
@@ -84,7 +86,7 @@ ifeq ($(LIBTORCH),)
 APT_PACKAGES += libtorch-dev libgloo-dev
 endif
 setup:
-	@command -v $(GO) >/dev/null || { echo "Go 1.22+ is needed: https://go.dev/dl/"; exit 1; }
+	@command -v $(GO) >/dev/null || { echo "Go $(GO_MIN)+ is needed (go.mod): https://go.dev/dl/"; exit 1; }
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES)
 	$(GO) mod download

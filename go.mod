@@ -1,6 +1,6 @@
 module github.com/msrtrain/msrtrain
 
-go 1.26.8
+go 1.25.0
 
 require (
 	github.com/schollz/progressbar/v3 v3.19.1
