@@ -9,8 +9,9 @@ import (
 	"strings"
 )
 
-// Synthetic sizes the generated dataset. Zero values take the defaults,
-// which train in about a minute on 2 cores (250k rows, 200k for training).
+// Synthetic sizes the generated dataset. Zero values take the defaults
+// (250k rows, 200k for training), small enough to train in minutes on a
+// laptop's CPU.
 //
 // # The generative model
 //

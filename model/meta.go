@@ -106,8 +106,7 @@ func (f Fusion) apply(parts []*torch.Tensor) *torch.Tensor {
 // DefaultMetaConfig: both levels, one meta layer of width 16 generated from
 // a 16-wide hidden layer, concatenated. A user-level layer costs
 // in × (hidden + 1) × width multiply-adds per row (see userLayers), so these
-// widths set the overhead; on the synthetic data wider ones (64 hidden,
-// width 32) gained 0.003 test AUC.
+// widths set the overhead; wider ones gain little AUC for it (README, Benchmarks).
 func DefaultMetaConfig() MetaConfig {
 	return MetaConfig{
 		Levels:        LevelsBoth,

@@ -33,7 +33,7 @@ func eachSegment(in Input, dim int64, f func(seg Segment) *torch.Tensor) *torch.
 // (autograd keeps what backward needs and frees it as backward goes), as
 // Python frees locals; held until the step's scope closes instead, every
 // activation of the step stays alive at once, and the allocator cannot reuse
-// their memory within the step (measured: ~10% of a step at batch 2048).
+// their memory within the step (what that costs: README, Benchmarks).
 func scoped(f func() *torch.Tensor) *torch.Tensor {
 	sc := torch.NewScope()
 	defer sc.Close()
@@ -173,9 +173,8 @@ func (e *expertStack) Forward(x *torch.Tensor) *torch.Tensor {
 // mix is the gated sum Σ_k gate[:, k] · experts[k]: experts [K, B, h] and
 // gate [B, K] give [B, h], as one broadcast product summed over K. A
 // batched matmul of B tiny [1, K]·[K, h] products does the same, but
-// libtorch runs those on its naive per-element kernel: forward and backward
-// measured 1.3–1.9× slower at batch 256–8192 (K 4, h 64), and 10% of PLE's
-// step at batch 8192.
+// libtorch runs those on its naive per-element kernel, slower forward and
+// backward at every batch size (README, Benchmarks).
 func mix(experts, gate *torch.Tensor) *torch.Tensor {
 	return experts.Mul(gate.T().Unsqueeze(2)).Sum(false, 0)
 }

@@ -13,9 +13,9 @@ import (
 // TuneAllocator keeps tensor-sized blocks (up to 1 GiB) in the C heap and
 // stops glibc from handing freed memory back to the kernel, so a training
 // loop that allocates the same activations every step stops mapping and
-// faulting them in each time (measured: STAR's step at batch 256, 20% less
-// backward time). Call it once at start-up, before the first tensor; the
-// process then keeps its peak resident memory.
+// faulting them in each time (what that saves: README, Benchmarks). Call it
+// once at start-up, before the first tensor; the process then keeps its
+// peak resident memory.
 func TuneAllocator() error {
 	if C.msr_tune_allocator(mmapThreshold, trimThreshold) != 1 {
 		return errors.New("torch: mallopt refused the allocator settings")

@@ -127,9 +127,8 @@ func SetThreads(intraOp, blas int) error {
 // Matrix products are most of a recommendation model's training step, so
 // where the BLAS keeps a pool of its own (OpenBLAS) it gets all n and
 // libtorch's intra-op pool gets 1: two pools at full width oversubscribe the
-// cores (2–4× slower steps on 2 cores), and on this 2-core machine BLAS 2 with
-// intra-op 1 ran the backbones' steps 1.1–1.65× faster than intra-op 2 with
-// BLAS 1, at batch 256 and 2048 alike. A BLAS without its own pool (MKL
+// cores, and the BLAS splitting the products beats libtorch splitting the
+// ops around them (README, Benchmarks). A BLAS without its own pool (MKL
 // runs on libtorch's OpenMP threads) gets n through the intra-op pool.
 func SetCPUThreads(n int) error {
 	if n <= 0 {
