@@ -78,62 +78,41 @@ func (s scorer) score(src data.Source, sink func(g *grouper, probs []float32) er
 	return err
 }
 
-// metric is a validation metric that early stopping watches.
-type metric struct {
+// watchedMetric is the validation metric early stopping watches.
+type watchedMetric struct {
 	scenario string // "" for overall
-	name     string // auc, gauc, logloss
+	metrics.Metric
 }
 
-func parseMetric(s string) (metric, error) {
+func parseMetric(s string) (watchedMetric, error) {
 	parts := strings.Split(s, ".")
-	var m metric
+	var w watchedMetric
+	var name string
 	switch {
 	case len(parts) == 2 && parts[0] == "overall":
-		m.name = parts[1]
+		name = parts[1]
 	case len(parts) == 3 && parts[0] == "scenario" && parts[1] != "":
-		m.scenario, m.name = parts[1], parts[2]
+		w.scenario, name = parts[1], parts[2]
 	default:
-		return m, fmt.Errorf("%q: want overall.<metric> or scenario.<name>.<metric>", s)
+		return w, fmt.Errorf("%q: want overall.<metric> or scenario.<name>.<metric>", s)
 	}
-	switch m.name {
-	case "auc", "gauc", "logloss":
-		return m, nil
+	m, ok := metrics.Lookup(name)
+	if !ok {
+		return w, fmt.Errorf("%q: the metric must be %s", s, metrics.MetricNames())
 	}
-	return m, fmt.Errorf("%q: the metric must be auc, gauc or logloss", s)
-}
-
-func (m metric) better(a, b float64) bool {
-	if m.name == "logloss" {
-		return a < b
-	}
-	return a > b
+	w.Metric = m
+	return w, nil
 }
 
 // value reads the metric from a report; false when it is undefined there.
-func (m metric) value(r metrics.Report) (float64, bool) {
-	e := r.Overall
-	if m.scenario != "" {
-		found := false
-		for _, s := range r.PerScenario {
-			if s.Scenario == m.scenario {
-				e, found = s, true
-			}
-		}
-		if !found {
-			return 0, false
+func (w watchedMetric) value(r metrics.Report) (float64, bool) {
+	if w.scenario == "" {
+		return w.Of(r.Overall)
+	}
+	for _, e := range r.PerScenario {
+		if e.Scenario == w.scenario {
+			return w.Of(e)
 		}
 	}
-	var v *float64
-	switch m.name {
-	case "auc":
-		v = e.AUC
-	case "gauc":
-		v = e.GAUC
-	case "logloss":
-		v = e.LogLoss
-	}
-	if v == nil {
-		return 0, false
-	}
-	return *v, true
+	return 0, false
 }

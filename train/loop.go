@@ -179,7 +179,7 @@ func (r *run) watch(valid *metrics.Report, epoch int) (improved bool) {
 	if !ok {
 		return false
 	}
-	if r.state.BestMetric != nil && !watched.better(v, *r.state.BestMetric) {
+	if r.state.BestMetric != nil && !watched.Better(v, *r.state.BestMetric) {
 		r.state.SinceBest++
 		return false
 	}

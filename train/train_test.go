@@ -233,9 +233,10 @@ func TestMetricParsing(t *testing.T) {
 			}
 		}
 	}
-	if !(metric{name: "logloss"}).better(0.3, 0.4) || (metric{name: "auc"}).better(0.3, 0.4) {
-		t.Error("better() has the wrong direction")
-	}
+	logloss, _ := metrics.Lookup("logloss")
+	auc, _ := metrics.Lookup("auc")
+	assert.True(t, logloss.Better(0.3, 0.4), "lower logloss is better")
+	assert.False(t, auc.Better(0.3, 0.4), "higher AUC is better")
 }
 
 // TestLLM4MSRImprovesEveryBackbone is LLM4MSR's claim on the embedded

@@ -25,9 +25,9 @@ func (e Entry) flatten(out map[string]float64, p string) {
 	}
 	out[p+"pos_rate"] = e.PosRate
 	out[p+"mean_pred"] = e.MeanPred
-	for name, v := range map[string]*float64{"logloss": e.LogLoss, "auc": e.AUC, "gauc": e.GAUC} {
-		if v != nil {
-			out[p+name] = *v
+	for _, m := range Metrics {
+		if v, ok := m.Of(e); ok {
+			out[p+m.Name] = v
 		}
 	}
 	if e.GAUC != nil {

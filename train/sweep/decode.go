@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/msrtrain/msrtrain/train/metrics"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -80,6 +81,9 @@ func decodeSpec(data []byte, file string) (Spec, error) {
 	})
 	if err != nil {
 		return Spec{}, err
+	}
+	if _, given := at["maximize"]; !given {
+		s.Maximize = metrics.HigherIsBetter(s.Metric)
 	}
 	if s.Method == "" { // infer it from the section given
 		s.Method = MethodGrid

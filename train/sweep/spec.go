@@ -40,7 +40,7 @@ type Spec struct {
 	Seeds      []int64 // every point runs once per seed
 	Workers    int     // trials run at once
 	Metric     string  // dotted metric name the results are sorted by
-	Maximize   bool    // whether a larger Metric is better (default true)
+	Maximize   bool    // whether a larger Metric is better (default: the metric's own direction, see metrics.Metrics)
 	Grid       []Axis  // grid only
 	Space      []Dim   // random only
 }

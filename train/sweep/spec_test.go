@@ -129,3 +129,23 @@ func TestLoadSpec(t *testing.T) {
 		t.Error("missing spec file: no error")
 	}
 }
+
+// TestMaximizeFollowsTheMetric: without maximize, a sweep sorts by the
+// metric's own direction (logloss: lower is better).
+func TestMaximizeFollowsTheMetric(t *testing.T) {
+	for metric, want := range map[string]bool{
+		"test.overall.auc": true, "valid.scenario.search.logloss": false, "train.samples_per_sec": true,
+	} {
+		s, err := ParseSpec([]byte("metric: "+metric+"\ngrid: {train.lr: [0.1]}\n"), "s.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Maximize != want {
+			t.Errorf("%s: maximize %v, want %v", metric, s.Maximize, want)
+		}
+	}
+	s, err := ParseSpec([]byte("metric: test.overall.logloss\nmaximize: true\ngrid: {train.lr: [0.1]}\n"), "s.yaml")
+	if err != nil || !s.Maximize {
+		t.Errorf("an explicit maximize: %v, %v", s.Maximize, err)
+	}
+}
