@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func TestAmazon(t *testing.T) {
@@ -21,15 +23,11 @@ func TestAmazon(t *testing.T) {
 	w := gzip.NewWriter(&gz)
 	w.Write([]byte(`{"reviewerID": "A1", "asin": "C01", "overall": 4, "unixReviewTime": 1500000000}` + "\n"))
 	w.Close()
-	if err := os.WriteFile(filepath.Join(dir, "Health_5.json.gz"), gz.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "Health_5.json.gz"), gz.Bytes(), 0o644))
 	writeFile(t, dir, "meta_Health.json", `{"asin": "C01", "title": "Vitamin C", "categories": [["Health", "Vitamins"]]}`+"\n")
 
 	sp, err := Load(Config{Format: "amazon", Path: dir, Split: SplitConfig{Ratios: []float64{1, 0, 0}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	raw := sp.Train.Source
 	if got := sp.Vocabs.Schema().ScenarioNames(); !equal(got, []string{"Beauty", "Health"}) {
 		t.Fatalf("scenarios %v", got)

@@ -2,15 +2,15 @@ package data
 
 import (
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func batcherTable(t testing.TB, rows int) *Table {
 	t.Helper()
 	sp, err := Load(Config{Synthetic: Synthetic{Users: 500, ItemsPerScenario: 100, Rows: rows}, Seed: 1,
 		Split: SplitConfig{Ratios: []float64{1, 0, 0}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return sp.Train
 }
 
@@ -41,9 +41,7 @@ func collect(t *testing.T, tab *Table, src Source, epoch, start int) ([]int64, [
 		sizes = append(sizes, b.Size)
 		it.Release(b)
 	}
-	if err := it.Err(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, it.Err())
 	return rows, sizes
 }
 
@@ -57,9 +55,7 @@ func TestBatcherCoversEveryRowOnce(t *testing.T) {
 		{Size: 2000},
 	} {
 		b, err := NewBatcher(tab, o)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		rows, sizes := collect(t, tab, b, 0, 0)
 		seen := make([]int, tab.Len())
 		for _, r := range rows {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func csvConfig(path string) Config {
@@ -20,9 +22,7 @@ func TestReadGenericCSV(t *testing.T) {
 		"b,u2,i2,,2,0,2024-01-02,\"say \"\"hi\"\"\"\r\n"+
 		"a,u1,i2,Rome,-3e1,1.0,300,\"two\nlines\"") // no newline at the end
 	raw, err := ReadFile(csvConfig(p), p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if raw.Len() != 3 {
 		t.Fatalf("rows = %d, want 3", raw.Len())
 	}
@@ -62,9 +62,7 @@ func TestReadTSVByPositionNoHeader(t *testing.T) {
 	cfg := Config{Format: "csv", Path: p, Header: new(bool), Columns: Columns{
 		Scenario: ColAt(0, "domain"), User: ColAt(1, "uid"), Item: ColAt(2, ""), Labels: []ColumnRef{ColAt(3, "y")}}}
 	sp, err := Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	s := sp.Vocabs.Schema()
 	if !equal(s.Categorical, []string{"uid", "col2"}) || !equal(s.Labels, []string{"y"}) {
 		t.Errorf("schema %+v", s)
@@ -85,9 +83,7 @@ func TestAliCCPFixture(t *testing.T) {
 			Numeric:     []ColumnRef{Col("D109_14"), Col("D853")},
 			Labels:      []ColumnRef{Col("click"), Col("purchase")}}}
 	sp, err := Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if sp.Train.Len() != 100 || sp.Valid.Len() != 50 || sp.Test.Len() != 50 {
 		t.Fatalf("rows %d/%d/%d, want 100/50/50", sp.Train.Len(), sp.Valid.Len(), sp.Test.Len())
 	}
@@ -115,9 +111,7 @@ func TestAlimamaFixtureByPosition(t *testing.T) {
 			Numeric:     []ColumnRef{Col("price")}, Labels: []ColumnRef{Col("target")}},
 		Split: SplitConfig{Ratios: []float64{1, 0, 0}}}
 	sp, err := Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	got := map[string][2]float64{}
 	for _, st := range sp.Stats {
 		got[st.Name] = [2]float64{float64(st.Rows), st.PositiveRate}
@@ -179,13 +173,9 @@ func TestUnknownScenarioInEvalData(t *testing.T) {
 	cfg := csvConfig(train)
 	cfg.Split.Ratios = []float64{1, 0, 0}
 	sp, err := Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	raw, err := ReadFile(cfg, eval)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_, err = Encode(raw, sp.Vocabs)
 	if !errors.Is(err, ErrUnknownScenario) || !strings.Contains(err.Error(), `eval.csv:3: column "scenario": value "zzz"`) {
 		t.Errorf("err = %v", err)
@@ -204,9 +194,7 @@ func TestSkipBadRows(t *testing.T) {
 	cfg.SkipBadRows = true
 	cfg.Split.Ratios = []float64{1, 0, 0}
 	sp, err := Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if sp.Train.Len() != 2 || sp.Skipped.Count != 4 || len(sp.Skipped.First) != 4 {
 		t.Fatalf("rows %d skipped %+v", sp.Train.Len(), sp.Skipped)
 	}
@@ -232,9 +220,7 @@ func TestLabelThreshold(t *testing.T) {
 	cfg := Config{Format: "csv", Path: p, Columns: Columns{Scenario: Col("d"), User: Col("u"), Item: Col("i"),
 		Labels: []ColumnRef{{Name: "rating", Threshold: &three}}}}
 	raw, err := ReadFile(cfg, p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if !equal(raw.Labels[0].Values, []float32{1, 0, 1}) {
 		t.Errorf("labels %v", raw.Labels[0].Values)
 	}
@@ -247,17 +233,11 @@ func TestPredictFileWithoutLabels(t *testing.T) {
 	cfg := Config{Format: "csv", Path: train, Split: SplitConfig{Ratios: []float64{1, 0, 0}},
 		Columns: Columns{Scenario: Col("d"), User: Col("u"), Item: Col("i"), Labels: []ColumnRef{Col("y")}}}
 	sp, err := Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	raw, err := ReadFile(cfg, pred)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tab, err := Encode(raw, sp.Vocabs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	u := sp.Vocabs.Fields[0]
 	want := []int64{u.Index("2"), sp.Vocabs.Fields[1].Index("1"), 0, sp.Vocabs.Fields[1].Index("2")}
 	if !equal(tab.Cat, want) || !equal(tab.Label, []float32{0, 0}) || tab.UserKey(1) != "3" {

@@ -2,14 +2,14 @@ package data
 
 import (
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func TestDoubanFixture(t *testing.T) {
 	cfg := Config{Format: "douban", Path: "testdata/douban_sample/douban_sample.csv", Split: SplitConfig{Ratios: []float64{1, 0, 0}}}
 	sp, err := Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	want := map[string]struct {
 		rows int
 		pos  float64
@@ -39,9 +39,7 @@ func TestDoubanDomainIDs(t *testing.T) {
 	for _, header := range []string{"", "domain_id,user_id,item_id,label\n"} {
 		p := writeFile(t, "", "douban.csv", header+"0,7,100,1\n1,7,200,0\n2,8,300,1\n2,7,301,1\n")
 		raw, err := ReadFile(Config{Format: "douban"}, p)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		if got := scenarios(raw); !equal(got, []string{"music", "book", "movie", "movie"}) {
 			t.Errorf("header %q: scenarios %v", header, got)
 		}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // writeFile writes content to name in a fresh temporary directory.
@@ -14,9 +16,7 @@ func writeFile(t *testing.T, dir, name, content string) string {
 		dir = t.TempDir()
 	}
 	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
 	return p
 }
 

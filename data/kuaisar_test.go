@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func kuaisarDir(t *testing.T, itemFeatures string) string {
@@ -26,9 +28,7 @@ const kuaisarItems = "item_id,caption,author_id,item_type,upload_time,upload_typ
 
 func TestKuaiSAR(t *testing.T) {
 	sp, err := Load(Config{Format: "kuaisar", Path: kuaisarDir(t, kuaisarItems), Split: SplitConfig{Ratios: []float64{1, 0, 0}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tab := sp.Train
 	if tab.Len() != 5 || !equal(sp.Vocabs.Schema().ScenarioNames(), []string{"rec", "search"}) {
 		t.Fatalf("rows %d scenarios %v", tab.Len(), sp.Vocabs.Schema().ScenarioNames())

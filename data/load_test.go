@@ -3,13 +3,13 @@ package data
 import (
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func TestLoadSyntheticDefaults(t *testing.T) {
 	sp, err := Load(Config{Synthetic: Synthetic{Users: 1000, ItemsPerScenario: 200, Rows: 20000}, Seed: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if sp.Train.Len() != 16000 || sp.Valid.Len() != 2000 || sp.Test.Len() != 2000 || sp.Synthetic == nil {
 		t.Fatalf("rows %d/%d/%d", sp.Train.Len(), sp.Valid.Len(), sp.Test.Len())
 	}
@@ -34,9 +34,7 @@ func TestLoadSyntheticDefaults(t *testing.T) {
 	}
 	// Evaluating with saved vocabularies maps ids as training did.
 	again, err := Load(sp.Config, WithVocabs(sp.Vocabs))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// The same data builds equal vocabularies anyway, so check that the
 	// saved ones were the ones used.
 	if again.Vocabs != sp.Vocabs {

@@ -2,17 +2,15 @@ package data
 
 import (
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func TestSplitRows(t *testing.T) {
 	d, err := Generate(Synthetic{Users: 200, ItemsPerScenario: 50, Rows: 10000}, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	a, err := SplitRows(d.Raw, "random", []float64{8, 1, 1}, 7)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	b, _ := SplitRows(d.Raw, "random", []float64{8, 1, 1}, 7)
 	c, _ := SplitRows(d.Raw, "random", []float64{8, 1, 1}, 8)
 	if len(a[Train]) != 8000 || len(a[Valid]) != 1000 || len(a[Test]) != 1000 {
@@ -39,9 +37,7 @@ func TestSplitRows(t *testing.T) {
 	}
 	// By time: every train row is no later than every test row.
 	tm, err := SplitRows(d.Raw, "time", []float64{6, 2, 2}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	maxTrain, minTest := int64(0), int64(1<<62)
 	for _, r := range tm[Train] {
 		maxTrain = max(maxTrain, d.Raw.Time[r])

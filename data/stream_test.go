@@ -6,15 +6,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // writeSyntheticCSV writes rows of the synthetic data as a csv file.
 func writeSyntheticCSV(t testing.TB, path string, rows int, seed int64) {
 	t.Helper()
 	d, err := Generate(Synthetic{Users: 2000, ItemsPerScenario: 500, Rows: rows}, seed)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	r := d.Raw
 	var b strings.Builder
 	b.WriteString("scenario,user_id,item_id,item_category,user_segment,item_pop,user_activity,click,ts\n")
@@ -23,9 +23,7 @@ func writeSyntheticCSV(t testing.TB, path string, rows int, seed int64) {
 			column1(r, 0, i), column1(r, 1, i), column1(r, 2, i), column1(r, 3, i),
 			r.Num[0].Values[i], r.Num[1].Values[i], r.Labels[0].Values[i], r.Time[i])
 	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(path, []byte(b.String()), 0o644))
 }
 
 func column1(r *Raw, f, i int) string { return r.Cat[f].Dict.Strings[r.Cat[f].Codes[i]] }
@@ -46,14 +44,10 @@ func TestStreamMatchesInMemory(t *testing.T) {
 	cfg := syntheticCSVConfig("")
 	cfg.Train, cfg.Valid = train, valid
 	mem, err := Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cfg.Stream = StreamConfig{Enabled: true, BlockRows: 512, ShuffleBuffer: 1000}
 	st, err := Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if st.Train != nil {
 		t.Error("streaming should not hold a table")
 	}
@@ -67,9 +61,7 @@ func TestStreamMatchesInMemory(t *testing.T) {
 	}
 	o := BatchOptions{Size: 128, Shuffle: true, Seed: 4}
 	src, err := st.Source(Train, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	rows, sizes := collect(t, mem.Train, src, 1, 0) // stream ordinals are table rows here
 	seen := make([]int, mem.Train.Len())
 	for _, r := range rows {
@@ -105,9 +97,7 @@ func TestStreamHashSplit(t *testing.T) {
 	for _, block := range []int{1000, 3} {
 		cfg.Stream = StreamConfig{Enabled: true, BlockRows: block}
 		sp, err := Load(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		total := 0
 		for part := range 3 {
 			src, _ := sp.Source(Part(part), BatchOptions{Size: 256})

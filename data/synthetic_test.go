@@ -4,6 +4,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func pearson(x, y []float64) float64 {
@@ -25,9 +27,7 @@ func pearson(x, y []float64) float64 {
 func TestSyntheticDeterministic(t *testing.T) {
 	cfg := Synthetic{Users: 300, ItemsPerScenario: 100, Rows: 5000}
 	a, err := Generate(cfg, 11)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	b, _ := Generate(cfg, 11)
 	c, _ := Generate(cfg, 12)
 	if !equal(a.Raw.Labels[0].Values, b.Raw.Labels[0].Values) || !equal(a.Raw.Cat[1].Codes, b.Raw.Cat[1].Codes) ||
@@ -58,9 +58,7 @@ func TestSyntheticCorrelatedScenarios(t *testing.T) {
 	cfg := Synthetic{Scenarios: 3, Users: 600, ItemsPerScenario: 200, Rows: 360000,
 		Presence: []float64{1, 1, 1}, Share: []float64{1, 1, 1}}
 	d, err := Generate(cfg, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if !equal(d.Config.Correlation[0], []float64{1, 0.8, 0.1}) {
 		t.Fatalf("default correlation %v", d.Config.Correlation)
 	}
@@ -111,9 +109,7 @@ func TestSyntheticCorrelatedScenarios(t *testing.T) {
 // The generated text carries the latent structure.
 func TestSyntheticText(t *testing.T) {
 	d, err := Generate(Synthetic{Users: 2000, ItemsPerScenario: 300, Rows: 200000}, 9)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	desc := d.ScenarioInfo[0].Description
 	for _, want := range []string{"About 30% of shown items are clicked", "closely match their tastes in search", "unrelated to those in shop"} {
 		if !strings.Contains(desc, want) {

@@ -3,6 +3,8 @@ package data
 import (
 	"bytes"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func vocabRaw() *Raw {
@@ -41,9 +43,7 @@ func TestBuildVocabs(t *testing.T) {
 	// A fixed scenario list sets the ids.
 	v = BuildVocabs(raw, nil, 1, []ScenarioInfo{{Name: "s2"}, {Name: "s1"}, {Name: "s10"}})
 	tab, err := Encode(raw, v)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if !equal(tab.Scenario, []int64{1, 1, 0, 2, 0}) || tab.Cat[9] != 0 {
 		t.Errorf("scenario ids %v, empty item -> %d", tab.Scenario, tab.Cat[9])
 	}
@@ -54,13 +54,9 @@ func TestVocabsRoundTrip(t *testing.T) {
 	v := BuildVocabs(raw, nil, 1, nil)
 	v.Scenarios[0].Description = "first"
 	var buf bytes.Buffer
-	if err := v.Save(&buf); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, v.Save(&buf))
 	w, err := LoadVocabs(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	a, _ := Encode(raw, v)
 	b, _ := Encode(raw, w)
 	if !equal(a.Cat, b.Cat) || !equal(a.Scenario, b.Scenario) || w.Scenarios[0].Description != "first" || !equal(w.Sizes(), v.Sizes()) {

@@ -30,13 +30,9 @@ func tinyConfig(t *testing.T, overrides ...string) Config {
 		"model.meta.generator.hidden=[16]", "knowledge.hash.dim=16", "threads=1", "device=cpu",
 	}
 	cfg, err := LoadConfig("", append(base, overrides...))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cfg.Out = t.TempDir()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, cfg.Validate())
 	return cfg
 }
 
@@ -59,17 +55,14 @@ func onTorchThread[T any](f func() (T, error)) (T, error) {
 func trainTiny(t *testing.T, ctx context.Context, cfg Config, resume bool) *Result {
 	t.Helper()
 	res, err := onTorchThread(func() (*Result, error) { return Train(ctx, cfg, RunOptions{Resume: resume}) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return res
 }
 
 func testAUC(t *testing.T, r *Result) float64 {
 	t.Helper()
-	if r.Test == nil || r.Test.Overall.AUC == nil {
-		t.Fatalf("no test AUC in %+v", r)
-	}
+	require.NotNil(t, r.Test, "no test metrics in %+v", r)
+	require.NotNil(t, r.Test.Overall.AUC, "no test AUC in %+v", r)
 	return *r.Test.Overall.AUC
 }
 
@@ -77,47 +70,28 @@ func TestTrainWritesOutputsAndLearns(t *testing.T) {
 	cfg := tinyConfig(t)
 	live := torch.LiveTensors()
 	res := trainTiny(t, context.Background(), cfg, false)
-	if after := torch.LiveTensors(); after != live {
-		t.Errorf("%d tensor handles before training, %d after: the run leaked libtorch memory", live, after)
-	}
-	if auc := testAUC(t, res); auc < 0.6 {
-		t.Errorf("test AUC %.4f after 2 epochs; the synthetic task is learnable well above 0.6", auc)
-	}
-	if res.Steps != 2*38 { // 6000 rows · 0.8 / 128, last batch kept
-		t.Errorf("steps %d, want 76", res.Steps)
-	}
+	assert.Equal(t, live, torch.LiveTensors(), "tensor handles before and after training: the run leaked libtorch memory")
+	assert.Greater(t, testAUC(t, res), 0.6, "test AUC after 2 epochs; the synthetic task is learnable well above 0.6")
+	assert.Equal(t, 2*38, res.Steps, "6000 rows · 0.8 / 128, last batch kept")
 	for _, f := range []string{"config.yaml", "metrics.jsonl", "summary.json", "checkpoints/latest", "checkpoints/best", "knowledge/index.json"} {
-		if _, err := os.Stat(filepath.Join(cfg.Out, f)); err != nil {
-			t.Errorf("missing output: %v", err)
-		}
+		assert.FileExists(t, filepath.Join(cfg.Out, f))
 	}
 	lines, err := os.ReadFile(filepath.Join(cfg.Out, "metrics.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := strings.Count(string(lines), "\n"); n != 2 {
-		t.Errorf("metrics.jsonl has %d lines, want one per epoch (2)", n)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, 2, strings.Count(string(lines), "\n"), "metrics.jsonl: one line per epoch")
 	var sum Result
-	b, _ := os.ReadFile(filepath.Join(cfg.Out, "summary.json"))
-	if err := json.Unmarshal(b, &sum); err != nil {
-		t.Fatal(err)
-	}
-	if len(sum.Test.PerScenario) != 3 || sum.Test.PerScenario[0].Scenario != "video" {
-		t.Errorf("summary per-scenario test metrics: %+v", sum.Test.PerScenario)
-	}
+	b, err := os.ReadFile(filepath.Join(cfg.Out, "summary.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &sum))
+	require.Len(t, sum.Test.PerScenario, 3)
+	assert.Equal(t, "video", sum.Test.PerScenario[0].Scenario)
 	// The checkpoint's weights load in Python under PyTorch-style names.
 	ckDir, err := CheckpointDir(cfg.Out, "best")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ck, err := ReadCheckpoint(ckDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ck.Config.Model.Backbone != "star" || len(ck.Vocabs.Fields) < 2 {
-		t.Errorf("checkpoint config/vocabs: %+v", ck.Config.Model.Backbone)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "star", ck.Config.Model.Backbone)
+	assert.GreaterOrEqual(t, len(ck.Vocabs.Fields), 2)
 }
 
 // TestDeterminismAndExactResume: the same seed gives the same metrics to the
@@ -129,9 +103,8 @@ func TestDeterminismAndExactResume(t *testing.T) {
 	again := full
 	again.Out = t.TempDir()
 	b := trainTiny(t, context.Background(), again, false)
-	if testAUC(t, a) != testAUC(t, b) || *a.Test.Overall.LogLoss != *b.Test.Overall.LogLoss {
-		t.Errorf("same seed, different metrics: %v vs %v", testAUC(t, a), testAUC(t, b))
-	}
+	assert.Equal(t, testAUC(t, a), testAUC(t, b), "same seed, different AUC")
+	assert.Equal(t, *a.Test.Overall.LogLoss, *b.Test.Overall.LogLoss, "same seed, different logloss")
 
 	// Interrupt: train one epoch, then resume with the two-epoch config.
 	split := full
@@ -142,21 +115,14 @@ func TestDeterminismAndExactResume(t *testing.T) {
 	// The resumed run must use the same configuration as the checkpoint, so
 	// rewrite the saved epochs: this is what "train longer" looks like.
 	ckDir, err := CheckpointDir(split.Out, "latest")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ck, err := ReadCheckpoint(ckDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ck.Config.Train.Epochs = 2
-	if err := writeFile(filepath.Join(ckDir, configFile), ck.Config.Marshal); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, writeFile(filepath.Join(ckDir, configFile), ck.Config.Marshal))
 	c := trainTiny(t, context.Background(), split, true)
-	if testAUC(t, a) != testAUC(t, c) || *a.Test.Overall.LogLoss != *c.Test.Overall.LogLoss {
-		t.Errorf("resumed run ends at AUC %v logloss %v, uninterrupted at %v %v", testAUC(t, c), *c.Test.Overall.LogLoss, testAUC(t, a), *a.Test.Overall.LogLoss)
-	}
+	assert.Equal(t, testAUC(t, a), testAUC(t, c), "AUC: uninterrupted vs resumed")
+	assert.Equal(t, *a.Test.Overall.LogLoss, *c.Test.Overall.LogLoss, "logloss: uninterrupted vs resumed")
 }
 
 // TestInterruptCheckpointsMidEpoch: a cancelled context ends the run after
@@ -176,16 +142,11 @@ func TestInterruptCheckpointsMidEpoch(t *testing.T) {
 		}
 	}
 	res, err := onTorchThread(func() (*Result, error) { return Train(ctx, cfg, RunOptions{afterStep: stop}) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res.Interrupted || res.Steps != 10 {
-		t.Fatalf("interrupted %v after %d steps, want an interrupt after 10", res.Interrupted, res.Steps)
-	}
+	require.NoError(t, err)
+	require.True(t, res.Interrupted)
+	require.Equal(t, 10, res.Steps, "steps before the interrupt")
 	got := trainTiny(t, context.Background(), cfg, true)
-	if testAUC(t, got) != testAUC(t, want) {
-		t.Errorf("interrupted+resumed AUC %v, uninterrupted %v", testAUC(t, got), testAUC(t, want))
-	}
+	assert.Equal(t, testAUC(t, want), testAUC(t, got), "AUC: uninterrupted vs interrupted and resumed")
 }
 
 func TestResumeRefusesAnotherConfig(t *testing.T) {
@@ -194,17 +155,14 @@ func TestResumeRefusesAnotherConfig(t *testing.T) {
 	other := cfg
 	other.Model.Backbone = "mmoe"
 	_, err := onTorchThread(func() (*Result, error) { return Train(context.Background(), other, RunOptions{Resume: true}) })
-	if err == nil || !strings.Contains(err.Error(), "differs from the checkpoint") {
-		t.Errorf("resume with another backbone: %v", err)
-	}
+	assert.ErrorContains(t, err, "differs from the checkpoint", "resume with another backbone")
 }
 
 func TestNonFiniteLossStops(t *testing.T) {
 	cfg := tinyConfig(t, "train.lr=1e30", "train.optimizer=sgd", "model.meta.levels=none")
 	_, err := onTorchThread(func() (*Result, error) { return Train(context.Background(), cfg, RunOptions{}) })
-	if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "step ") {
-		t.Fatalf("a diverging run: %v, want a non-finite loss error naming the step", err)
-	}
+	require.ErrorIs(t, err, ErrNonFinite, "a diverging run")
+	assert.ErrorContains(t, err, "step ", "the error names the step")
 }
 
 func TestEveryBackboneTrainsWithMeta(t *testing.T) {
@@ -224,14 +182,13 @@ func TestMetricParsing(t *testing.T) {
 		err bool
 	}{{"overall.auc", false}, {"scenario.search.gauc", false}, {"overall.logloss", false}, {"overall.f1", true}, {"auc", true}, {"scenario..auc", true}} {
 		m, err := parseMetric(tc.in)
-		if (err != nil) != tc.err {
-			t.Errorf("parseMetric(%q) error %v", tc.in, err)
+		if tc.err {
+			assert.Error(t, err, tc.in)
+			continue
 		}
-		if err == nil {
-			if _, ok := m.value(rep); ok {
-				t.Errorf("%q: a value from an empty report", tc.in)
-			}
-		}
+		require.NoError(t, err, tc.in)
+		_, ok := m.value(rep)
+		assert.False(t, ok, "%q: a value from an empty report", tc.in)
 	}
 	logloss, _ := metrics.Lookup("logloss")
 	auc, _ := metrics.Lookup("auc")
@@ -273,7 +230,7 @@ func TestGradientHookSeesEveryStep(t *testing.T) {
 	calls := 0
 	hook := func(params []*torch.Tensor) error {
 		calls++
-		require.NotEmpty(t, params)
+		assert.NotEmpty(t, params) // not require: this runs on the torch goroutine
 		return nil
 	}
 	res, err := onTorchThread(func() (*Result, error) { return Train(context.Background(), cfg, RunOptions{GradientHook: hook}) })

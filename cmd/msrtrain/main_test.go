@@ -111,9 +111,7 @@ func TestTrainEvalPredict(t *testing.T) {
 	f, _ := os.Open(scores)
 	defer f.Close()
 	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if len(rows) != 301 || strings.Join(rows[0], ",") != "row,scenario,score" {
 		t.Fatalf("predict wrote %d lines, header %v; want 300 rows and a header", len(rows), rows[0])
 	}
@@ -182,9 +180,7 @@ grid:
 		t.Fatalf("sweep with a failing point: exit %d, want 1 (failed trials)\n%s\n%s", code, stdout, stderr)
 	}
 	md, err := os.ReadFile(filepath.Join(out, "results.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if !strings.Contains(string(md), "knowledge.encoder = file needs") {
 		t.Errorf("results.md does not record the failing point's error:\n%s", md)
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/msrtrain/msrtrain/data/safetensors"
 )
 
@@ -27,16 +29,12 @@ func writeNpyF8(t *testing.T, path string, rows, cols int, vals []float64) {
 	for _, v := range vals {
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
 	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(path, b, 0o644))
 }
 
 func writeText(t *testing.T, path, text string) string {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(path, []byte(text), 0o644))
 	return path
 }
 
@@ -47,9 +45,7 @@ func TestReadVectorFile(t *testing.T) {
 		"emb":   safetensors.FromFloat32([]int64{3, 2}, []float32{1, 2, 3, 4, 5, 6}),
 		"other": safetensors.FromFloat32([]int64{1}, []float32{0}),
 	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	single := filepath.Join(dir, "single.safetensors")
 	safetensors.WriteFile(single, map[string]safetensors.Tensor{"h": safetensors.FromFloat64([]int64{3, 2}, []float64{1, 2, 3, 4, 5, 6})}, nil)
 	npy := filepath.Join(dir, "emb.npy")
@@ -106,9 +102,7 @@ func TestImportAndFileEncoder(t *testing.T) {
 	ids := writeText(t, filepath.Join(dir, "ids.json"), `["scenario:a", "user:1", "user:2"]`)
 
 	s, err := Open(filepath.Join(dir, "store"), Meta{Encoder: "file", Model: "chatglm2-6b", Dim: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	n, err := Import(s, npy, ids, "")
 	if err != nil || n != 3 {
 		t.Fatalf("Import = %d, %v", n, err)
@@ -125,9 +119,7 @@ func TestImportAndFileEncoder(t *testing.T) {
 	}
 
 	enc, err := NewFileEncoder(npy, ids, "", "chatglm2-6b")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	s2, _ := Open(filepath.Join(dir, "built"), Meta{Encoder: enc.Name(), Model: enc.Model(), Dim: enc.Dim()})
 	st, err := Build(context.Background(), s2, enc, []Prompt{{Key: "user:1", Text: "p"}, {Key: "user:9", Text: "q"}}, nil)
 	if err != nil || st != (BuildStats{Prompts: 2, Encoded: 1, Missing: 1}) {

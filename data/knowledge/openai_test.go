@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 const testDim = 16
@@ -120,9 +122,7 @@ func testEncoder(t *testing.T, url string, mod func(*OpenAIConfig)) *OpenAIEncod
 		mod(&cfg)
 	}
 	e, err := NewOpenAIEncoder(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return e
 }
 
@@ -177,9 +177,7 @@ func TestOpenAIEncoderHappyPath(t *testing.T) {
 	}
 	prompts := testPrompts(10)
 	res, err := e.Encode(context.Background(), prompts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	checkResults(t, f, res, prompts)
 	if f.total("chat") != 10 || f.total("embed") != 3 {
 		t.Errorf("calls: %d chats, %d embedding requests; want 10 and 3", f.total("chat"), f.total("embed"))
@@ -245,9 +243,7 @@ func TestOpenAIEncoderRetries(t *testing.T) {
 			start := time.Now()
 			prompts := testPrompts(1)
 			res, err := e.Encode(context.Background(), prompts)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			checkResults(t, f, res, prompts)
 			for kind, n := range tc.wantCalls {
 				if got := f.total(kind); got != n {

@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func hashMeta(h *HashEncoder) Meta {
@@ -27,9 +29,7 @@ func userPrompts(n int) []Prompt {
 func checkStore(t *testing.T, dir string, h *HashEncoder, prompts []Prompt) {
 	t.Helper()
 	s, err := Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if s.Len() != len(prompts) {
 		t.Fatalf("store has %d vectors, want %d", s.Len(), len(prompts))
 	}
@@ -49,9 +49,7 @@ func TestStoreBuildResumeAndReopen(t *testing.T) {
 	h := NewHashEncoder(16, 3)
 	prompts := userPrompts(50)
 	s, err := Open(dir, hashMeta(h))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	st, err := Build(context.Background(), s, h, prompts[:20], nil)
 	if err != nil || st != (BuildStats{Prompts: 20, Encoded: 20}) {
 		t.Fatalf("first build: %+v, %v", st, err)
@@ -84,9 +82,7 @@ func TestStoreRefusesMixing(t *testing.T) {
 	dir := t.TempDir()
 	h := NewHashEncoder(16, 3)
 	s, err := Open(dir, hashMeta(h))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	prompts := userPrompts(3)
 	if _, err := Build(context.Background(), s, h, prompts, nil); err != nil {
 		t.Fatal(err)
@@ -121,9 +117,7 @@ func TestStoreRefusesMixing(t *testing.T) {
 		t.Errorf("duplicate key error = %v", err)
 	}
 	// --force: Reset then Open with the new meta.
-	if err := Reset(dir); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, Reset(dir))
 	s, err = Open(dir, tests[0].meta)
 	if err != nil || s.Len() != 0 {
 		t.Fatalf("after Reset: %v, %d vectors", err, s.Len())
@@ -145,15 +139,9 @@ func TestStoreRecoversFromKill(t *testing.T) {
 	setup := func(t *testing.T) (string, *Store) {
 		dir := t.TempDir()
 		s, err := Open(dir, hashMeta(h))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.add(recs(prompts[:4])); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.compact(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
+		require.NoError(t, s.add(recs(prompts[:4])))
+		require.NoError(t, s.compact())
 		return dir, s
 	}
 	tests := []struct {
@@ -177,9 +165,7 @@ func TestStoreRecoversFromKill(t *testing.T) {
 			for _, c := range chunks {
 				saved[c], _ = os.ReadFile(c)
 			}
-			if err := s.compact(); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, s.compact())
 			// Undo the index write and the chunk removal, and tear the
 			// reasoning append in the middle of a line.
 			os.WriteFile(filepath.Join(dir, IndexFile), oldIndex, 0o644)
@@ -202,9 +188,7 @@ func TestStoreRecoversFromKill(t *testing.T) {
 			dir, s := setup(t)
 			tc.kill(t, dir, s)
 			s2, err := Open(dir, hashMeta(h))
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			st, err := Build(context.Background(), s2, h, prompts, nil)
 			if err != nil || st.Encoded != 0 || st.Stored != 12 {
 				t.Fatalf("rebuild after kill: %+v, %v (want nothing to encode)", st, err)
@@ -293,9 +277,7 @@ func TestInspect(t *testing.T) {
 		t.Errorf("coverage = %+v", c)
 	}
 	var out bytes.Buffer
-	if err := s.WriteInspect(&out, want); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, s.WriteInspect(&out, want))
 	for _, w := range []string{"users      1 of 3 have vectors, 2 without", "scenarios  3 of 4", "1.000"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("inspect output lacks %q:\n%s", w, out.String())

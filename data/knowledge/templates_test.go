@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func testScenarios() []ScenarioProfile {
@@ -20,13 +22,9 @@ func testScenarios() []ScenarioProfile {
 
 func TestRenderScenarioPrompts(t *testing.T) {
 	tpl, err := LoadTemplates("", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ps, err := tpl.RenderScenarioPrompts(testScenarios())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if len(ps) != 2 || ps[0].Key != "scenario:search" || ps[1].Key != "scenario:feed" {
 		t.Fatalf("keys = %+v", ps)
 	}
@@ -79,9 +77,7 @@ func TestRenderUserPromptsCapsPerScenario(t *testing.T) {
 	}
 	for _, tc := range tests {
 		ps, err := tpl.RenderUserPrompts([]UserProfile{u}, tc.max)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		if ps[0].Key != "user:42" || ps[0].Facts != tc.facts {
 			t.Errorf("max %d: key %q facts %q, want facts %q", tc.max, ps[0].Key, ps[0].Facts, tc.facts)
 		}
@@ -102,16 +98,12 @@ func TestLoadTemplatesOverrideAndErrors(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, text string) string {
 		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.WriteFile(p, []byte(text), 0o644))
 		return p
 	}
 	custom := write("s.tmpl", "Scenario {{.Name}} has {{.Users}} users.")
 	tpl, err := LoadTemplates(custom, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ps, err := tpl.RenderScenarioPrompts(testScenarios()[:1])
 	if err != nil || ps[0].Text != "Scenario search has 100 users." {
 		t.Fatalf("custom render = %q, %v", ps[0].Text, err)
@@ -130,9 +122,7 @@ func TestLoadTemplatesOverrideAndErrors(t *testing.T) {
 	}
 	unknown := write("unknown.tmpl", "ok\n\n{{.Nope}}")
 	tpl, err = LoadTemplates("", unknown)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_, err = tpl.RenderUserPrompts([]UserProfile{{ID: "7"}}, 0)
 	if err == nil || !strings.Contains(err.Error(), `user "7"`) || !strings.Contains(err.Error(), unknown+":3:") {
 		t.Errorf("execution error = %v, want user, file and line", err)
@@ -145,9 +135,7 @@ func TestLoadTemplatesOverrideAndErrors(t *testing.T) {
 func TestWritePromptsJSONL(t *testing.T) {
 	in := []Prompt{{Key: "scenario:a", Text: "x <b> & \"q\"\nline", Facts: "a"}, {Key: "user:1", Text: "y"}}
 	var buf bytes.Buffer
-	if err := WritePromptsJSONL(&buf, in); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, WritePromptsJSONL(&buf, in))
 	sc := bufio.NewScanner(&buf)
 	var got []Prompt
 	for sc.Scan() {
@@ -173,9 +161,7 @@ func TestUserFactsWithoutDescription(t *testing.T) {
 		{Scenario: "feed", Items: []Interaction{{ID: "9", Clicked: true}}},
 	}}
 	ps, err := tpl.RenderUserPrompts([]UserProfile{u}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if want := "search: old song, music. feed"; ps[0].Facts != want {
 		t.Errorf("facts %q, want %q", ps[0].Facts, want)
 	}

@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // frame prefixes a header with its little-endian length and appends data.
@@ -34,13 +36,9 @@ func TestRoundTripFile(t *testing.T) {
 	meta := map[string]string{"format": "pt", "note": "<&>"}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "x.safetensors")
-	if err := WriteFile(path, tensors, meta); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, WriteFile(path, tensors, meta))
 	got, gotMeta, err := ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if !reflect.DeepEqual(gotMeta, meta) {
 		t.Errorf("metadata = %v, want %v", gotMeta, meta)
 	}
@@ -89,9 +87,7 @@ func TestWriteGolden(t *testing.T) {
 		"w": FromFloat32([]int64{2}, []float32{1, -2}),
 		"b": FromInt64([]int64{1}, []int64{5}),
 	}, map[string]string{"k": "v"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	header := `{"__metadata__":{"k":"v"},"b":{"dtype":"I64","shape":[1],"data_offsets":[0,8]},"w":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}` + "   " // pads N to 136, a multiple of 8
 	want := frame(header, []byte{
 		5, 0, 0, 0, 0, 0, 0, 0, // b = 5
@@ -115,9 +111,7 @@ func TestReadGolden(t *testing.T) {
 		0x00, 0x00, 0x00, 0x3f, 0x00, 0x00, 0x40, 0x40, // [0.5, 3]
 	}
 	tensors, meta, err := Read(bytes.NewReader(frame(header, data)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if meta["format"] != "pt" {
 		t.Errorf("metadata = %v", meta)
 	}
@@ -168,9 +162,7 @@ func TestReadCorrupt(t *testing.T) {
 				t.Fatalf("Read error = %v, want ErrFormat containing %q", err, tc.want)
 			}
 			path := filepath.Join(dir, "bad.safetensors")
-			if err := os.WriteFile(path, tc.file, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, os.WriteFile(path, tc.file, 0o644))
 			_, _, err = ReadFile(path)
 			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("ReadFile error = %v, want the path and %q", err, tc.want)

@@ -6,15 +6,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/msrtrain/msrtrain/cgo/torch"
 )
 
 func values(t *testing.T, x *torch.Tensor) []float32 {
 	t.Helper()
 	v, err := x.Float32s()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return v
 }
 
@@ -23,9 +23,7 @@ func TestNamesFollowPyTorch(t *testing.T) {
 	defer s.Close()
 	NewMLP(s.Root().Sub("towers").Index(2), 6, MLPConfig{Hidden: []int64{4, 1}, BatchNorm: true, Dropout: 0.1})
 	NewEmbeddingCollection(s.Root().Sub("embedding"), []int64{3, 5}, 4)
-	if err := s.Err(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, s.Err())
 	var names []string
 	for _, v := range s.Vars() {
 		names = append(names, v.Name)
@@ -45,9 +43,7 @@ func TestNamesFollowPyTorch(t *testing.T) {
 }
 
 func TestLinearInitMatchesPyTorchBounds(t *testing.T) {
-	if err := torch.ManualSeed(3); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, torch.ManualSeed(3))
 	s := NewStore(torch.CPU)
 	defer s.Close()
 	l := NewLinear(s.Root(), 50, 40, true)
@@ -74,9 +70,7 @@ func TestLoadStateDictRefusesMismatches(t *testing.T) {
 	defer src.Close()
 	defer dst.Close()
 	defer other.Close()
-	if err := dst.LoadStateDict(src.StateDict()); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, dst.LoadStateDict(src.StateDict()))
 	for name, a := range src.StateDict() {
 		b, _ := dst.Get(name)
 		if va, vb := values(t, a), values(t, b); !slices.Equal(va, vb) {

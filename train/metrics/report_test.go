@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // fixture: two scenarios, three users.
@@ -21,12 +23,8 @@ func fixture(t *testing.T) *Accumulator {
 	t.Helper()
 	var a Accumulator
 	// Two batches, to exercise appending.
-	if err := a.Add([]int64{0, 0, 0}, []int64{1, 1, 1}, []float32{1, 0, 0}, []float32{0.9, 0.1, 0.5}); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Add([]int64{0, 0, 1, 1}, []int64{2, 2, 3, 3}, []float32{1, 0, 0, 0}, []float32{0.2, 0.6, 0.3, 0.4}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, a.Add([]int64{0, 0, 0}, []int64{1, 1, 1}, []float32{1, 0, 0}, []float32{0.9, 0.1, 0.5}))
+	require.NoError(t, a.Add([]int64{0, 0, 1, 1}, []int64{2, 2, 3, 3}, []float32{1, 0, 0, 0}, []float32{0.2, 0.6, 0.3, 0.4}))
 	return &a
 }
 
@@ -137,9 +135,7 @@ func TestComputeEdgeCases(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var a Accumulator
-			if err := a.Add(tt.scenario, tt.user, tt.label, tt.prob); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, a.Add(tt.scenario, tt.user, tt.label, tt.prob))
 			r := a.Compute(tt.names)
 			assertEntry(t, r.Overall, tt.want)
 			if tt.extra != nil {
@@ -190,9 +186,7 @@ func TestAddRejectsBadBatches(t *testing.T) {
 func TestReportJSON(t *testing.T) {
 	r := fixture(t).Compute([]string{"search", "feed"})
 	b, err := json.Marshal(r)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	s := string(b)
 	for _, want := range []string{`"per_scenario":[`, `"pos_rate":`, `"gauc_users":2`,
 		`"scenario":"feed","count":2,"positives":0,"pos_rate":0,"mean_pred":0.35`, `"auc":null,"auc_undefined":"all labels 0"`} {
@@ -204,9 +198,7 @@ func TestReportJSON(t *testing.T) {
 		t.Errorf("JSON has NaN: %s", s)
 	}
 	var back Report
-	if err := json.Unmarshal(b, &back); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, json.Unmarshal(b, &back))
 	assertEntry(t, back.PerScenario[0], r.PerScenario[0])
 }
 

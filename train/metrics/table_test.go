@@ -3,13 +3,13 @@ package metrics
 import (
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func TestTable(t *testing.T) {
 	var b strings.Builder
-	if err := fixture(t).Compute([]string{"search", "feed", "ads"}).Table(&b); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, fixture(t).Compute([]string{"search", "feed", "ads"}).Table(&b))
 	want := `scenario  n  pos rate  mean pred  AUC                       gAUC (users)                           logloss
 overall   7  0.2857    0.4286     0.6000                    0.6000 (2)                             0.6139
 search    5  0.4000    0.4600     0.6667                    0.6000 (2)                             0.6859
@@ -25,13 +25,9 @@ func TestCompareTable(t *testing.T) {
 	base := fixture(t).Compute([]string{"search", "feed"})
 	better := fixture(t)
 	// Move search user 2's positive above its negative: search AUC 5/6.
-	if err := better.Add([]int64{0}, []int64{9}, []float32{1}, []float32{0.95}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, better.Add([]int64{0}, []int64{9}, []float32{1}, []float32{0.95}))
 	var b strings.Builder
-	if err := CompareTable(&b, []string{"base", "new"}, []Report{base, better.Compute([]string{"search", "feed"})}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, CompareTable(&b, []string{"base", "new"}, []Report{base, better.Compute([]string{"search", "feed"})}))
 	got := b.String()
 	for _, want := range []string{"AUC base", "ΔAUC new", "logloss new", "undefined (all labels 0)"} {
 		if !strings.Contains(got, want) {

@@ -5,14 +5,14 @@ import (
 	"reflect"
 	"regexp"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func mustParse(t *testing.T, spec string) Spec {
 	t.Helper()
 	s, err := ParseSpec([]byte(spec), "s.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return s
 }
 
@@ -44,9 +44,7 @@ func TestExpandGrid(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			spec := mustParse(t, tt.spec)
 			trials, err := Expand(spec)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			if len(trials) != tt.wantTrials {
 				t.Fatalf("%d trials, want %d", len(trials), tt.wantTrials)
 			}
@@ -72,9 +70,7 @@ func TestExpandGrid(t *testing.T) {
 
 func TestTrialIDs(t *testing.T) {
 	trials, err := Expand(mustParse(t, "metric: m\nseeds: [1, 2]\ngrid:\n  a: [1, 2]\n  b: [x, y]\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	idPattern := regexp.MustCompile(`^p\d{3}-s\d+-[0-9a-f]{6}$`)
 	seen := map[string]bool{}
 	for _, tr := range trials {
@@ -91,9 +87,7 @@ func TestTrialIDs(t *testing.T) {
 	}
 	// The hash follows the overrides: the same point in another grid keeps it.
 	other, err := Expand(mustParse(t, "metric: m\nseeds: [1, 2]\ngrid:\n  a: [1, 5]\n  b: [x, y]\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if trials[0].ID != other[0].ID || trials[6].ID == other[6].ID {
 		t.Errorf("IDs: %s vs %s (same overrides), %s vs %s (different)", trials[0].ID, other[0].ID, trials[6].ID, other[6].ID)
 	}
@@ -112,9 +106,7 @@ space:
 func TestExpandRandom(t *testing.T) {
 	spec := mustParse(t, fmt.Sprintf(randomSpec, 7))
 	a, err := Expand(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	b, _ := Expand(spec)
 	if !reflect.DeepEqual(a, b) {
 		t.Fatal("same sample_seed, different trials")

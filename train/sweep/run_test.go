@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // The 2x2 grid of the tests: point 3 (b=y, a=2) always fails.
@@ -45,9 +47,7 @@ func (f *fakeTrial) run(ctx context.Context, t Trial, dir string) (Result, error
 func runSweep(t *testing.T, spec Spec, dir string, fn TrialFunc, opts Options) []Outcome {
 	t.Helper()
 	out, err := Run(context.Background(), spec, dir, fn, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return out
 }
 

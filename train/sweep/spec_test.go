@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 const gridSpec = `# a 2x2 grid
@@ -22,9 +24,7 @@ grid:
 
 func TestParseSpecGrid(t *testing.T) {
 	s, err := ParseSpec([]byte(gridSpec), "sweeps/a.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	want := Spec{
 		File: "sweeps/a.yaml", Base: filepath.Join("sweeps", "run.yaml"), Method: MethodGrid, SampleSeed: 1,
 		Seeds: []int64{1, 2}, Workers: 2, Metric: "test.overall.auc", Maximize: true,
@@ -52,9 +52,7 @@ space:
   train.dropout: {uniform: [0, 0.3]}
   model.experts: {int: [2, 8]}
 `), "r.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	want := Spec{
 		File: "r.yaml", Method: MethodRandom, Trials: 5, SampleSeed: 42, Seeds: []int64{3, 7}, Workers: 1,
 		Metric: "test.overall.logloss", Maximize: false,
@@ -109,19 +107,13 @@ func TestParseSpecErrors(t *testing.T) {
 func TestLoadSpec(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "sweep.yaml")
-	if err := os.WriteFile(path, []byte(gridSpec), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(path, []byte(gridSpec), 0o644))
 	if _, err := LoadSpec(path); err == nil || !strings.Contains(err.Error(), path+": base:") {
 		t.Fatalf("missing base: err = %v", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "run.yaml"), []byte("{}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "run.yaml"), []byte("{}\n"), 0o644))
 	s, err := LoadSpec(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if s.Base != filepath.Join(dir, "run.yaml") {
 		t.Errorf("Base = %q", s.Base)
 	}
@@ -137,9 +129,7 @@ func TestMaximizeFollowsTheMetric(t *testing.T) {
 		"test.overall.auc": true, "valid.scenario.search.logloss": false, "train.samples_per_sec": true,
 	} {
 		s, err := ParseSpec([]byte("metric: "+metric+"\ngrid: {train.lr: [0.1]}\n"), "s.yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		if s.Maximize != want {
 			t.Errorf("%s: maximize %v, want %v", metric, s.Maximize, want)
 		}

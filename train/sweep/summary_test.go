@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func TestSummarize(t *testing.T) {
@@ -84,9 +86,7 @@ func TestWriteFiles(t *testing.T) {
 	dir := t.TempDir()
 	var f fakeTrial
 	tbl := Summarize(spec, runSweep(t, spec, dir, f.run, Options{}))
-	if err := tbl.WriteFiles(dir); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, tbl.WriteFiles(dir))
 
 	rows := readCSV(t, filepath.Join(dir, ResultsCSV))
 	if got := strings.Join(rows[0], ","); got != "trial_id,point_id,seed,status,seconds,a,b,test.overall.auc,test.scenario.search.auc,error" {
@@ -114,9 +114,7 @@ func TestWriteFiles(t *testing.T) {
 	}
 
 	md, err := os.ReadFile(filepath.Join(dir, ResultsMD))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, want := range []string{
 		"Sorted by `test.overall.auc` (higher is better). 8 trials: 6 ok, 2 failed, 0 pending.",
 		"| rank | point | a | b | ok | failed | test.overall.auc |",
@@ -142,13 +140,9 @@ func near(cell string, v float64) bool {
 func readCSV(t *testing.T, path string) [][]string {
 	t.Helper()
 	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer f.Close()
 	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return rows
 }
