@@ -48,7 +48,7 @@ func TestEveryBackboneWithEveryMetaLevel(t *testing.T) {
 				defer sc.Close()
 				require.NoError(t, torch.ManualSeed(5))
 				cfg := DefaultConfig()
-				cfg.Backbone, cfg.EmbeddingDim, cfg.Meta.Levels = name, dim, levels
+				cfg.Backbone, cfg.EmbeddingDim, cfg.Meta.Levels = name, dim, MetaLevels(levels)
 				cfg.BackboneConfig = smallBackboneConfig()
 				var know *Knowledge
 				if levels != "none" {
