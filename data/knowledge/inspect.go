@@ -100,3 +100,28 @@ func (s *Store) WriteInspect(w io.Writer, keys []string) error {
 	}
 	return tw.Flush()
 }
+
+// Neighbor is a stored key and its cosine similarity to another key.
+type Neighbor struct {
+	Key    string  `json:"key"`
+	Cosine float64 `json:"cosine"`
+}
+
+// Nearest returns the n stored keys with the given prefix (ScenarioPrefix or
+// UserPrefix) most similar to key's vector by cosine, most similar first,
+// key itself left out; false when key has no vector. Ties keep row order.
+func (s *Store) Nearest(key, prefix string, n int) ([]Neighbor, bool) {
+	v, ok := s.Lookup(key)
+	if !ok {
+		return nil, false
+	}
+	d := s.meta.Dim
+	var out []Neighbor
+	for r, k := range s.keys {
+		if k != key && strings.HasPrefix(k, prefix) {
+			out = append(out, Neighbor{k, cosine(v, s.vecs[r*d:(r+1)*d])})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Cosine > out[j].Cosine })
+	return out[:min(n, len(out))], true
+}

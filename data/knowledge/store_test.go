@@ -284,3 +284,28 @@ func TestInspect(t *testing.T) {
 		}
 	}
 }
+
+func TestNearest(t *testing.T) {
+	h := NewHashEncoder(32, 1)
+	s, _ := Open(t.TempDir(), hashMeta(h))
+	prompts := []Prompt{
+		{Key: "user:a", Facts: "cooking food recipes kitchen"},
+		{Key: "user:b", Facts: "football goals league match"},
+		{Key: "user:c", Facts: "cooking food recipes kitchen knives"},
+		{Key: "scenario:s", Facts: "cooking food recipes kitchen"},
+	}
+	if _, err := Build(context.Background(), s, h, prompts, nil); err != nil {
+		t.Fatal(err)
+	}
+	near, ok := s.Nearest("user:a", UserPrefix, 5)
+	if !ok || len(near) != 2 || near[0].Key != "user:c" || near[1].Key != "user:b" || near[0].Cosine <= near[1].Cosine {
+		t.Fatalf("nearest users of user:a = %v, %v", near, ok)
+	}
+	near, _ = s.Nearest("user:a", ScenarioPrefix, 1)
+	if len(near) != 1 || near[0].Key != "scenario:s" || near[0].Cosine < 0.9999 {
+		t.Fatalf("nearest scenario of user:a = %v", near)
+	}
+	if _, ok := s.Nearest("user:zz", UserPrefix, 1); ok {
+		t.Fatal("an unknown key has neighbours")
+	}
+}
