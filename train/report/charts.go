@@ -48,7 +48,7 @@ func init() {
 
 // Series is one line of a line chart.
 type Series struct {
-	Name string
+	Name  string
 	X, Y  []float64
 	Dash  bool
 	Thick bool
