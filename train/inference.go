@@ -49,12 +49,7 @@ func LoadModel(path, device string, threads int) (*Loaded, error) {
 	l := &Loaded{Checkpoint: ck, Device: dev, group: newGrouper(ck.Vocabs.Schema(), dev)}
 	var know *model.Knowledge
 	if cfg.Model.Meta.Levels.Enabled() {
-		kdir := cfg.Knowledge.Dir
-		if kdir == "" {
-			// <out>/knowledge beside <out>/checkpoints/step-N, wherever the run directory is now.
-			kdir = filepath.Join(filepath.Dir(filepath.Dir(ck.Dir)), "knowledge")
-		}
-		store, err := knowledge.Load(kdir)
+		store, err := knowledge.Load(checkpointKnowledgeDir(ck))
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint %s uses meta networks: %w", ck.Dir, err)
 		}
@@ -71,6 +66,16 @@ func LoadModel(path, device string, threads int) (*Loaded, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// checkpointKnowledgeDir is the knowledge store a checkpoint's model was
+// trained with: knowledge.dir, or else <out>/knowledge beside
+// <out>/checkpoints/step-N, wherever the run directory is now.
+func checkpointKnowledgeDir(ck *Checkpoint) string {
+	if ck.Config.Knowledge.Dir != "" {
+		return ck.Config.Knowledge.Dir
+	}
+	return filepath.Join(filepath.Dir(filepath.Dir(ck.Dir)), "knowledge")
 }
 
 // Close frees the model.

@@ -136,7 +136,24 @@ func BuildKnowledge(ctx context.Context, cfg *Config, sp *data.Splits, progress 
 // scenario and one per entry of the user vocabulary. It returns how many
 // vocabulary users have no vector (they use the learned fallback).
 func ModelKnowledge(store *knowledge.Store, vocabs *data.Vocabs, dev torch.Device) (*model.Knowledge, int, error) {
-	dim := int64(store.Meta().Dim)
+	scen, user, known, err := knowledgeMatrices(store, vocabs)
+	if err != nil {
+		return nil, 0, err
+	}
+	missing := 0
+	for _, k := range known[1:] {
+		if !k {
+			missing++
+		}
+	}
+	k, err := model.NewKnowledge(scen, user, known, int64(store.Meta().Dim), dev)
+	return k, missing, err
+}
+
+// knowledgeMatrices are the row-major scenario and user matrices of
+// model.NewKnowledge, with which users have a vector (never row 0, the
+// out-of-vocabulary user).
+func knowledgeMatrices(store *knowledge.Store, vocabs *data.Vocabs) (scen, user []float32, known []bool, err error) {
 	scenarioKeys := make([]string, len(vocabs.Scenarios))
 	for i, s := range vocabs.Scenarios {
 		scenarioKeys[i] = knowledge.ScenarioKey(s.Name)
@@ -144,7 +161,7 @@ func ModelKnowledge(store *knowledge.Store, vocabs *data.Vocabs, dev torch.Devic
 	scen, found := store.Matrix(scenarioKeys)
 	for i, ok := range found {
 		if !ok {
-			return nil, 0, fmt.Errorf("knowledge store %s has no vector for %s; run `msrtrain knowledge build`", store.Dir(), scenarioKeys[i])
+			return nil, nil, nil, fmt.Errorf("knowledge store %s has no vector for %s; run `msrtrain knowledge build`", store.Dir(), scenarioKeys[i])
 		}
 	}
 	users := vocabs.Fields[0]
@@ -156,14 +173,7 @@ func ModelKnowledge(store *knowledge.Store, vocabs *data.Vocabs, dev torch.Devic
 		}
 		userKeys[i] = knowledge.UserKey(users.Token(int64(i)))
 	}
-	user, known := store.Matrix(userKeys)
+	user, known = store.Matrix(userKeys)
 	known[0] = false
-	missing := 0
-	for _, k := range known[1:] {
-		if !k {
-			missing++
-		}
-	}
-	k, err := model.NewKnowledge(scen, user, known, dim, dev)
-	return k, missing, err
+	return scen, user, known, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/train/metrics"
+	"github.com/msrtrain/msrtrain/train/report"
 )
 
 // The loop is: for each epoch, trainEpoch; then either saveInterrupted
@@ -52,12 +53,17 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	defer metricsLog.Close()
+	steps, err := openStepLog(cfg.Out, cfg.Train.LogEvery)
+	if err != nil {
+		return nil, err
+	}
+	defer steps.close()
 	prog := newProgress(r.opts, r.log, total, r.state.Step, cfg.Train.LogEvery)
 	defer prog.finish()
 
 	var tp throughput
 	for r.state.EpochsDone < cfg.Train.Epochs {
-		loss, err := r.trainEpoch(ctx, src, total, prog, &tp)
+		loss, err := r.trainEpoch(ctx, src, total, prog, &tp, steps)
 		if err != nil {
 			return res, err
 		}
@@ -83,18 +89,22 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	if err := r.finalTest(res); err != nil {
 		return res, err
 	}
-	return res, writeJSON(filepath.Join(cfg.Out, "summary.json"), res)
+	return res, writeJSON(filepath.Join(cfg.Out, SummaryFile), res)
 }
 
 // trainEpoch runs the steps of the epoch in progress from its next batch
 // until the epoch ends or ctx is cancelled (after the step in flight).
-func (r *run) trainEpoch(ctx context.Context, src data.Source, total int, prog *progress, tp *throughput) (epochLoss, error) {
-	var loss epochLoss
+func (r *run) trainEpoch(ctx context.Context, src data.Source, total int, prog *progress, tp *throughput, steps *stepLog) (loss epochLoss, err error) {
 	epoch := r.state.EpochsDone + 1
 	it := src.Epoch(epoch-1, r.state.Batch) // the data numbers its shuffles from 0
 	defer it.Close()
 	start := time.Now()
 	defer func() { tp.time += time.Since(start) }()
+	defer func() { // the epoch's last, partial interval
+		if ferr := steps.flush(r.state.Step, epoch, r.state.LR); err == nil {
+			err = ferr
+		}
+	}()
 	for ctx.Err() == nil {
 		b, ok := it.Next()
 		if !ok {
@@ -114,6 +124,9 @@ func (r *run) trainEpoch(ctx context.Context, src data.Source, total int, prog *
 		tp.samples += n
 		loss.sum += value
 		loss.n++
+		if err := steps.add(r.state.Step, epoch, value, r.state.LR); err != nil {
+			return loss, err
+		}
 		prog.step(r.state.Step, epoch, value, tp.samples, tp.time+time.Since(start))
 		if r.opts.afterStep != nil {
 			r.opts.afterStep(r.state.Step)
@@ -209,3 +222,43 @@ func (r *run) finalTest(res *Result) error {
 	}
 	return nil
 }
+
+// stepLog appends to steps.jsonl the mean training loss of every
+// train.log_every steps and the learning rate, for the report's curves.
+type stepLog struct {
+	f     *os.File
+	enc   *json.Encoder
+	every int
+	sum   float64
+	n     int
+}
+
+func openStepLog(out string, every int) (*stepLog, error) {
+	// Appended to, like metrics.jsonl, so that a resumed run continues it.
+	f, err := os.OpenFile(filepath.Join(out, report.StepsFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &stepLog{f: f, enc: json.NewEncoder(f), every: max(every, 1)}, nil
+}
+
+func (l *stepLog) add(step, epoch int, loss, lr float64) error {
+	l.sum += loss
+	l.n++
+	if step%l.every != 0 {
+		return nil
+	}
+	return l.flush(step, epoch, lr)
+}
+
+// flush writes the interval so far, if it has steps.
+func (l *stepLog) flush(step, epoch int, lr float64) error {
+	if l.n == 0 {
+		return nil
+	}
+	rec := report.Step{Step: step, Epoch: epoch, Loss: l.sum / float64(l.n), LR: lr}
+	l.sum, l.n = 0, 0
+	return l.enc.Encode(rec)
+}
+
+func (l *stepLog) close() error { return l.f.Close() }

@@ -2,7 +2,6 @@ package train
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -128,18 +127,17 @@ func runTrialProcess(ctx context.Context, spec sweep.Spec, t sweep.Trial, dir st
 	if err := cmd.Run(); err != nil {
 		return sweep.Result{}, fmt.Errorf("trial process: %v; last lines of %s:\n%s", err, logPath, tail(logPath, 8))
 	}
-	var res Result
-	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	res, err := readResult(dir)
 	if err != nil {
 		return sweep.Result{}, err
 	}
-	if err := json.Unmarshal(b, &res); err != nil {
-		return sweep.Result{}, fmt.Errorf("%s: %w", filepath.Join(dir, "summary.json"), err)
+	if res == nil {
+		return sweep.Result{}, fmt.Errorf("trial %s ended without %s", dir, SummaryFile)
 	}
 	if res.Interrupted {
 		return sweep.Result{}, ctx.Err()
 	}
-	return sweep.Result{Metrics: flatten(&res)}, nil
+	return sweep.Result{Metrics: flatten(res)}, nil
 }
 
 // flatten names a run's metrics as sweeps compare them: test.overall.auc, valid.scenario.search.auc, ...

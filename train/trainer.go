@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,9 @@ type RunOptions struct {
 	Resume   bool      // continue from <out>/checkpoints/latest
 	Log      io.Writer // progress and tables; nil discards
 	Progress bool      // a progress bar (stderr is a terminal) instead of periodic log lines
+	// Report writes <out>/report.html when training stops (finished or
+	// interrupted) and sets Result.Report to its path.
+	Report bool
 
 	// GradientHook runs in every step between backward and the update (see
 	// GradientHook); nil in one process.
@@ -44,6 +48,7 @@ type Result struct {
 	UsersWithoutKnowledge int             `json:"users_without_knowledge,omitempty"`
 	Baseline              *Result         `json:"baseline,omitempty"`
 	Scenarios             []string        `json:"scenarios"`
+	Report                string          `json:"-"` // the report page, with RunOptions.Report
 }
 
 // ErrNonFinite marks a run stopped by a NaN or infinite loss.
@@ -90,6 +95,19 @@ func Train(ctx context.Context, cfg Config, opts RunOptions) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	res, err := trainWithBaseline(ctx, cfg, opts)
+	if err != nil || !opts.Report {
+		return res, err
+	}
+	// The model is trained and saved whatever happens here: a report that
+	// fails is said, not made the run's failure.
+	if res.Report, err = WriteReport(cfg.Out, ReportOptions{Device: cfg.Device, Threads: cfg.Threads}); err != nil {
+		fmt.Fprintf(opts.Log, "report: %v (retry with: msrtrain report %s)\n", err, cfg.Out)
+	}
+	return res, nil
+}
+
+func trainWithBaseline(ctx context.Context, cfg Config, opts RunOptions) (*Result, error) {
 	res, err := trainOne(ctx, cfg, opts)
 	if err != nil || res.Interrupted || !cfg.Train.Baseline || !cfg.Model.Meta.Levels.Enabled() {
 		return res, err
@@ -110,7 +128,7 @@ func Train(ctx context.Context, cfg Config, opts RunOptions) (*Result, error) {
 		fmt.Fprintf(opts.Log, "\ntest AUC, %s without vs with LLM4MSR meta networks (%s):\n", cfg.Model.Backbone, cfg.Model.Meta.Levels)
 		metrics.CompareTable(opts.Log, []string{"bare " + cfg.Model.Backbone, "LLM4MSR"}, []metrics.Report{*baseRes.Test, *res.Test})
 	}
-	return res, writeJSON(filepath.Join(cfg.Out, "summary.json"), res)
+	return res, writeJSON(filepath.Join(cfg.Out, SummaryFile), res)
 }
 
 func trainOne(ctx context.Context, cfg Config, opts RunOptions) (*Result, error) {
@@ -119,6 +137,13 @@ func trainOne(ctx context.Context, cfg Config, opts RunOptions) (*Result, error)
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return nil, err
+	}
+	if err := writeFile(filepath.Join(cfg.Out, EnvironmentFile), func() ([]byte, error) {
+		var b bytes.Buffer
+		err := WriteEnvironment(&b)
+		return b.Bytes(), err
+	}); err != nil {
 		return nil, err
 	}
 	r := &run{cfg: cfg, opts: opts, dev: dev, log: opts.Log}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -50,13 +49,16 @@ func trainCommand() *cli.Command {
 				return err
 			}
 			res, err := train.Train(c.Context, cfg, train.RunOptions{
-				Resume: c.Bool("resume"), Log: os.Stderr, Progress: train.IsTerminal(os.Stderr),
+				Resume: c.Bool("resume"), Log: os.Stderr, Progress: train.IsTerminal(os.Stderr), Report: true,
 			})
 			if err != nil {
 				return err
 			}
 			if !res.Interrupted {
 				fmt.Printf("outputs in %s (summary.json, metrics.jsonl, config.yaml, checkpoints/)\n", res.Out)
+			}
+			if res.Report != "" {
+				fmt.Printf("report: %s\n", res.Report)
 			}
 			return nil
 		},
@@ -147,6 +149,32 @@ func predictCommand() *cli.Command {
 	}
 }
 
+func reportCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "report",
+		Usage:     "write report.html for a run directory (finished, interrupted or still training)",
+		ArgsUsage: "RUN_DIR",
+		Description: `Example:
+   msrtrain report runs/default      # then open runs/default/report.html in a browser`,
+		Flags: withGlobals(),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usage(fmt.Errorf("report takes one run directory"))
+			}
+			device := flagString(c, "device", "auto")
+			if err := checkDevice(device); err != nil {
+				return err
+			}
+			path, err := train.WriteReport(c.Args().First(), train.ReportOptions{Device: device, Threads: c.Int("threads")})
+			if err != nil {
+				return err
+			}
+			fmt.Printf("report: %s\n", path)
+			return nil
+		},
+	}
+}
+
 func sweepCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "sweep",
@@ -211,43 +239,8 @@ func infoCommand() *cli.Command {
 			if err := torch.SetCPUThreads(c.Int("threads")); err != nil {
 				return err
 			}
-			loaded, _ := torch.LoadedVersion()
-			lib, _ := torch.LoadedLibrary()
-			fmt.Printf("msrtrain %s (%s)\n", version, runtime.Version())
-			fmt.Printf("libtorch: compiled against %s (distribution %s), loaded %s from %s\n", torch.CompiledVersion(), torch.BuildVersion(), orUnknown(loaded), lib)
-			if err := torch.CheckVersion(); err != nil {
-				fmt.Printf("  WARNING: %v\n", err)
-			}
-			fmt.Printf("threads: libtorch intra-op %d, OpenBLAS %d (of %d CPUs)\n", torch.Threads(), torch.BLASThreads(), runtime.NumCPU())
-			if blas, open, err := torch.LoadedBLAS(); err != nil {
-				fmt.Printf("BLAS: %v\n", err)
-			} else if open {
-				fmt.Printf("BLAS: OpenBLAS, %s\n", blas)
-			} else {
-				fmt.Printf("BLAS: %s\n  WARNING: not OpenBLAS; matrix products may run ~60x slower: install libopenblas0-pthread (make setup)\n", blas)
-			}
-			built, n := torch.CUDAInfo()
-			fmt.Printf("CUDA: libtorch_cuda loaded: %v, devices: %d\n", built, n)
-			for i := range n {
-				name, err := torch.CUDADeviceName(i)
-				if err != nil {
-					name = err.Error()
-				}
-				fmt.Printf("  cuda:%d %s\n", i, name)
-			}
-			for _, line := range strings.Split(torch.BuildConfig(), "\n") {
-				if strings.Contains(line, "BLAS") || strings.Contains(line, "OpenMP") || strings.Contains(line, "LAPACK") {
-					fmt.Println("build:", strings.TrimSpace(line))
-				}
-			}
-			return nil
+			fmt.Printf("msrtrain %s\n", version)
+			return train.WriteEnvironment(os.Stdout)
 		},
 	}
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "unknown version"
-	}
-	return s
 }

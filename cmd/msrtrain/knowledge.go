@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/knowledge"
 	"github.com/msrtrain/msrtrain/train"
+	"github.com/msrtrain/msrtrain/train/report"
 )
 
 // loadData resolves the configuration and loads its data (the same split training would use).
@@ -124,6 +127,74 @@ func knowledgeCommand() *cli.Command {
 					return store.WriteInspect(os.Stdout, keys)
 				},
 			},
+			explainCommand(),
+		},
+	}
+}
+
+func explainCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "explain",
+		Usage: "a user's or scenario's prompt, the LLM's reasoning, its nearest keys and what its knowledge does to the model",
+		Description: `With --checkpoint (a run directory or a checkpoint), the data, the store and the model are the
+run's, and the effect is measured: how far the user-level (scenario-level) meta layers move the logits
+of that user's (scenario's) rows, per scenario, against the learned fallback vector (the mean scenario vector).
+Examples:
+   msrtrain knowledge explain --checkpoint runs/default --user u12
+   msrtrain knowledge explain --checkpoint runs/default --scenario search
+   msrtrain knowledge explain --set knowledge.dir=knowledge/qwen --user u12     # no model: no effect`,
+		Flags: withGlobals(
+			&cli.StringFlag{Name: "user", Usage: "a raw user id of the data"},
+			&cli.StringFlag{Name: "scenario", Usage: "a scenario name"},
+			&cli.StringFlag{Name: "checkpoint", Aliases: []string{"ckpt"}, Usage: "a run directory (its best checkpoint) or a checkpoint directory"},
+			&cli.BoolFlag{Name: "without-reasoning", Usage: "explain even when the store has no reasoning text (the hash encoder's, imported vectors)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the explanation as JSON"}),
+		Action: func(c *cli.Context) error {
+			user, scenario := c.String("user"), c.String("scenario")
+			if (user == "") == (scenario == "") {
+				return usage(fmt.Errorf("give one of --user ID or --scenario NAME"))
+			}
+			var loaded *train.Loaded
+			var cfg train.Config
+			if path := c.String("checkpoint"); path != "" {
+				device := flagString(c, "device", "auto")
+				if err := checkDevice(device); err != nil {
+					return err
+				}
+				var err error
+				if loaded, err = train.LoadModel(path, device, c.Int("threads")); err != nil {
+					return usage(err)
+				}
+				defer loaded.Close()
+				cfg = loaded.Checkpoint.Config
+			} else {
+				var err error
+				if cfg, err = resolveConfig(c); err != nil {
+					return err
+				}
+			}
+			e, err := train.NewExplainer(cfg, loaded)
+			if err != nil {
+				return usage(err)
+			}
+			defer e.Close()
+			explain := func() (report.Explanation, error) { return e.ExplainUser(user, !c.Bool("without-reasoning")) }
+			if scenario != "" {
+				explain = func() (report.Explanation, error) { return e.ExplainScenario(scenario, !c.Bool("without-reasoning")) }
+			}
+			x, err := explain()
+			if errors.Is(err, train.ErrNoReasoning) {
+				return usage(fmt.Errorf("%w (--without-reasoning explains it anyway)", err))
+			}
+			if err != nil {
+				return usage(err)
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(x)
+			}
+			return x.WriteText(os.Stdout)
 		},
 	}
 }

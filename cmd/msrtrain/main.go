@@ -57,7 +57,7 @@ Example, on the embedded synthetic data, LLM4MSR on STAR against the bare backbo
 		Flags:                globalFlags(),
 		EnableBashCompletion: true,
 		Commands: []*cli.Command{
-			trainCommand(), evalCommand(), predictCommand(), sweepCommand(),
+			trainCommand(), evalCommand(), predictCommand(), reportCommand(), sweepCommand(),
 			knowledgeCommand(), dataCommand(), infoCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main decides the exit status

@@ -154,11 +154,13 @@ func addMarker(p *plot.Plot, m Marker, ymin, ymax float64) {
 	l.Width = vg.Points(1.2)
 	l.Dashes = []vg.Length{vg.Points(3), vg.Points(3)}
 	p.Add(l)
-	lab, err := plotter.NewLabels(plotter.XYLabels{XYs: plotter.XYs{{X: m.X, Y: ymax}}, Labels: []string{" " + m.Label}})
+	// The label ends at the line, so that a marker at the right edge (the
+	// last epoch is often the best) keeps its label inside the chart.
+	lab, err := plotter.NewLabels(plotter.XYLabels{XYs: plotter.XYs{{X: m.X, Y: ymax}}, Labels: []string{m.Label + " "}})
 	if err == nil {
 		for i := range lab.TextStyle {
 			lab.TextStyle[i].Color = color.Gray{Y: 60}
-			lab.TextStyle[i].YAlign = draw.YTop
+			lab.TextStyle[i].XAlign, lab.TextStyle[i].YAlign = draw.XRight, draw.YTop
 		}
 		p.Add(lab)
 	}
@@ -171,8 +173,8 @@ func legendRoom(p *plot.Plot, ymin, ymax float64, n int) {
 		return
 	}
 	span := ymax - ymin
-	if span == 0 {
-		span = math.Max(math.Abs(ymax), 1e-9)
+	if span == 0 { // a constant (a fixed learning rate): show it from zero
+		ymin, span = math.Min(0, ymax), math.Max(math.Abs(ymax), 1e-9)
 	}
 	p.Y.Min = math.Min(p.Y.Min, ymin)
 	p.Y.Max = ymax + span*math.Min(0.09*float64(n), 1.2)
@@ -236,6 +238,7 @@ func BarChart(title, yLabel string, groups []string, series []Bars, yMin float64
 		}
 	}
 	p.NominalX(groups...)
+	p.X.Min, p.X.Max = -0.5, float64(len(groups))-0.5 // whole clusters, clear of the axes
 	if !math.IsNaN(yMin) && !math.IsInf(lo, 0) {
 		lo = math.Max(yMin, lo-0.35*math.Max(hi-lo, 0.01))
 	} else {

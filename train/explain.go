@@ -1,0 +1,409 @@
+package train
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/msrtrain/msrtrain/data"
+	"github.com/msrtrain/msrtrain/data/knowledge"
+	"github.com/msrtrain/msrtrain/model"
+	"github.com/msrtrain/msrtrain/train/report"
+)
+
+// ErrNoReasoning marks an explanation asked of a store without reasoning
+// text for the key (the hash encoder's, or imported vectors).
+var ErrNoReasoning = fmt.Errorf("no reasoning")
+
+// Explainer reads a run's knowledge next to what the model does with it:
+// for any user or scenario, the prompt, the LLM's reasoning, the keys with
+// the most similar vectors and, given a trained model, how far that key's
+// knowledge moves the logits of its rows.
+//
+// The effect of a user's knowledge is measured against the learned fallback
+// vector (what the model uses for a user without knowledge); the effect of a
+// scenario's, against the mean of all scenario vectors (the model has no
+// fallback for scenarios). Both are measured through the public model API:
+// the rows are scored twice, the second time with the knowledge swapped.
+type Explainer struct {
+	cfg     Config
+	loaded  *Loaded // nil: no effects
+	splits  *data.Splits
+	store   *knowledge.Store
+	prompts map[string]string
+	main    map[int64]int // user index → scenario with most training rows
+
+	measured  bool
+	users     map[int64][]report.Effect // by user index
+	scenarios map[int][]report.Effect   // by scenario id: only its own scenario
+}
+
+// NewExplainer reads the data and the knowledge store of cfg; with loaded
+// (a trained model of that configuration) it can also measure effects.
+// The caller closes the Explainer, and the model separately.
+func NewExplainer(cfg Config, loaded *Loaded) (*Explainer, error) {
+	dcfg := cfg.Data
+	dcfg.Seed = cfg.Seed
+	var opts []data.Option
+	storeDir := KnowledgeDir(&cfg)
+	if loaded != nil {
+		opts = append(opts, data.WithVocabs(loaded.Checkpoint.Vocabs))
+		storeDir = checkpointKnowledgeDir(loaded.Checkpoint)
+	}
+	sp, err := data.Load(dcfg, opts...)
+	if err != nil {
+		return nil, err
+	}
+	store, err := knowledge.Load(storeDir)
+	if err != nil {
+		return nil, err
+	}
+	prompts, _, err := RenderPrompts(cfg.Knowledge, sp)
+	if err != nil {
+		return nil, err
+	}
+	e := &Explainer{cfg: cfg, loaded: loaded, splits: sp, store: store, prompts: map[string]string{}}
+	for _, p := range prompts {
+		e.prompts[p.Key] = p.Text
+	}
+	e.main = mainScenarios(sp.Train)
+	return e, nil
+}
+
+// Close releases the store.
+func (e *Explainer) Close() error { return e.store.Close() }
+
+// mainScenarios maps each user index to the scenario with the most rows of
+// the table (the lowest scenario id on a tie).
+func mainScenarios(t *data.Table) map[int64]int {
+	counts := map[int64][]int{}
+	fields := len(t.Schema.Categorical)
+	scenarios := len(t.Schema.Scenarios)
+	for i := range t.Len() {
+		u := t.Cat[i*fields]
+		c, ok := counts[u]
+		if !ok {
+			c = make([]int, scenarios)
+			counts[u] = c
+		}
+		c[t.Scenario[i]]++
+	}
+	out := make(map[int64]int, len(counts))
+	for u, c := range counts {
+		out[u] = slices.Index(c, slices.Max(c))
+	}
+	return out
+}
+
+// UserKey resolves a raw user id to its knowledge key and vocabulary index.
+func (e *Explainer) userIndex(id string) (int64, error) {
+	users := e.splits.Vocabs.Fields[0]
+	idx := users.Index(id)
+	if idx == 0 {
+		var some []string
+		for i := int64(1); i < int64(min(users.Size(), 6)); i++ {
+			some = append(some, users.Token(i))
+		}
+		return 0, fmt.Errorf("user %q is not in the training data of %s (%d users, e.g. %s)", id, e.cfg.Data.Format, users.Size()-1, strings.Join(some, ", "))
+	}
+	return idx, nil
+}
+
+func (e *Explainer) scenarioID(name string) (int, error) {
+	names := e.splits.Vocabs.Schema().ScenarioNames()
+	i := slices.Index(names, name)
+	if i < 0 {
+		return 0, fmt.Errorf("scenario %q is not in the data; its scenarios are %s", name, strings.Join(names, ", "))
+	}
+	return i, nil
+}
+
+// ExplainUser explains a user's knowledge; with requireReasoning a store
+// without reasoning text for the user is an error (ErrNoReasoning).
+func (e *Explainer) ExplainUser(id string, requireReasoning bool) (report.Explanation, error) {
+	idx, err := e.userIndex(id)
+	if err != nil {
+		return report.Explanation{}, err
+	}
+	x, err := e.explain(knowledge.UserKey(id), requireReasoning)
+	if err != nil {
+		return x, err
+	}
+	names := e.splits.Vocabs.Schema().ScenarioNames()
+	if s, ok := e.main[idx]; ok {
+		x.MainScenario = names[s]
+	}
+	if x.EffectsMissing == "" {
+		if !e.cfg.Model.Meta.Levels.User() {
+			x.EffectsMissing = fmt.Sprintf("the model has no user-level meta networks (model.meta.levels = %s)", e.cfg.Model.Meta.Levels)
+		} else if err := e.measure(); err != nil {
+			return x, err
+		} else {
+			x.Effects, x.EffectsAgainst = e.users[idx], "the learned fallback vector"
+		}
+	}
+	return x, nil
+}
+
+// ExplainScenario explains a scenario's knowledge like ExplainUser.
+func (e *Explainer) ExplainScenario(name string, requireReasoning bool) (report.Explanation, error) {
+	id, err := e.scenarioID(name)
+	if err != nil {
+		return report.Explanation{}, err
+	}
+	x, err := e.explain(knowledge.ScenarioKey(name), requireReasoning)
+	if err != nil {
+		return x, err
+	}
+	x.MainScenario = name
+	if x.EffectsMissing == "" {
+		if !e.cfg.Model.Meta.Levels.Scenario() {
+			x.EffectsMissing = fmt.Sprintf("the model has no scenario-level meta networks (model.meta.levels = %s)", e.cfg.Model.Meta.Levels)
+		} else if err := e.measure(); err != nil {
+			return x, err
+		} else {
+			x.Effects, x.EffectsAgainst = e.scenarios[id], "the mean scenario vector"
+		}
+	}
+	return x, nil
+}
+
+// explain fills what the store and the prompts say about key.
+func (e *Explainer) explain(key string, requireReasoning bool) (report.Explanation, error) {
+	meta := e.store.Meta()
+	x := report.Explanation{Key: key, Prompt: e.prompts[key], Encoder: fmt.Sprintf("%s (%s, dim %d)", meta.Encoder, meta.Model, meta.Dim)}
+	if x.Prompt == "" {
+		x.Prompt = "(no prompt: the key is not in the training split)"
+	}
+	var ok bool
+	if x.NearestScenarios, ok = e.store.Nearest(key, knowledge.ScenarioPrefix, 3); !ok {
+		return x, fmt.Errorf("knowledge store %s has no vector for %s (it uses the fallback); run `msrtrain knowledge build`", e.store.Dir(), key)
+	}
+	x.NearestUsers, _ = e.store.Nearest(key, knowledge.UserPrefix, 5)
+	text, found, err := e.store.Reasoning(key)
+	if err != nil {
+		return x, err
+	}
+	x.Reasoning = text
+	if strings.TrimSpace(text) == "" {
+		switch {
+		case meta.Encoder == "hash":
+			x.ReasoningMissing = "the hash encoder is not an LLM and writes no reasoning; build the store with knowledge.encoder=openai and a chat_model"
+		case !found:
+			x.ReasoningMissing = fmt.Sprintf("the store holds no reasoning line for %s (imported vectors carry none)", key)
+		default:
+			x.ReasoningMissing = fmt.Sprintf("the %s encoder stored an empty reasoning (no chat model: the prompt alone was embedded)", meta.Encoder)
+		}
+		if requireReasoning {
+			return x, fmt.Errorf("%w for %s in knowledge store %s: %s", ErrNoReasoning, key, e.store.Dir(), x.ReasoningMissing)
+		}
+	}
+	if e.loaded == nil {
+		x.EffectsMissing = "no trained model given (--checkpoint)"
+	}
+	return x, nil
+}
+
+// TopUsers explains the n users whose knowledge moves their logits most,
+// largest first.
+func (e *Explainer) TopUsers(n int) ([]report.Explanation, error) {
+	if e.loaded == nil || !e.cfg.Model.Meta.Levels.User() {
+		return nil, nil
+	}
+	if err := e.measure(); err != nil {
+		return nil, err
+	}
+	type ranked struct {
+		user int64
+		size float64
+	}
+	var all []ranked
+	for u, effects := range e.users {
+		all = append(all, ranked{u, report.Explanation{Effects: effects}.Size()})
+	}
+	slices.SortFunc(all, func(a, b ranked) int { return cmp.Or(cmp.Compare(b.size, a.size), cmp.Compare(a.user, b.user)) })
+	var out []report.Explanation
+	users := e.splits.Vocabs.Fields[0]
+	for _, r := range all[:min(n, len(all))] {
+		x, err := e.ExplainUser(users.Token(r.user), false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
+// Scenarios explains every scenario, in the data's order.
+func (e *Explainer) Scenarios() ([]report.Explanation, error) {
+	var out []report.Explanation
+	for _, name := range e.splits.Vocabs.Schema().ScenarioNames() {
+		x, err := e.ExplainScenario(name, false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
+// measure scores every row of the data three times (own knowledge; every
+// user on the fallback; every scenario on the mean scenario vector) and
+// aggregates the logit shifts per user and scenario. A row's scenario-level
+// layers see only its own scenario's vector, and its user-level layers only
+// its own user's, so swapping them all at once measures each key alone.
+func (e *Explainer) measure() error {
+	if e.measured {
+		return nil
+	}
+	m := e.loaded.Model
+	if m.Meta == nil {
+		return fmt.Errorf("the model has no meta networks")
+	}
+	scen, user, known, err := knowledgeMatrices(e.store, e.splits.Vocabs)
+	if err != nil {
+		return err
+	}
+	own := m.Meta.Knowledge
+	defer func() { m.Meta.Knowledge = own }()
+	base, err := e.logits()
+	if err != nil {
+		return err
+	}
+	dim := own.Dim
+	e.users = map[int64][]report.Effect{}
+	e.scenarios = map[int][]report.Effect{}
+	if m.Meta.UserFallback != nil {
+		fallback, err := model.NewKnowledge(scen, user, make([]bool, len(known)), dim, e.loaded.Device)
+		if err != nil {
+			return err
+		}
+		m.Meta.Knowledge = fallback
+		swapped, err := e.logits()
+		fallback.Close()
+		if err != nil {
+			return err
+		}
+		e.users = aggregate(base, swapped, func(r scoredRow) int64 { return r.user }, e.names())
+	}
+	if e.cfg.Model.Meta.Levels.Scenario() {
+		mean := meanRows(scen, int(dim))
+		avg, err := model.NewKnowledge(mean, user, known, dim, e.loaded.Device)
+		if err != nil {
+			return err
+		}
+		m.Meta.Knowledge = avg
+		swapped, err := e.logits()
+		avg.Close()
+		if err != nil {
+			return err
+		}
+		for s, effects := range aggregate(base, swapped, func(r scoredRow) int64 { return r.scenario }, e.names()) {
+			e.scenarios[int(s)] = effects
+		}
+	}
+	e.measured = true
+	return nil
+}
+
+func (e *Explainer) names() []string { return e.splits.Vocabs.Schema().ScenarioNames() }
+
+// meanRows replaces every row of a row-major matrix by the mean row.
+func meanRows(m []float32, dim int) []float32 {
+	rows := len(m) / dim
+	mean := make([]float32, dim)
+	for r := range rows {
+		for j := range dim {
+			mean[j] += m[r*dim+j] / float32(rows)
+		}
+	}
+	out := make([]float32, len(m))
+	for r := range rows {
+		copy(out[r*dim:], mean)
+	}
+	return out
+}
+
+type scoredRow struct {
+	user, scenario int64
+	logit          float64
+}
+
+// logits scores the train, valid and test rows in a fixed order (no
+// shuffle; batches grouped the same way every time), so two calls line up
+// row by row.
+func (e *Explainer) logits() ([]scoredRow, error) {
+	s := e.loaded.scorer()
+	var out []scoredRow
+	for _, part := range []data.Part{data.Train, data.Valid, data.Test} {
+		src, err := e.splits.Source(part, s.batches)
+		if err != nil {
+			return nil, err
+		}
+		err = s.score(src, func(g *grouper, probs []float32) error {
+			for i, p := range probs {
+				out = append(out, scoredRow{user: g.user[i], scenario: g.scenario[i], logit: logit(p)})
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// logit inverts the sigmoid the scorer applied (probabilities clipped like
+// the metrics' so saturated rows stay finite).
+func logit(p float32) float64 {
+	q := min(max(float64(p), 1e-7), 1-1e-7)
+	return math.Log(q) - math.Log1p(-q)
+}
+
+// aggregate groups the logit shifts base − swapped by key and scenario.
+func aggregate(base, swapped []scoredRow, key func(scoredRow) int64, names []string) map[int64][]report.Effect {
+	type acc struct{ abs, sum, n float64 }
+	sums := map[int64][]acc{}
+	for i, r := range base {
+		k := key(r)
+		a, ok := sums[k]
+		if !ok {
+			a = make([]acc, len(names))
+			sums[k] = a
+		}
+		d := r.logit - swapped[i].logit
+		a[r.scenario].abs += math.Abs(d)
+		a[r.scenario].sum += d
+		a[r.scenario].n++
+	}
+	out := make(map[int64][]report.Effect, len(sums))
+	for k, a := range sums {
+		for s, x := range a {
+			if x.n > 0 {
+				out[k] = append(out[k], report.Effect{Scenario: names[s], Rows: int(x.n), MeanAbsShift: x.abs / x.n, MeanShift: x.sum / x.n})
+			}
+		}
+	}
+	return out
+}
+
+// KnowledgeView is the store's scenario similarity and every user's
+// vector with the scenario of most of the user's training rows.
+func (e *Explainer) KnowledgeView() *report.Knowledge {
+	meta := e.store.Meta()
+	k := &report.Knowledge{Store: e.store.Dir(), Encoder: fmt.Sprintf("%s, %s, dim %d", meta.Encoder, meta.Model, meta.Dim)}
+	k.Scenarios, k.Similarity = e.store.ScenarioSimilarity()
+	users := e.splits.Vocabs.Fields[0]
+	names := e.names()
+	for i := int64(1); i < int64(users.Size()); i++ {
+		key := knowledge.UserKey(users.Token(i))
+		v, ok := e.store.Lookup(key)
+		s, active := e.main[i]
+		if ok && active {
+			k.Users = append(k.Users, report.UserVector{Key: key, MainScenario: names[s], Vector: v})
+		}
+	}
+	return k
+}

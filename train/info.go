@@ -1,0 +1,55 @@
+package train
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+
+	"github.com/msrtrain/msrtrain/cgo/torch"
+)
+
+// EnvironmentFile in a run directory records WriteEnvironment at the start
+// of training, so a report made later shows the machine that trained.
+const EnvironmentFile = "environment.txt"
+
+// WriteEnvironment writes what `msrtrain info` shows after its version line:
+// the Go version, the libtorch compiled against and loaded, the thread
+// counts, the BLAS and the CUDA devices.
+func WriteEnvironment(w io.Writer) error {
+	var b strings.Builder
+	loaded, _ := torch.LoadedVersion()
+	if loaded == "" {
+		loaded = "unknown version"
+	}
+	lib, _ := torch.LoadedLibrary()
+	fmt.Fprintf(&b, "go: %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(&b, "libtorch: compiled against %s (distribution %s), loaded %s from %s\n", torch.CompiledVersion(), torch.BuildVersion(), loaded, lib)
+	if err := torch.CheckVersion(); err != nil {
+		fmt.Fprintf(&b, "  WARNING: %v\n", err)
+	}
+	fmt.Fprintf(&b, "threads: libtorch intra-op %d, OpenBLAS %d (of %d CPUs)\n", torch.Threads(), torch.BLASThreads(), runtime.NumCPU())
+	if blas, open, err := torch.LoadedBLAS(); err != nil {
+		fmt.Fprintf(&b, "BLAS: %v\n", err)
+	} else if open {
+		fmt.Fprintf(&b, "BLAS: OpenBLAS, %s\n", blas)
+	} else {
+		fmt.Fprintf(&b, "BLAS: %s\n  WARNING: not OpenBLAS; matrix products may run ~60x slower: install libopenblas0-pthread (make setup)\n", blas)
+	}
+	built, n := torch.CUDAInfo()
+	fmt.Fprintf(&b, "CUDA: libtorch_cuda loaded: %v, devices: %d\n", built, n)
+	for i := range n {
+		name, err := torch.CUDADeviceName(i)
+		if err != nil {
+			name = err.Error()
+		}
+		fmt.Fprintf(&b, "  cuda:%d %s\n", i, name)
+	}
+	for _, line := range strings.Split(torch.BuildConfig(), "\n") {
+		if strings.Contains(line, "BLAS") || strings.Contains(line, "OpenMP") || strings.Contains(line, "LAPACK") {
+			fmt.Fprintln(&b, "build:", strings.TrimSpace(line))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

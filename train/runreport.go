@@ -1,0 +1,207 @@
+package train
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/msrtrain/msrtrain/train/report"
+)
+
+// ReportOptions say where WriteReport runs the model that it explains.
+type ReportOptions struct {
+	Device  string // auto, cpu, cuda:N
+	Threads int
+	// TopUsers is how many users the report explains (those whose knowledge
+	// moves their logits most); 0 means 5.
+	TopUsers int
+}
+
+// SummaryFile is the run's result, written when training ends.
+const SummaryFile = "summary.json"
+
+// WriteReport writes <dir>/report.html for a run directory at any stage:
+// finished, interrupted (no summary.json yet) or with only some epochs
+// logged. It returns the page's path.
+func WriteReport(dir string, o ReportOptions) (string, error) {
+	if o.TopUsers == 0 {
+		o.TopUsers = 5
+	}
+	cfg, err := ReadRunConfig(dir)
+	if err != nil {
+		return "", err
+	}
+	r := report.Run{Dir: dir}
+	if b, err := os.ReadFile(filepath.Join(dir, configFile)); err == nil {
+		r.Config = string(b)
+	}
+	r.Environment = runEnvironment(dir)
+	res, err := readResult(dir)
+	if err != nil {
+		return "", err
+	}
+	mainName := "LLM4MSR"
+	if !cfg.Model.Meta.Levels.Enabled() {
+		mainName = cfg.Model.Backbone
+	}
+	if r.Main, err = readReportModel(dir, mainName, res); err != nil {
+		return "", err
+	}
+	baseDir := filepath.Join(dir, "baseline")
+	if _, err := os.Stat(filepath.Join(baseDir, report.MetricsFile)); err == nil {
+		var base *Result
+		if res != nil {
+			base = res.Baseline
+		}
+		m, err := readReportModel(baseDir, "bare "+cfg.Model.Backbone, base)
+		if err != nil {
+			return "", err
+		}
+		r.Baseline = &m
+	}
+	r.Status, r.Facts = runStatus(cfg, res)
+	if cfg.Model.Meta.Levels.Enabled() {
+		if err := explainForReport(dir, cfg, o, &r); err != nil {
+			return "", fmt.Errorf("report: knowledge: %w", err)
+		}
+	}
+	return report.WriteRun(dir, r)
+}
+
+// ReadRunConfig reads the resolved configuration a run directory was trained with.
+func ReadRunConfig(dir string) (Config, error) {
+	path := filepath.Join(dir, configFile)
+	if _, err := os.Stat(path); err != nil {
+		return Config{}, fmt.Errorf("%s is not a run directory: %w", dir, err)
+	}
+	cfg, err := LoadConfig(path, nil)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Out = dir // wherever the run directory is now
+	return cfg, nil
+}
+
+// readResult reads summary.json; nil when the run has not finished.
+func readResult(dir string) (*Result, error) {
+	b, err := os.ReadFile(filepath.Join(dir, SummaryFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var res Result
+	if err := json.Unmarshal(b, &res); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, SummaryFile), err)
+	}
+	return &res, nil
+}
+
+func readReportModel(dir, name string, res *Result) (report.Model, error) {
+	m, err := report.ReadModel(dir, name)
+	if err != nil {
+		return m, err
+	}
+	if res != nil {
+		m.BestEpoch, m.Valid, m.Test = res.BestEpoch, res.Valid, res.Test
+		return m, nil
+	}
+	if best, err := readBestState(dir); err == nil {
+		m.BestEpoch = best
+	}
+	return m, nil
+}
+
+// readBestState reads the best epoch (from 1; 0 before any) of an
+// unfinished run from its best checkpoint.
+func readBestState(dir string) (int, error) {
+	ckDir, err := CheckpointDir(dir, "best")
+	if err != nil {
+		return 0, err
+	}
+	ck, err := ReadCheckpoint(ckDir)
+	if err != nil {
+		return 0, err
+	}
+	return ck.State.BestEpoch, nil
+}
+
+func runStatus(cfg Config, res *Result) (string, [][2]string) {
+	facts := [][2]string{
+		{"data", string(cfg.Data.Format)},
+		{"backbone", cfg.Model.Backbone},
+		{"meta networks", string(cfg.Model.Meta.Levels)},
+		{"knowledge", string(cfg.Knowledge.Encoder)},
+		{"seed", fmt.Sprint(cfg.Seed)},
+	}
+	status := "not finished: no summary.json (interrupted, or still training)"
+	if res != nil {
+		status = "finished"
+		if res.Interrupted {
+			status = "interrupted"
+		}
+		facts = append(facts,
+			[2]string{"epochs", fmt.Sprintf("%d (best %d)", res.Epochs, res.BestEpoch)},
+			[2]string{"steps", fmt.Sprint(res.Steps)},
+			[2]string{"training", fmt.Sprintf("%.0f samples/s, %.1f s", res.SamplesPerSec, res.Seconds)})
+		if res.UsersWithoutKnowledge > 0 {
+			facts = append(facts, [2]string{"users on the fallback", fmt.Sprint(res.UsersWithoutKnowledge)})
+		}
+	}
+	return status, facts
+}
+
+// runEnvironment is the environment the run recorded, or this process's
+// when it recorded none.
+func runEnvironment(dir string) string {
+	if b, err := os.ReadFile(filepath.Join(dir, EnvironmentFile)); err == nil {
+		return string(b)
+	}
+	var b strings.Builder
+	b.WriteString("(the run recorded no environment; this is the machine that wrote the report)\n")
+	WriteEnvironment(&b)
+	return b.String()
+}
+
+// explainForReport fills the knowledge view and, when the run has a best
+// checkpoint, the explanations of the users and scenarios whose knowledge
+// moves the model most.
+func explainForReport(dir string, cfg Config, o ReportOptions, r *report.Run) error {
+	var loaded *Loaded
+	if _, err := CheckpointDir(dir, "best"); err == nil {
+		if loaded, err = LoadModel(dir, o.Device, o.Threads); err != nil {
+			return err
+		}
+		defer loaded.Close()
+		cfg = loaded.Checkpoint.Config
+	} else {
+		r.Notes = append(r.Notes, "No best checkpoint yet, so the report does not measure what the knowledge does to the model.")
+	}
+	if _, err := os.Stat(filepath.Join(KnowledgeDir(&cfg), "index.json")); err != nil && loaded == nil {
+		r.Notes = append(r.Notes, "No knowledge store yet in "+KnowledgeDir(&cfg)+".")
+		return nil
+	}
+	e, err := NewExplainer(cfg, loaded)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	r.Knowledge = e.KnowledgeView()
+	users, err := e.TopUsers(o.TopUsers)
+	if err != nil {
+		return err
+	}
+	scenarios, err := e.Scenarios()
+	if err != nil {
+		return err
+	}
+	if loaded != nil {
+		r.Explanations = append(users, scenarios...)
+	}
+	return nil
+}
