@@ -23,7 +23,20 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"opt":       optional,
 	"pct":       pct,
 	"hasPrefix": strings.HasPrefix,
+	"add":       func(a, b int) int { return a + b },
+	"meanStd":   meanStd,
 }).ParseFS(templateFiles, "templates/*.tmpl"))
+
+// meanStd renders "mean ± std", the mean alone without a std, or "–".
+func meanStd(mean, std float64) string {
+	switch {
+	case math.IsNaN(mean):
+		return "–"
+	case math.IsNaN(std) || std == 0:
+		return fmt.Sprintf("%.4f", mean)
+	}
+	return fmt.Sprintf("%.4f ± %.4f", mean, std)
+}
 
 func optional(v *float64) string {
 	if v == nil {

@@ -31,6 +31,7 @@ type PointSummary struct {
 type Table struct {
 	Metric   string         `json:"metric"`
 	Maximize bool           `json:"maximize"`
+	Random   bool           `json:"random"`  // a random search: the keys were sampled, not a grid
 	Keys     []string       `json:"keys"`    // overridden config keys, in spec order
 	Metrics  []string       `json:"metrics"` // every metric name reported, sorted
 	Points   []PointSummary `json:"points"`
@@ -40,7 +41,7 @@ type Table struct {
 // Summarize groups outcomes by point and sorts the points by the mean of
 // spec.Metric (best first; points without it last, in point order).
 func Summarize(spec Spec, outcomes []Outcome) Table {
-	t := Table{Metric: spec.Metric, Maximize: spec.Maximize, Keys: spec.Keys(), Trials: outcomes}
+	t := Table{Metric: spec.Metric, Maximize: spec.Maximize, Random: spec.Method == MethodRandom, Keys: spec.Keys(), Trials: outcomes}
 	byPoint := map[int]*PointSummary{}
 	values := map[int]map[string][]float64{}
 	metrics := map[string]bool{}

@@ -6,14 +6,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/msrtrain/msrtrain/train/report"
 )
 
-// WriteFiles writes results.csv, summary.csv and results.md into dir, each
-// atomically.
+// WriteFiles writes results.csv, summary.csv, results.md and results.html
+// into dir, each atomically.
 func (t Table) WriteFiles(dir string) error {
 	for name, write := range map[string]func(io.Writer) error{
 		ResultsCSV: t.WriteResultsCSV,
@@ -28,7 +31,79 @@ func (t Table) WriteFiles(dir string) error {
 			return err
 		}
 	}
-	return nil
+	_, err := report.WriteSweep(dir, t.reportView(dir))
+	return err
+}
+
+// reportView lays the table out for results.html: test AUC per scenario
+// for each point and, for a random search, each searched key against the
+// metric over the ok trials.
+func (t Table) reportView(dir string) report.Sweep {
+	var md strings.Builder
+	t.WriteMarkdown(&md)
+	var ok, failed, pending int
+	for _, p := range t.Points {
+		ok, failed, pending = ok+p.OK, failed+p.Failed, pending+p.Pending
+	}
+	s := report.Sweep{Dir: dir, Metric: t.Metric, Markdown: md.String(),
+		Summary: fmt.Sprintf("%d: %d ok, %d failed, %d pending", len(t.Trials), ok, failed, pending)}
+	scenarios := []string{"overall"}
+	for _, m := range t.Metrics {
+		if name, ok := strings.CutPrefix(m, "test.scenario."); ok && strings.HasSuffix(name, ".auc") {
+			scenarios = append(scenarios, strings.TrimSuffix(name, ".auc"))
+		}
+	}
+	for _, p := range t.Points {
+		var set []string
+		for k, v := range t.overrideCells(p.Overrides) {
+			set = append(set, t.Keys[k]+" = "+v)
+		}
+		sp := report.SweepPoint{ID: p.PointID, Settings: strings.Join(set, ", "), OK: p.OK, Scenarios: scenarios}
+		for _, name := range scenarios {
+			metric := "test.scenario." + name + ".auc"
+			if name == "overall" {
+				metric = "test.overall.auc"
+			}
+			mean, std := math.NaN(), math.NaN()
+			if st, ok := p.Stats[metric]; ok {
+				mean = st.Mean
+				if st.N > 1 {
+					std = st.Std
+				}
+			}
+			sp.AUC, sp.AUCStd = append(sp.AUC, mean), append(sp.AUCStd, std)
+		}
+		s.Points = append(s.Points, sp)
+	}
+	if t.Random {
+		for _, key := range t.Keys {
+			k := report.SearchedKey{Key: key}
+			for _, o := range t.Trials {
+				v, ok := o.Result.Metrics[t.Metric]
+				if o.Result.Status != StatusOK || !ok {
+					continue
+				}
+				x, isNumber := o.Trial.Overrides[key].(float64)
+				if !isNumber {
+					if i, isInt := o.Trial.Overrides[key].(int); isInt {
+						x, isNumber = float64(i), true
+					}
+				}
+				if !isNumber {
+					level := formatValue(o.Trial.Overrides[key])
+					i := slices.Index(k.Levels, level)
+					if i < 0 {
+						i = len(k.Levels)
+						k.Levels = append(k.Levels, level)
+					}
+					x = float64(i)
+				}
+				k.X, k.Metric = append(k.X, x), append(k.Metric, v)
+			}
+			s.Searched = append(s.Searched, k)
+		}
+	}
+	return s
 }
 
 // WriteResultsCSV writes one row per trial: id, point, seed, status,
