@@ -1,0 +1,152 @@
+package train
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/msrtrain/msrtrain/data/knowledge"
+	"github.com/msrtrain/msrtrain/train/report"
+	"github.com/msrtrain/msrtrain/train/report/reporttest"
+)
+
+// A tiny run with its baseline writes steps.jsonl and a report page whose
+// every chart decodes and is not blank, with the explanations of the users
+// whose knowledge moves the model most.
+func TestTrainWritesReport(t *testing.T) {
+	cfg := tinyConfig(t, "train.baseline=true", "train.log_every=10")
+	res, err := onTorchThread(func() (*Result, error) { return Train(context.Background(), cfg, RunOptions{Report: true}) })
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(cfg.Out, report.RunFile), res.Report)
+
+	// 38 steps an epoch logged every 10 steps, each epoch's last interval
+	// closed at its end: 10, 20, 30, 38 | 40, 50, 60, 70, 76.
+	steps, err := report.ReadSteps(filepath.Join(cfg.Out, report.StepsFile))
+	require.NoError(t, err)
+	var at []int
+	for _, s := range steps {
+		at = append(at, s.Step)
+	}
+	assert.Equal(t, []int{10, 20, 30, 38, 40, 50, 60, 70, 76}, at)
+	assert.Equal(t, report.Step{Step: 38, Epoch: 1, Loss: steps[3].Loss, LR: cfg.Train.LR}, steps[3])
+	assert.Equal(t, 2, steps[4].Epoch)
+
+	page, err := reporttest.CheckPage(res.Report)
+	require.NoError(t, err)
+	// loss, lr, valid AUC and logloss, test AUC and gAUC, calibration, heatmap, PCA
+	assert.Equal(t, 9, page.Images)
+	for _, want := range []string{"bare star", "LLM4MSR", "scenario:video", "the hash encoder is not an LLM", "libtorch: compiled against", "backbone: star"} {
+		assert.Contains(t, page.Text, want)
+	}
+	assert.NotContains(t, page.Text, "No explanations")
+
+	// The same page again from the directory alone, as `msrtrain report` makes it.
+	again, err := onTorchThread(func() (string, error) { return WriteReport(cfg.Out, ReportOptions{Device: "cpu", Threads: 1}) })
+	require.NoError(t, err)
+	assert.Equal(t, res.Report, again)
+	explainTrainedRun(t, cfg)
+}
+
+// explainTrainedRun checks `knowledge explain` on a trained run: errors for
+// an unknown user and a store without reasoning, then, once the store has
+// reasoning, the prompt, the reasoning and the effects.
+func explainTrainedRun(t *testing.T, cfg Config) {
+	type explained struct {
+		x   report.Explanation
+		err error
+	}
+	explain := func(user, scenario string) explained {
+		out, _ := onTorchThread(func() (explained, error) {
+			l, err := LoadModel(cfg.Out, "cpu", 1)
+			if err != nil {
+				return explained{err: err}, nil
+			}
+			defer l.Close()
+			e, err := NewExplainer(l.Checkpoint.Config, l)
+			if err != nil {
+				return explained{err: err}, nil
+			}
+			defer e.Close()
+			if user != "" {
+				x, err := e.ExplainUser(user, true)
+				return explained{x, err}, nil
+			}
+			x, err := e.ExplainScenario(scenario, true)
+			return explained{x, err}, nil
+		})
+		return out
+	}
+	assert.ErrorContains(t, explain("nobody", "").err, `user "nobody" is not in the training data`)
+	assert.ErrorContains(t, explain("", "radio").err, `scenario "radio" is not in the data; its scenarios are video, search, shop`)
+	noReasoning := explain("u1", "")
+	assert.ErrorIs(t, noReasoning.err, ErrNoReasoning)
+	assert.ErrorContains(t, noReasoning.err, "the hash encoder is not an LLM")
+
+	// Give user u1 and scenario search reasoning text, as an LLM's store has.
+	path := filepath.Join(cfg.Out, "knowledge", knowledge.ReasoningFile)
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var out bytes.Buffer
+	for _, line := range strings.SplitAfter(string(raw), "\n") {
+		var l map[string]any
+		if json.Unmarshal([]byte(line), &l) == nil && (l["key"] == "user:u1" || l["key"] == "scenario:search") {
+			l["reasoning"] = "Reasoning about " + l["key"].(string) + ": likes cooking."
+			b, _ := json.Marshal(l)
+			line = string(b) + "\n"
+		}
+		out.WriteString(line)
+	}
+	require.NoError(t, os.WriteFile(path, out.Bytes(), 0o644))
+
+	u := explain("u1", "")
+	require.NoError(t, u.err)
+	assert.Equal(t, "user:u1", u.x.Key)
+	assert.Equal(t, "Reasoning about user:u1: likes cooking.", u.x.Reasoning)
+	assert.Contains(t, u.x.Prompt, "Below are the recent interactions of one user")
+	assert.Equal(t, "the learned fallback vector", u.x.EffectsAgainst)
+	require.NotEmpty(t, u.x.Effects)
+	assert.Greater(t, u.x.Size(), 0.0, "the user-level meta layers move u1's logits")
+	assert.Len(t, u.x.NearestUsers, 5)
+	assert.Len(t, u.x.NearestScenarios, 3)
+	var text bytes.Buffer
+	require.NoError(t, u.x.WriteText(&text))
+	for _, want := range []string{"prompt:", "reasoning (the LLM's answer):\n  Reasoning about user:u1", "nearest users", "effect on the model's logits, against the learned fallback vector", "mean |shift|"} {
+		assert.Contains(t, text.String(), want)
+	}
+
+	s := explain("", "search")
+	require.NoError(t, s.err)
+	require.Len(t, s.x.Effects, 1)
+	assert.Equal(t, "search", s.x.Effects[0].Scenario)
+	assert.Greater(t, s.x.Effects[0].Rows, 600, "every search row of the three splits")
+	assert.Greater(t, s.x.Effects[0].MeanAbsShift, 0.0)
+}
+
+// An interrupted run (no summary.json) still gets a page, saying what it lacks.
+func TestReportOfInterruptedRun(t *testing.T) {
+	cfg := tinyConfig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res, err := onTorchThread(func() (*Result, error) {
+		return Train(ctx, cfg, RunOptions{Report: true, afterStep: func(step int) {
+			if step == 50 { // in the second epoch, after the first one's checkpoint
+				cancel()
+			}
+		}})
+	})
+	require.NoError(t, err)
+	require.True(t, res.Interrupted)
+	page, err := reporttest.CheckPage(res.Report)
+	require.NoError(t, err)
+	assert.Contains(t, page.Text, "not finished")
+	assert.Contains(t, page.Text, "No test metrics yet")
+	// loss, lr, valid AUC and logloss of epoch 1, heatmap, PCA
+	assert.Equal(t, 6, page.Images)
+}
