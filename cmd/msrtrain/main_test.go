@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/msrtrain/msrtrain/train/report/reporttest"
 )
 
 var binary string
@@ -70,7 +72,15 @@ func mustRun(t *testing.T, args ...string) string {
 
 func TestTrainEvalPredict(t *testing.T) {
 	out := t.TempDir()
-	mustRun(t, append([]string{"--out", out, "train"}, tiny...)...)
+	trainOut := mustRun(t, append([]string{"--out", out, "train"}, tiny...)...)
+	// The last line is the report's path, and the page checks out.
+	lines := strings.Split(strings.TrimSpace(trainOut), "\n")
+	if want := "report: " + filepath.Join(out, "report.html"); lines[len(lines)-1] != want {
+		t.Errorf("train's last line is %q, want %q", lines[len(lines)-1], want)
+	}
+	if _, err := reporttest.CheckPage(filepath.Join(out, "report.html")); err != nil {
+		t.Error(err)
+	}
 	for _, f := range []string{"config.yaml", "metrics.jsonl", "summary.json", "checkpoints/best", "checkpoints/latest"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Errorf("train output: %v", err)
@@ -153,6 +163,42 @@ func TestBadInputIsAClearErrorWithStatus2(t *testing.T) {
 	}
 }
 
+// TestReportAndExplain runs `report` and `knowledge explain` on a trained
+// run whose store has no reasoning (the hash encoder's).
+func TestReportAndExplain(t *testing.T) {
+	out := t.TempDir()
+	mustRun(t, append([]string{"--out", out, "train"}, tiny...)...)
+	os.Remove(filepath.Join(out, "report.html"))
+	if got := mustRun(t, "report", "--threads", "1", out); got != "report: "+filepath.Join(out, "report.html")+"\n" {
+		t.Errorf("report printed %q", got)
+	}
+	if _, err := reporttest.CheckPage(filepath.Join(out, "report.html")); err != nil {
+		t.Error(err)
+	}
+	explain := []string{"knowledge", "explain", "--checkpoint", out, "--threads", "1"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no reasoning", []string{"--user", "u1"}, "no reasoning for user:u1 in knowledge store " + filepath.Join(out, "knowledge") + ": the hash encoder is not an LLM"},
+		{"unknown user", []string{"--user", "nobody", "--without-reasoning"}, `user "nobody" is not in the training data of synthetic`},
+		{"unknown scenario", []string{"--scenario", "radio"}, `scenario "radio" is not in the data; its scenarios are video, search, shop`},
+		{"neither", nil, "give one of --user ID or --scenario NAME"},
+	} {
+		_, errOut, code := run(t, append(explain, tc.args...)...)
+		if code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%s: exit %d, stderr %q; want exit 2 and %q", tc.name, code, errOut, tc.want)
+		}
+	}
+	got := mustRun(t, append(explain, "--user", "u1", "--without-reasoning")...)
+	for _, want := range []string{"user:u1 (most rows in", "prompt:\n  You are an expert", "reasoning: none (the hash encoder is not an LLM", "nearest scenarios", "effect on the model's logits, against the learned fallback vector:", "mean |shift|"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("explain output lacks %q:\n%s", want, got)
+		}
+	}
+}
+
 // TestSweep runs a 2×2 grid with 2 seeds in which one point fails at run
 // time (the file encoder without a file, only needed when meta networks are
 // on), then reruns it: finished trials are skipped.
@@ -183,6 +229,9 @@ grid:
 	require.NoError(t, err)
 	if !strings.Contains(string(md), "knowledge.encoder = file needs") {
 		t.Errorf("results.md does not record the failing point's error:\n%s", md)
+	}
+	if _, err := reporttest.CheckPage(filepath.Join(out, "results.html")); err != nil {
+		t.Error(err)
 	}
 	res, _ := os.ReadFile(filepath.Join(out, "results.csv"))
 	if ok, failed := strings.Count(string(res), ",ok,"), strings.Count(string(res), ",failed,"); ok != 6 || failed != 2 {
