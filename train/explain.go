@@ -207,7 +207,8 @@ func (e *Explainer) explain(key string, requireReasoning bool) (report.Explanati
 }
 
 // TopUsers explains the n users whose knowledge moves their logits most,
-// largest first.
+// largest first, among the users with at least the median number of rows
+// (a mean over one or two rows says little).
 func (e *Explainer) TopUsers(n int) ([]report.Explanation, error) {
 	if e.loaded == nil || !e.cfg.Model.Meta.Levels.User() {
 		return nil, nil
@@ -219,9 +220,17 @@ func (e *Explainer) TopUsers(n int) ([]report.Explanation, error) {
 		user int64
 		size float64
 	}
+	var rows []int
+	for _, effects := range e.users {
+		rows = append(rows, report.Explanation{Effects: effects}.Rows())
+	}
+	slices.Sort(rows)
 	var all []ranked
 	for u, effects := range e.users {
-		all = append(all, ranked{u, report.Explanation{Effects: effects}.Size()})
+		x := report.Explanation{Effects: effects}
+		if u != 0 && x.Rows() >= rows[len(rows)/2] {
+			all = append(all, ranked{u, x.Size()})
+		}
 	}
 	slices.SortFunc(all, func(a, b ranked) int { return cmp.Or(cmp.Compare(b.size, a.size), cmp.Compare(a.user, b.user)) })
 	var out []report.Explanation

@@ -128,15 +128,17 @@ func LineChart(title, xLabel, yLabel string, series []Series, markers []Marker) 
 			p.Legend.Add(s.Name, l)
 		}
 	}
+	xmin, xmax := math.Inf(1), math.Inf(-1)
 	ymin, ymax := math.Inf(1), math.Inf(-1)
 	for _, s := range series {
-		for _, y := range s.Y {
+		for j, y := range s.Y {
+			xmin, xmax = math.Min(xmin, s.X[j]), math.Max(xmax, s.X[j])
 			ymin, ymax = math.Min(ymin, y), math.Max(ymax, y)
 		}
 	}
 	for _, m := range markers {
 		if !math.IsInf(ymin, 0) {
-			addMarker(p, m, ymin, ymax)
+			addMarker(p, m, ymin, ymax, m.X > (xmin+xmax)/2)
 		}
 	}
 	legendRoom(p, ymin, ymax, len(series))
@@ -144,8 +146,9 @@ func LineChart(title, xLabel, yLabel string, series []Series, markers []Marker) 
 }
 
 // addMarker draws a dashed vertical line at m.X from ymin to ymax with its
-// label at the top.
-func addMarker(p *plot.Plot, m Marker, ymin, ymax float64) {
+// label at the top, on the line's left when it is in the right half of the
+// chart, so the label stays inside the chart.
+func addMarker(p *plot.Plot, m Marker, ymin, ymax float64, labelLeft bool) {
 	l, err := plotter.NewLine(plotter.XYs{{X: m.X, Y: ymin}, {X: m.X, Y: ymax}})
 	if err != nil {
 		return
@@ -154,13 +157,15 @@ func addMarker(p *plot.Plot, m Marker, ymin, ymax float64) {
 	l.Width = vg.Points(1.2)
 	l.Dashes = []vg.Length{vg.Points(3), vg.Points(3)}
 	p.Add(l)
-	// The label ends at the line, so that a marker at the right edge (the
-	// last epoch is often the best) keeps its label inside the chart.
-	lab, err := plotter.NewLabels(plotter.XYLabels{XYs: plotter.XYs{{X: m.X, Y: ymax}}, Labels: []string{m.Label + " "}})
+	text, align := " "+m.Label, draw.XLeft
+	if labelLeft {
+		text, align = m.Label+" ", draw.XRight
+	}
+	lab, err := plotter.NewLabels(plotter.XYLabels{XYs: plotter.XYs{{X: m.X, Y: ymax}}, Labels: []string{text}})
 	if err == nil {
 		for i := range lab.TextStyle {
 			lab.TextStyle[i].Color = color.Gray{Y: 60}
-			lab.TextStyle[i].XAlign, lab.TextStyle[i].YAlign = draw.XRight, draw.YTop
+			lab.TextStyle[i].XAlign, lab.TextStyle[i].YAlign = align, draw.YTop
 		}
 		p.Add(lab)
 	}
