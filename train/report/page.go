@@ -335,7 +335,7 @@ func knowledgeSection(r Run) (section, error) {
 	s := section{ID: "knowledge", Title: "Knowledge"}
 	k := r.Knowledge
 	if k == nil {
-		s.Missing = "This run has no knowledge store (model.meta.levels: none)."
+		s.Missing = "No knowledge to show: the run has no meta networks (model.meta.levels: none), or no knowledge store yet."
 		return s, nil
 	}
 	s.Text = fmt.Sprintf("The store in %s (%s). Left: cosine similarity of the scenario vectors. Right: the user vectors on their first two principal components, coloured by the scenario where each user has most training rows.", k.Store, k.Encoder)

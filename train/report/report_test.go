@@ -76,9 +76,15 @@ func TestWriteRun(t *testing.T) {
 	for _, want := range []string{"LLM4MSR", "bare star", "+0.0200", "user:7", "User 7 clicked <b>these</b> items", "the hash encoder is not an LLM", "backbone: star", "msrtrain 0.1.0"} {
 		assert.Contains(t, page.Text, want)
 	}
-	if out := os.Getenv("MSR_REPORT_KEEP"); out != "" { // to look at it in a browser
-		b, _ := os.ReadFile(path)
-		require.NoError(t, os.WriteFile(out, b, 0o644))
+	keep(t, path)
+}
+
+// keep copies a page to $MSR_REPORT_KEEP/<test>.html, to look at it in a browser.
+func keep(t *testing.T, path string) {
+	if dir := os.Getenv("MSR_REPORT_KEEP"); dir != "" {
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, t.Name()+".html"), b, 0o644))
 	}
 }
 
@@ -95,7 +101,8 @@ func TestWriteRunInterrupted(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 4, page.Images)
 	assert.Contains(t, page.Text, "No test metrics yet")
-	assert.Contains(t, page.Text, "This run has no knowledge store")
+	assert.Contains(t, page.Text, "No knowledge to show")
+	keep(t, path)
 }
 
 func TestPCA(t *testing.T) {
