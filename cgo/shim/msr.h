@@ -22,6 +22,7 @@ extern "C" {
 
 typedef struct msr_tensor_s* msr_tensor;
 typedef struct msr_optim_s* msr_optim;
+typedef struct msr_sparse_optim_s* msr_sparse_optim;
 typedef char* msr_err;
 
 enum msr_dtype { MSR_F32 = 0, MSR_F64 = 1, MSR_I64 = 2, MSR_BOOL = 3, MSR_I32 = 4, MSR_F16 = 5, MSR_BF16 = 6, MSR_U8 = 7 };
@@ -153,6 +154,22 @@ msr_err msr_optim_get_step(msr_optim o, int group, int param, int64_t* step);
 /* Whether a group keeps its parameters and state in flat buffers (see optim.cpp). */
 msr_err msr_optim_group_flat(msr_optim o, int group, int* flat);
 msr_err msr_optim_set_step(msr_optim o, int group, int param, int64_t step);
+
+/* Sparse embeddings (sparse.cpp). gather: the distinct rows that indices (int64, any shape) name, in order of
+   first occurrence on the CPU (sorted elsewhere), copied into rows [U, dim], a new leaf that requires grad;
+   ids [U] are their row numbers and inverse (indices' shape) each index's position among them. */
+msr_err msr_embedding_gather(msr_tensor table, msr_tensor indices, msr_tensor* rows, msr_tensor* ids, msr_tensor* inverse);
+/* Row-wise optimizers over one table that does not require grad; a step updates only the rows it is given. */
+enum msr_sparse_kind { MSR_SPARSE_SGD = 0, MSR_SPARSE_ADAM = 1, MSR_SPARSE_ADAGRAD = 2, MSR_SPARSE_ROWWISE_ADAGRAD = 3 };
+msr_err msr_sparse_optim_new(int kind, msr_tensor table, msr_optim_options opts, msr_sparse_optim* out);
+void msr_sparse_optim_free(msr_sparse_optim o);
+/* ids [n] int64, grad [n, dim]; distinct = 0 sums the rows of repeated ids first. */
+msr_err msr_sparse_optim_step(msr_sparse_optim o, msr_tensor ids, msr_tensor grad, int distinct);
+msr_err msr_sparse_optim_set_lr(msr_sparse_optim o, double lr);
+msr_err msr_sparse_optim_get_lr(msr_sparse_optim o, double* lr);
+msr_err msr_sparse_optim_state(msr_sparse_optim o, int k, msr_tensor* out);
+msr_err msr_sparse_optim_get_step(msr_sparse_optim o, int64_t* step);
+msr_err msr_sparse_optim_set_step(msr_sparse_optim o, int64_t step);
 
 /* Benchmark support: runs `iters` additions of a and b in a C++ loop and returns the seconds taken. */
 msr_err msr_bench_add_loop(msr_tensor a, msr_tensor b, int iters, double* seconds);

@@ -146,17 +146,20 @@ func (o *Optimizer) AddGroup(names []string, params []*Tensor, opts OptimOptions
 		return errorf("optimizer", "learning rate, weight decay and momentum must be >= 0, got %g, %g, %g", opts.LR, opts.WeightDecay, opts.Momentum)
 	}
 	hs := handles(params)
-	copts := C.msr_optim_options{
+	if err := check("optimizer", C.msr_optim_add_group(o.h, (*C.msr_tensor)(unsafe.Pointer(&hs[0])), C.int(len(hs)), cOptions(opts))); err != nil {
+		return err
+	}
+	o.groups = append(o.groups, append([]string(nil), names...))
+	return nil
+}
+
+func cOptions(opts OptimOptions) C.msr_optim_options {
+	return C.msr_optim_options{
 		lr: C.double(opts.LR), weight_decay: C.double(opts.WeightDecay),
 		momentum: C.double(opts.Momentum), dampening: C.double(opts.Dampening), nesterov: boolInt(opts.Nesterov),
 		beta1: C.double(opts.Beta1), beta2: C.double(opts.Beta2), eps: C.double(opts.Eps),
 		lr_decay: C.double(opts.LRDecay), initial_accumulator: C.double(opts.InitialAccumulator),
 	}
-	if err := check("optimizer", C.msr_optim_add_group(o.h, (*C.msr_tensor)(unsafe.Pointer(&hs[0])), C.int(len(hs)), copts)); err != nil {
-		return err
-	}
-	o.groups = append(o.groups, append([]string(nil), names...))
-	return nil
 }
 
 // Step applies one update to every parameter that has a gradient.
@@ -266,6 +269,25 @@ func (o *Optimizer) LoadState(tensors map[string]*Tensor, steps map[string]int64
 	if err != nil {
 		return err
 	}
+	type at struct{ group, param int }
+	var stepNames []string
+	var where []at
+	for g, names := range o.groups {
+		for p, name := range names {
+			stepNames = append(stepNames, name+".step")
+			where = append(where, at{g, p})
+		}
+	}
+	return loadState(current, tensors, steps, stepNames, func(i int, step int64) error {
+		return check("optimizer state", C.msr_optim_set_step(o.h, C.int(where[i].group), C.int(where[i].param), C.int64_t(step)))
+	})
+}
+
+// loadState copies saved state into an optimizer's current state tensors
+// (aliases, closed here) and sets each of stepNames' counts through setStep.
+// It checks that every entry is there before changing anything, so that a
+// refused checkpoint leaves the optimizer as it was.
+func loadState(current, tensors map[string]*Tensor, steps map[string]int64, stepNames []string, setStep func(i int, step int64) error) error {
 	defer func() {
 		for _, t := range current {
 			if !t.owned {
@@ -273,32 +295,24 @@ func (o *Optimizer) LoadState(tensors map[string]*Tensor, steps map[string]int64
 			}
 		}
 	}()
-	// Check that every entry is there before changing anything, so that a
-	// refused checkpoint leaves the optimizer as it was.
 	for name := range current {
 		if _, ok := tensors[name]; !ok {
 			return fmt.Errorf("optimizer state: %q missing from the checkpoint", name)
 		}
 	}
-	for _, names := range o.groups {
-		for _, name := range names {
-			if _, ok := steps[name+".step"]; !ok {
-				return fmt.Errorf("optimizer state: %q missing from the checkpoint", name+".step")
-			}
+	for _, name := range stepNames {
+		if _, ok := steps[name]; !ok {
+			return fmt.Errorf("optimizer state: %q missing from the checkpoint", name)
 		}
 	}
 	for name, dst := range current {
-		src := tensors[name]
-		if err := dst.CopyFrom(src); err != nil {
+		if err := dst.CopyFrom(tensors[name]); err != nil {
 			return fmt.Errorf("optimizer state %q: %w", name, err)
 		}
 	}
-	for g, names := range o.groups {
-		for p, name := range names {
-			step := steps[name+".step"] // present: checked above
-			if err := check("optimizer state", C.msr_optim_set_step(o.h, C.int(g), C.int(p), C.int64_t(step))); err != nil {
-				return err
-			}
+	for i, name := range stepNames {
+		if err := setStep(i, steps[name]); err != nil {
+			return err
 		}
 	}
 	return nil
