@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func values(t *testing.T, x *torch.Tensor) []float32 {
@@ -183,4 +185,67 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	if err := s.Err(); err == nil || !strings.Contains(err.Error(), `two tensors named "w"`) {
 		t.Errorf("duplicate name: %v", err)
 	}
+}
+
+// TestSparseEmbeddingGradientIsTheDenseOnesTouchedRows: in sparse mode the
+// lookup gives the same values as the dense table, and its gradient holds
+// exactly the rows the dense gradient has nonzero, duplicates summed; the
+// table leaves autograd and the dense optimizer's parameter list.
+func TestSparseEmbeddingGradientIsTheDenseOnesTouchedRows(t *testing.T) {
+	s := NewStore(torch.CPU)
+	defer s.Close()
+	e := NewEmbeddingCollection(s.Root().Sub("embedding"), []int64{5, 4}, 3)
+	s.Root().Param("w", []int64{6}, Ones)
+	require.NoError(t, s.Err())
+	idx := torch.FromSlice([]int64{2, 0, 2, 3, 4, 0}, 3, 2) // rows 2, 5, 2, 8, 4, 5
+	coef := torch.Arange(1, 19, 1, torch.Float32, torch.CPU).Reshape(3, 6)
+	defer idx.Close()
+	defer coef.Close()
+
+	scope := torch.NewScope()
+	dense := e.Forward(idx)
+	require.NoError(t, dense.Mul(coef).Sum(false).Backward())
+	denseOut := values(t, dense)
+	denseGrad := values(t, e.Weight.Grad())
+	scope.Close()
+
+	require.NoError(t, e.SetSparse(true))
+	assert.False(t, e.Weight.RequiresGrad())
+	names, _ := s.ParameterTensors()
+	assert.Equal(t, []string{"w"}, names, "a sparse table is not the dense optimizer's")
+	assert.Equal(t, int64(9*3+6), s.NumParameters())
+
+	scope = torch.NewScope()
+	defer scope.Close()
+	out := e.Forward(idx)
+	require.NoError(t, out.Mul(coef).Sum(false).Backward())
+	assert.Equal(t, denseOut, values(t, out))
+	g, ok, err := e.TakeSparseGrad()
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.True(t, g.Distinct)
+	ids, err := g.IDs.Int64s()
+	require.NoError(t, err)
+	assert.Equal(t, []int64{2, 5, 8, 4}, ids)
+	rows := values(t, g.Rows)
+	for k, r := range ids {
+		assert.Equal(t, denseGrad[3*r:3*r+3], rows[3*k:3*k+3], "row %d", r)
+	}
+	_, ok, _ = e.TakeSparseGrad()
+	assert.False(t, ok, "taking the gradient forgets the lookups")
+
+	// Two lookups in one step: their ids may repeat, the optimizer sums them.
+	require.NoError(t, e.Forward(idx).Sum(false).Add(e.Lookup(0, torch.FromSlice([]int64{2})).Sum(false)).Backward())
+	g, ok, err = e.TakeSparseGrad()
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.False(t, g.Distinct)
+	ids, err = g.IDs.Int64s()
+	require.NoError(t, err)
+	assert.Equal(t, []int64{2, 5, 8, 4, 2}, ids)
+
+	// Evaluation (no gradients) reads the table directly and records nothing.
+	torch.NoGrad(func() { assert.Equal(t, denseOut, values(t, e.Forward(idx))) })
+	_, ok, _ = e.TakeSparseGrad()
+	assert.False(t, ok)
 }

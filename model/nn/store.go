@@ -17,6 +17,9 @@ type Var struct {
 	Name      string
 	Tensor    *torch.Tensor
 	Trainable bool
+	// Sparse: trained row by row by a sparse optimizer outside autograd
+	// (an EmbeddingCollection after SetSparse); the tensor does not require grad.
+	Sparse bool
 }
 
 // Store owns a model's parameters and buffers. Modules create their tensors
@@ -63,9 +66,14 @@ func (s *Store) Parameters() []*Var {
 	return out
 }
 
-// ParameterTensors returns the trainable tensors and their names, in creation order.
+// ParameterTensors returns the tensors autograd trains (every trainable
+// one except sparse tables) and their names, in creation order: what a
+// dense optimizer takes.
 func (s *Store) ParameterTensors() (names []string, tensors []*torch.Tensor) {
 	for _, v := range s.Parameters() {
+		if v.Sparse {
+			continue
+		}
 		names = append(names, v.Name)
 		tensors = append(tensors, v.Tensor)
 	}
