@@ -36,16 +36,22 @@ type Config struct {
 
 // Options are the training loop's settings.
 type Options struct {
-	Optimizer     Optimizer `yaml:"optimizer"`
-	LR            float64   `yaml:"lr"`
-	WeightDecay   float64   `yaml:"weight_decay"`
-	Momentum      float64   `yaml:"momentum"` // sgd only
-	Epochs        int       `yaml:"epochs"`
-	BatchSize     int       `yaml:"batch_size"`
-	EvalBatchSize int       `yaml:"eval_batch_size"`
-	DropLast      bool      `yaml:"drop_last"`
-	Schedule      Schedule  `yaml:"schedule"`
-	ClipNorm      float64   `yaml:"clip_norm"` // 0 = no clipping
+	Optimizer   Optimizer `yaml:"optimizer"`
+	LR          float64   `yaml:"lr"`
+	WeightDecay float64   `yaml:"weight_decay"`
+	Momentum    float64   `yaml:"momentum"` // sgd only
+	// EmbeddingOptimizer trains the embedding table: dense (with Optimizer,
+	// as before) or a row-wise optimizer that updates only the rows a batch
+	// looked up (see EmbeddingOptimizers). WeightDecay applies to the rows it touches.
+	EmbeddingOptimizer EmbeddingOptimizer `yaml:"embedding_optimizer"`
+	// EmbeddingLR is the row-wise optimizer's learning rate, following the schedule as LR does; 0 = LR.
+	EmbeddingLR   float64  `yaml:"embedding_lr"`
+	Epochs        int      `yaml:"epochs"`
+	BatchSize     int      `yaml:"batch_size"`
+	EvalBatchSize int      `yaml:"eval_batch_size"`
+	DropLast      bool     `yaml:"drop_last"`
+	Schedule      Schedule `yaml:"schedule"`
+	ClipNorm      float64  `yaml:"clip_norm"` // 0 = no clipping
 	// EarlyStopping watches a validation metric after every epoch.
 	EarlyStopping EarlyStopping `yaml:"early_stopping"`
 	// LogEvery is the number of steps between log lines when stderr is not a terminal.
@@ -122,7 +128,7 @@ func DefaultConfig() Config {
 		Data:   data.DefaultConfig(),
 		Model:  model.DefaultConfig(),
 		Train: Options{
-			Optimizer: "adam", LR: 1e-3, Epochs: 3, BatchSize: 512, EvalBatchSize: 4096,
+			Optimizer: "adam", LR: 1e-3, EmbeddingOptimizer: DefaultEmbeddingOptimizer, Epochs: 3, BatchSize: 512, EvalBatchSize: 4096,
 			Schedule:      Schedule{Decay: DecayNone, Gamma: 0.5},
 			EarlyStopping: EarlyStopping{Metric: "overall.auc", Patience: 2},
 			LogEvery:      100, LoaderWorkers: 2,
@@ -146,6 +152,7 @@ func (c *Config) Validate() error {
 		{t.LR <= 0, fmt.Sprintf("train.lr = %g: must be positive", t.LR)},
 		{t.WeightDecay < 0, fmt.Sprintf("train.weight_decay = %g: must be >= 0", t.WeightDecay)},
 		{t.Momentum < 0, fmt.Sprintf("train.momentum = %g: must be >= 0", t.Momentum)},
+		{t.EmbeddingLR < 0, fmt.Sprintf("train.embedding_lr = %g: must be >= 0", t.EmbeddingLR)},
 		{t.Epochs <= 0, fmt.Sprintf("train.epochs = %d: must be positive", t.Epochs)},
 		{t.BatchSize <= 0, fmt.Sprintf("train.batch_size = %d: must be positive", t.BatchSize)},
 		{t.EvalBatchSize <= 0, fmt.Sprintf("train.eval_batch_size = %d: must be positive", t.EvalBatchSize)},
@@ -162,6 +169,9 @@ func (c *Config) Validate() error {
 		if ch.bad {
 			return errors.New(ch.msg)
 		}
+	}
+	if _, err := ParseEmbeddingOptimizer(string(t.EmbeddingOptimizer)); err != nil {
+		return err
 	}
 	for _, err := range []error{
 		OptimizerValues.Check("train.optimizer", t.Optimizer),

@@ -6,6 +6,7 @@ import (
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
+	"github.com/msrtrain/msrtrain/model/nn"
 )
 
 // A training step has three phases, each its own function so that other
@@ -20,8 +21,18 @@ import (
 
 // GradientHook sees every trainable parameter's gradient after backward
 // and before clipping and the optimizer step; it may change them in place
-// (average them across ranks, say). nil does nothing.
+// (average them across ranks, say). nil does nothing. A sparse embedding
+// table is not among params: its gradient goes to SparseGradientHook.
 type GradientHook func(params []*torch.Tensor) error
+
+// SparseGradientHook sees the embedding table's gradient when the table
+// trains with a row-wise optimizer (train.embedding_optimizer other than
+// dense): the ids of the rows the step touched and their gradient rows,
+// after GradientHook and before clipping and the row-wise update. It may
+// replace g's tensors (say with every rank's ids and rows concatenated,
+// Distinct false: the update sums repeated ids). The tensors belong to the
+// step's scope. nil does nothing.
+type SparseGradientHook func(g *nn.SparseGrad) error
 
 // step runs one optimizer step on a batch and returns its loss.
 func (r *run) step(b *data.Batch, total int) (float64, error) {
@@ -42,7 +53,22 @@ func (r *run) step(b *data.Batch, total int) (float64, error) {
 			return 0, fmt.Errorf("gradient hook: %w", err)
 		}
 	}
-	return loss, r.update()
+	var sparse *nn.SparseGrad
+	if r.sparse != nil {
+		g, ok, err := r.model.Embedding.TakeSparseGrad()
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			sparse = &g
+		}
+		if hook := r.opts.SparseGradientHook; hook != nil && sparse != nil {
+			if err := hook(sparse); err != nil {
+				return 0, fmt.Errorf("sparse gradient hook: %w", err)
+			}
+		}
+	}
+	return loss, r.update(sparse)
 }
 
 // setLR gives the optimizer the schedule's learning rate when it changed.
@@ -52,6 +78,11 @@ func (r *run) setLR(lr float64) error {
 	}
 	if err := r.opt.SetLR(lr); err != nil {
 		return err
+	}
+	if r.sparse != nil {
+		if err := r.sparse.SetLR(r.cfg.Train.embeddingLR(lr)); err != nil {
+			return err
+		}
 	}
 	r.state.LR = lr
 	return nil
@@ -74,16 +105,26 @@ func (r *run) forwardBackward(b *data.Batch) (float64, error) {
 	return value, loss.Backward()
 }
 
-// update applies the gradients: clip their global norm (train.clip_norm),
-// step the optimizer, zero them for the next step.
-func (r *run) update() error {
+// update applies the gradients: clip their global norm (train.clip_norm,
+// the sparse table's gradient rows included), step the optimizers, zero
+// the dense gradients for the next step. sparse is nil for a dense table.
+func (r *run) update(sparse *nn.SparseGrad) error {
 	if r.cfg.Train.ClipNorm > 0 {
-		if _, err := torch.ClipGradNorm(r.params, r.cfg.Train.ClipNorm); err != nil {
+		var rows []*torch.Tensor
+		if sparse != nil {
+			rows = append(rows, sparse.Rows)
+		}
+		if _, err := torch.ClipGradNorm(r.params, r.cfg.Train.ClipNorm, rows...); err != nil {
 			return err
 		}
 	}
 	if err := r.opt.Step(); err != nil {
 		return err
+	}
+	if sparse != nil {
+		if err := r.sparse.Step(sparse.IDs, sparse.Rows, sparse.Distinct); err != nil {
+			return fmt.Errorf("%s: %w", r.model.Embedding.Name(), err)
+		}
 	}
 	return r.opt.ZeroGrad()
 }

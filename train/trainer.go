@@ -30,6 +30,9 @@ type RunOptions struct {
 	// GradientHook runs in every step between backward and the update (see
 	// GradientHook); nil in one process.
 	GradientHook GradientHook
+	// SparseGradientHook runs after it with a sparse embedding table's
+	// gradient (see SparseGradientHook); nil in one process.
+	SparseGradientHook SparseGradientHook
 
 	afterStep func(step int) // tests: called after every optimizer step
 }
@@ -63,6 +66,7 @@ type run struct {
 	vocabs  *data.Vocabs
 	model   *model.Model
 	opt     *torch.Optimizer
+	sparse  *torch.SparseOptimizer // the embedding table's, unless it trains densely
 	params  []*torch.Tensor
 	state   State
 	group   *grouper
@@ -235,7 +239,7 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 		if err := restoreModel(ck.Dir, r.model.Store); err != nil {
 			return err
 		}
-		if err := restoreOptimizer(ck.Dir, r.opt, ck.State.OptimizerSteps); err != nil {
+		if err := restoreOptimizer(ck.Dir, r.opt, r.sparse, ck.State.OptimizerSteps); err != nil {
 			return err
 		}
 		r.state = ck.State
@@ -263,6 +267,9 @@ func (r *run) newOptimizer() error {
 	if err != nil {
 		return err
 	}
+	if r.sparse, err = newSparseOptimizer(r.cfg.Train, r.model.Embedding); err != nil {
+		return err
+	}
 	o := torch.DefaultOptimOptions(kind)
 	o.LR = r.cfg.Train.LR
 	o.WeightDecay = r.cfg.Train.WeightDecay
@@ -282,7 +289,7 @@ func (r *run) newOptimizer() error {
 
 // contents are what a checkpoint of the run holds now.
 func (r *run) contents() Contents {
-	return Contents{Store: r.model.Store, Optimizer: r.opt, Vocabs: r.vocabs, Config: r.cfg, State: r.state}
+	return Contents{Store: r.model.Store, Optimizer: r.opt, SparseOptimizer: r.sparse, Vocabs: r.vocabs, Config: r.cfg, State: r.state}
 }
 
 func (r *run) scorer() scorer {
@@ -297,6 +304,9 @@ func (r *run) evaluate(part data.Part) (*metrics.Report, error) {
 func (r *run) close() {
 	if r.opt != nil {
 		r.opt.Close()
+	}
+	if r.sparse != nil {
+		r.sparse.Close()
 	}
 	if r.model != nil {
 		r.model.Close()

@@ -559,7 +559,8 @@ msr_err msr_init(int op, msr_tensor a, double p1, double p2) {
   })
 }
 
-msr_err msr_clip_grad_norm(const msr_tensor* ts, int n, double max_norm, double* total_norm) {
+msr_err msr_clip_grad_norm(const msr_tensor* ts, int n, const msr_tensor* grad_ts, int ngrad, double max_norm,
+                           double* total_norm) {
   GUARD({
     at::NoGradGuard no_grad;
     std::vector<at::Tensor> grads;
@@ -567,6 +568,7 @@ msr_err msr_clip_grad_norm(const msr_tensor* ts, int n, double max_norm, double*
       const at::Tensor& g = T(ts[i]).grad();
       if (g.defined()) grads.push_back(g);
     }
+    for (int i = 0; i < ngrad; i++) grads.push_back(T(grad_ts[i]));
     if (grads.empty()) {
       *total_norm = 0;
       return nullptr;

@@ -130,8 +130,9 @@ enum msr_init_op { MSR_INIT_UNIFORM, MSR_INIT_NORMAL, MSR_INIT_CONSTANT, MSR_INI
                    MSR_INIT_KAIMING_UNIFORM, MSR_INIT_KAIMING_NORMAL };
 /* xavier: a = gain; kaiming: a = negative slope, fan_in mode, leaky_relu nonlinearity. */
 msr_err msr_init(int op, msr_tensor a, double p1, double p2);
-/* Scales gradients so that their joint L2 norm is at most max_norm (no-op when max_norm <= 0); reports the norm before clipping. */
-msr_err msr_clip_grad_norm(const msr_tensor* ts, int n, double max_norm, double* total_norm);
+/* Scales the gradients of ts, and the tensors grads (gradients themselves, such as a sparse table's rows), so that
+   their joint L2 norm is at most max_norm (no-op when max_norm <= 0); reports the norm before clipping. */
+msr_err msr_clip_grad_norm(const msr_tensor* ts, int n, const msr_tensor* grads, int ngrads, double max_norm, double* total_norm);
 
 /* Optimizers: PyTorch's update rules, state owned here so it can be exported by name. */
 enum msr_optim_kind { MSR_SGD = 0, MSR_ADAM = 1, MSR_ADAMW = 2, MSR_ADAGRAD = 3 };

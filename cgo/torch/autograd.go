@@ -75,19 +75,27 @@ func (t *Tensor) CopyFrom(src *Tensor) error {
 	return check("copy_", C.msr_copy_(t.h, src.h))
 }
 
-// ClipGradNorm scales the gradients of ts so that their joint L2 norm is at
-// most maxNorm (maxNorm <= 0 only measures) and returns the norm before clipping.
-func ClipGradNorm(ts []*Tensor, maxNorm float64) (float64, error) {
-	if len(ts) == 0 {
+// ClipGradNorm scales the gradients of ts, and the gradient tensors grads
+// (a sparse table's gradient rows), so that their joint L2 norm is at most
+// maxNorm (maxNorm <= 0 only measures), and returns the norm before clipping.
+func ClipGradNorm(ts []*Tensor, maxNorm float64, grads ...*Tensor) (float64, error) {
+	if len(ts)+len(grads) == 0 {
 		return 0, nil
 	}
-	if bad := firstErr(ts...); bad != nil {
+	if bad := firstErr(append(append([]*Tensor(nil), ts...), grads...)...); bad != nil {
 		return 0, bad.err
 	}
-	hs := handles(ts)
+	hs, gs := handles(ts), handles(grads)
 	var norm C.double
-	err := check("clip_grad_norm", C.msr_clip_grad_norm((*C.msr_tensor)(unsafe.Pointer(&hs[0])), C.int(len(hs)), C.double(maxNorm), &norm))
+	err := check("clip_grad_norm", C.msr_clip_grad_norm(handlesPtr(hs), C.int(len(hs)), handlesPtr(gs), C.int(len(gs)), C.double(maxNorm), &norm))
 	return float64(norm), err
+}
+
+func handlesPtr(hs []C.msr_tensor) *C.msr_tensor {
+	if len(hs) == 0 {
+		return nil
+	}
+	return (*C.msr_tensor)(unsafe.Pointer(&hs[0]))
 }
 
 // GradEnabled reports whether autograd records ops on this OS thread.
