@@ -44,7 +44,8 @@ type Options struct {
 	// as before) or a row-wise optimizer that updates only the rows a batch
 	// looked up (see EmbeddingOptimizers). WeightDecay applies to the rows it touches.
 	EmbeddingOptimizer EmbeddingOptimizer `yaml:"embedding_optimizer"`
-	// EmbeddingLR is the row-wise optimizer's learning rate, following the schedule as LR does; 0 = LR.
+	// EmbeddingLR is the row-wise optimizer's learning rate, following the
+	// schedule as LR does; 0 = LR for adam and sgd, 0.05 for adagrad and rowwise_adagrad.
 	EmbeddingLR   float64  `yaml:"embedding_lr"`
 	Epochs        int      `yaml:"epochs"`
 	BatchSize     int      `yaml:"batch_size"`

@@ -46,6 +46,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{[]string{"train.lr"}, `override "train.lr": want key=value`},
 		{[]string{"train.lr=0"}, "train.lr = 0: must be positive"},
 		{[]string{"train.optimizer=lion"}, `config key train.optimizer = lion: unknown optimizer "lion": want adam, adamw, adagrad or sgd`},
+		{[]string{"train.embedding_optimizer=lion"}, `train.embedding_optimizer = "lion": want one of dense, sgd, adam, adagrad, rowwise_adagrad`},
+		{[]string{"train.embedding_lr=-1"}, "train.embedding_lr = -1: must be >= 0"},
 		{[]string{"train.early_stopping.metric=overall.f1"}, "train.early_stopping.metric"},
 		{[]string{"train.schedule.decay=step"}, "train.schedule.step_size = 0"},
 		{[]string{"train.schedule.decay=exp"}, `config key train.schedule.decay = exp: unknown decay "exp": want none, cosine, linear or step`},

@@ -20,8 +20,14 @@ type EmbeddingOptimizer string
 // DenseEmbedding is the behaviour before row-wise optimizers: the table in train.optimizer.
 const DenseEmbedding EmbeddingOptimizer = "dense"
 
-// DefaultEmbeddingOptimizer is chosen by measurement (README, Embedding optimizers).
-const DefaultEmbeddingOptimizer EmbeddingOptimizer = "adam"
+// DefaultEmbeddingOptimizer is chosen by measurement (README, Embedding
+// optimizers): row-wise Adagrad at its default learning rate matched or
+// beat dense Adam's test AUC with 1 float of state per row.
+const DefaultEmbeddingOptimizer EmbeddingOptimizer = "rowwise_adagrad"
+
+// adagradEmbeddingLR is train.embedding_lr's default for adagrad and
+// rowwise_adagrad, which want a larger step than Adam (README, Embedding optimizers).
+const adagradEmbeddingLR = 0.05
 
 // EmbeddingOptimizers lists the valid values of train.embedding_optimizer.
 func EmbeddingOptimizers() []EmbeddingOptimizer {
@@ -69,12 +75,19 @@ func (e EmbeddingOptimizer) sparseKind() (torch.SparseKind, bool) {
 }
 
 // embeddingLR is the embedding optimizer's learning rate when the dense
-// parameters' is lr: train.embedding_lr scaled by the schedule as train.lr is.
+// parameters' is lr: train.embedding_lr (0: train.lr for adam and sgd,
+// adagradEmbeddingLR for the Adagrads) scaled by the schedule as train.lr is.
 func (t Options) embeddingLR(lr float64) float64 {
-	if t.EmbeddingLR == 0 {
-		return lr
+	base := t.EmbeddingLR
+	if base == 0 {
+		switch kind, _ := t.EmbeddingOptimizer.sparseKind(); kind {
+		case torch.SparseAdagrad, torch.SparseRowWiseAdagrad:
+			base = adagradEmbeddingLR
+		default:
+			return lr
+		}
 	}
-	return t.EmbeddingLR * lr / t.LR
+	return base * lr / t.LR
 }
 
 // newSparseOptimizer switches the model's table to sparse learning and

@@ -40,7 +40,14 @@ func Start(script string, set Settings, args ...string) (*Process, error) {
 	if err := exec.Command(Python, "-c", "import torch").Run(); err != nil {
 		return nil, fmt.Errorf("%s cannot import torch (%v); install python3-torch for the baseline", Python, err)
 	}
-	cmd := exec.Command(Python, append([]string{script, strconv.Itoa(set.IntraOpThreads)}, args...)...)
+	return StartCommand(script, set, Python, append([]string{script, strconv.Itoa(set.IntraOpThreads)}, args...)...)
+}
+
+// StartCommand runs any program that speaks the same protocol (a Go
+// benchmark's own worker process, say) with the same settings; name is
+// what errors call it.
+func StartCommand(name string, set Settings, program string, args ...string) (*Process, error) {
+	cmd := exec.Command(program, args...)
 	cmd.Env = append(os.Environ(), "OPENBLAS_NUM_THREADS="+strconv.Itoa(set.BLASThreads),
 		"OMP_NUM_THREADS="+strconv.Itoa(set.IntraOpThreads))
 	if set.Tunables != "" {
@@ -58,10 +65,10 @@ func Start(script string, set Settings, args ...string) (*Process, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &Process{script: script, cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	p := &Process{script: name, cmd: cmd, in: in, out: bufio.NewScanner(out)}
 	if !p.out.Scan() {
 		p.Close()
-		return nil, fmt.Errorf("%s did not start: %v", script, p.out.Err())
+		return nil, fmt.Errorf("%s did not start: %v", name, p.out.Err())
 	}
 	p.Banner = p.out.Text()
 	return p, nil
@@ -76,18 +83,36 @@ func Settle() { time.Sleep(300 * time.Millisecond) }
 
 // Measure sends one request line and returns the milliseconds per step it answers.
 func (p *Process) Measure(request string) (float64, error) {
-	Settle()
-	if _, err := fmt.Fprintln(p.in, request); err != nil {
+	answer, err := p.Ask(request)
+	if err != nil {
 		return 0, err
 	}
+	return answer["ms_per_step"], nil
+}
+
+// Ask sends one request line (after Settle) and returns the answer's
+// "name value" pairs; the first must be ms_per_step.
+func (p *Process) Ask(request string) (map[string]float64, error) {
+	Settle()
+	if _, err := fmt.Fprintln(p.in, request); err != nil {
+		return nil, err
+	}
 	if !p.out.Scan() {
-		return 0, fmt.Errorf("%s stopped answering: %v", p.script, p.out.Err())
+		return nil, fmt.Errorf("%s stopped answering: %v", p.script, p.out.Err())
 	}
 	f := strings.Fields(p.out.Text())
-	if len(f) < 2 || f[0] != "ms_per_step" {
-		return 0, fmt.Errorf("%s: unexpected answer %q", p.script, p.out.Text())
+	if len(f) < 2 || len(f)%2 != 0 || f[0] != "ms_per_step" {
+		return nil, fmt.Errorf("%s: unexpected answer %q", p.script, p.out.Text())
 	}
-	return strconv.ParseFloat(f[1], 64)
+	answer := map[string]float64{}
+	for i := 0; i < len(f); i += 2 {
+		v, err := strconv.ParseFloat(f[i+1], 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: answer %q: %w", p.script, p.out.Text(), err)
+		}
+		answer[f[i]] = v
+	}
+	return answer, nil
 }
 
 // Close ends the script.

@@ -1,0 +1,269 @@
+package model
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/msrtrain/msrtrain/cgo/pybench"
+	"github.com/msrtrain/msrtrain/cgo/torch"
+)
+
+// embeddingBenchSizes are the table sizes BenchmarkEmbeddingStep runs, in rows of 16.
+var embeddingBenchSizes = []int64{25_000, 1_000_000, 10_000_000}
+
+const (
+	embeddingBenchFields = 8
+	embeddingBenchDim    = 16
+	embeddingBenchBatch  = 4096
+	embeddingBenchPool   = 16 // distinct batches cycled through
+	embeddingWorkerArg   = "embedding-bench-worker"
+)
+
+// BenchmarkEmbeddingStep times a training step of the whole model without
+// meta networks (model.meta.levels=none: one table of N rows × 16 over 8
+// fields, STAR or MMoE, BCE, backward, the updates) at batch 4096 for
+// tables of 25k, 1M and 10M rows, with ids drawn uniformly (about every
+// lookup a distinct row at 1M rows and more: the worst case for a sparse
+// update), and reports each process's peak resident memory. Go runs with
+// the row-wise optimizers "adam" (the default) and "rowwise_adagrad";
+// PyTorch (testdata/embedding_bench.py, python3-torch, same threads and
+// allocator settings) with nn.Embedding(sparse=True) + SparseAdam and with
+// one dense Adam. Every configuration runs in its own process, so memory is
+// its own; Go adam alternates with PyTorch sparse, then Go row-wise Adagrad
+// with PyTorch dense, best of a few rounds each. It prints a table with
+// samples/s relative to the 25k-row table and Go's speed-up over PyTorch's
+// sparse path:
+//
+//	go test -run '^$' -bench EmbeddingStep -benchtime 1x ./model/
+func BenchmarkEmbeddingStep(b *testing.B) {
+	const rounds, minSeconds = 3, 1.0
+	defer setUpBench(b)()
+	set := pybench.Settings{IntraOpThreads: torch.Threads(), BLASThreads: torch.BLASThreads(), Tunables: torch.AllocatorTunables()}
+	type result struct{ ms, rssMB float64 }
+	type row struct {
+		backbone string
+		rows     int64
+		res      map[string]result // by variant: go adam, go rowwise_adagrad, py sparse, py dense
+	}
+	var table []row
+	for n := 0; n < b.N; n++ {
+		table = table[:0]
+		for _, name := range []string{"star", "mmoe"} {
+			for _, rows := range embeddingBenchSizes {
+				r := row{backbone: name, rows: rows, res: map[string]result{}}
+				for _, pair := range [][2]string{{"adam", "sparse"}, {"rowwise_adagrad", "dense"}} {
+					var procs []*pybench.Process
+					var labels []string
+					goSide, err := pybench.StartCommand("Go worker", set, os.Args[0], "-test.run=^TestEmbeddingBenchWorker$", "--",
+						embeddingWorkerArg, name, strconv.FormatInt(rows, 10), strconv.Itoa(embeddingBenchBatch), pair[0])
+					if err != nil {
+						b.Fatal(err)
+					}
+					procs, labels = append(procs, goSide), append(labels, "go "+pair[0])
+					py, err := pybench.Start(filepath.Join("testdata", "embedding_bench.py"), set,
+						name, strconv.FormatInt(rows, 10), strconv.Itoa(embeddingBenchBatch), pair[1])
+					if err != nil {
+						b.Logf("PyTorch baseline skipped: %v", err)
+					} else {
+						procs, labels = append(procs, py), append(labels, "py "+pair[1])
+					}
+					for range rounds {
+						for i, p := range procs {
+							answer, err := p.Ask(fmt.Sprint(minSeconds))
+							if err != nil {
+								b.Fatal(err)
+							}
+							best, seen := r.res[labels[i]]
+							if !seen || answer["ms_per_step"] < best.ms {
+								best.ms = answer["ms_per_step"]
+							}
+							best.rssMB = answer["peak_rss_mb"]
+							r.res[labels[i]] = best
+						}
+					}
+					for _, p := range procs {
+						p.Close()
+					}
+				}
+				table = append(table, r)
+				b.ReportMetric(r.res["go adam"].ms, fmt.Sprintf("%s/%d-go-ms/step", name, rows))
+			}
+		}
+	}
+	sps := func(ms float64) float64 { return embeddingBenchBatch / ms * 1e3 }
+	var sb strings.Builder
+	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "backbone\trows\tGo adam samples/s\tvs 25k\tpeak MB\tGo rowwise_adagrad samples/s\tpeak MB\tPyTorch sparse samples/s\tpeak MB\tPyTorch dense samples/s\tpeak MB\tGo adam / PyTorch sparse\t\n")
+	for _, r := range table {
+		base := table[0]
+		for _, t := range table {
+			if t.backbone == r.backbone && t.rows == embeddingBenchSizes[0] {
+				base = t
+			}
+		}
+		cell := func(v string) string {
+			res, ok := r.res[v]
+			if !ok {
+				return "-\t-"
+			}
+			return fmt.Sprintf("%.0f\t%.0f", sps(res.ms), res.rssMB)
+		}
+		ratio := "-"
+		if py, ok := r.res["py sparse"]; ok {
+			ratio = fmt.Sprintf("%.2f×", py.ms/r.res["go adam"].ms)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.2f\t%.0f\t%s\t%s\t%s\t%s\t\n", r.backbone, r.rows, sps(r.res["go adam"].ms),
+			base.res["go adam"].ms/r.res["go adam"].ms, r.res["go adam"].rssMB, cell("go rowwise_adagrad"), cell("py sparse"), cell("py dense"), ratio)
+	}
+	tw.Flush()
+	fmt.Printf("EmbeddingStep: training step without meta networks, 8 fields × 16, batch %d, uniform ids, intra-op %d and BLAS %d threads, best of %d rounds; peak resident memory per process:\n%s",
+		embeddingBenchBatch, torch.Threads(), torch.BLASThreads(), rounds, sb.String())
+}
+
+// TestEmbeddingBenchWorker is the Go side of BenchmarkEmbeddingStep, run
+// in a process of its own per configuration (arguments after "--":
+// embedding-bench-worker BACKBONE ROWS BATCH OPTIMIZER); it answers the
+// benchmark's requests as the PyTorch script does. Otherwise it skips.
+func TestEmbeddingBenchWorker(t *testing.T) {
+	args := flag.Args()
+	if len(args) != 5 || args[0] != embeddingWorkerArg {
+		t.Skip("runs only as BenchmarkEmbeddingStep's worker process")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := torch.SetUpProcess(0); err != nil {
+		t.Fatal(err)
+	}
+	rows, err1 := strconv.ParseInt(args[2], 10, 64)
+	batch, err2 := strconv.ParseInt(args[3], 10, 64)
+	kind, err3 := torch.ParseSparseKind(args[4])
+	for _, err := range []error{err1, err2, err3} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	step, done := newEmbeddingBenchStep(t, args[1], rows, batch, kind)
+	defer done()
+	for range 3 {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fmt.Printf("ready %s %d rows %s\n", args[1], rows, kind)
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		minSeconds, err := strconv.ParseFloat(strings.TrimSpace(in.Text()), 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start, steps := time.Now(), 0
+		for steps < 5 || time.Since(start).Seconds() < minSeconds {
+			if err := step(); err != nil {
+				t.Fatal(err)
+			}
+			steps++
+		}
+		ms := time.Since(start).Seconds() * 1e3 / float64(steps)
+		fmt.Printf("ms_per_step %.6f steps %d peak_rss_mb %.1f\n", ms, steps, peakRSSMB())
+	}
+}
+
+// newEmbeddingBenchStep builds the model without meta networks over a
+// table of rows × 16 in 8 fields, the row-wise optimizer for the table and
+// Adam for the rest, and a pool of batches; it returns one training step.
+func newEmbeddingBenchStep(t testing.TB, backbone string, rows, batch int64, kind torch.SparseKind) (step func() error, done func()) {
+	if err := torch.ManualSeed(0); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Backbone, cfg.Meta.Levels, cfg.EmbeddingDim = backbone, "none", embeddingBenchDim
+	perField := rows / embeddingBenchFields
+	spec := Spec{Scenarios: 3}
+	for range embeddingBenchFields {
+		spec.VocabSizes = append(spec.VocabSizes, perField)
+	}
+	m, err := New(cfg, spec, nil, torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Embedding.SetSparse(true); err != nil {
+		t.Fatal(err)
+	}
+	sparse, err := torch.NewSparseOptimizer(kind, m.Embedding.Name(), m.Embedding.Weight, torch.DefaultSparseOptions(kind))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dense, err := torch.NewOptimizer(torch.Adam)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, params := m.Store.ParameterTensors()
+	if err := dense.AddGroup(names, params, torch.DefaultOptimOptions(torch.Adam)); err != nil {
+		t.Fatal(err)
+	}
+	counts := benchCounts(batch)
+	var scen []int64
+	for s, n := range counts {
+		for range n {
+			scen = append(scen, int64(s))
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	data := torch.NewScope()
+	pool := make([]Batch, embeddingBenchPool)
+	for i := range pool {
+		ids := make([]int64, batch*embeddingBenchFields)
+		for j := range ids {
+			ids[j] = rng.Int64N(perField)
+		}
+		pool[i] = Batch{Cat: torch.FromSlice(ids, batch, embeddingBenchFields), Scenario: torch.FromSlice(scen, batch), Counts: counts}
+	}
+	y := torch.Rand([]int64{batch}, torch.Float32, torch.CPU).LtScalar(0.3).ToDType(torch.Float32)
+	k := 0
+	step = func() error {
+		sc := torch.NewScope()
+		defer sc.Close()
+		loss := torch.BCEWithLogits(m.Forward(pool[k%len(pool)]), y, nil, nil, torch.ReduceMean)
+		k++
+		if err := loss.Backward(); err != nil {
+			return err
+		}
+		g, ok, err := m.Embedding.TakeSparseGrad()
+		if err != nil || !ok {
+			return fmt.Errorf("no sparse gradient (%v)", err)
+		}
+		if err := dense.Step(); err != nil {
+			return err
+		}
+		if err := sparse.Step(g.IDs, g.Rows, g.Distinct); err != nil {
+			return err
+		}
+		return dense.ZeroGrad()
+	}
+	return step, func() { data.Close(); dense.Close(); sparse.Close(); m.Close() }
+}
+
+// peakRSSMB is the process's peak resident memory (VmHWM) in MiB; 0 where /proc is missing.
+func peakRSSMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
