@@ -364,22 +364,33 @@ func Generate(cfg Synthetic, seed int64) (*SyntheticData, error) {
 			catMean[k][x] /= max(catCount[k], 1)
 		}
 	}
+	// Users and items get a code, a text and a dictionary entry when a row
+	// first names them: with millions of them and fewer rows, the ones no
+	// row names were most of the generator's memory and training never sees them.
+	userCode := make([]int32, U)
 	segment := make([]int32, U)
-	for u := range U {
-		key := "u" + strconv.Itoa(u)
-		raw.Cat[0].Dict.add(key)
-		text, top := synthUserText(d, u, catMean)
-		raw.Text.Users[key] = text
-		segment[u] = int32(top)
-	}
-	for i := range d.ItemScenario {
-		key := "i" + strconv.Itoa(i)
-		raw.Cat[1].Dict.add(key)
-		cat := d.Categories[d.ItemCategory[i]]
-		raw.Text.Items[key] = ItemText{
-			Title:    fmt.Sprintf("%s %s #%d", cat, synthScenarioNoun(d.ItemScenario[i]), i),
-			Category: cat,
+	nameUser := func(u int) int32 {
+		if userCode[u] == 0 {
+			key := "u" + strconv.Itoa(u)
+			userCode[u] = raw.Cat[0].Dict.add(key)
+			text, top := synthUserText(d, u, catMean)
+			raw.Text.Users[key] = text
+			segment[u] = int32(top)
 		}
+		return userCode[u]
+	}
+	itemCode := make([]int32, len(d.ItemScenario))
+	nameItem := func(i int) int32 {
+		if itemCode[i] == 0 {
+			key := "i" + strconv.Itoa(i)
+			itemCode[i] = raw.Cat[1].Dict.add(key)
+			cat := d.Categories[d.ItemCategory[i]]
+			raw.Text.Items[key] = ItemText{
+				Title:    fmt.Sprintf("%s %s #%d", cat, synthScenarioNoun(d.ItemScenario[i]), i),
+				Category: cat,
+			}
+		}
+		return itemCode[i]
 	}
 	for _, name := range d.Categories {
 		raw.Cat[2].Dict.add(name)
@@ -417,8 +428,8 @@ func Generate(cfg Synthetic, seed int64) (*SyntheticData, error) {
 			click = 1
 		}
 		raw.Scenario.Codes[r] = int32(s + 1)
-		raw.Cat[0].Codes[r] = int32(u + 1)
-		raw.Cat[1].Codes[r] = int32(i + 1)
+		raw.Cat[0].Codes[r] = nameUser(u)
+		raw.Cat[1].Codes[r] = nameItem(i)
 		raw.Cat[2].Codes[r] = int32(d.ItemCategory[i] + 1)
 		raw.Cat[3].Codes[r] = segment[u] + 1
 		raw.Num[0].Values[r] = itemPopValue[i]
