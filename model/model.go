@@ -112,6 +112,25 @@ func (m *Model) Forward(b Batch) *torch.Tensor {
 	return m.Backbone.Forward(in)
 }
 
+// Freeze readies the model for scoring with weights that do not change:
+// evaluation mode, and the meta networks' layers computed once for every
+// scenario and every user (Meta.Freeze). thaw restores the previous mode
+// and frees the precomputed layers.
+func (m *Model) Freeze() (thaw func(), err error) {
+	training := m.Store.Training()
+	m.Store.SetTraining(false)
+	restore := func() { m.Store.SetTraining(training) }
+	if m.Meta == nil {
+		return restore, nil
+	}
+	thawMeta, err := m.Meta.Freeze()
+	if err != nil {
+		restore()
+		return nil, err
+	}
+	return func() { thawMeta(); restore() }, nil
+}
+
 // Close frees the model's parameters and knowledge.
 func (m *Model) Close() {
 	m.Store.Close()

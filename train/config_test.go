@@ -106,6 +106,7 @@ func TestDocsListEveryChoice(t *testing.T) {
 		{"../data/README.md", "  method: auto", data.SplitMethodValues.Names()},
 		{"../README.md", "    levels: both", model.MetaLevelValues.Names()},
 		{"../README.md", "    fusion: concat", model.FusionValues.Names()},
+		{"../README.md", "    head: full", model.MetaHeadValues.Names()},
 		{"../README.md", "  optimizer: adam", OptimizerValues.Names()},
 		{"../README.md", "  schedule: {", DecayValues.Names()},
 		{"../README.md", "  encoder: hash", EncoderValues.Names()},

@@ -43,14 +43,17 @@ func (s scorer) evaluate(sp *data.Splits, part data.Part) (*metrics.Report, erro
 	return &rep, nil
 }
 
-// score runs the model in evaluation mode over a source and hands each
-// grouped batch with its click probabilities to sink.
+// score runs the model frozen (evaluation mode, the meta layers computed
+// once for every scenario and user) over a source and hands each grouped
+// batch with its click probabilities to sink.
 func (s scorer) score(src data.Source, sink func(g *grouper, probs []float32) error) error {
-	s.model.Store.SetTraining(false)
-	defer s.model.Store.SetTraining(true)
+	thaw, err := s.model.Freeze()
+	if err != nil {
+		return err
+	}
+	defer thaw()
 	it := src.Epoch(0, 0)
 	defer it.Close()
-	var err error
 	torch.NoGrad(func() {
 		for {
 			b, ok := it.Next()
