@@ -16,7 +16,7 @@ func TestMetaDevice(t *testing.T) {
 		idx := FromSlice([]int64{1, 2, 2, 9}, 2, 2).ToDevice(Meta, false)
 		assert.Equal(t, Meta, idx.Device())
 		assert.Equal(t, "meta", idx.Device().String())
-		h := Embedding(w, idx).Flatten(1, 2)                                // [2, 8]
+		h := Embedding(w, idx).Flatten(1, 2)                                   // [2, 8]
 		logits := Linear(h, Randn([]int64{1, 8}, Float32, Meta), nil).View(-1) // [2]
 		loss := BCEWithLogits(logits, Zeros([]int64{2}, Float32, Meta), nil, nil, ReduceMean)
 		require.NoError(t, loss.Err())
