@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"testing"
 
@@ -19,7 +20,8 @@ import (
 // forward. Under torch.CheckPlacement a tensor the trainer or the model
 // makes on the CPU fails here as it would on a GPU. The phases that read
 // values back (lossValue, the metrics) are the host's and stay out: meta has
-// no values.
+// no values. It runs on its own goroutine (onTorchThread), where require
+// would end the goroutine and hang the test: failures return errors.
 func TestTrainerPlacementOnMeta(t *testing.T) {
 	for _, backbone := range model.BackboneNames() {
 		for _, levels := range []string{"none", "both"} {
@@ -59,7 +61,9 @@ func placementRun(t *testing.T, cfg Config) error {
 	it := src.Epoch(0, 0)
 	defer it.Close()
 	b, ok := it.Next()
-	require.True(t, ok)
+	if !ok {
+		return fmt.Errorf("no training batch")
+	}
 	defer it.Release(b)
 
 	scope := torch.NewScope()
@@ -84,7 +88,9 @@ func placementRun(t *testing.T, cfg Config) error {
 	s.model.Store.SetTraining(false)
 	var probs *torch.Tensor
 	torch.NoGrad(func() { probs = s.probabilities(b) })
-	require.NoError(t, probs.Err())
+	if err := probs.Err(); err != nil {
+		return err
+	}
 	assert.Equal(t, []int64{int64(b.Size)}, probs.Shape())
 	assert.Equal(t, torch.Meta, probs.Device())
 	_, err = lossValue(loss)
