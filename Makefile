@@ -17,7 +17,7 @@ SHIM_OBJ := $(patsubst cgo/shim/%.cpp,$(BUILD)/shim/%.o,$(SHIM_SRC))
 SHIM_LIB := $(BUILD)/libmsrshim.a
 
 .DEFAULT_GOAL := build
-.PHONY: setup build test bench run vet info clean gpu-bundle
+.PHONY: setup build test bench run vet info clean gpu-bundle test-gpu gpu-check
 
 # Regenerated when the finder or LIBTORCH changes; skipped for setup and clean.
 ifeq ($(filter setup clean gpu-bundle,$(MAKECMDGOALS)),)
@@ -62,6 +62,17 @@ build: info $(SHIM_LIB) $(BUILD)/env.sh
 test: info $(SHIM_LIB) $(BUILD)/env.sh
 	$(CGO_ENV) $(GO) vet ./...
 	$(CGO_ENV) $(GO) test $(TEST_FLAGS) ./...
+
+# The CUDA tests (they skip without a GPU) and the placement tests on meta.
+test-gpu: info $(SHIM_LIB) $(BUILD)/env.sh
+	@$(CGO_ENV) $(GO) run ./cmd/msrtrain info | grep -E '^(libtorch|CUDA)'
+	$(CGO_ENV) $(GO) test $(TEST_FLAGS) -v -run 'CUDA|Placement' ./cgo/... ./model/ ./train/
+
+# On a GPU machine: build against its libtorch (LIBTORCH=, a CUDA PyTorch's
+# libraries through PYTHON=, see cgo/find_libtorch.sh), run the CUDA tests,
+# then the GPU throughput benchmark.
+gpu-check: build test-gpu
+	$(CGO_ENV) $(GO) test -run '^$$' -bench GPUThroughput -benchtime 1x -timeout 60m ./model/
 
 # Each benchmark that compares against a baseline (C++ loop, PyTorch) runs
 # both in the same process and prints the ratio.

@@ -43,18 +43,8 @@ func TestPlacementOnMeta(t *testing.T) {
 func placementStep(t *testing.T, cfg Config) {
 	scope := torch.NewScope()
 	defer scope.Close()
-	const users, knowledgeDim = 20, 8
-	spec := Spec{VocabSizes: []int64{users, 15, 10}, Numeric: 2, Scenarios: 3}
-	var know *Knowledge
-	if cfg.Meta.Levels != "none" {
-		known := make([]bool, users)
-		for u := range known {
-			known[u] = u%3 != 0
-		}
-		var err error
-		know, err = NewKnowledge(make([]float32, spec.Scenarios*knowledgeDim), make([]float32, users*knowledgeDim), known, knowledgeDim, torch.Meta)
-		require.NoError(t, err)
-	}
+	spec := Spec{VocabSizes: []int64{20, 15, 10}, Numeric: 2, Scenarios: 3}
+	know := testKnowledge(t, cfg, spec, torch.Meta)
 	m, err := New(cfg, spec, know, torch.Meta)
 	require.NoError(t, err)
 	defer m.Close()
@@ -62,24 +52,10 @@ func placementStep(t *testing.T, cfg Config) {
 		require.Equal(t, torch.Meta, v.Tensor.Device(), v.Name)
 	}
 
-	// A batch built on the host, grouped by scenario, scenario 1 absent.
+	// Scenario 1 absent: the routing's empty segments run too.
 	counts := []int64{3, 0, 5}
 	const rows = 8
-	cat := make([]int64, 0, rows*3)
-	var scen []int64
-	for i := range int64(rows) {
-		cat = append(cat, i%users, i%15, i%10)
-		scen = append(scen, map[bool]int64{true: 0, false: 2}[i < counts[0]])
-	}
-	toMeta := func(x *torch.Tensor) *torch.Tensor { return x.ToDevice(torch.Meta, false) }
-	batch := Batch{
-		Cat:      toMeta(torch.FromSlice(cat, rows, 3)),
-		Num:      toMeta(torch.Randn([]int64{rows, 2}, torch.Float32, torch.CPU)),
-		Scenario: toMeta(torch.FromSlice(scen)),
-		Counts:   counts,
-	}
-	label := toMeta(torch.FromSlice(make([]float32, rows)))
-
+	batch, label := deviceBatch(spec, counts, torch.Meta)
 	m.Store.SetTraining(true)
 	logits := m.Forward(batch)
 	require.NoError(t, logits.Err())
@@ -114,4 +90,46 @@ func placementStep(t *testing.T, cfg Config) {
 		assert.Equal(t, []int64{rows}, probs.Shape())
 		assert.Equal(t, torch.Meta, probs.Device())
 	})
+}
+
+// testKnowledge is zero knowledge vectors on dev for spec's scenarios and
+// users (every third user without one), or nil with the meta networks off.
+func testKnowledge(t testing.TB, cfg Config, spec Spec, dev torch.Device) *Knowledge {
+	t.Helper()
+	if cfg.Meta.Levels == "none" {
+		return nil
+	}
+	const dim = 8
+	users := spec.VocabSizes[0]
+	known := make([]bool, users)
+	for u := range known {
+		known[u] = u%3 != 0
+	}
+	know, err := NewKnowledge(make([]float32, int64(spec.Scenarios)*dim), make([]float32, users*dim), known, dim, dev)
+	require.NoError(t, err)
+	return know
+}
+
+// deviceBatch builds a batch grouped by scenario as counts say on the host
+// and moves it to dev as the trainer does, with zero labels.
+func deviceBatch(spec Spec, counts []int64, dev torch.Device) (Batch, *torch.Tensor) {
+	fields := int64(len(spec.VocabSizes))
+	var cat, scen []int64
+	for s, n := range counts {
+		for range n {
+			row := int64(len(scen))
+			for f, size := range spec.VocabSizes {
+				cat = append(cat, (row+int64(f))%size)
+			}
+			scen = append(scen, int64(s))
+		}
+	}
+	rows := int64(len(scen))
+	to := func(x *torch.Tensor) *torch.Tensor { return x.ToDevice(dev, false) }
+	return Batch{
+		Cat:      to(torch.FromSlice(cat, rows, fields)),
+		Num:      to(torch.Randn([]int64{rows, int64(spec.Numeric)}, torch.Float32, torch.CPU)),
+		Scenario: to(torch.FromSlice(scen)),
+		Counts:   counts,
+	}, to(torch.FromSlice(make([]float32, rows)))
 }

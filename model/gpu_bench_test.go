@@ -1,0 +1,81 @@
+package model
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"text/tabwriter"
+
+	"github.com/msrtrain/msrtrain/cgo/torch"
+)
+
+// BenchmarkGPUThroughput trains the whole model (embeddings, meta networks,
+// backbone) of every registered backbone on cuda:0, with the meta networks
+// off and on, at batch 4096 and 32768, and prints samples per second. A
+// step is forward, BCE, backward and Adam, then a synchronize, since the
+// trainer reads each step's loss. It skips without a GPU; `make gpu-check`
+// runs it:
+//
+//	go test -run '^$' -bench GPUThroughput -benchtime 1x ./model/
+func BenchmarkGPUThroughput(b *testing.B) {
+	if !torch.CUDAAvailable() {
+		b.Skip("no CUDA GPU visible")
+	}
+	defer setUpBench(b)()
+	dev := torch.CUDA(0)
+	spec := Spec{VocabSizes: []int64{20000, 5000, 1000, 100, 50, 20, 10, 5}, Numeric: 4, Scenarios: 3}
+	var sb strings.Builder
+	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "backbone\tbatch\tbare samples/s\twith meta networks\tratio\t\n")
+	for n := 0; n < b.N; n++ {
+		for _, name := range BackboneNames() {
+			for _, batch := range []int64{4096, 32768} {
+				var rate [2]float64
+				for i, levels := range []string{"none", "both"} {
+					cfg := DefaultConfig()
+					cfg.Backbone, cfg.Meta.Levels = name, levels
+					ms := gpuStepMs(b, cfg, spec, batch, dev)
+					rate[i] = float64(batch) / ms * 1e3
+					b.ReportMetric(rate[i], fmt.Sprintf("%s/%d/meta=%s-samples/s", name, batch, levels))
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t\n", name, batch, rate[0], rate[1], rate[1]/rate[0])
+			}
+		}
+	}
+	tw.Flush()
+	gpu, _ := torch.CUDADeviceName(0)
+	fmt.Printf("GPUThroughput: training samples/s on %s, default configs, %d fields, 3 scenarios:\n%s", gpu, len(spec.VocabSizes), sb.String())
+}
+
+// gpuStepMs builds the model on dev with a fixed batch and returns milliseconds per training step.
+func gpuStepMs(b *testing.B, cfg Config, spec Spec, batch int64, dev torch.Device) float64 {
+	if err := torch.ManualSeed(0); err != nil {
+		b.Fatal(err)
+	}
+	m, err := New(cfg, spec, testKnowledge(b, cfg, spec, dev), dev)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	opt := newAdam(b, m.Store, torch.DefaultOptimOptions(torch.Adam).LR)
+	defer opt.Close()
+	data := torch.NewScope()
+	defer data.Close()
+	in, y := deviceBatch(spec, benchCounts(batch), dev)
+	step := func() error {
+		sc := torch.NewScope()
+		defer sc.Close()
+		loss := torch.BCEWithLogits(m.Forward(in), y, nil, nil, torch.ReduceMean)
+		if err := loss.Backward(); err != nil {
+			return err
+		}
+		if err := opt.Step(); err != nil {
+			return err
+		}
+		if err := opt.ZeroGrad(); err != nil {
+			return err
+		}
+		return torch.Synchronize(dev)
+	}
+	return timeSteps(b, step, 1)
+}
