@@ -52,7 +52,7 @@ func BenchmarkBackboneStep(b *testing.B) {
 		for _, name := range benchedBackbones(b) {
 			for _, batch := range []int64{256, 2048, 8192} {
 				row := benchRow{name: name, batch: batch}
-				step, closeStep := newBenchStep(b, name, inDim, batch)
+				step, closeStep := newBenchStep(b, name, inDim, batch, torch.CPU)
 				for r := 0; r < benchRounds; r++ {
 					pybench.Settle()
 					ms := timeSteps(b, step, minSeconds)
@@ -132,13 +132,14 @@ type benchRow struct {
 	pyMs  [2]float64 // idiomatic, mirrored
 }
 
-// newBenchStep builds a backbone, an Adam optimizer and a fixed batch, and
-// returns a function that runs one training step.
-func newBenchStep(b *testing.B, name string, inDim, batch int64) (step func() error, done func()) {
+// newBenchStep builds a backbone, an Adam optimizer and a fixed batch on
+// dev, and returns a function that runs one training step (and, on a GPU,
+// waits for it).
+func newBenchStep(b *testing.B, name string, inDim, batch int64, dev torch.Device) (step func() error, done func()) {
 	if err := torch.ManualSeed(0); err != nil {
 		b.Fatal(err)
 	}
-	store := nn.NewStore(torch.CPU)
+	store := nn.NewStore(dev)
 	bb, err := NewBackbone(name, store.Root(), inDim, 3, DefaultBackboneConfig())
 	if err != nil {
 		b.Fatal(err)
@@ -147,7 +148,8 @@ func newBenchStep(b *testing.B, name string, inDim, batch int64) (step func() er
 	counts := benchCounts(batch)
 	data := torch.NewScope()
 	in := makeInput(counts, inDim)
-	y := torch.Rand([]int64{batch}, torch.Float32, torch.CPU).LtScalar(0.3).ToDType(torch.Float32)
+	in.X, in.Scenario = in.X.ToDevice(dev, false), in.Scenario.ToDevice(dev, false)
+	y := torch.Rand([]int64{batch}, torch.Float32, torch.CPU).LtScalar(0.3).ToDType(torch.Float32).ToDevice(dev, false)
 	if err := y.Err(); err != nil {
 		b.Fatal(err)
 	}
@@ -161,7 +163,10 @@ func newBenchStep(b *testing.B, name string, inDim, batch int64) (step func() er
 		if err := loss.Backward(); err != nil {
 			return err
 		}
-		return opt.Step()
+		if err := opt.Step(); err != nil {
+			return err
+		}
+		return torch.Synchronize(dev)
 	}
 	return step, func() { data.Close(); opt.Close(); store.Close() }
 }

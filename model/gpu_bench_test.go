@@ -2,19 +2,24 @@ package model
 
 import (
 	"fmt"
+	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 	"text/tabwriter"
 
+	"github.com/msrtrain/msrtrain/cgo/pybench"
 	"github.com/msrtrain/msrtrain/cgo/torch"
 )
 
 // BenchmarkGPUThroughput trains the whole model (embeddings, meta networks,
 // backbone) of every registered backbone on cuda:0, with the meta networks
-// off and on, at batch 4096 and 32768, and prints samples per second. A
-// step is forward, BCE, backward and Adam, then a synchronize, since the
-// trainer reads each step's loss. It skips without a GPU; `make gpu-check`
-// runs it:
+// off and on, at batch 4096 and 32768, and prints samples per second; and
+// beside it the bare backbone's step against the same backbone in PyTorch
+// on the same GPU in the same run (testdata/backbones_bench.py, which has
+// the four original backbones; "-" for the others). A step is forward,
+// BCE, backward and Adam, then a synchronize, since the trainer reads each
+// step's loss. It skips without a GPU; `make gpu-check` runs it:
 //
 //	go test -run '^$' -bench GPUThroughput -benchtime 1x ./model/
 func BenchmarkGPUThroughput(b *testing.B) {
@@ -23,10 +28,19 @@ func BenchmarkGPUThroughput(b *testing.B) {
 	}
 	defer setUpBench(b)()
 	dev := torch.CUDA(0)
+	b.Setenv("MSR_BENCH_DEVICE", dev.String())
+	py, pyErr := pybench.Start(filepath.Join("testdata", "backbones_bench.py"),
+		pybench.Settings{IntraOpThreads: torch.Threads(), BLASThreads: torch.BLASThreads(), Tunables: torch.AllocatorTunables()})
+	if pyErr != nil {
+		b.Logf("PyTorch baseline skipped: %v", pyErr)
+	} else {
+		defer py.Close()
+		b.Logf("PyTorch baseline: %s", py.Banner)
+	}
 	spec := Spec{VocabSizes: []int64{20000, 5000, 1000, 100, 50, 20, 10, 5}, Numeric: 4, Scenarios: 3}
 	var sb strings.Builder
 	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "backbone\tbatch\tbare samples/s\twith meta networks\tratio\t\n")
+	fmt.Fprintf(tw, "backbone\tbatch\tmodel samples/s\twith meta networks\tratio\tbackbone alone\tPyTorch backbone\tspeed-up\t\n")
 	for n := 0; n < b.N; n++ {
 		for _, name := range BackboneNames() {
 			for _, batch := range []int64{4096, 32768} {
@@ -38,7 +52,20 @@ func BenchmarkGPUThroughput(b *testing.B) {
 					rate[i] = float64(batch) / ms * 1e3
 					b.ReportMetric(rate[i], fmt.Sprintf("%s/%d/meta=%s-samples/s", name, batch, levels))
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t\n", name, batch, rate[0], rate[1], rate[1]/rate[0])
+				step, closeStep := newBenchStep(b, name, 128, batch, dev)
+				goRate := float64(batch) / timeSteps(b, step, 1) * 1e3
+				closeStep()
+				pyCol := "-\t-"
+				if py != nil {
+					ms, err := py.Measure(fmt.Sprintf("idiomatic %s %d 1", name, batch))
+					if err != nil {
+						b.Fatal(err)
+					}
+					if pyRate := float64(batch) / ms * 1e3; !math.IsNaN(pyRate) {
+						pyCol = fmt.Sprintf("%.0f\t%.2f×", pyRate, goRate/pyRate)
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t%.0f\t%s\t\n", name, batch, rate[0], rate[1], rate[1]/rate[0], goRate, pyCol)
 			}
 		}
 	}
