@@ -153,10 +153,17 @@ func newBenchStep(b *testing.B, name string, inDim, batch int64, dev torch.Devic
 	if err := y.Err(); err != nil {
 		b.Fatal(err)
 	}
-	step = func() error {
+	step = trainingStep(opt, func() *torch.Tensor { return bb.Forward(in) }, y, dev)
+	return step, func() { data.Close(); opt.Close(); store.Close() }
+}
+
+// trainingStep is one step of forward, BCE with logits against y, backward
+// and the optimizer, in a scope, then a wait for dev (a no-op on the CPU).
+func trainingStep(opt *torch.Optimizer, forward func() *torch.Tensor, y *torch.Tensor, dev torch.Device) func() error {
+	return func() error {
 		sc := torch.NewScope()
 		defer sc.Close()
-		loss := torch.BCEWithLogits(bb.Forward(in), y, nil, nil, torch.ReduceMean)
+		loss := torch.BCEWithLogits(forward(), y, nil, nil, torch.ReduceMean)
 		if err := opt.ZeroGrad(); err != nil {
 			return err
 		}
@@ -168,7 +175,6 @@ func newBenchStep(b *testing.B, name string, inDim, batch int64, dev torch.Devic
 		}
 		return torch.Synchronize(dev)
 	}
-	return step, func() { data.Close(); opt.Close(); store.Close() }
 }
 
 // benchCounts splits a batch 50/30/20 over 3 scenarios, as the Python side does.

@@ -89,20 +89,6 @@ func gpuStepMs(b *testing.B, cfg Config, spec Spec, batch int64, dev torch.Devic
 	data := torch.NewScope()
 	defer data.Close()
 	in, y := deviceBatch(spec, benchCounts(batch), dev)
-	step := func() error {
-		sc := torch.NewScope()
-		defer sc.Close()
-		loss := torch.BCEWithLogits(m.Forward(in), y, nil, nil, torch.ReduceMean)
-		if err := loss.Backward(); err != nil {
-			return err
-		}
-		if err := opt.Step(); err != nil {
-			return err
-		}
-		if err := opt.ZeroGrad(); err != nil {
-			return err
-		}
-		return torch.Synchronize(dev)
-	}
+	step := trainingStep(opt, func() *torch.Tensor { return m.Forward(in) }, y, dev)
 	return timeSteps(b, step, 1)
 }
