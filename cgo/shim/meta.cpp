@@ -1,7 +1,7 @@
 // meta.cpp: shape-only kernels for the meta device where libtorch has none.
 //
 // libtorch's C++ library lacks meta kernels for some ops a training step
-// uses (index_select, relu, native_batch_norm, ...); PyTorch's Python
+// uses (index_select, relu, batch and layer norm, ...); PyTorch's Python
 // package registers them in Python (torch/_meta_registrations.py), which a
 // C++ program never loads. Placement tests run whole models on meta, so the
 // shim registers the missing ones the first time a tensor goes to meta,
@@ -60,6 +60,13 @@ Tensor meta_embedding_dense_backward(const Tensor& grad_output, const Tensor&, i
   return at::empty({num_weights, grad_output.size(-1)}, grad_output.options());
 }
 
+std::tuple<Tensor, Tensor, Tensor> meta_native_layer_norm_backward(
+    const Tensor& grad_out, const Tensor& input, at::IntArrayRef, const Tensor&, const Tensor&,
+    const c10::optional<Tensor>& weight, const c10::optional<Tensor>& bias, std::array<bool, 3> mask) {
+  auto like = [](const c10::optional<Tensor>& t) { return t.has_value() && t->defined() ? at::empty_like(*t) : Tensor(); };
+  return {mask[0] ? at::empty_like(input) : Tensor(), mask[1] ? like(weight) : Tensor(), mask[2] ? like(bias) : Tensor()};
+}
+
 bool has_meta_kernel(const char* name, const char* overload) {
   auto op = c10::Dispatcher::singleton().findSchema({name, overload});
   return !op.has_value() || op->hasKernelForDispatchKey(c10::DispatchKey::Meta);
@@ -85,6 +92,7 @@ void register_missing() {
   add("aten::native_batch_norm", "", TORCH_FN(meta_native_batch_norm));
   add("aten::native_batch_norm_backward", "", TORCH_FN(meta_native_batch_norm_backward));
   add("aten::embedding_dense_backward", "", TORCH_FN(meta_embedding_dense_backward));
+  add("aten::native_layer_norm_backward", "", TORCH_FN(meta_native_layer_norm_backward));
 }
 
 }  // namespace
