@@ -45,7 +45,7 @@ func BenchmarkGPUThroughput(b *testing.B) {
 		for _, name := range BackboneNames() {
 			for _, batch := range []int64{4096, 32768} {
 				var rate [2]float64
-				for i, levels := range []string{"none", "both"} {
+				for i, levels := range []MetaLevels{LevelsNone, LevelsBoth} {
 					cfg := DefaultConfig()
 					cfg.Backbone, cfg.Meta.Levels = name, levels
 					ms := gpuStepMs(b, cfg, spec, batch, dev)

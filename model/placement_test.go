@@ -27,9 +27,9 @@ func TestPlacementOnMeta(t *testing.T) {
 		{"norm+dropout", func(c BackboneConfig) BackboneConfig { return withNormAndDropout(c, 0.1) }},
 	}
 	for _, name := range BackboneNames() {
-		for _, levels := range []string{"none", "both"} {
+		for _, levels := range []MetaLevels{LevelsNone, LevelsBoth} {
 			for _, v := range variants {
-				t.Run(name+"/meta="+levels+"/"+v.name, func(t *testing.T) {
+				t.Run(name+"/meta="+string(levels)+"/"+v.name, func(t *testing.T) {
 					cfg := DefaultConfig()
 					cfg.Backbone, cfg.Meta.Levels = name, levels
 					cfg.BackboneConfig = v.cfg(cfg.BackboneConfig)
