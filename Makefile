@@ -17,10 +17,10 @@ SHIM_OBJ := $(patsubst cgo/shim/%.cpp,$(BUILD)/shim/%.o,$(SHIM_SRC))
 SHIM_LIB := $(BUILD)/libmsrshim.a
 
 .DEFAULT_GOAL := build
-.PHONY: setup build test bench run vet info clean
+.PHONY: setup build test bench run vet info clean gpu-bundle test-gpu gpu-check
 
 # Regenerated when the finder or LIBTORCH changes; skipped for setup and clean.
-ifeq ($(filter setup clean,$(MAKECMDGOALS)),)
+ifeq ($(filter setup clean gpu-bundle,$(MAKECMDGOALS)),)
 $(TORCH_MK): cgo/find_libtorch.sh $(BUILD)/.libtorch-env
 	@mkdir -p $(BUILD)
 	@cgo/find_libtorch.sh $@.tmp && mv $@.tmp $@
@@ -37,12 +37,12 @@ SHIM_HASH = $(shell cat $(SHIM_SRC) $(SHIM_HDR) $(TORCH_MK) 2>/dev/null | sha1su
 # The shim's hash in CGO_CPPFLAGS makes Go's build cache relink when the
 # shim changes, since Go does not hash the static library itself.
 CGO_ENV = CGO_ENABLED=1 \
-	CGO_CPPFLAGS="-DMSR_SHIM_HASH=$(SHIM_HASH) -DMSR_TORCH_VERSION=$(TORCH_VERSION)" \
+	CGO_CPPFLAGS="-DMSR_SHIM_HASH=$(SHIM_HASH)" \
 	CGO_LDFLAGS="-L$(abspath $(BUILD)) -lmsrshim $(TORCH_LDFLAGS) -lstdc++ -lm -ldl"
 
 $(BUILD)/shim/%.o: cgo/shim/%.cpp $(SHIM_HDR) $(TORCH_MK)
 	@mkdir -p $(dir $@)
-	$(CXX) -std=c++17 -O2 -fPIC -Wall -Wno-unused-parameter $(TORCH_CXXFLAGS) -c $< -o $@
+	$(CXX) $(SHIM_CXXFLAGS) -c $< -o $@
 
 $(SHIM_LIB): $(SHIM_OBJ)
 	@rm -f $@
@@ -63,6 +63,17 @@ test: info $(SHIM_LIB) $(BUILD)/env.sh
 	$(CGO_ENV) $(GO) vet ./...
 	$(CGO_ENV) $(GO) test $(TEST_FLAGS) ./...
 
+# The CUDA tests (they skip without a GPU) and the placement tests on meta.
+test-gpu: info $(SHIM_LIB) $(BUILD)/env.sh
+	@$(CGO_ENV) $(GO) run ./cmd/msrtrain info | grep -E '^(libtorch|CUDA)'
+	$(CGO_ENV) $(GO) test $(TEST_FLAGS) -v -run 'CUDA|Placement' ./cgo/... ./model/ ./train/
+
+# On a GPU machine: build against its libtorch (LIBTORCH=, a CUDA PyTorch's
+# libraries through PYTHON=, see cgo/find_libtorch.sh), run the CUDA tests,
+# then the GPU throughput benchmark.
+gpu-check: build test-gpu
+	$(CGO_ENV) $(GO) test -run '^$$' -bench GPUThroughput -benchtime 1x -timeout 60m ./model/
+
 # Each benchmark that compares against a baseline (C++ loop, PyTorch) runs
 # both in the same process and prints the ratio.
 bench: info $(SHIM_LIB)
@@ -77,6 +88,21 @@ run: build
 
 vet: info $(SHIM_LIB)
 	$(CGO_ENV) $(GO) vet ./...
+
+# For GPU machines without Go: the Go side compiled here as a C archive, the
+# shim's sources and bundle/files/link.sh, which compiles the shim against the
+# target's libtorch and links ./msrtrain with g++ alone. Needs no libtorch here.
+BUNDLE_NAME := msrtrain-gpu-bundle
+BUNDLE_DIR := $(BUILD)/bundle/$(BUNDLE_NAME)
+gpu-bundle:
+	rm -rf $(BUILD)/bundle && mkdir -p $(BUNDLE_DIR)/lib $(BUNDLE_DIR)/cgo/shim $(BUNDLE_DIR)/third_party
+	CGO_ENABLED=1 $(GO) build -buildmode=c-archive -tags msrbundle -trimpath -o $(BUNDLE_DIR)/lib/libmsrtrain.a ./cmd/msrtrain
+	rm -f $(BUNDLE_DIR)/lib/libmsrtrain.h
+	cp $(SHIM_SRC) $(SHIM_HDR) $(BUNDLE_DIR)/cgo/shim/
+	cp cgo/find_libtorch.sh $(BUNDLE_DIR)/cgo/
+	cp bundle/files/main.c bundle/files/link.sh bundle/files/README.md $(BUNDLE_DIR)/
+	tar -C $(BUILD)/bundle -czf $(BUILD)/$(BUNDLE_NAME).tar.gz $(BUNDLE_NAME)
+	@echo "wrote $(BUILD)/$(BUNDLE_NAME).tar.gz: unpack it on the GPU machine and run ./link.sh in $(BUNDLE_NAME)/"
 
 # Installs what a fresh Debian/Ubuntu machine needs. With LIBTORCH set, no
 # libtorch comes from apt; python3-torch is only the benchmarks' baseline.

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# find_libtorch.sh OUT.mk: chooses the libtorch to build against and writes
-# make variables describing it. Order: $LIBTORCH (a libtorch distribution's
-# root), then ./third_party/libtorch, then a Python that imports torch and
-# ships its libraries, then Debian's libtorch-dev.
+# find_libtorch.sh OUT [mk|sh]: chooses the libtorch to build against and
+# writes variables describing it, as make assignments (the Makefile) or shell
+# ones (the GPU bundle's link.sh). Order: $LIBTORCH (a libtorch
+# distribution's root), then ./third_party/libtorch, then a Python that
+# imports torch and ships its libraries, then Debian's libtorch-dev.
 set -euo pipefail
-out=$1
+out=$1 format=${2:-mk}
 root=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-python3}
 
@@ -54,11 +55,22 @@ if [ -f "$lib/libtorch_cuda.so" ]; then
   cuda_libs="-Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed"; cuda="yes"
 fi
 
-cat >"$out" <<MK
-TORCH_SOURCE := $source_desc
-TORCH_VERSION := ${version:-unknown}
-TORCH_CUDA := $cuda
-TORCH_LIBDIR := $lib
-TORCH_CXXFLAGS := -I$inc -D_GLIBCXX_USE_CXX11_ABI=$abi
-TORCH_LDFLAGS := -L$lib -Wl,-rpath,$lib $cuda_libs -ltorch -ltorch_cpu -lc10
-MK
+# SHIM_CXXFLAGS is everything a shim source file is compiled with; the
+# distribution's version goes in as the token msrtrain info reports.
+vars=(
+  TORCH_SOURCE "$source_desc"
+  TORCH_VERSION "${version:-unknown}"
+  TORCH_CUDA "$cuda"
+  TORCH_LIBDIR "$lib"
+  SHIM_CXXFLAGS "-std=c++17 -O2 -fPIC -Wall -Wno-unused-parameter -I$inc -D_GLIBCXX_USE_CXX11_ABI=$abi -DMSR_TORCH_VERSION=${version:-unknown}"
+  TORCH_LDFLAGS "-L$lib -Wl,-rpath,$lib $cuda_libs -ltorch -ltorch_cpu -lc10"
+)
+{
+  for ((i = 0; i < ${#vars[@]}; i += 2)); do
+    case $format in
+      mk) printf '%s := %s\n' "${vars[i]}" "${vars[i + 1]}" ;;
+      sh) printf '%s=%q\n' "${vars[i]}" "${vars[i + 1]}" ;;
+      *) echo "find_libtorch.sh: format $format: want mk or sh" >&2; exit 1 ;;
+    esac
+  done
+} >"$out"

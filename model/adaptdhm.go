@@ -175,7 +175,18 @@ func (m *AdaptDHM) route(z *torch.Tensor) ([]int64, error) {
 	if err != nil {
 		return nil, err
 	}
-	return m.nearest(z).Int64s()
+	nearest := m.nearest(z)
+	if nearest.Device() == torch.Meta {
+		// The meta device (placement tests) has no values to route by: rows
+		// take the clusters in turn, so every cluster's network runs.
+		clusters := m.centers.Shape()[0]
+		cluster := make([]int64, nearest.Numel())
+		for i := range cluster {
+			cluster[i] = int64(i) % clusters
+		}
+		return cluster, nil
+	}
+	return nearest.Int64s()
 }
 
 // unitCenters is the centres scaled to unit length: they are stored so

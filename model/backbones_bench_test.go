@@ -52,7 +52,7 @@ func BenchmarkBackboneStep(b *testing.B) {
 		for _, name := range benchedBackbones(b) {
 			for _, batch := range []int64{256, 2048, 8192} {
 				row := benchRow{name: name, batch: batch}
-				step, closeStep := newBenchStep(b, name, inDim, batch)
+				step, closeStep := newBenchStep(b, name, inDim, batch, torch.CPU)
 				for r := 0; r < benchRounds; r++ {
 					pybench.Settle()
 					ms := timeSteps(b, step, minSeconds)
@@ -132,13 +132,14 @@ type benchRow struct {
 	pyMs  [2]float64 // idiomatic, mirrored
 }
 
-// newBenchStep builds a backbone, an Adam optimizer and a fixed batch, and
-// returns a function that runs one training step.
-func newBenchStep(b *testing.B, name string, inDim, batch int64) (step func() error, done func()) {
+// newBenchStep builds a backbone, an Adam optimizer and a fixed batch on
+// dev, and returns a function that runs one training step (and, on a GPU,
+// waits for it).
+func newBenchStep(b *testing.B, name string, inDim, batch int64, dev torch.Device) (step func() error, done func()) {
 	if err := torch.ManualSeed(0); err != nil {
 		b.Fatal(err)
 	}
-	store := nn.NewStore(torch.CPU)
+	store := nn.NewStore(dev)
 	bb, err := NewBackbone(name, store.Root(), inDim, 3, DefaultBackboneConfig())
 	if err != nil {
 		b.Fatal(err)
@@ -147,23 +148,33 @@ func newBenchStep(b *testing.B, name string, inDim, batch int64) (step func() er
 	counts := benchCounts(batch)
 	data := torch.NewScope()
 	in := makeInput(counts, inDim)
-	y := torch.Rand([]int64{batch}, torch.Float32, torch.CPU).LtScalar(0.3).ToDType(torch.Float32)
+	in.X, in.Scenario = in.X.ToDevice(dev, false), in.Scenario.ToDevice(dev, false)
+	y := torch.Rand([]int64{batch}, torch.Float32, torch.CPU).LtScalar(0.3).ToDType(torch.Float32).ToDevice(dev, false)
 	if err := y.Err(); err != nil {
 		b.Fatal(err)
 	}
-	step = func() error {
+	step = trainingStep(opt, func() *torch.Tensor { return bb.Forward(in) }, y, dev)
+	return step, func() { data.Close(); opt.Close(); store.Close() }
+}
+
+// trainingStep is one step of forward, BCE with logits against y, backward
+// and the optimizer, in a scope, then a wait for dev (a no-op on the CPU).
+func trainingStep(opt *torch.Optimizer, forward func() *torch.Tensor, y *torch.Tensor, dev torch.Device) func() error {
+	return func() error {
 		sc := torch.NewScope()
 		defer sc.Close()
-		loss := torch.BCEWithLogits(bb.Forward(in), y, nil, nil, torch.ReduceMean)
+		loss := torch.BCEWithLogits(forward(), y, nil, nil, torch.ReduceMean)
 		if err := opt.ZeroGrad(); err != nil {
 			return err
 		}
 		if err := loss.Backward(); err != nil {
 			return err
 		}
-		return opt.Step()
+		if err := opt.Step(); err != nil {
+			return err
+		}
+		return torch.Synchronize(dev)
 	}
-	return step, func() { data.Close(); opt.Close(); store.Close() }
 }
 
 // benchCounts splits a batch 50/30/20 over 3 scenarios, as the Python side does.

@@ -89,9 +89,18 @@ func (g *grouper) tensors() (model.Batch, *torch.Tensor) {
 	return mb, g.toDevice(torch.FromSlice(g.label))
 }
 
+// toDevice moves a host tensor to the model's device. To CUDA it goes
+// through page-locked memory, from which the copy runs asynchronously: the
+// host goes on queueing the step's kernels while the batch crosses, as with
+// PyTorch's DataLoader(pin_memory=True) and .to(non_blocking=True). The
+// pinned block comes from libtorch's caching host allocator, which hands it
+// out again only after the copy that read it has finished.
 func (g *grouper) toDevice(t *torch.Tensor) *torch.Tensor {
-	if !g.dev.IsCUDA() {
+	switch {
+	case g.dev.Type == torch.CPUType:
 		return t
+	case g.dev.IsCUDA():
+		return t.PinMemory().ToDevice(g.dev, true)
 	}
-	return t.ToDevice(g.dev, true)
+	return t.ToDevice(g.dev, false)
 }

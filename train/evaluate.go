@@ -43,6 +43,14 @@ func (s scorer) evaluate(sp *data.Splits, part data.Part) (*metrics.Report, erro
 	return &rep, nil
 }
 
+// probabilities groups a batch and returns its click probabilities on the
+// model's device (evaluation mode, no grad: score's setting).
+func (s scorer) probabilities(b *data.Batch) *torch.Tensor {
+	s.group.group(b)
+	batch, _ := s.group.tensors()
+	return s.model.Forward(batch).Sigmoid()
+}
+
 // score runs the model frozen (evaluation mode, the meta layers computed
 // once for every scenario and user) over a source and hands each grouped
 // batch with its click probabilities to sink.
@@ -64,9 +72,7 @@ func (s scorer) score(src data.Source, sink func(g *grouper, probs []float32) er
 			func() {
 				scope := torch.NewScope()
 				defer scope.Close()
-				s.group.group(b)
-				batch, _ := s.group.tensors()
-				probs, err = s.model.Forward(batch).Sigmoid().Float32s()
+				probs, err = s.probabilities(b).Float32s()
 			}()
 			it.Release(b)
 			if err == nil {

@@ -13,6 +13,8 @@ import (
 // kinds of training plug in between them without touching the loop:
 //
 //	forwardBackward  the batch's loss and the parameters' gradients
+//	lossValue        the step's one read of a value from the device: the
+//	                 loss, checked before anything touches the weights
 //	GradientHook     what the gradients go through before they are applied
 //	                 (distributed training all-reduces them here)
 //	update           clip the gradients, step the optimizer, zero them
@@ -48,27 +50,37 @@ func (r *run) step(b *data.Batch, total int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
+	value, err := lossValue(loss)
+	if err != nil {
+		return 0, err
+	}
+	return value, r.applyGradients()
+}
+
+// applyGradients is everything after backward: the gradient hooks, then the
+// update.
+func (r *run) applyGradients() error {
 	if hook := r.opts.GradientHook; hook != nil {
 		if err := hook(r.params); err != nil {
-			return 0, fmt.Errorf("gradient hook: %w", err)
+			return fmt.Errorf("gradient hook: %w", err)
 		}
 	}
 	var sparse *nn.SparseGrad
 	if r.sparse != nil {
 		g, ok, err := r.model.Embedding.TakeSparseGrad()
 		if err != nil {
-			return 0, err
+			return err
 		}
 		if ok {
 			sparse = &g
 		}
 		if hook := r.opts.SparseGradientHook; hook != nil && sparse != nil {
 			if err := hook(sparse); err != nil {
-				return 0, fmt.Errorf("sparse gradient hook: %w", err)
+				return fmt.Errorf("sparse gradient hook: %w", err)
 			}
 		}
 	}
-	return loss, r.update(sparse)
+	return r.update(sparse)
 }
 
 // setLR gives the optimizer the schedule's learning rate when it changed.
@@ -88,13 +100,21 @@ func (r *run) setLR(lr float64) error {
 	return nil
 }
 
-// forwardBackward computes the batch's mean BCE loss and its gradients. A
-// non-finite loss stops before backward, so no NaN reaches the weights.
-func (r *run) forwardBackward(b *data.Batch) (float64, error) {
+// forwardBackward computes the batch's mean BCE loss, which it returns on
+// the device, and its gradients. It reads nothing back from the device, so
+// on a GPU backward's kernels are queued behind the forward pass's without
+// the host waiting for either.
+func (r *run) forwardBackward(b *data.Batch) (*torch.Tensor, error) {
 	r.model.Store.SetTraining(true)
 	r.group.group(b)
 	batch, label := r.group.tensors()
 	loss := torch.BCEWithLogits(r.model.Forward(batch), label, nil, nil, torch.ReduceMean)
+	return loss, loss.Backward()
+}
+
+// lossValue reads the loss back to the host. A non-finite loss stops the
+// run before the gradient hook and the update, so no NaN reaches the weights.
+func lossValue(loss *torch.Tensor) (float64, error) {
 	value, err := loss.Item()
 	if err != nil {
 		return 0, err
@@ -102,7 +122,7 @@ func (r *run) forwardBackward(b *data.Batch) (float64, error) {
 	if math.IsNaN(value) || math.IsInf(value, 0) {
 		return 0, fmt.Errorf("%w (%v)", ErrNonFinite, value)
 	}
-	return value, loss.Backward()
+	return value, nil
 }
 
 // update applies the gradients: clip their global norm (train.clip_norm,

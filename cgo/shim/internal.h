@@ -34,6 +34,10 @@ inline bool msr_is_oom(const c10::Error& e) {
                           std::strstr(m, "DefaultCPUAllocator: not enough memory") != nullptr);
 }
 
+// msr_register_meta_kernels adds the meta kernels libtorch lacks (meta.cpp);
+// it runs once, the first time a tensor is placed on the meta device.
+void msr_register_meta_kernels();
+
 // GUARD runs a body and turns whatever libtorch throws into a returned
 // message: an exception crossing into Go would abort the process.
 #define GUARD(...)                                                \

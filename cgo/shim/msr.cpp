@@ -64,6 +64,10 @@ int from_scalar_type(at::ScalarType s) {
 at::Device to_device(int type, int index) {
   if (type == MSR_CPU) return at::Device(at::kCPU);
   if (type == MSR_CUDA) return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
+  if (type == MSR_META) {
+    msr_register_meta_kernels();
+    return at::Device(at::kMeta);
+  }
   throw std::invalid_argument("unknown device type " + std::to_string(type));
 }
 
@@ -211,7 +215,7 @@ msr_err msr_info(msr_tensor h, int* dtype, int* ndim, int64_t* shape, int* devic
     *ndim = static_cast<int>(t.dim());
     if (t.dim() > MSR_MAX_DIMS) throw std::invalid_argument("tensor has more than 16 dimensions");
     for (int64_t i = 0; i < t.dim(); i++) shape[i] = t.size(i);
-    *device_type = t.is_cuda() ? MSR_CUDA : MSR_CPU;
+    *device_type = t.is_cuda() ? MSR_CUDA : t.is_meta() ? MSR_META : MSR_CPU;
     *device_index = t.is_cuda() ? t.device().index() : -1;
     *requires_grad = t.requires_grad() ? 1 : 0;
   })
@@ -461,9 +465,16 @@ msr_err msr_softmax(msr_tensor a, int64_t dim, int log, msr_tensor* out) {
   GUARD(*out = wrap(log ? at::log_softmax(T(a), dim) : at::softmax(T(a), dim)))
 }
 
+// meta_unique stands in for unique on the meta device, which has no data
+// to find the distinct values in: it takes every element as distinct, the
+// largest result unique can give, so that placement tests run the code after it.
+static std::tuple<at::Tensor, at::Tensor> meta_unique(const at::Tensor& x) {
+  return {x.reshape(-1).clone(), at::arange(x.numel(), x.options().dtype(at::kLong)).view(x.sizes())};
+}
+
 msr_err msr_unique(msr_tensor a, msr_tensor* values, msr_tensor* inverse) {
   GUARD({
-    auto r = at::_unique(T(a), /*sorted=*/true, /*return_inverse=*/true);
+    auto r = T(a).is_meta() ? meta_unique(T(a)) : at::_unique(T(a), /*sorted=*/true, /*return_inverse=*/true);
     *values = wrap(std::get<0>(r));
     *inverse = wrap(std::get<1>(r));
   })

@@ -26,13 +26,16 @@ typedef struct msr_sparse_optim_s* msr_sparse_optim;
 typedef char* msr_err;
 
 enum msr_dtype { MSR_F32 = 0, MSR_F64 = 1, MSR_I64 = 2, MSR_BOOL = 3, MSR_I32 = 4, MSR_F16 = 5, MSR_BF16 = 6, MSR_U8 = 7 };
-enum msr_device_type { MSR_CPU = 0, MSR_CUDA = 1 };
+/* MSR_META: libtorch's meta device (shapes without data), for placement tests. */
+enum msr_device_type { MSR_CPU = 0, MSR_CUDA = 1, MSR_META = 2 };
 
 void msr_free_err(msr_err e);
 void msr_free_tensors(msr_tensor* ts, int n);
 
 /* Versions and runtime. */
 void msr_version_compiled(int* major, int* minor, int* patch);
+/* The libtorch distribution's version that the build found (1.13.1), or "unknown". */
+const char* msr_torch_distribution(void);
 /* Path of the first loaded shared library whose path contains fragment
    (libtorch_cpu.so for the runtime version check, libblas for `info`). */
 msr_err msr_loaded_library(const char* fragment, char* buf, int cap);

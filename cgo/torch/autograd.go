@@ -69,7 +69,7 @@ func ZeroGrad(ts ...*Tensor) error {
 
 // CopyFrom overwrites t's data with src's (broadcast, converted), outside autograd.
 func (t *Tensor) CopyFrom(src *Tensor) error {
-	if bad := firstErr(t, src); bad != nil {
+	if bad := firstErrAnyDevice(2, t, src); bad != nil {
 		return bad.err
 	}
 	return check("copy_", C.msr_copy_(t.h, src.h))

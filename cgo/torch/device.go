@@ -18,6 +18,10 @@ type DeviceType int
 const (
 	CPUType  DeviceType = C.MSR_CPU
 	CUDAType DeviceType = C.MSR_CUDA
+	// MetaType is libtorch's meta device: tensors with shapes and no data.
+	// Placement tests run a model there to find tensors made on the wrong
+	// device without a GPU (see CheckPlacement).
+	MetaType DeviceType = C.MSR_META
 )
 
 // Device is a device type and, for CUDA, the device index.
@@ -29,12 +33,20 @@ type Device struct {
 // CPU is the host device.
 var CPU = Device{Type: CPUType, Index: -1}
 
+// Meta is libtorch's meta device. Ops run there compute shapes only; reading
+// a value back (Item, Float32s) fails, and unique treats every element as
+// distinct. It is not a device for training, and ParseDevice does not accept it.
+var Meta = Device{Type: MetaType, Index: -1}
+
 // CUDA returns the i-th CUDA device.
 func CUDA(i int) Device { return Device{Type: CUDAType, Index: i} }
 
 func (d Device) String() string {
-	if d.Type == CPUType {
+	switch d.Type {
+	case CPUType:
 		return "cpu"
+	case MetaType:
+		return "meta"
 	}
 	return "cuda:" + strconv.Itoa(d.Index)
 }

@@ -23,8 +23,22 @@ func firstErr(ts ...*Tensor) *Tensor { return firstErrOpt(len(ts), ts...) }
 
 // firstErrOpt is firstErr for ops whose arguments after the first nRequired
 // are optional: a nil one among those is left out (the shim gets NULL), a nil
-// required one is an error.
+// required one is an error. Under CheckPlacement, arguments on different
+// devices are an error too.
 func firstErrOpt(nRequired int, ts ...*Tensor) *Tensor {
+	if bad := firstErrAnyDevice(nRequired, ts...); bad != nil {
+		return bad
+	}
+	if placementCheck.Load() {
+		if err := mixedDevices(ts); err != nil {
+			return failed(err)
+		}
+	}
+	return nil
+}
+
+// firstErrAnyDevice is firstErrOpt for transfers, whose arguments may lie on different devices.
+func firstErrAnyDevice(nRequired int, ts ...*Tensor) *Tensor {
 	for i, t := range ts {
 		if t == nil {
 			if i >= nRequired {

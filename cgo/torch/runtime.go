@@ -3,13 +3,6 @@ package torch
 /*
 #include <stdlib.h>
 #include "msr.h"
-// The Makefile passes the distribution's version as a bare token (1.13.1).
-#define MSR_STR2(x) #x
-#define MSR_STR(x) MSR_STR2(x)
-#ifndef MSR_TORCH_VERSION
-#define MSR_TORCH_VERSION unknown
-#endif
-static const char* msr_build_torch_version(void) { return MSR_STR(MSR_TORCH_VERSION); }
 */
 import "C"
 
@@ -32,7 +25,7 @@ func CompiledVersion() string {
 }
 
 // BuildVersion is the libtorch distribution version the Makefile found (for example "1.13.1"), or "unknown".
-func BuildVersion() string { return C.GoString(C.msr_build_torch_version()) }
+func BuildVersion() string { return C.GoString(C.msr_torch_distribution()) }
 
 // LoadedLibrary is the path of the libtorch_cpu library this process runs with.
 func LoadedLibrary() (string, error) { return loadedLibrary("libtorch_cpu.so") }

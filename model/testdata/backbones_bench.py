@@ -14,6 +14,10 @@ run on their own scenario's rows only), in two variants:
 One training step is forward, BCE with logits (mean), backward and an Adam
 step (PyTorch defaults), as in the Go benchmark.
 
+With MSR_BENCH_DEVICE=cuda (BenchmarkGPUThroughput) everything runs on the
+GPU (torch.set_default_device, PyTorch 2.x) and each step ends with a
+synchronize, as the Go side's does.
+
 Usage: backbones_bench.py INTRA_OP_THREADS, then one request per stdin line:
     VARIANT NAME BATCH MIN_SECONDS
 answered with "ms_per_step <float> steps <int>". The benchmark (cgo/pybench)
@@ -21,6 +25,7 @@ sets OPENBLAS_NUM_THREADS and GLIBC_TUNABLES as the Go side runs
 (torch.SetCPUThreads, torch.TuneAllocator).
 """
 import math
+import os
 import sys
 import time
 
@@ -30,6 +35,7 @@ import torch.nn.functional as F
 IN_DIM = 128
 SCENARIOS = 3
 SHARES = (0.5, 0.3, 0.2)
+DEVICE = os.environ.get("MSR_BENCH_DEVICE", "cpu")
 
 
 def uniform(shape, fan_in):
@@ -689,6 +695,8 @@ def measure(variant, name, batch, min_seconds):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if DEVICE != "cpu":
+            torch.cuda.synchronize()
 
     for _ in range(3):
         step()
@@ -701,11 +709,16 @@ def measure(variant, name, batch, min_seconds):
 
 def main():
     torch.set_num_threads(int(sys.argv[1]))
-    print("ready threads %d torch %s" % (torch.get_num_threads(), torch.__version__), flush=True)
+    if DEVICE != "cpu":
+        torch.set_default_device(DEVICE)
+    print("ready threads %d torch %s device %s" % (torch.get_num_threads(), torch.__version__, DEVICE), flush=True)
     for line in sys.stdin:
         if not line.strip():
             continue
         variant, name, batch, min_seconds = line.split()
+        if name not in IDIOMATIC:  # a backbone without a PyTorch version here
+            print("ms_per_step nan steps 0", flush=True)
+            continue
         ms, steps = measure(variant, name, int(batch), float(min_seconds))
         print("ms_per_step %.6f steps %d" % (ms, steps), flush=True)
 
