@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -46,8 +45,8 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	}
 	total := perEpoch * cfg.Train.Epochs
 	res := &Result{Out: cfg.Out, Scenarios: r.vocabs.Schema().ScenarioNames(), UsersWithoutKnowledge: r.missing, BestEpoch: r.state.BestEpoch}
-	// Appended to, so that a resumed run continues the same log.
-	metricsLog, err := os.OpenFile(filepath.Join(cfg.Out, "metrics.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	res.WorldSize, res.GlobalBatch = r.world(), r.world()*cfg.Train.BatchSize
+	metricsLog, err := r.openMetricsLog()
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +60,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		if err != nil {
 			return res, err
 		}
-		if ctx.Err() != nil {
+		if r.stopping(ctx) {
 			prog.finish()
 			return res, r.saveInterrupted(res)
 		}
@@ -83,6 +82,9 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	if err := r.finalTest(res); err != nil {
 		return res, err
 	}
+	if !r.rank0() {
+		return res, nil
+	}
 	return res, writeJSON(filepath.Join(cfg.Out, "summary.json"), res)
 }
 
@@ -95,7 +97,7 @@ func (r *run) trainEpoch(ctx context.Context, src data.Source, total int, prog *
 	defer it.Close()
 	start := time.Now()
 	defer func() { tp.time += time.Since(start) }()
-	for ctx.Err() == nil {
+	for !r.stopping(ctx) {
 		b, ok := it.Next()
 		if !ok {
 			break
@@ -111,7 +113,7 @@ func (r *run) trainEpoch(ctx context.Context, src data.Source, total int, prog *
 		}
 		r.state.Step++
 		r.state.Batch++
-		tp.samples += n
+		tp.samples += n * r.world() // every rank's batch k has the same size
 		loss.sum += value
 		loss.n++
 		prog.step(r.state.Step, epoch, value, tp.samples, tp.time+time.Since(start))
@@ -127,7 +129,7 @@ func (r *run) trainEpoch(ctx context.Context, src data.Source, total int, prog *
 func (r *run) saveInterrupted(res *Result) error {
 	res.Interrupted = true
 	res.Steps = r.state.Step
-	if err := saveCheckpoint(r.cfg.Out, r.contents(), false); err != nil {
+	if err := r.checkpoint(false); err != nil {
 		return err
 	}
 	fmt.Fprintf(r.log, "interrupted at epoch %d, batch %d; checkpoint saved, resume with --resume\n", r.state.EpochsDone+1, r.state.Batch)
@@ -155,7 +157,7 @@ func (r *run) endEpoch(loss epochLoss, metricsLog io.Writer) (stop bool, err err
 	if err := json.NewEncoder(metricsLog).Encode(line); err != nil {
 		return false, err
 	}
-	if err := saveCheckpoint(r.cfg.Out, r.contents(), improved); err != nil {
+	if err := r.checkpoint(improved); err != nil {
 		return false, err
 	}
 	es := r.cfg.Train.EarlyStopping
@@ -190,11 +192,15 @@ func (r *run) watch(valid *metrics.Report, epoch int) (improved bool) {
 // finalTest restores the best epoch's weights and computes the validation
 // and test metrics of the result.
 func (r *run) finalTest(res *Result) error {
-	bestDir, err := CheckpointDir(r.cfg.Out, "best")
-	if err != nil {
-		return err
+	var bestDir string
+	if r.rank0() {
+		var err error
+		if bestDir, err = CheckpointDir(r.cfg.Out, "best"); err != nil {
+			return err
+		}
 	}
-	if err := restoreModel(bestDir, r.model.Store); err != nil {
+	var err error
+	if err := r.restoreBest(bestDir); err != nil {
 		return err
 	}
 	if res.Valid, err = r.evaluate(data.Valid); err != nil {

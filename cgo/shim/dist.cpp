@@ -288,12 +288,14 @@ msr_err msr_pg_barrier(msr_pg g) {
 
 // msr_pg_average_grads: see msr.h. Every rank contributes every parameter,
 // zeros where it has no gradient, so that the buckets line up; a count of
-// the ranks that had one travels with the last bucket, and a parameter no
-// rank touched keeps no gradient, as it would in one process.
-msr_err msr_pg_average_grads(msr_pg g, const msr_tensor* params, int n, int64_t bucket_bytes) {
+// the ranks that had one travels with the last bucket (with the caller's
+// flags), and a parameter no rank touched keeps no gradient, as it would in
+// one process.
+msr_err msr_pg_average_grads(msr_pg g, const msr_tensor* params, int n, int64_t bucket_bytes, double* flags,
+                             int nflags) {
   PG_GUARD(g, {
     at::NoGradGuard no_grad;
-    if (n == 0) return nullptr;
+    if (n == 0) throw std::invalid_argument("no parameters");
     std::vector<at::Tensor> ps, grads;
     ps.reserve(n);
     grads.reserve(n);
@@ -317,17 +319,19 @@ msr_err msr_pg_average_grads(msr_pg g, const msr_tensor* params, int n, int64_t 
       auto [lo, hi] = ranges[b];
       at::Tensor flat = flat_of(grads, lo, hi);
       if (b + 1 == ranges.size()) {
-        std::vector<float> present(n);
-        for (int i = 0; i < n; i++) present[i] = ps[i].grad().defined() ? 1 : 0;
-        flat = at::cat({flat, at::from_blob(present.data(), {n}, at::kFloat).to(flat.options())});
+        std::vector<double> tail(n + nflags);
+        for (int i = 0; i < n; i++) tail[i] = ps[i].grad().defined() ? 1 : 0;
+        for (int i = 0; i < nflags; i++) tail[n + i] = flags[i];
+        flat = at::cat({flat, at::from_blob(tail.data(), {n + nflags}, at::kDouble).to(flat.options())});
       }
       flats.push_back(flat);
       std::vector<at::Tensor> v{flat};
       works.push_back(g->pg->allreduce(v, o));
     }
     for (auto& w : works) wait(g, w);
-    at::Tensor present_t = flats.back().narrow(0, flats.back().numel() - n, n).to(at::kCPU, at::kFloat).contiguous();
-    const float* present = present_t.data_ptr<float>();
+    at::Tensor tail_t = flats.back().narrow(0, flats.back().numel() - n - nflags, n + nflags).to(at::kCPU, at::kDouble).contiguous();
+    const double* present = tail_t.data_ptr<double>();
+    for (int i = 0; i < nflags; i++) flags[i] = present[n + i];
     const double scale = 1.0 / g->size;
     for (size_t b = 0; b < ranges.size(); b++) {
       auto [lo, hi] = ranges[b];

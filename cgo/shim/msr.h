@@ -185,8 +185,9 @@ msr_err msr_pg_allgather_cat(msr_pg g, msr_tensor t, msr_tensor* out, int64_t* c
 msr_err msr_pg_barrier(msr_pg g);
 /* Averages the dense gradients of params over the ranks, all-reducing flat
    buckets of at most bucket_bytes; a parameter without a gradient on every
-   rank stays without one. */
-msr_err msr_pg_average_grads(msr_pg g, const msr_tensor* params, int n, int64_t bucket_bytes);
+   rank stays without one. flags (small integers: they travel in the
+   gradients' dtype) are summed over the ranks in the same collective. */
+msr_err msr_pg_average_grads(msr_pg g, const msr_tensor* params, int n, int64_t bucket_bytes, double* flags, int nflags);
 /* Averages the sparse (COO, touched rows) gradients of [rows, dim] tables by
    gathering every rank's rows; the result is a coalesced sparse gradient. */
 msr_err msr_pg_average_sparse_grads(msr_pg g, const msr_tensor* params, int n);

@@ -259,12 +259,18 @@ func (g *ProcessGroup) Barrier() error { return check("barrier", C.msr_pg_barrie
 // the ranks, all-reducing flat buckets of at most bucketBytes. A parameter
 // that has no gradient on one rank counts as zero there; one that has none
 // on any rank keeps none (an optimizer then skips it, as in one process).
-func (g *ProcessGroup) AverageGrads(params []*Tensor, bucketBytes int64) error {
+// flags, small integers such as "this rank was asked to stop", are summed
+// over the ranks in place, riding in the same collective.
+func (g *ProcessGroup) AverageGrads(params []*Tensor, bucketBytes int64, flags []float64) error {
 	hs, err := tensorArgs("average gradients", params)
 	if err != nil {
 		return err
 	}
-	return check("average gradients", C.msr_pg_average_grads(g.h, handlePtr(hs), C.int(len(hs)), C.int64_t(bucketBytes)))
+	var fp *C.double
+	if len(flags) > 0 {
+		fp = (*C.double)(unsafe.Pointer(&flags[0]))
+	}
+	return check("average gradients", C.msr_pg_average_grads(g.h, handlePtr(hs), C.int(len(hs)), C.int64_t(bucketBytes), fp, C.int(len(flags))))
 }
 
 // AverageSparseGrads does what AverageGrads does for [rows, dim] tables

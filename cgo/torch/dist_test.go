@@ -206,6 +206,7 @@ func TestAverageGrads(t *testing.T) {
 	const world = 2
 	grads := make([][][]float32, world)
 	hasUnused := make([]bool, world)
+	flags := make([][]float64, world)
 	errs := runRanks(t, world, 30*time.Second, func(g *ProcessGroup) error {
 		r := g.Rank()
 		shared := FromSlice([]float32{1, 2, 3, 4, 5, 6}, 2, 3)
@@ -230,7 +231,8 @@ func TestAverageGrads(t *testing.T) {
 			return err
 		}
 		// 8 bytes per bucket: every parameter in its own, several collectives.
-		if err := g.AverageGrads(params, 8); err != nil {
+		flags[r] = []float64{float64(r), 1}
+		if err := g.AverageGrads(params, 8, flags[r]); err != nil {
 			return err
 		}
 		for _, p := range params[:2] {
@@ -258,6 +260,7 @@ func TestAverageGrads(t *testing.T) {
 		assert.Equal(t, []float32{1.5, 0, 1, 2, 3, -0.5}, grads[r][0], "rank %d shared", r)
 		assert.Equal(t, []float32{1, 1, 1, 1}, grads[r][1], "rank %d only-rank-0", r)
 		assert.False(t, hasUnused[r], "rank %d: a parameter no rank used gained a gradient", r)
+		assert.Equal(t, []float64{1, 2}, flags[r], "rank %d: flags summed over the ranks", r)
 	}
 }
 
