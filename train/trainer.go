@@ -292,6 +292,11 @@ func (r *run) scorer() scorer {
 
 // evaluate computes the model's metrics on a split of the run's data; nil when the split has no rows.
 func (r *run) evaluate(part data.Part) (*metrics.Report, error) {
+	if r.ranks != nil { // every rank scores with rank 0's running statistics
+		if err := r.broadcastModel(true); err != nil {
+			return nil, err
+		}
+	}
 	return r.scorer().evaluate(r.splits, part)
 }
 

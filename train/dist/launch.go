@@ -66,7 +66,7 @@ func fromLookup(lookup func(string) (string, bool)) (*Launch, error) {
 	}
 	integer("RANK", &l.Rank, true, 0)
 	integer("WORLD_SIZE", &l.WorldSize, true, 1)
-	integer("LOCAL_RANK", &l.LocalRank, false, l.Rank)
+	integer("LOCAL_RANK", &l.LocalRank, false, 0) // a PyTorchJob pod is one process: its GPU 0
 	integer("LOCAL_WORLD_SIZE", &l.LocalWorldSize, false, l.WorldSize)
 	integer("MASTER_PORT", &l.MasterPort, l.WorldSize > 1, 29500)
 	integer("TORCHELASTIC_RESTART_COUNT", &l.RestartCount, false, 0)
