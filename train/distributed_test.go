@@ -106,7 +106,7 @@ func rankEval(ranks *dist.Group) error {
 
 // launchRanks runs world ranks of job on cfg, as torchrun would, and returns
 // each rank's error and standard error.
-func launchRanks(t *testing.T, world int, job string, cfg Config, env ...string) ([]error, []string) {
+func launchRanks(t testing.TB, world int, job string, cfg Config, env ...string) ([]error, []string) {
 	t.Helper()
 	exe, err := os.Executable()
 	require.NoError(t, err)
@@ -301,7 +301,7 @@ func TestTorchrunRestartResumes(t *testing.T) {
 }
 
 // freePort is a loopback port nothing listens on (just now).
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	s, err := torch.NewStore(torch.StoreOptions{Host: "127.0.0.1", Server: true, Timeout: time.Second})
 	require.NoError(t, err)
