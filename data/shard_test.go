@@ -2,7 +2,6 @@ package data
 
 import (
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -92,14 +91,7 @@ func TestBatcherShards(t *testing.T) {
 }
 
 func TestStreamShards(t *testing.T) {
-	dir := t.TempDir()
-	train, valid := filepath.Join(dir, "train.csv"), filepath.Join(dir, "valid.csv")
-	writeSyntheticCSV(t, train, 1001, 1)
-	writeSyntheticCSV(t, valid, 10, 2)
-	cfg := syntheticCSVConfig("")
-	cfg.Train, cfg.Valid = train, valid
-	mem, err := Load(cfg)
-	require.NoError(t, err)
+	cfg, mem := trainValidCSV(t, 1001, 10)
 	cfg.Stream = StreamConfig{Enabled: true, BlockRows: 128, ShuffleBuffer: 300}
 	st, err := Load(cfg)
 	require.NoError(t, err)
