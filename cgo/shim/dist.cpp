@@ -304,7 +304,7 @@ msr_err msr_pg_average_grads(msr_pg g, const msr_tensor* params, int n, int64_t 
       const at::Tensor& gr = p.grad();
       if (gr.defined() && gr.is_sparse())
         throw std::invalid_argument("parameter " + std::to_string(i) +
-                                    " has a sparse gradient: exchange it with msr_pg_average_sparse_grads");
+                                    " has a sparse gradient: gather its rows with msr_pg_allgather_cat");
       ps.push_back(p);
       grads.push_back(gr.defined() ? gr : at::zeros_like(p));
     }
@@ -346,62 +346,6 @@ msr_err msr_pg_average_grads(msr_pg g, const msr_tensor* params, int n, int64_t 
         else
           ps[k].mutable_grad() = avg.clone();
       }
-    }
-  })
-}
-
-// msr_pg_average_sparse_grads: see msr.h. All parameters' touched rows
-// travel in three gathers (counts, row ids, row values), whatever the
-// number of tables.
-msr_err msr_pg_average_sparse_grads(msr_pg g, const msr_tensor* params, int n) {
-  PG_GUARD(g, {
-    at::NoGradGuard no_grad;
-    if (n == 0) return nullptr;
-    std::vector<at::Tensor> ps, idx, val;
-    for (int i = 0; i < n; i++) {
-      const at::Tensor& p = T(params[i]);
-      if (p.dim() != 2) throw std::invalid_argument("parameter " + std::to_string(i) + " is not a [rows, dim] table");
-      const at::Tensor& gr = p.grad();
-      ps.push_back(p);
-      if (!gr.defined()) {
-        idx.push_back(at::empty({0}, p.options().dtype(at::kLong)));
-        val.push_back(at::empty({0, p.size(1)}, p.options()));
-      } else if (!gr.is_sparse()) {
-        throw std::invalid_argument("parameter " + std::to_string(i) +
-                                    " has a dense gradient: average it with msr_pg_average_grads");
-      } else {
-        at::Tensor c = gr.coalesce();
-        idx.push_back(c._indices().reshape(-1));
-        val.push_back(c._values());
-      }
-    }
-    const at::Device dev = ps[0].device();
-    std::vector<int64_t> nnz(n);
-    for (int i = 0; i < n; i++) nnz[i] = idx[i].numel();
-    std::vector<at::Tensor> flat_vals;
-    for (auto& v : val) flat_vals.push_back(v.reshape(-1));
-    at::Tensor all_nnz = allgather_cat(g, at::from_blob(nnz.data(), {1, n}, at::kLong).to(dev), nullptr).to(at::kCPU).contiguous();  // [size, n]
-    const int64_t* nnz_at = all_nnz.data_ptr<int64_t>();
-    std::vector<int64_t> idx_counts, val_counts;
-    at::Tensor all_idx = allgather_cat(g, at::cat(idx), &idx_counts);
-    at::Tensor all_val = allgather_cat(g, at::cat(flat_vals), &val_counts);
-    std::vector<std::vector<at::Tensor>> rows(n), vals(n);
-    int64_t io = 0, vo = 0;
-    for (int r = 0; r < g->size; r++) {
-      for (int i = 0; i < n; i++) {
-        const int64_t k = nnz_at[r * n + i];
-        rows[i].push_back(all_idx.narrow(0, io, k));
-        vals[i].push_back(all_val.narrow(0, vo, k * ps[i].size(1)).view({k, ps[i].size(1)}));
-        io += k;
-        vo += k * ps[i].size(1);
-      }
-    }
-    const double scale = 1.0 / g->size;
-    for (int i = 0; i < n; i++) {
-      at::Tensor ri = at::cat(rows[i]);
-      if (ri.numel() == 0) continue;  // no rank touched the table: no gradient, as in one process
-      at::Tensor vi = at::cat(vals[i]).mul_(scale);
-      ps[i].mutable_grad() = at::sparse_coo_tensor(ri.unsqueeze(0), vi, ps[i].sizes()).coalesce();
     }
   })
 }

@@ -188,9 +188,6 @@ msr_err msr_pg_barrier(msr_pg g);
    rank stays without one. flags (small integers: they travel in the
    gradients' dtype) are summed over the ranks in the same collective. */
 msr_err msr_pg_average_grads(msr_pg g, const msr_tensor* params, int n, int64_t bucket_bytes, double* flags, int nflags);
-/* Averages the sparse (COO, touched rows) gradients of [rows, dim] tables by
-   gathering every rank's rows; the result is a coalesced sparse gradient. */
-msr_err msr_pg_average_sparse_grads(msr_pg g, const msr_tensor* params, int n);
 
 /* Benchmark support: runs `iters` additions of a and b in a C++ loop and returns the seconds taken. */
 msr_err msr_bench_add_loop(msr_tensor a, msr_tensor b, int iters, double* seconds);

@@ -272,14 +272,3 @@ func (g *ProcessGroup) AverageGrads(params []*Tensor, bucketBytes int64, flags [
 	}
 	return check("average gradients", C.msr_pg_average_grads(g.h, handlePtr(hs), C.int(len(hs)), C.int64_t(bucketBytes), fp, C.int(len(flags))))
 }
-
-// AverageSparseGrads does what AverageGrads does for [rows, dim] tables
-// whose gradients are sparse: only the rows some rank touched travel, and
-// each table ends with a coalesced sparse gradient over their union.
-func (g *ProcessGroup) AverageSparseGrads(params []*Tensor) error {
-	hs, err := tensorArgs("average sparse gradients", params)
-	if err != nil {
-		return err
-	}
-	return check("average sparse gradients", C.msr_pg_average_sparse_grads(g.h, handlePtr(hs), C.int(len(hs))))
-}

@@ -280,11 +280,6 @@ func (g *Group) AverageGrads(params []*torch.Tensor, flags []float64) error {
 	return g.explain("averaging gradients", g.pg.AverageGrads(params, g.bucket, flags))
 }
 
-// AverageSparseGrads averages sparse (touched-row) gradients over the ranks.
-func (g *Group) AverageSparseGrads(params []*torch.Tensor) error {
-	return g.explain("averaging sparse gradients", g.pg.AverageSparseGrads(params))
-}
-
 // AllGather concatenates t from every rank in rank order (lengths may differ).
 func (g *Group) AllGather(t *torch.Tensor) (*torch.Tensor, []int64, error) {
 	out, counts, err := g.pg.AllGather(t)
