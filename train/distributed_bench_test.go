@@ -126,7 +126,15 @@ func allReduceStep(cfg Config, backbone string, vocabs *data.Vocabs) (msPerStep,
 			defer wg.Done()
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
-			g, err := torch.NewProcessGroup(torch.Gloo, host, r, world, time.Minute)
+			// A client per rank: one TCPStore client serialises its calls,
+			// so two ranks blocking on one would deadlock the rendezvous.
+			s, err := torch.NewStore(torch.StoreOptions{Host: "127.0.0.1", Port: host.Port(), Timeout: time.Minute})
+			if err != nil {
+				errs[r] = err
+				return
+			}
+			defer s.Close()
+			g, err := torch.NewProcessGroup(torch.Gloo, s, r, world, time.Minute)
 			if err != nil {
 				errs[r] = err
 				return
