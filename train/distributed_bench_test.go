@@ -23,13 +23,15 @@ import (
 //
 //   - the gradient all-reduce per step of each bare backbone (default
 //     configs, default synthetic vocabularies), 2 ranks over Gloo on loopback;
+//
 //   - end-to-end samples/s of Shared-Bottom on the default synthetic data, one
 //     epoch at global batch 1024: 1 rank with 2 threads against 2 ranks with
 //     1 thread each;
+//
 //   - PyTorch DDP (python3-torch, torchrun, Gloo, 2 ranks x 1 thread) training
 //     the same model shapes (testdata/ddp_bench.py), and the ratio.
 //
-//	go test -run '^$' -bench DataParallel -benchtime 1x ./train/
+//     go test -run '^$' -bench DataParallel -benchtime 1x ./train/
 func BenchmarkDataParallel(b *testing.B) {
 	b.Setenv("GLOO_SOCKET_IFNAME", "lo")
 	cfg := DefaultConfig()
