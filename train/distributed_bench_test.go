@@ -16,12 +16,13 @@ import (
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
+	"github.com/msrtrain/msrtrain/model"
 )
 
 // BenchmarkDataParallel measures data-parallel training on this machine, in
 // one run:
 //
-//   - the gradient all-reduce per step of each bare backbone (default
+//   - the gradient all-reduce per step of every registered bare backbone (default
 //     configs, default synthetic vocabularies), 2 ranks over Gloo on loopback;
 //
 //   - end-to-end samples/s of Shared-Bottom on the default synthetic data, one
@@ -41,7 +42,7 @@ func BenchmarkDataParallel(b *testing.B) {
 	}
 	for range b.N {
 		fmt.Println("gradient all-reduce per step, 2 ranks, Gloo over loopback:")
-		for _, backbone := range []string{"shared_bottom", "mmoe", "ple", "star"} {
+		for _, backbone := range model.BackboneNames() {
 			ms, mb, err := allReduceStep(cfg, backbone, sp.Vocabs)
 			if err != nil {
 				b.Fatal(err)
