@@ -54,7 +54,7 @@ $(BUILD)/env.sh: $(TORCH_MK) $(SHIM_SRC) $(SHIM_HDR)
 
 info: $(TORCH_MK)
 	@echo "libtorch: $(TORCH_SOURCE)"
-	@echo "  version $(TORCH_VERSION), CUDA libraries: $(TORCH_CUDA), libs in $(TORCH_LIBDIR)"
+	@echo "  version $(TORCH_VERSION), CUDA libraries: $(TORCH_CUDA), c10d backends: $(TORCH_DIST), libs in $(TORCH_LIBDIR)"
 
 build: info $(SHIM_LIB) $(BUILD)/env.sh
 	$(CGO_ENV) $(GO) build -o $(BIN) ./cmd/msrtrain

@@ -55,6 +55,28 @@ if [ -f "$lib/libtorch_cuda.so" ]; then
   cuda_libs="-Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed"; cuda="yes"
 fi
 
+# c10d backends for data-parallel training. Gloo needs libtorch to export
+# ProcessGroupGloo and gloo's headers (Debian: libgloo-dev; not every libtorch
+# distribution ships them). NCCL needs libtorch_cuda to export
+# ProcessGroupNCCL, and nccl.h plus the CUDA headers (CUDA_HOME).
+exports() { [ "$(nm -DC --defined-only "$1" 2>/dev/null | grep -c "$2")" -gt 0 ]; }
+find_header() { # find_header HEADER DIR... prints the first DIR holding HEADER
+  local h=$1; shift
+  for d in "$@"; do [ -f "$d/$h" ] && { echo "$d"; return 0; }; done
+  return 1
+}
+inc_dirs=$(echo "$inc" | sed 's/-I/ /g')
+dist_flags="" dist="none"
+if exports "$lib/libtorch_cpu.so" 'c10d::ProcessGroupGloo::ProcessGroupGloo' && gloo_inc=$(find_header gloo/algorithm.h $inc_dirs /usr/include /usr/local/include); then
+  dist_flags="-DUSE_C10D_GLOO -DMSR_WITH_GLOO -I$gloo_inc"; dist="gloo"
+fi
+cuda_home=${CUDA_HOME:-/usr/local/cuda}
+if [ "$cuda" = yes ] && exports "$lib/libtorch_cuda.so" 'c10d::ProcessGroupNCCL::ProcessGroupNCCL' &&
+  nccl_inc=$(find_header nccl.h $inc_dirs "$cuda_home/include" /usr/include) &&
+  cuda_inc=$(find_header cuda_runtime_api.h "$cuda_home/include" /usr/include); then
+  dist_flags="$dist_flags -DUSE_C10D_NCCL -DMSR_WITH_NCCL -I$nccl_inc -I$cuda_inc"; dist="${dist/none/} nccl"
+fi
+
 # SHIM_CXXFLAGS is everything a shim source file is compiled with; the
 # distribution's version goes in as the token msrtrain info reports.
 vars=(
@@ -62,7 +84,8 @@ vars=(
   TORCH_VERSION "${version:-unknown}"
   TORCH_CUDA "$cuda"
   TORCH_LIBDIR "$lib"
-  SHIM_CXXFLAGS "-std=c++17 -O2 -fPIC -Wall -Wno-unused-parameter -I$inc -D_GLIBCXX_USE_CXX11_ABI=$abi -DMSR_TORCH_VERSION=${version:-unknown}"
+  TORCH_DIST "${dist# }"
+  SHIM_CXXFLAGS "-std=c++17 -O2 -fPIC -Wall -Wno-unused-parameter -I$inc -D_GLIBCXX_USE_CXX11_ABI=$abi -DMSR_TORCH_VERSION=${version:-unknown} $dist_flags"
   TORCH_LDFLAGS "-L$lib -Wl,-rpath,$lib $cuda_libs -ltorch -ltorch_cpu -lc10"
 )
 {

@@ -27,11 +27,71 @@ type BatchOptions struct {
 	DropLast bool  // drop the last batch when it is short (else it is kept, smaller)
 	Workers  int   // goroutines building batches (default 1)
 	Prefetch int   // batches built ahead of the consumer (default 4)
+	Shard    Shard // this process's part of each epoch in data-parallel runs (zero: all of it)
+}
+
+// Shard is one rank's part of the data when Count processes train or
+// evaluate together.
+//
+// By rows (training), it follows PyTorch's DistributedSampler: each epoch's
+// order is padded with its own first rows to a multiple of Count (or, with
+// DropLast, cut to one) and rank r takes the rows at positions r, r+Count,
+// r+2*Count, ...; Size is then per rank. So batch k of every rank together
+// holds exactly the rows of batch k of one process with Size*Count rows
+// (the padding adds at most Count-1 repeated rows per epoch).
+//
+// By whole batches (evaluation), rank r takes batches r, r+Count, ... of
+// the unsharded epoch, so that every batch is the one a single process
+// would see, and nothing is repeated.
+type Shard struct {
+	Rank, Count  int
+	WholeBatches bool
+}
+
+// sharded reports whether the shard is a strict part of the data.
+func (s Shard) sharded() bool { return s.Count > 1 }
+
+func (s Shard) check() error {
+	if s.Count < 0 || (s.Count > 0 && (s.Rank < 0 || s.Rank >= s.Count)) {
+		return fmt.Errorf("shard: rank %d of %d is outside the group", s.Rank, s.Count)
+	}
+	return nil
+}
+
+// shardRows is how many rows of n one rank takes by rows (every rank the same).
+func (s Shard) shardRows(n int, dropLast bool) int {
+	if !s.sharded() || s.WholeBatches {
+		return n
+	}
+	if dropLast {
+		return n / s.Count
+	}
+	return (n + s.Count - 1) / s.Count
+}
+
+// localBatches is how many of an epoch's total batches are this rank's when
+// sharding by whole batches: the k with k mod Count == Rank.
+func (s Shard) localBatches(total int) int {
+	if !s.sharded() || !s.WholeBatches {
+		return total
+	}
+	return max(0, (total-s.Rank+s.Count-1)/s.Count)
+}
+
+// globalBatch is the unsharded index of this rank's batch k.
+func (s Shard) globalBatch(k int) int {
+	if !s.sharded() || !s.WholeBatches {
+		return k
+	}
+	return s.Rank + k*s.Count
 }
 
 func (o *BatchOptions) check() error {
 	if o.Size <= 0 {
 		return fmt.Errorf("batch size %d: must be positive", o.Size)
+	}
+	if err := o.Shard.check(); err != nil {
+		return err
 	}
 	if o.Workers <= 0 {
 		o.Workers = 1
@@ -85,11 +145,14 @@ func NewBatcher(t *Table, o BatchOptions) (*Batcher, error) {
 	return b, nil
 }
 
+// numBatches is the number of batches of one rank in an epoch of rows rows.
 func numBatches(rows int, o BatchOptions) int {
+	rows = o.Shard.shardRows(rows, o.DropLast)
+	n := (rows + o.Size - 1) / o.Size
 	if o.DropLast {
-		return rows / o.Size
+		n = rows / o.Size
 	}
-	return (rows + o.Size - 1) / o.Size
+	return o.Shard.localBatches(n)
 }
 
 // NumBatches is the number of batches per epoch.
@@ -99,14 +162,24 @@ func (b *Batcher) NumBatches() int { return b.nBatches }
 func (b *Batcher) Schema() *Schema { return b.t.Schema }
 
 // Order is the row order of an epoch: a permutation seeded by (Seed,
-// epoch), or the identity without Shuffle.
+// epoch), or the identity without Shuffle; sharded by rows, this rank's
+// part of it (see Shard).
 func (b *Batcher) Order(epoch int) []int32 {
 	order := allRows(b.t.Len())
 	if b.o.Shuffle {
 		r := rand.New(rand.NewPCG(uint64(b.o.Seed), uint64(epoch)))
 		r.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 	}
-	return order
+	sh := b.o.Shard
+	if !sh.sharded() || sh.WholeBatches {
+		return order
+	}
+	per := sh.shardRows(len(order), b.o.DropLast)
+	mine := make([]int32, per)
+	for i := range mine {
+		mine[i] = order[(sh.Rank+i*sh.Count)%len(order)] // past the end: the padding from the start
+	}
+	return mine
 }
 
 func newBatch(size, nc, nn, nl int) *Batch {
@@ -168,7 +241,7 @@ func (b *Batcher) Epoch(epoch, start int) Iterator {
 			defer it.wg.Done()
 			defer close(ch)
 			for k := start + w; k < b.nBatches; k += W {
-				lo := k * b.o.Size
+				lo := b.o.Shard.globalBatch(k) * b.o.Size
 				hi := min(lo+b.o.Size, len(order))
 				bt := getBatch(b.free, b.o.Size, b.nc, b.nn, b.nl)
 				b.fill(bt, order[lo:hi])

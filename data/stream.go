@@ -227,7 +227,15 @@ func (s *Stream) Epoch(epoch, start int) Iterator {
 	sch := s.Schema()
 	nc, nn, nl := len(sch.Categorical), len(sch.Numeric), len(sch.Labels)
 	out := make(chan *Batch, s.o.Prefetch)
-	it := &streamIter{out: out, free: s.free, done: make(chan struct{})}
+	it := &streamIter{out: out, free: s.free, done: make(chan struct{}), shard: s.o.Shard, nc: nc, nn: nn, nl: nl}
+	// Sharded by rows, every rank reads the whole stream, builds the
+	// batches of one process with Size*Count rows and keeps its rows of
+	// each (see Shard), padding the last from the epoch's first rows.
+	byRows := s.o.Shard.sharded() && !s.o.Shard.WholeBatches
+	size := s.o.Size
+	if byRows {
+		size *= s.o.Shard.Count
+	}
 	it.wg.Add(1)
 	go func() {
 		defer it.wg.Done()
@@ -241,18 +249,29 @@ func (s *Stream) Epoch(epoch, start int) Iterator {
 		buf := newBatch(capacity, nc, nn, nl) // the shuffle buffer, as rows
 		buf.resize(0, nc, nn, nl)
 		var cur *Batch
+		var head *Batch // with byRows, the epoch's first Count-1 rows: the padding
 		index := 0
 		next := func() int { // grows cur by one row and returns its position
 			if cur == nil {
-				cur = getBatch(s.free, s.o.Size, nc, nn, nl)
+				cur = getBatch(s.free, size, nc, nn, nl)
 				cur.resize(0, nc, nn, nl)
 			}
 			n := cur.Size
 			cur.resize(n+1, nc, nn, nl)
 			return n
 		}
+		send := func() bool {
+			if byRows && index == 0 {
+				head = newBatch(s.o.Shard.Count-1, nc, nn, nl)
+				head.resize(min(cur.Size, s.o.Shard.Count-1), nc, nn, nl)
+				for j := range head.Size {
+					head.setRow(j, cur, j, nc, nn, nl)
+				}
+			}
+			return it.send(&cur, &index, start, epoch)
+		}
 		flush := func() bool { // sends cur once full; false when closed
-			return cur.Size < s.o.Size || it.send(&cur, &index, start, epoch)
+			return cur.Size < size || send()
 		}
 		emit := func(src *Batch, j int) bool { // appends row j of src to cur
 			n := next()
@@ -310,7 +329,16 @@ func (s *Stream) Epoch(epoch, start int) Iterator {
 			return
 		}
 		if err == nil && cur != nil && cur.Size > 0 && !s.o.DropLast {
-			it.send(&cur, &index, start, epoch)
+			if w := s.o.Shard.Count; byRows && cur.Size%w != 0 {
+				src, rows := head, ordinal
+				if index == 0 { // the epoch's first rows are still in cur
+					src = cur
+				}
+				for j := range w - cur.Size%w {
+					cur.setRow(next(), src, j%rows, nc, nn, nl)
+				}
+			}
+			send()
 		}
 		it.setErr(err)
 	}()
@@ -328,6 +356,16 @@ func (bt *Batch) setRow(i int, src *Batch, j, nc, nn, nl int) {
 	bt.Row[i] = src.Row[j]
 }
 
+// keepRows keeps rows Rank, Rank+Count, ... of bt, moved to the front.
+func (bt *Batch) keepRows(sh Shard, nc, nn, nl int) {
+	n := 0
+	for j := sh.Rank; j < bt.Size; j += sh.Count {
+		bt.setRow(n, bt, j, nc, nn, nl)
+		n++
+	}
+	bt.resize(n, nc, nn, nl)
+}
+
 func (bt *Batch) swap(a, b, nc, nn, nl int) {
 	bt.Scenario[a], bt.Scenario[b] = bt.Scenario[b], bt.Scenario[a]
 	for k := range nc {
@@ -343,24 +381,38 @@ func (bt *Batch) swap(a, b, nc, nn, nl int) {
 }
 
 type streamIter struct {
-	out  chan *Batch
-	free chan *Batch
-	done chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	err  error
+	shard      Shard
+	nc, nn, nl int
+	out        chan *Batch
+	free       chan *Batch
+	done       chan struct{}
+	once       sync.Once
+	wg         sync.WaitGroup
+	mu         sync.Mutex
+	err        error
 }
 
-// send hands *cur over and clears it, or empties it for reuse when it
-// precedes batch start; it returns false when the iterator was closed.
+// send hands *cur (batch *index of the unsharded epoch) over and clears
+// it, or empties it for reuse when it precedes batch start or is another
+// rank's; it returns false when the iterator was closed.
 func (it *streamIter) send(cur **Batch, index *int, start, epoch int) bool {
 	bt := *cur
 	k := *index
 	*index++
+	sh := it.shard
+	if sh.sharded() && sh.WholeBatches {
+		if k%sh.Count != sh.Rank {
+			bt.resize(0, 0, 0, 0)
+			return true
+		}
+		k /= sh.Count
+	}
 	if k < start {
 		bt.resize(0, 0, 0, 0)
 		return true
+	}
+	if sh.sharded() && !sh.WholeBatches {
+		bt.keepRows(sh, it.nc, it.nn, it.nl)
 	}
 	*cur = nil
 	bt.Epoch, bt.Index = epoch, k

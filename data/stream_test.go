@@ -36,15 +36,23 @@ func syntheticCSVConfig(path string) Config {
 		Labels:      []ColumnRef{Col("click")}, Time: Col("ts")}}
 }
 
-func TestStreamMatchesInMemory(t *testing.T) {
+// trainValidCSV writes train and valid files of synthetic rows and loads
+// them in memory; streaming the same config reads them back.
+func trainValidCSV(t *testing.T, trainRows, validRows int) (Config, *Splits) {
+	t.Helper()
 	dir := t.TempDir()
 	train, valid := filepath.Join(dir, "train.csv"), filepath.Join(dir, "valid.csv")
-	writeSyntheticCSV(t, train, 5000, 1)
-	writeSyntheticCSV(t, valid, 700, 2)
+	writeSyntheticCSV(t, train, trainRows, 1)
+	writeSyntheticCSV(t, valid, validRows, 2)
 	cfg := syntheticCSVConfig("")
 	cfg.Train, cfg.Valid = train, valid
 	mem, err := Load(cfg)
 	require.NoError(t, err)
+	return cfg, mem
+}
+
+func TestStreamMatchesInMemory(t *testing.T) {
+	cfg, mem := trainValidCSV(t, 5000, 700)
 	cfg.Stream = StreamConfig{Enabled: true, BlockRows: 512, ShuffleBuffer: 1000}
 	st, err := Load(cfg)
 	require.NoError(t, err)

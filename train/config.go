@@ -11,12 +11,14 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/choice"
 	"github.com/msrtrain/msrtrain/model"
+	"github.com/msrtrain/msrtrain/train/dist"
 )
 
 // Config is the whole typed configuration of a run. Defaults come from
@@ -32,6 +34,24 @@ type Config struct {
 	Model     model.Config    `yaml:"model"`
 	Train     Options         `yaml:"train"`
 	Knowledge KnowledgeConfig `yaml:"knowledge"`
+	Dist      DistConfig      `yaml:"dist"`
+}
+
+// DistConfig tunes data-parallel training, which runs when msrtrain is
+// launched by torchrun (or with train --nproc); one process ignores it.
+type DistConfig struct {
+	// Backend: auto (NCCL on CUDA, Gloo on the CPU), gloo or nccl.
+	Backend dist.Backend `yaml:"backend"`
+	// TimeoutSeconds bounds joining the job and every collective: a rank
+	// that died or went silent makes the others fail after at most this long.
+	TimeoutSeconds float64 `yaml:"timeout_seconds"`
+	// BucketMB caps each flat bucket of the gradient all-reduce.
+	BucketMB float64 `yaml:"bucket_mb"`
+}
+
+func (d DistConfig) options() dist.Options {
+	return dist.Options{Backend: d.Backend, Timeout: time.Duration(d.TimeoutSeconds * float64(time.Second)),
+		BucketBytes: int64(d.BucketMB * (1 << 20))}
 }
 
 // Options are the training loop's settings.
@@ -140,6 +160,7 @@ func DefaultConfig() Config {
 			OpenAI: OpenAIConfig{BaseURL: "http://localhost:8000/v1", APIKeyEnv: "OPENAI_API_KEY", Concurrency: 4,
 				TimeoutSeconds: 120, MaxRetries: 5, MaxTokens: 512},
 		},
+		Dist: DistConfig{Backend: dist.BackendAuto, TimeoutSeconds: 300, BucketMB: 25},
 	}
 }
 
@@ -165,6 +186,8 @@ func (c *Config) Validate() error {
 		{t.LogEvery <= 0, fmt.Sprintf("train.log_every = %d: must be positive", t.LogEvery)},
 		{c.Threads < 0, fmt.Sprintf("threads = %d: must be >= 0", c.Threads)},
 		{c.Out == "", "out: an output directory is required"},
+		{c.Dist.TimeoutSeconds <= 0, fmt.Sprintf("dist.timeout_seconds = %g: must be positive", c.Dist.TimeoutSeconds)},
+		{c.Dist.BucketMB <= 0, fmt.Sprintf("dist.bucket_mb = %g: must be positive", c.Dist.BucketMB)},
 	}
 	for _, ch := range checks {
 		if ch.bad {

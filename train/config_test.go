@@ -11,6 +11,7 @@ import (
 
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/model"
+	"github.com/msrtrain/msrtrain/train/dist"
 )
 
 func TestConfigLayering(t *testing.T) {
@@ -134,4 +135,16 @@ func TestDocsListEveryChoice(t *testing.T) {
 			assert.Equal(t, v, words[0], "%s: %q, value %d", tc.file, line, i)
 		}
 	}
+}
+
+func TestDistConfig(t *testing.T) {
+	cfg, err := LoadConfig("", []string{"dist.backend=gloo", "dist.timeout_seconds=30"})
+	require.NoError(t, err)
+	assert.Equal(t, dist.BackendGloo, cfg.Dist.Backend)
+	yml, err := cfg.Marshal()
+	require.NoError(t, err)
+	assert.Contains(t, string(yml), "backend: gloo")
+	_, err = LoadConfig("", []string{"dist.backend=mpi"})
+	assert.ErrorContains(t, err, `dist.backend`)
+	assert.ErrorContains(t, err, `want auto, gloo, nccl`)
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/model"
+	"github.com/msrtrain/msrtrain/train/dist"
 	"github.com/msrtrain/msrtrain/train/metrics"
 )
 
@@ -17,6 +18,7 @@ type scorer struct {
 	group   *grouper
 	vocabs  *data.Vocabs
 	batches data.BatchOptions // evaluation batches: train.eval_batch_size, train.loader_workers
+	ranks   *dist.Group       // scores a shard and gathers the rest (nil: alone)
 }
 
 func evalBatches(t Options) data.BatchOptions {
@@ -33,9 +35,13 @@ func (s scorer) evaluate(sp *data.Splits, part data.Part) (*metrics.Report, erro
 		return nil, nil
 	}
 	var acc metrics.Accumulator
-	err = s.score(src, func(g *grouper, probs []float32) error {
-		return acc.Add(g.scenario, g.user, g.label, probs)
-	})
+	if s.ranks != nil {
+		err = s.evaluateSharded(sp, part, src.NumBatches(), &acc)
+	} else {
+		err = s.score(src, func(g *grouper, probs []float32) error {
+			return acc.Add(g.scenario, g.user, g.label, probs)
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("evaluating %s: %w", part, err)
 	}
@@ -124,4 +130,99 @@ func (w watchedMetric) value(r metrics.Report) (float64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// scoredBatches are a rank's scored evaluation batches, flattened.
+type scoredBatches struct {
+	sizes        []int64
+	scenarioUser []int64   // per sample: scenario, user
+	labelProb    []float32 // per sample: label, probability
+}
+
+// evaluateSharded scores this rank's whole batches (k mod ranks == rank),
+// gathers every rank's, and adds them to acc in one process's batch order,
+// so that every rank computes exactly the metrics one process would.
+func (s scorer) evaluateSharded(sp *data.Splits, part data.Part, total int, acc *metrics.Accumulator) error {
+	o := s.batches
+	o.Shard = data.Shard{Rank: s.ranks.Rank(), Count: s.ranks.Size(), WholeBatches: true}
+	src, err := sp.Source(part, o)
+	if err != nil {
+		return err
+	}
+	var mine scoredBatches
+	err = s.score(src, func(g *grouper, probs []float32) error {
+		mine.sizes = append(mine.sizes, int64(len(probs)))
+		for i, p := range probs {
+			mine.scenarioUser = append(mine.scenarioUser, g.scenario[i], g.user[i])
+			mine.labelProb = append(mine.labelProb, g.label[i], p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	scope := torch.NewScope()
+	defer scope.Close()
+	gather := func(t *torch.Tensor) (*torch.Tensor, []int64, error) {
+		if s.model.Store.Device.IsCUDA() { // NCCL gathers device tensors
+			t = t.ToDevice(s.model.Store.Device, false)
+		}
+		return s.ranks.AllGather(t)
+	}
+	sizesT, batchCounts, err := gather(torch.FromSlice(mine.sizes))
+	if err != nil {
+		return err
+	}
+	suT, _, err := gather(torch.FromSlice(mine.scenarioUser, int64(len(mine.scenarioUser)/2), 2))
+	if err != nil {
+		return err
+	}
+	lpT, _, err := gather(torch.FromSlice(mine.labelProb, int64(len(mine.labelProb)/2), 2))
+	if err != nil {
+		return err
+	}
+	sizes, err := sizesT.Int64s()
+	if err != nil {
+		return err
+	}
+	su, err := suT.Int64s()
+	if err != nil {
+		return err
+	}
+	lp, err := lpT.Float32s()
+	if err != nil {
+		return err
+	}
+	// Where each rank's batches and samples start in the gathered arrays.
+	world := s.ranks.Size()
+	firstBatch := make([]int, world)
+	firstSample := make([]int, world)
+	var b, n int
+	for r := range world {
+		firstBatch[r], firstSample[r] = b, n
+		for _, sz := range sizes[b : b+int(batchCounts[r])] {
+			n += int(sz)
+		}
+		b += int(batchCounts[r])
+	}
+	var scen, user []int64
+	var label, prob []float32
+	for k := range total {
+		r := k % world
+		size := int(sizes[firstBatch[r]])
+		lo := firstSample[r]
+		firstBatch[r]++
+		firstSample[r] += size
+		scen, user, label, prob = scen[:0], user[:0], label[:0], prob[:0]
+		for i := lo; i < lo+size; i++ {
+			scen = append(scen, su[2*i])
+			user = append(user, su[2*i+1])
+			label = append(label, lp[2*i])
+			prob = append(prob, lp[2*i+1])
+		}
+		if err := acc.Add(scen, user, label, prob); err != nil {
+			return err
+		}
+	}
+	return nil
 }

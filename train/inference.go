@@ -11,6 +11,7 @@ import (
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/knowledge"
 	"github.com/msrtrain/msrtrain/model"
+	"github.com/msrtrain/msrtrain/train/dist"
 	"github.com/msrtrain/msrtrain/train/metrics"
 )
 
@@ -23,6 +24,9 @@ type Loaded struct {
 	Device     torch.Device
 	// UsersWithoutKnowledge are vocabulary users with no knowledge vector (they use the learned fallback).
 	UsersWithoutKnowledge int
+	// Ranks, when set, makes Evaluate score this rank's shard and gather the
+	// others' (every rank of the job must call it).
+	Ranks *dist.Group
 
 	group *grouper
 }
@@ -82,7 +86,7 @@ func checkpointKnowledgeDir(ck *Checkpoint) string {
 func (l *Loaded) Close() { l.Model.Close() }
 
 func (l *Loaded) scorer() scorer {
-	return scorer{model: l.Model, group: l.group, vocabs: l.Checkpoint.Vocabs, batches: evalBatches(l.Checkpoint.Config.Train)}
+	return scorer{model: l.Model, group: l.group, vocabs: l.Checkpoint.Vocabs, batches: evalBatches(l.Checkpoint.Config.Train), ranks: l.Ranks}
 }
 
 // Evaluate computes the model's metrics on a split of its own data

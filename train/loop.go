@@ -47,13 +47,13 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	}
 	total := perEpoch * cfg.Train.Epochs
 	res := &Result{Out: cfg.Out, Scenarios: r.vocabs.Schema().ScenarioNames(), UsersWithoutKnowledge: r.missing, BestEpoch: r.state.BestEpoch}
-	// Appended to, so that a resumed run continues the same log.
-	metricsLog, err := os.OpenFile(filepath.Join(cfg.Out, "metrics.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	res.WorldSize, res.GlobalBatch = r.world(), r.world()*cfg.Train.BatchSize
+	metricsLog, err := r.openMetricsLog()
 	if err != nil {
 		return nil, err
 	}
 	defer metricsLog.Close()
-	steps, err := openStepLog(cfg.Out, cfg.Train.LogEvery)
+	steps, err := openStepLog(cfg.Out, cfg.Train.LogEvery, r.rank0())
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +67,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		if err != nil {
 			return res, err
 		}
-		if ctx.Err() != nil {
+		if r.stopping(ctx) {
 			prog.finish()
 			return res, r.saveInterrupted(res)
 		}
@@ -89,6 +89,9 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	if err := r.finalTest(res); err != nil {
 		return res, err
 	}
+	if !r.rank0() {
+		return res, nil
+	}
 	return res, writeJSON(filepath.Join(cfg.Out, SummaryFile), res)
 }
 
@@ -105,7 +108,7 @@ func (r *run) trainEpoch(ctx context.Context, src data.Source, total int, prog *
 			err = ferr
 		}
 	}()
-	for ctx.Err() == nil {
+	for !r.stopping(ctx) {
 		b, ok := it.Next()
 		if !ok {
 			break
@@ -121,7 +124,7 @@ func (r *run) trainEpoch(ctx context.Context, src data.Source, total int, prog *
 		}
 		r.state.Step++
 		r.state.Batch++
-		tp.samples += n
+		tp.samples += n * r.world() // every rank's batch k has the same size
 		loss.sum += value
 		loss.n++
 		if err := steps.add(r.state.Step, epoch, value, r.state.LR); err != nil {
@@ -140,7 +143,7 @@ func (r *run) trainEpoch(ctx context.Context, src data.Source, total int, prog *
 func (r *run) saveInterrupted(res *Result) error {
 	res.Interrupted = true
 	res.Steps = r.state.Step
-	if err := saveCheckpoint(r.cfg.Out, r.contents(), false); err != nil {
+	if err := r.checkpoint(false); err != nil {
 		return err
 	}
 	fmt.Fprintf(r.log, "interrupted at epoch %d, batch %d; checkpoint saved, resume with --resume\n", r.state.EpochsDone+1, r.state.Batch)
@@ -168,7 +171,7 @@ func (r *run) endEpoch(loss epochLoss, metricsLog io.Writer) (stop bool, err err
 	if err := json.NewEncoder(metricsLog).Encode(line); err != nil {
 		return false, err
 	}
-	if err := saveCheckpoint(r.cfg.Out, r.contents(), improved); err != nil {
+	if err := r.checkpoint(improved); err != nil {
 		return false, err
 	}
 	es := r.cfg.Train.EarlyStopping
@@ -203,11 +206,15 @@ func (r *run) watch(valid *metrics.Report, epoch int) (improved bool) {
 // finalTest restores the best epoch's weights and computes the validation
 // and test metrics of the result.
 func (r *run) finalTest(res *Result) error {
-	bestDir, err := CheckpointDir(r.cfg.Out, "best")
-	if err != nil {
-		return err
+	var bestDir string
+	if r.rank0() {
+		var err error
+		if bestDir, err = CheckpointDir(r.cfg.Out, "best"); err != nil {
+			return err
+		}
 	}
-	if err := restoreModel(bestDir, r.model.Store); err != nil {
+	var err error
+	if err := r.restoreBest(bestDir); err != nil {
 		return err
 	}
 	if res.Valid, err = r.evaluate(data.Valid); err != nil {
@@ -226,14 +233,17 @@ func (r *run) finalTest(res *Result) error {
 // stepLog appends to steps.jsonl the mean training loss of every
 // train.log_every steps and the learning rate, for the report's curves.
 type stepLog struct {
-	f     *os.File
+	f     io.WriteCloser
 	enc   *json.Encoder
 	every int
 	sum   float64
 	n     int
 }
 
-func openStepLog(out string, every int) (*stepLog, error) {
+func openStepLog(out string, every int, rank0 bool) (*stepLog, error) {
+	if !rank0 { // rank 0 writes the job's log
+		return &stepLog{f: nopCloser{io.Discard}, enc: json.NewEncoder(io.Discard), every: max(every, 1)}, nil
+	}
 	// Appended to, like metrics.jsonl, so that a resumed run continues it.
 	f, err := os.OpenFile(filepath.Join(out, report.StepsFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {

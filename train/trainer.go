@@ -15,6 +15,7 @@ import (
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/safetensors"
 	"github.com/msrtrain/msrtrain/model"
+	"github.com/msrtrain/msrtrain/train/dist"
 	"github.com/msrtrain/msrtrain/train/metrics"
 )
 
@@ -34,6 +35,10 @@ type RunOptions struct {
 	// gradient (see SparseGradientHook); nil in one process.
 	SparseGradientHook SparseGradientHook
 
+	// Ranks makes this process one rank of a data-parallel job (see
+	// distributed.go); nil trains alone.
+	Ranks *dist.Group
+
 	afterStep func(step int) // tests: called after every optimizer step
 }
 
@@ -52,6 +57,9 @@ type Result struct {
 	Baseline              *Result         `json:"baseline,omitempty"`
 	Scenarios             []string        `json:"scenarios"`
 	Report                string          `json:"-"` // the report page, with RunOptions.Report
+	// WorldSize ranks each took train.batch_size rows per step: GlobalBatch in all.
+	WorldSize   int `json:"world_size"`
+	GlobalBatch int `json:"global_batch"`
 }
 
 // ErrNonFinite marks a run stopped by a NaN or infinite loss.
@@ -72,6 +80,10 @@ type run struct {
 	group   *grouper
 	log     io.Writer
 	missing int
+	// ranks is the data-parallel job this run is part of (nil: alone);
+	// stopAll says some rank was asked to stop (Ctrl-C), agreed in the last step.
+	ranks   *dist.Group
+	stopAll bool
 }
 
 // Setup prepares the torch runtime for the calling goroutine: it locks it
@@ -132,6 +144,9 @@ func trainWithBaseline(ctx context.Context, cfg Config, opts RunOptions) (*Resul
 		fmt.Fprintf(opts.Log, "\ntest AUC, %s without vs with LLM4MSR meta networks (%s):\n", cfg.Model.Backbone, cfg.Model.Meta.Levels)
 		metrics.CompareTable(opts.Log, []string{"bare " + cfg.Model.Backbone, "LLM4MSR"}, []metrics.Report{*baseRes.Test, *res.Test})
 	}
+	if opts.Ranks != nil && opts.Ranks.Rank() != 0 {
+		return res, nil
+	}
 	return res, writeJSON(filepath.Join(cfg.Out, SummaryFile), res)
 }
 
@@ -143,14 +158,23 @@ func trainOne(ctx context.Context, cfg Config, opts RunOptions) (*Result, error)
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return nil, err
 	}
-	if err := writeFile(filepath.Join(cfg.Out, EnvironmentFile), func() ([]byte, error) {
-		var b bytes.Buffer
-		err := WriteEnvironment(&b)
-		return b.Bytes(), err
-	}); err != nil {
-		return nil, err
+	if opts.Ranks == nil || opts.Ranks.Rank() == 0 {
+		if err := writeFile(filepath.Join(cfg.Out, EnvironmentFile), func() ([]byte, error) {
+			var b bytes.Buffer
+			err := WriteEnvironment(&b)
+			return b.Bytes(), err
+		}); err != nil {
+			return nil, err
+		}
 	}
-	r := &run{cfg: cfg, opts: opts, dev: dev, log: opts.Log}
+	r := &run{cfg: cfg, opts: opts, dev: rankDevice(dev, cfg.Device, opts.Ranks), log: opts.Log, ranks: opts.Ranks}
+	if r.ranks != nil {
+		r.opts.GradientHook = r.averageGradients(ctx, opts.GradientHook)
+		if r.ranks.RestartCount > 0 && !opts.Resume && hasRun(cfg.Out) {
+			fmt.Fprintf(r.log, "torchrun restart %d: resuming from the latest checkpoint\n", r.ranks.RestartCount)
+			opts.Resume = true
+		}
+	}
 	var resumeFrom *Checkpoint
 	if !opts.Resume {
 		if hasRun(cfg.Out) {
@@ -172,14 +196,18 @@ func trainOne(ctx context.Context, cfg Config, opts RunOptions) (*Result, error)
 		return nil, err
 	}
 	defer r.close()
-	if err := writeFile(filepath.Join(cfg.Out, "config.yaml"), r.cfg.Marshal); err != nil {
-		return nil, err
+	if r.rank0() {
+		if err := writeFile(filepath.Join(cfg.Out, "config.yaml"), r.cfg.Marshal); err != nil {
+			return nil, err
+		}
 	}
 	return r.loop(ctx)
 }
 
-// sameRun refuses to resume into a different configuration, which would silently mix two runs.
+// sameRun refuses to resume into a different configuration, which would
+// silently mix two runs. How the ranks talk (dist) may change.
 func sameRun(saved, now Config) error {
+	saved.Dist, now.Dist = DistConfig{}, DistConfig{}
 	a, _ := saved.Marshal()
 	b, _ := now.Marshal()
 	if string(a) != string(b) {
@@ -210,7 +238,7 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 	}
 	var know *model.Knowledge
 	if cfg.Model.Meta.Levels.Enabled() {
-		store, stats, err := BuildKnowledge(ctx, cfg, sp, progressWriter(r.opts))
+		store, stats, err := r.buildKnowledge(ctx, sp)
 		if err != nil {
 			return fmt.Errorf("knowledge: %w", err)
 		}
@@ -245,7 +273,7 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 		r.state = ck.State
 		fmt.Fprintf(r.log, "resumed from %s at epoch %d, batch %d (step %d)\n", ck.Dir, r.state.EpochsDone+1, r.state.Batch, r.state.Step)
 	}
-	return nil
+	return r.joinRanks()
 }
 
 // buildModel creates the configured model for data mapped with vocabs; on
@@ -293,11 +321,16 @@ func (r *run) contents() Contents {
 }
 
 func (r *run) scorer() scorer {
-	return scorer{model: r.model, group: r.group, vocabs: r.vocabs, batches: evalBatches(r.cfg.Train)}
+	return scorer{model: r.model, group: r.group, vocabs: r.vocabs, batches: evalBatches(r.cfg.Train), ranks: r.ranks}
 }
 
 // evaluate computes the model's metrics on a split of the run's data; nil when the split has no rows.
 func (r *run) evaluate(part data.Part) (*metrics.Report, error) {
+	if r.ranks != nil { // every rank scores with rank 0's running statistics
+		if err := r.broadcastModel(true); err != nil {
+			return nil, err
+		}
+	}
 	return r.scorer().evaluate(r.splits, part)
 }
 
@@ -317,6 +350,7 @@ func (r *run) trainSource() (data.Source, error) {
 	t := r.cfg.Train
 	return r.splits.Source(data.Train, data.BatchOptions{
 		Size: t.BatchSize, Shuffle: true, Seed: r.cfg.Seed, DropLast: t.DropLast, Workers: t.LoaderWorkers,
+		Shard: data.Shard{Rank: r.rank(), Count: r.world()},
 	})
 }
 

@@ -175,6 +175,41 @@ msr_err msr_sparse_optim_state(msr_sparse_optim o, int k, msr_tensor* out);
 msr_err msr_sparse_optim_get_step(msr_sparse_optim o, int64_t* step);
 msr_err msr_sparse_optim_set_step(msr_sparse_optim o, int64_t step);
 
+/* Data-parallel training over libtorch's c10d (dist.cpp).
+ * A msr_store is a TCPStore client (with is_server, also its host), optionally
+ * under a key prefix; a msr_pg is a process group over one. Collectives wait
+ * at most the group's timeout; their errors start with "rank R of W: ". */
+typedef struct msr_store_s* msr_store;
+typedef struct msr_pg_s* msr_pg;
+enum msr_backend { MSR_GLOO = 0, MSR_NCCL = 1 };
+enum msr_reduce { MSR_REDUCE_SUM = 0, MSR_REDUCE_MAX = 1, MSR_REDUCE_MIN = 2 };
+/* Which backends this build compiled in (1) or not (0). */
+void msr_dist_backends(int* gloo, int* nccl);
+/* port 0 with is_server binds a free port (msr_store_port says which). */
+msr_err msr_store_new(const char* host, int port, int is_server, int world_size, int64_t timeout_ms, const char* prefix, msr_store* out);
+void msr_store_free(msr_store s);
+int msr_store_port(msr_store s);
+msr_err msr_store_set(msr_store s, const char* key, const void* value, int64_t n);
+/* Waits up to timeout_ms for key; *value is malloc'd (free it with msr_free_buf). */
+msr_err msr_store_get(msr_store s, const char* key, int64_t timeout_ms, void** value, int64_t* n);
+void msr_free_buf(void* p);
+/* Adds delta to the integer at key (0 if absent) and returns the sum; delta 0 reads it. */
+msr_err msr_store_add(msr_store s, const char* key, int64_t delta, int64_t* out);
+msr_err msr_store_check(msr_store s, const char* key, int* present);
+msr_err msr_pg_new(int backend, msr_store s, int rank, int size, int64_t timeout_ms, msr_pg* out);
+void msr_pg_free(msr_pg g);
+/* Overwrites ts on every rank with root's, in flat buckets of at most bucket_bytes. */
+msr_err msr_pg_broadcast(msr_pg g, const msr_tensor* ts, int n, int root, int64_t bucket_bytes);
+msr_err msr_pg_allreduce(msr_pg g, msr_tensor t, int op);
+/* Concatenates t (any length along dim 0) from every rank in rank order; counts[rank] receives each length. */
+msr_err msr_pg_allgather_cat(msr_pg g, msr_tensor t, msr_tensor* out, int64_t* counts);
+msr_err msr_pg_barrier(msr_pg g);
+/* Averages the dense gradients of params over the ranks, all-reducing flat
+   buckets of at most bucket_bytes; a parameter without a gradient on every
+   rank stays without one. flags (small integers: they travel in the
+   gradients' dtype) are summed over the ranks in the same collective. */
+msr_err msr_pg_average_grads(msr_pg g, const msr_tensor* params, int n, int64_t bucket_bytes, double* flags, int nflags);
+
 /* Benchmark support: runs `iters` additions of a and b in a C++ loop and returns the seconds taken. */
 msr_err msr_bench_add_loop(msr_tensor a, msr_tensor b, int iters, double* seconds);
 /* Benchmark support: one addition of a and b, its handle stored at *out; no error path, no Go bookkeeping. */

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -32,12 +33,18 @@ func trainCommand() *cli.Command {
    msrtrain train                                  # LLM4MSR on STAR, embedded synthetic data
    msrtrain train --set train.baseline=true        # ... and the bare backbone beside it
    msrtrain --device cuda train -c run.yaml --set model.backbone=mmoe --out runs/mmoe
-   msrtrain train --out runs/mmoe --resume         # continue an interrupted run exactly`,
+   msrtrain train --out runs/mmoe --resume         # continue an interrupted run exactly
+   msrtrain train --nproc 2                        # data parallel: 2 processes on this machine
+   torchrun --nproc_per_node 2 --no_python msrtrain train   # the same, launched by torchrun`,
 		Flags: withGlobals(
 			&cli.BoolFlag{Name: "resume", Usage: "continue from <out>/checkpoints/latest"},
 			&cli.BoolFlag{Name: "baseline", Usage: "also train the backbone without meta networks and compare"},
+			&cli.IntFlag{Name: "nproc", Usage: "train data-parallel in N processes on this machine (as torchrun --nproc_per_node N would)"},
 		),
 		Action: func(c *cli.Context) error {
+			if n := c.Int("nproc"); n > 0 {
+				return launchLocal(c.Context, n)
+			}
 			cfg, err := resolveConfig(c)
 			if err != nil {
 				return err
@@ -48,12 +55,23 @@ func trainCommand() *cli.Command {
 			if err := checkDevice(cfg.Device); err != nil {
 				return err
 			}
-			res, err := train.Train(c.Context, cfg, train.RunOptions{
-				Resume: c.Bool("resume"), Log: os.Stderr, Progress: train.IsTerminal(os.Stderr), Report: true,
-			})
+			ranks, err := train.JoinFromEnv(cfg)
 			if err != nil {
 				return err
 			}
+			opts := train.RunOptions{Resume: c.Bool("resume"), Log: os.Stderr, Progress: train.IsTerminal(os.Stderr), Ranks: ranks, Report: true}
+			if ranks != nil && ranks.Rank() != 0 {
+				// rank 0 speaks for the job and writes its report
+				opts.Log, opts.Progress, opts.Report = io.Discard, false, false
+			}
+			res, err := train.Train(c.Context, cfg, opts)
+			if err != nil {
+				// Tell the other ranks why, and leave without waiting on
+				// them: their collectives fail on their own.
+				ranks.Fail(err)
+				return err
+			}
+			ranks.Close()
 			if !res.Interrupted {
 				fmt.Printf("outputs in %s (summary.json, metrics.jsonl, config.yaml, checkpoints/)\n", res.Out)
 			}

@@ -1,0 +1,364 @@
+// dist.cpp: libtorch's c10d for data-parallel training: a TCPStore for
+// rendezvous, a process group (Gloo on CPUs, NCCL on GPUs) and the few
+// collectives a data-parallel trainer needs, each waited on with the
+// group's timeout so that a dead or silent peer becomes an error, not a hang.
+//
+// Gloo is compiled in when the build found its headers and libtorch exports
+// ProcessGroupGloo (MSR_WITH_GLOO, set by cgo/find_libtorch.sh); NCCL lives
+// in dist_nccl.cpp under MSR_WITH_NCCL. Without either, creating such a
+// group is an error that says why.
+
+#include "msr.h"
+#include "internal.h"
+
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef MSR_WITH_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "dist_internal.h"
+
+struct msr_store_s {
+  c10::intrusive_ptr<c10d::Store> store;
+  int port;
+};
+
+struct msr_pg_s {
+  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  int rank, size;
+  std::chrono::milliseconds timeout;
+};
+
+namespace {
+
+const at::Tensor& T(msr_tensor h) {
+  if (h == nullptr) throw std::invalid_argument("null tensor handle");
+  return h->t;
+}
+
+// rank_prefix names this rank in every failure of a collective, since
+// Gloo's error text names only a socket address.
+std::string rank_prefix(const msr_pg_s* g) {
+  return "rank " + std::to_string(g->rank) + " of " + std::to_string(g->size) + ": ";
+}
+
+#define PG_GUARD(g, ...)                                                        \
+  try {                                                                         \
+    __VA_ARGS__;                                                                \
+    return nullptr;                                                             \
+  } catch (const c10::OutOfMemoryError& e) {                                    \
+    return make_err(MSR_OOM_PREFIX + rank_prefix(g), e.what_without_backtrace()); \
+  } catch (const c10::Error& e) {                                               \
+    return make_err(rank_prefix(g), e.what_without_backtrace());                \
+  } catch (const std::exception& e) {                                           \
+    return make_err(rank_prefix(g), e.what());                                  \
+  } catch (...) {                                                               \
+    return make_err(rank_prefix(g), "unknown C++ exception");                   \
+  }
+
+void wait(msr_pg_s* g, const c10::intrusive_ptr<c10d::Work>& w) { w->wait(g->timeout); }
+
+// bucket_ranges splits tensors into runs of one dtype and device holding
+// at most bucket_bytes each (a larger tensor gets a run of its own).
+std::vector<std::pair<size_t, size_t>> bucket_ranges(const std::vector<at::Tensor>& ts, int64_t bucket_bytes) {
+  std::vector<std::pair<size_t, size_t>> out;
+  size_t i = 0;
+  while (i < ts.size()) {
+    size_t j = i + 1;
+    int64_t bytes = ts[i].numel() * ts[i].element_size();
+    while (j < ts.size() && ts[j].scalar_type() == ts[i].scalar_type() && ts[j].device() == ts[i].device() &&
+           bytes + ts[j].numel() * ts[j].element_size() <= bucket_bytes) {
+      bytes += ts[j].numel() * ts[j].element_size();
+      j++;
+    }
+    out.emplace_back(i, j);
+    i = j;
+  }
+  return out;
+}
+
+at::Tensor flat_of(const std::vector<at::Tensor>& ts, size_t lo, size_t hi) {
+  std::vector<at::Tensor> parts;
+  parts.reserve(hi - lo);
+  for (size_t k = lo; k < hi; k++) parts.push_back(ts[k].reshape(-1));
+  return at::cat(parts);
+}
+
+// allgather_cat gathers t (any length along dimension 0, the same trailing
+// shape on every rank) from every rank and concatenates the pieces in rank
+// order; counts receives each rank's length. Gloo gathers equal shapes only,
+// so the pieces travel padded to the longest.
+at::Tensor allgather_cat(msr_pg_s* g, const at::Tensor& t, std::vector<int64_t>* counts) {
+  at::Tensor len = at::full({1}, t.size(0), at::TensorOptions().dtype(at::kLong).device(t.device()));
+  std::vector<at::Tensor> lens_out(g->size);
+  for (auto& l : lens_out) l = at::empty_like(len);
+  std::vector<std::vector<at::Tensor>> lo{lens_out};
+  std::vector<at::Tensor> li{len};
+  wait(g, g->pg->allgather(lo, li));
+  std::vector<int64_t> n(g->size);
+  int64_t most = 0;
+  for (int r = 0; r < g->size; r++) {
+    n[r] = lo[0][r].item<int64_t>();
+    most = std::max(most, n[r]);
+  }
+  std::vector<int64_t> shape = t.sizes().vec();
+  shape[0] = most;
+  at::Tensor padded = at::zeros(shape, t.options());
+  if (t.size(0) > 0) padded.narrow(0, 0, t.size(0)).copy_(t);
+  std::vector<std::vector<at::Tensor>> outs(1);
+  for (int r = 0; r < g->size; r++) outs[0].push_back(at::empty(shape, t.options()));
+  std::vector<at::Tensor> in{padded};
+  wait(g, g->pg->allgather(outs, in));
+  std::vector<at::Tensor> pieces;
+  for (int r = 0; r < g->size; r++) pieces.push_back(outs[0][r].narrow(0, 0, n[r]));
+  if (counts) *counts = n;
+  return at::cat(pieces);
+}
+
+}  // namespace
+
+extern "C" {
+
+void msr_dist_backends(int* gloo, int* nccl) {
+#ifdef MSR_WITH_GLOO
+  *gloo = 1;
+#else
+  *gloo = 0;
+#endif
+  *nccl = msr_nccl_compiled();
+}
+
+msr_err msr_store_new(const char* host, int port, int is_server, int world_size, int64_t timeout_ms,
+                      const char* prefix, msr_store* out) {
+  GUARD({
+    c10d::TCPStoreOptions o;
+    o.port = static_cast<std::uint16_t>(port);
+    o.isServer = is_server != 0;
+    if (world_size > 0) o.numWorkers = static_cast<std::size_t>(world_size);
+    // A hosting store does not wait for its clients here: the process group's
+    // rendezvous waits for them, under its own timeout and error.
+    o.waitWorkers = false;
+    o.timeout = std::chrono::milliseconds(timeout_ms);
+    // Several stores in one process may host and join (tests, the agent's
+    // convention), as PyTorch's init_process_group allows.
+    o.multiTenant = true;
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(host, o);
+    int bound = tcp->getPort();
+    c10::intrusive_ptr<c10d::Store> s = tcp;
+    if (prefix != nullptr && prefix[0] != '\0') s = c10::make_intrusive<c10d::PrefixStore>(prefix, s);
+    *out = new msr_store_s{s, bound};
+  })
+}
+
+void msr_store_free(msr_store s) { delete s; }
+
+int msr_store_port(msr_store s) { return s->port; }
+
+msr_err msr_store_set(msr_store s, const char* key, const void* value, int64_t n) {
+  GUARD({
+    const auto* p = static_cast<const uint8_t*>(value);
+    s->store->set(key, std::vector<uint8_t>(p, p + n));
+  })
+}
+
+msr_err msr_store_get(msr_store s, const char* key, int64_t timeout_ms, void** value, int64_t* n) {
+  GUARD({
+    s->store->wait({key}, std::chrono::milliseconds(timeout_ms));
+    std::vector<uint8_t> v = s->store->get(key);
+    void* buf = std::malloc(v.empty() ? 1 : v.size());
+    if (buf == nullptr) throw std::bad_alloc();
+    if (!v.empty()) std::memcpy(buf, v.data(), v.size());
+    *value = buf;
+    *n = static_cast<int64_t>(v.size());
+  })
+}
+
+void msr_free_buf(void* p) { std::free(p); }
+
+msr_err msr_store_add(msr_store s, const char* key, int64_t delta, int64_t* out) {
+  GUARD(*out = s->store->add(key, delta))
+}
+
+msr_err msr_store_check(msr_store s, const char* key, int* present) {
+  GUARD(*present = s->store->check({key}) ? 1 : 0)
+}
+
+msr_err msr_pg_new(int backend, msr_store s, int rank, int size, int64_t timeout_ms, msr_pg* out) {
+  GUARD({
+    if (rank < 0 || rank >= size)
+      throw std::invalid_argument("rank " + std::to_string(rank) + " outside a world of " + std::to_string(size));
+    const auto timeout = std::chrono::milliseconds(timeout_ms);
+    c10::intrusive_ptr<c10d::ProcessGroup> pg;
+    switch (backend) {
+      case MSR_GLOO: {
+#ifdef MSR_WITH_GLOO
+        auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+        // As PyTorch: GLOO_SOCKET_IFNAME names the interfaces (comma
+        // separated), else the address the hostname resolves to.
+        const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
+        if (ifname != nullptr && ifname[0] != '\0') {
+          std::stringstream names(ifname);
+          std::string name;
+          while (std::getline(names, name, ','))
+            if (!name.empty()) opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(name));
+        } else {
+          opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+        }
+        pg = c10::make_intrusive<c10d::ProcessGroupGloo>(s->store, rank, size, opts);
+#else
+        throw std::runtime_error(
+            "this build has no Gloo: libtorch lacks ProcessGroupGloo or the build found no gloo headers "
+            "(Debian: apt install libgloo-dev, then rebuild)");
+#endif
+        break;
+      }
+      case MSR_NCCL:
+        pg = msr_nccl_new_group(s->store, rank, size, timeout);
+        break;
+      default:
+        throw std::invalid_argument("unknown backend " + std::to_string(backend));
+    }
+    *out = new msr_pg_s{pg, rank, size, timeout};
+  })
+}
+
+void msr_pg_free(msr_pg g) { delete g; }
+
+msr_err msr_pg_broadcast(msr_pg g, const msr_tensor* ts, int n, int root, int64_t bucket_bytes) {
+  PG_GUARD(g, {
+    at::NoGradGuard no_grad;
+    std::vector<at::Tensor> v;
+    for (int i = 0; i < n; i++) v.push_back(T(ts[i]));
+    for (auto [lo, hi] : bucket_ranges(v, bucket_bytes)) {
+      std::vector<at::Tensor> flat{flat_of(v, lo, hi)};
+      c10d::BroadcastOptions o;
+      o.rootRank = root;
+      o.timeout = g->timeout;
+      wait(g, g->pg->broadcast(flat, o));
+      int64_t off = 0;
+      for (size_t k = lo; k < hi; k++) {
+        v[k].copy_(flat[0].narrow(0, off, v[k].numel()).view_as(v[k]));
+        off += v[k].numel();
+      }
+    }
+  })
+}
+
+msr_err msr_pg_allreduce(msr_pg g, msr_tensor t, int op) {
+  PG_GUARD(g, {
+    c10d::AllreduceOptions o;
+    switch (op) {
+      case MSR_REDUCE_SUM: o.reduceOp = c10d::ReduceOp::SUM; break;
+      case MSR_REDUCE_MAX: o.reduceOp = c10d::ReduceOp::MAX; break;
+      case MSR_REDUCE_MIN: o.reduceOp = c10d::ReduceOp::MIN; break;
+      default: throw std::invalid_argument("unknown reduce op " + std::to_string(op));
+    }
+    o.timeout = g->timeout;
+    std::vector<at::Tensor> v{T(t)};
+    wait(g, g->pg->allreduce(v, o));
+  })
+}
+
+msr_err msr_pg_allgather_cat(msr_pg g, msr_tensor t, msr_tensor* out, int64_t* counts) {
+  PG_GUARD(g, {
+    std::vector<int64_t> n;
+    at::Tensor all = allgather_cat(g, T(t), &n);
+    for (int r = 0; r < g->size; r++) counts[r] = n[r];
+    *out = new msr_tensor_s{all};
+  })
+}
+
+msr_err msr_pg_barrier(msr_pg g) {
+  PG_GUARD(g, {
+    c10d::BarrierOptions o;
+    o.timeout = g->timeout;
+    wait(g, g->pg->barrier(o));
+  })
+}
+
+// msr_pg_average_grads: see msr.h. Every rank contributes every parameter,
+// zeros where it has no gradient, so that the buckets line up; a count of
+// the ranks that had one travels with the last bucket (with the caller's
+// flags), and a parameter no rank touched keeps no gradient, as it would in
+// one process.
+msr_err msr_pg_average_grads(msr_pg g, const msr_tensor* params, int n, int64_t bucket_bytes, double* flags,
+                             int nflags) {
+  PG_GUARD(g, {
+    at::NoGradGuard no_grad;
+    if (n == 0) throw std::invalid_argument("no parameters");
+    std::vector<at::Tensor> ps, grads;
+    ps.reserve(n);
+    grads.reserve(n);
+    for (int i = 0; i < n; i++) {
+      const at::Tensor& p = T(params[i]);
+      const at::Tensor& gr = p.grad();
+      if (gr.defined() && gr.is_sparse())
+        throw std::invalid_argument("parameter " + std::to_string(i) +
+                                    " has a sparse gradient: gather its rows with msr_pg_allgather_cat");
+      ps.push_back(p);
+      grads.push_back(gr.defined() ? gr : at::zeros_like(p));
+    }
+    auto ranges = bucket_ranges(grads, bucket_bytes);
+    std::vector<at::Tensor> flats;
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    c10d::AllreduceOptions o;
+    o.timeout = g->timeout;
+    // Each bucket is launched as soon as it is packed, so Gloo's threads
+    // reduce one while this thread packs the next.
+    for (size_t b = 0; b < ranges.size(); b++) {
+      auto [lo, hi] = ranges[b];
+      at::Tensor flat = flat_of(grads, lo, hi);
+      if (b + 1 == ranges.size()) {
+        std::vector<double> tail(n + nflags);
+        for (int i = 0; i < n; i++) tail[i] = ps[i].grad().defined() ? 1 : 0;
+        for (int i = 0; i < nflags; i++) tail[n + i] = flags[i];
+        flat = at::cat({flat, at::from_blob(tail.data(), {n + nflags}, at::kDouble).to(flat.options())});
+      }
+      flats.push_back(flat);
+      std::vector<at::Tensor> v{flat};
+      works.push_back(g->pg->allreduce(v, o));
+    }
+    for (auto& w : works) wait(g, w);
+    at::Tensor tail_t = flats.back().narrow(0, flats.back().numel() - n - nflags, n + nflags).to(at::kCPU, at::kDouble).contiguous();
+    const double* present = tail_t.data_ptr<double>();
+    for (int i = 0; i < nflags; i++) flags[i] = present[n + i];
+    const double scale = 1.0 / g->size;
+    for (size_t b = 0; b < ranges.size(); b++) {
+      auto [lo, hi] = ranges[b];
+      flats[b].mul_(scale);
+      int64_t off = 0;
+      for (size_t k = lo; k < hi; k++) {
+        at::Tensor avg = flats[b].narrow(0, off, ps[k].numel()).view_as(ps[k]);
+        off += ps[k].numel();
+        if (present[k] == 0) continue;
+        if (ps[k].grad().defined())
+          ps[k].mutable_grad().copy_(avg);
+        else
+          ps[k].mutable_grad() = avg.clone();
+      }
+    }
+  })
+}
+
+}  // extern "C"
+
+#ifndef MSR_WITH_NCCL
+int msr_nccl_compiled() { return 0; }
+
+c10::intrusive_ptr<c10d::ProcessGroup> msr_nccl_new_group(const c10::intrusive_ptr<c10d::Store>&, int, int,
+                                                          std::chrono::milliseconds) {
+  throw std::runtime_error(
+      "this build has no NCCL: build against a CUDA libtorch whose libtorch_cuda exports ProcessGroupNCCL, "
+      "with nccl.h and the CUDA headers findable (see the README's NCCL notes), or use --set dist.backend=gloo");
+}
+#endif
