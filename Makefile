@@ -90,7 +90,7 @@ vet: info $(SHIM_LIB)
 	$(CGO_ENV) $(GO) vet ./...
 
 # For GPU machines without Go: the Go side compiled here as a C archive, the
-# shim's sources and bundle/files/link.sh, which compiles the shim against the
+# shim's sources and cgo/bundle/files/link.sh, which compiles the shim against the
 # target's libtorch and links ./msrtrain with g++ alone. Needs no libtorch here.
 BUNDLE_NAME := msrtrain-gpu-bundle
 BUNDLE_DIR := $(BUILD)/bundle/$(BUNDLE_NAME)
@@ -100,7 +100,7 @@ gpu-bundle:
 	rm -f $(BUNDLE_DIR)/lib/libmsrtrain.h
 	cp $(SHIM_SRC) $(SHIM_HDR) $(BUNDLE_DIR)/cgo/shim/
 	cp cgo/find_libtorch.sh $(BUNDLE_DIR)/cgo/
-	cp bundle/files/main.c bundle/files/link.sh bundle/files/README.md $(BUNDLE_DIR)/
+	cp cgo/bundle/files/main.c cgo/bundle/files/link.sh cgo/bundle/files/README.md $(BUNDLE_DIR)/
 	tar -C $(BUILD)/bundle -czf $(BUILD)/$(BUNDLE_NAME).tar.gz $(BUNDLE_NAME)
 	@echo "wrote $(BUILD)/$(BUNDLE_NAME).tar.gz: unpack it on the GPU machine and run ./link.sh in $(BUNDLE_NAME)/"
 

@@ -12,6 +12,7 @@ import (
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/knowledge"
+	"github.com/msrtrain/msrtrain/model/nn"
 	"github.com/msrtrain/msrtrain/train/dist"
 )
 
@@ -108,6 +109,31 @@ func (r *run) averageGradients(ctx context.Context, then GradientHook) GradientH
 			return err
 		}
 		r.stopAll = flags[0] > 0
+		return nil
+	}
+}
+
+// gatherSparseGradients is a rank's SparseGradientHook: then's, if any,
+// then every rank's touched rows gathered, each scaled by 1/world, so that
+// the row-wise update (which sums repeated ids) applies the average over
+// the ranks, as the dense all-reduce does. Only rows some rank touched
+// travel, never the table.
+func (r *run) gatherSparseGradients(then SparseGradientHook) SparseGradientHook {
+	return func(g *nn.SparseGrad) error {
+		if then != nil {
+			if err := then(g); err != nil {
+				return err
+			}
+		}
+		ids, _, err := r.ranks.AllGather(g.IDs)
+		if err != nil {
+			return err
+		}
+		rows, _, err := r.ranks.AllGather(g.Rows)
+		if err != nil {
+			return err
+		}
+		g.IDs, g.Rows, g.Distinct = ids, rows.MulScalar(1/float64(r.world())), false
 		return nil
 	}
 }

@@ -170,6 +170,7 @@ func trainOne(ctx context.Context, cfg Config, opts RunOptions) (*Result, error)
 	r := &run{cfg: cfg, opts: opts, dev: rankDevice(dev, cfg.Device, opts.Ranks), log: opts.Log, ranks: opts.Ranks}
 	if r.ranks != nil {
 		r.opts.GradientHook = r.averageGradients(ctx, opts.GradientHook)
+		r.opts.SparseGradientHook = r.gatherSparseGradients(opts.SparseGradientHook)
 		if r.ranks.RestartCount > 0 && !opts.Resume && hasRun(cfg.Out) {
 			fmt.Fprintf(r.log, "torchrun restart %d: resuming from the latest checkpoint\n", r.ranks.RestartCount)
 			opts.Resume = true

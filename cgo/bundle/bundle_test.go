@@ -26,7 +26,7 @@ func TestBundleLinksAndTrainsWithoutGo(t *testing.T) {
 		_, err := os.Stat(filepath.Join(dir, "go"))
 		require.True(t, os.IsNotExist(err), "%s/go exists: the link step would not prove it needs no Go", dir)
 	}
-	root, err := filepath.Abs("..")
+	root, err := filepath.Abs(filepath.Join("..", ".."))
 	require.NoError(t, err)
 	run(t, root, os.Environ(), "make", "gpu-bundle")
 
