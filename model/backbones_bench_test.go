@@ -139,7 +139,7 @@ func newBenchStep(b *testing.B, name string, inDim, batch int64) (step func() er
 		b.Fatal(err)
 	}
 	store := nn.NewStore(torch.CPU)
-	bb, err := NewBackbone(name, store.Root(), inDim, 3, DefaultBackboneConfig())
+	bb, err := NewBackbone(name, store.Root(), testShape(inDim, 3), DefaultBackboneConfig())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -84,9 +84,13 @@ func (task *synthTask) batch(r *rand.Rand, n int) (x []float32, y []float32, sce
 	return x, y, scen, counts, bayes
 }
 
+// inputFrom makes an Input of the rows; as in the full model, the fields
+// are the first columns of x (testFields' width of them).
 func inputFrom(x []float32, scen, counts []int64) Input {
 	n := int64(len(scen))
-	return Input{X: torch.FromSlice(x, n, learnDim), Scenario: torch.FromSlice(scen, n), Counts: counts}
+	in := Input{X: torch.FromSlice(x, n, learnDim), Scenario: torch.FromSlice(scen, n), Counts: counts}
+	in.Fields = in.X.Narrow(1, 0, testFields.Width(Roles...)).Reshape(n, int64(len(testFields.Roles)), testFields.Dim)
+	return in
 }
 
 // trainAndTest trains a default-config backbone on the task and returns its held-out AUC.

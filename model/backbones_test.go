@@ -70,7 +70,7 @@ func buildBackbone(t testing.TB, name string, inDim int64, scenarios int, cfg Ba
 		t.Fatal(err)
 	}
 	store := nn.NewStore(torch.CPU)
-	bb, err := NewBackbone(name, store.Root().Sub("backbone"), inDim, scenarios, cfg)
+	bb, err := NewBackbone(name, store.Root().Sub("backbone"), testShape(inDim, scenarios), cfg)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
@@ -78,7 +78,18 @@ func buildBackbone(t testing.TB, name string, inDim int64, scenarios int, cfg Ba
 	return store, bb
 }
 
-// makeInput draws x ~ N(0, 1) [B, dim] with rows grouped by scenario as counts say.
+// testFields is the layout of the tests' Input.Fields: a user, an item, a
+// scenario-side and a context field, 4 values each, so that backbones reading
+// any role find it.
+var testFields = FieldLayout{Roles: []Role{RoleUser, RoleItem, RoleScenario, RoleContext}, Dim: 4}
+
+// testShape is the shape the tests build backbones for.
+func testShape(width int64, scenarios int) Shape {
+	return Shape{Width: width, Scenarios: scenarios, Fields: testFields}
+}
+
+// makeInput draws x ~ N(0, 1) [B, dim] and fields ~ N(0, 1) laid out as
+// testFields, with rows grouped by scenario as counts say.
 func makeInput(counts []int64, dim int64) Input {
 	var scen []int64
 	for s, n := range counts {
@@ -87,7 +98,12 @@ func makeInput(counts []int64, dim int64) Input {
 		}
 	}
 	b := int64(len(scen))
-	return Input{X: torch.Randn([]int64{b, dim}, torch.Float32, torch.CPU), Scenario: torch.FromSlice(scen, b), Counts: counts}
+	return Input{
+		X:        torch.Randn([]int64{b, dim}, torch.Float32, torch.CPU),
+		Scenario: torch.FromSlice(scen, b),
+		Counts:   counts,
+		Fields:   torch.Randn([]int64{b, int64(len(testFields.Roles)), testFields.Dim}, torch.Float32, torch.CPU),
+	}
 }
 
 func values(t testing.TB, x *torch.Tensor) []float32 {

@@ -32,7 +32,7 @@ func TestBackboneNames(t *testing.T) {
 func TestNewBackboneUnknownName(t *testing.T) {
 	store := nn.NewStore(torch.CPU)
 	defer store.Close()
-	_, err := NewBackbone("moe", store.Root(), 8, 2, DefaultBackboneConfig())
+	_, err := NewBackbone("moe", store.Root(), testShape(8, 2), DefaultBackboneConfig())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `"moe"`)
 	for _, want := range BackboneNames() {
@@ -110,17 +110,17 @@ func TestBackboneConfigValidate(t *testing.T) {
 			t.Errorf("Validate: got %v, want an error containing %q", err, c.want)
 		}
 		store := nn.NewStore(torch.CPU)
-		if _, err := NewBackbone(c.backbone, store.Root(), 8, 2, cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := NewBackbone(c.backbone, store.Root(), testShape(8, 2), cfg); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("NewBackbone(%s): got %v, want an error containing %q", c.backbone, err, c.want)
 		}
 		store.Close()
 	}
 	for _, name := range BackboneNames() {
 		store := nn.NewStore(torch.CPU)
-		if _, err := NewBackbone(name, store.Root(), 0, 2, DefaultBackboneConfig()); err == nil {
+		if _, err := NewBackbone(name, store.Root(), testShape(0, 2), DefaultBackboneConfig()); err == nil {
 			t.Errorf("%s: input width 0 accepted", name)
 		}
-		if _, err := NewBackbone(name, store.Root(), 8, 0, DefaultBackboneConfig()); err == nil {
+		if _, err := NewBackbone(name, store.Root(), testShape(8, 0), DefaultBackboneConfig()); err == nil {
 			t.Errorf("%s: 0 scenarios accepted", name)
 		}
 		store.Close()
