@@ -33,6 +33,12 @@ func smallBackboneConfig() BackboneConfig {
 		AdaptDHM: AdaptDHMConfig{Hidden: []int64{16, 8}, Activation: nn.ReLU, Clusters: 3, Beta: 0.9,
 			RoutingIterations: 3, ScenarioEmbeddingDim: 4},
 		M3oE: M3oEConfig{Bottom: []int64{16, 12}, Activation: nn.ReLU, Experts: 3, Expert: mlp(12, 8), Tower: mlp(8)},
+
+		EPNet: EPNetConfig{ScenarioEmbeddingDim: 3, Gate: GateNUConfig{Hidden: 5, Scale: 2}, Tower: mlp(12, 6)},
+		PPNet: PPNetConfig{IDRoles: []Role{RoleUser, RoleItem}, Gate: DefaultGateNUConfig(), Tower: mlp(12, 6)},
+		AdaSparse: AdaSparseConfig{ScenarioEmbeddingDim: 3, Network: mlp(12, 6), Form: Fusion,
+			Epsilon: 0.01, Beta: 2, Alpha: 1, AlphaStep: 1e-3},
+		HAMUR: HAMURConfig{Network: mlp(12, 8), Hyper: mlp(6), Rank: 3, AdapterDim: 4, DomainNorm: true},
 	}
 }
 
@@ -54,6 +60,12 @@ func withNormAndDropout(cfg BackboneConfig, rate float64) BackboneConfig {
 	cfg.AdaptDHM.Dropout = rate
 	on(&cfg.M3oE.Expert)
 	on(&cfg.M3oE.Tower)
+
+	on(&cfg.EPNet.Tower)
+	on(&cfg.PPNet.Tower)
+	on(&cfg.AdaSparse.Network)
+	on(&cfg.HAMUR.Network)
+	on(&cfg.HAMUR.Hyper)
 	return cfg
 }
 
@@ -370,8 +382,45 @@ func closedFormParams(name string, in, s int64, cfg BackboneConfig) int64 {
 		n += (k + s + 1) * expert(x, c.Expert)
 		n += x*s*k + s*k + 3
 		return n + tower(last(c.Expert.Hidden, x), c.Tower)
+
+	case "epnet":
+		c := cfg.EPNet
+		domain := c.ScenarioEmbeddingDim + testFields.Width(RoleScenario)
+		return s*c.ScenarioEmbeddingDim + gateNUParams(domain+in, in, c.Gate) + mlpParams(in, towerConfig(c.Tower))
+	case "ppnet":
+		c := cfg.PPNet
+		gateIn := testFields.Width(c.IDRoles...) + in
+		n := mlpParams(in, towerConfig(c.Tower))
+		for _, w := range append([]int64{in}, c.Tower.Hidden...) {
+			n += gateNUParams(gateIn, w, c.Gate)
+		}
+		return s * n
+	case "adasparse":
+		c := cfg.AdaSparse
+		domain := c.ScenarioEmbeddingDim + testFields.Width(RoleScenario)
+		n := s*c.ScenarioEmbeddingDim + (domain+in)*in + mlpParams(domain+in, towerConfig(c.Network))
+		for _, h := range c.Network.Hidden {
+			n += (domain + h) * h
+		}
+		return n
+	case "hamur":
+		c := cfg.HAMUR
+		d, k, a := last(c.Network.Hidden, in), c.Rank, c.AdapterDim
+		hyper := c.Hyper
+		hyper.OutputActivation = true
+		return s*(expert(in, c.Network)+d+1) + mlpParams(in, hyper) + last(c.Hyper.Hidden, in)*k*k + k*k +
+			s*(d*k+k*a+a+a*k+k*d) + map[bool]int64{true: 2 * s * d}[c.DomainNorm]
 	}
 	panic(name)
+}
+
+// gateNUParams is a Gate NU's count: in → hidden → out, hidden defaulting to out.
+func gateNUParams(in, out int64, c GateNUConfig) int64 {
+	h := c.Hidden
+	if h == 0 {
+		h = out
+	}
+	return in*h + h + h*out + out
 }
 
 // TestBackboneParameterCounts compares the store's count with the closed
@@ -471,6 +520,8 @@ func TestBackboneTrainEval(t *testing.T) {
 	const dim = 10
 	plain := smallBackboneConfig()
 	plain.STAR.PartitionedNorm = false
+	plain.AdaSparse.AlphaStep = 0 // α anneals with every training pass
+	plain.HAMUR.DomainNorm = false
 	for _, name := range BackboneNames() {
 		t.Run(name, func(t *testing.T) {
 			sc := torch.NewScope()

@@ -24,6 +24,12 @@ type BackboneConfig struct {
 	M2M      M2MConfig      `yaml:"m2m"`
 	AdaptDHM AdaptDHMConfig `yaml:"adaptdhm"`
 	M3oE     M3oEConfig     `yaml:"m3oe"`
+
+	// PEPNet's two networks, AdaSparse and HAMUR.
+	EPNet     EPNetConfig     `yaml:"epnet"`
+	PPNet     PPNetConfig     `yaml:"ppnet"`
+	AdaSparse AdaSparseConfig `yaml:"adasparse"`
+	HAMUR     HAMURConfig     `yaml:"hamur"`
 }
 
 // DefaultBackboneConfig returns each backbone's documented defaults.
@@ -38,6 +44,11 @@ func DefaultBackboneConfig() BackboneConfig {
 		M2M:      DefaultM2MConfig(),
 		AdaptDHM: DefaultAdaptDHMConfig(),
 		M3oE:     DefaultM3oEConfig(),
+
+		EPNet:     DefaultEPNetConfig(),
+		PPNet:     DefaultPPNetConfig(),
+		AdaSparse: DefaultAdaSparseConfig(),
+		HAMUR:     DefaultHAMURConfig(),
 	}
 }
 
@@ -68,6 +79,11 @@ var backbones = map[string]backboneSpec{
 	"m2m":      {func(c BackboneConfig) section { return c.M2M }, newM2M},
 	"adaptdhm": {func(c BackboneConfig) section { return c.AdaptDHM }, newAdaptDHM},
 	"m3oe":     {func(c BackboneConfig) section { return c.M3oE }, newM3oE},
+
+	"epnet":     {func(c BackboneConfig) section { return c.EPNet }, newEPNet},
+	"ppnet":     {func(c BackboneConfig) section { return c.PPNet }, newPPNet},
+	"adasparse": {func(c BackboneConfig) section { return c.AdaSparse }, newAdaSparse},
+	"hamur":     {func(c BackboneConfig) section { return c.HAMUR }, newHAMUR},
 }
 
 // Validate checks every section; errors name the offending key
