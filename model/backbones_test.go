@@ -10,6 +10,8 @@ import (
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/model/nn"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // Shared helpers and table-driven tests over the four backbones.
@@ -579,5 +581,32 @@ func adamStep(tb testing.TB, opt *torch.Optimizer, loss *torch.Tensor) {
 	}
 	if err := opt.Step(); err != nil {
 		tb.Fatal(err)
+	}
+}
+
+// TestAdaSparseFactors: each form of the weighting factors, with factors
+// below ε pruned to exactly 0.
+func TestAdaSparseFactors(t *testing.T) {
+	lockThread(t)
+	sc := torch.NewScope()
+	defer sc.Close()
+	v := torch.FromSlice([]float32{-8, 0, 1}, 1, 3)
+	alpha := torch.FromSlice([]float32{2}, 1)
+	sig := func(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+	c := DefaultAdaSparseConfig() // ε 0.01, β 2
+	for _, tc := range []struct {
+		form PrunerForm
+		want []float64
+	}{
+		{Binarization, []float64{0, sig(0), sig(2)}},    // σ(−16) < ε
+		{Scaling, []float64{0, 2 * sig(0), 2 * sig(1)}}, // 2σ(−8) < ε
+		{Fusion, []float64{0, 2 * sig(0), 2 * sig(2)}},
+	} {
+		c.Form = tc.form
+		got := values(t, pruneFactors(v, alpha, c))
+		require.Len(t, got, 3)
+		for i := range got {
+			assert.InDelta(t, tc.want[i], got[i], 1e-6, "%s factor %d", tc.form, i)
+		}
 	}
 }
