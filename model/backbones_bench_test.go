@@ -139,7 +139,7 @@ func newBenchStep(b *testing.B, name string, inDim, batch int64) (step func() er
 		b.Fatal(err)
 	}
 	store := nn.NewStore(torch.CPU)
-	bb, err := NewBackbone(name, store.Root(), testShape(inDim, 3), DefaultBackboneConfig())
+	bb, err := NewBackbone(name, store.Root(), Shape{Width: inDim, Scenarios: 3, Fields: benchFields}, DefaultBackboneConfig())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -147,6 +147,7 @@ func newBenchStep(b *testing.B, name string, inDim, batch int64) (step func() er
 	counts := benchCounts(batch)
 	data := torch.NewScope()
 	in := makeInput(counts, inDim)
+	in.Fields = in.X.View(batch, int64(len(benchFields.Roles)), benchFields.Dim)
 	y := torch.Rand([]int64{batch}, torch.Float32, torch.CPU).LtScalar(0.3).ToDType(torch.Float32)
 	if err := y.Err(); err != nil {
 		b.Fatal(err)
@@ -165,6 +166,10 @@ func newBenchStep(b *testing.B, name string, inDim, batch int64) (step func() er
 	}
 	return step, func() { data.Close(); opt.Close(); store.Close() }
 }
+
+// benchFields: the benchmarks' input is 8 fields of 16 values, the
+// first the user, the second the item, as in the full model.
+var benchFields = FieldLayout{Roles: DefaultRoles(8), Dim: 16}
 
 // benchCounts splits a batch 50/30/20 over 3 scenarios, as the Python side does.
 func benchCounts(batch int64) []int64 {
