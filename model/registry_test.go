@@ -42,13 +42,20 @@ func TestNewBackboneUnknownName(t *testing.T) {
 
 func TestDefaultBackboneConfig(t *testing.T) {
 	cfg := DefaultBackboneConfig()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, cfg.Validate())
 	if cfg.MMoE.Experts != 4 || cfg.PLE.Levels != 2 || cfg.PLE.SpecificExperts != 2 || cfg.PLE.SharedExperts != 2 ||
 		!cfg.STAR.PartitionedNorm || len(cfg.STAR.Hidden) != 2 || len(cfg.SharedBottom.Tower.Hidden) != 2 {
 		t.Errorf("defaults changed without updating their documentation: %+v", cfg)
 	}
+	// The documented defaults of EPNet, PPNet, AdaSparse and HAMUR.
+	assert.Equal(t, EPNetConfig{ScenarioEmbeddingDim: 16, Gate: GateNUConfig{Scale: 2},
+		Tower: nn.MLPConfig{Hidden: []int64{128, 64, 32}, Activation: nn.ReLU}}, cfg.EPNet)
+	assert.Equal(t, PPNetConfig{IDRoles: []Role{RoleUser, RoleItem}, Gate: GateNUConfig{Scale: 2},
+		Tower: nn.MLPConfig{Hidden: []int64{128, 64, 32}, Activation: nn.ReLU}}, cfg.PPNet)
+	assert.Equal(t, AdaSparseConfig{ScenarioEmbeddingDim: 16, Network: nn.MLPConfig{Hidden: []int64{32, 32}, Activation: nn.ReLU, Dropout: 0.2},
+		Form: Fusion, Epsilon: 0.01, Beta: 2, Alpha: 1, AlphaStep: 1e-4}, cfg.AdaSparse)
+	assert.Equal(t, HAMURConfig{Network: nn.MLPConfig{Hidden: []int64{256, 128}, Activation: nn.ReLU},
+		Hyper: nn.MLPConfig{Hidden: []int64{64}, Activation: nn.ReLU}, Rank: 35, AdapterDim: 32, DomainNorm: true}, cfg.HAMUR)
 	// Defaults are fresh values: changing one config does not change the next.
 	cfg.MMoE.Expert.Hidden[0] = 1
 	if DefaultBackboneConfig().MMoE.Expert.Hidden[0] != 128 {
