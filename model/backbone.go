@@ -1,8 +1,7 @@
-// Package model holds msrtrain's multi-scenario models: the backbones
-// (Shared-Bottom, MMoE, PLE, STAR, EPNet, PPNet, AdaSparse, HAMUR; one file
-// each, registered by name in registry.go), LLM4MSR's hierarchical meta
-// networks, and the full model that joins embeddings, meta layers and a
-// backbone.
+// Package model holds msrtrain's multi-scenario models: the backbones (one
+// file each, registered by name in registry.go; the README's table lists
+// them), LLM4MSR's hierarchical meta networks, and the full model that joins
+// embeddings, meta layers and a backbone.
 package model
 
 import "github.com/msrtrain/msrtrain/cgo/torch"
