@@ -16,13 +16,13 @@ type PrunerForm string
 
 // The forms of AdaSparse §3.3.
 const (
-	Binarization PrunerForm = "binarization" // π = σ(α·v), annealed towards a 0/1 step as α grows
-	Scaling      PrunerForm = "scaling"      // π = β·σ(v)
-	Fusion       PrunerForm = "fusion"       // π = β·σ(α·v)
+	PrunerBinarization PrunerForm = "binarization" // π = σ(α·v), annealed towards a 0/1 step as α grows
+	PrunerScaling      PrunerForm = "scaling"      // π = β·σ(v)
+	PrunerFusion       PrunerForm = "fusion"       // π = β·σ(α·v)
 )
 
 // PrunerForms lists the valid forms.
-var PrunerForms = []PrunerForm{Binarization, Scaling, Fusion}
+var PrunerForms = []PrunerForm{PrunerBinarization, PrunerScaling, PrunerFusion}
 
 // UnmarshalYAML reads a form name, refusing unknown ones.
 func (f *PrunerForm) UnmarshalYAML(n *yaml.Node) error {
@@ -68,7 +68,7 @@ func DefaultAdaSparseConfig() AdaSparseConfig {
 	return AdaSparseConfig{
 		ScenarioEmbeddingDim: 16,
 		Network:              nn.MLPConfig{Hidden: []int64{32, 32}, Activation: nn.ReLU, Dropout: 0.2},
-		Form:                 Fusion,
+		Form:                 PrunerFusion,
 		Epsilon:              0.01, Beta: 2, Alpha: 1, AlphaStep: 1e-4,
 	}
 }
@@ -200,9 +200,9 @@ func (m *AdaSparse) prune(l int, domain, h, alpha *torch.Tensor) *torch.Tensor {
 func pruneFactors(v, alpha *torch.Tensor, c AdaSparseConfig) *torch.Tensor {
 	var g *torch.Tensor
 	switch c.Form {
-	case Binarization:
+	case PrunerBinarization:
 		g = v.Mul(alpha).Sigmoid()
-	case Scaling:
+	case PrunerScaling:
 		g = v.Sigmoid().MulScalar(c.Beta)
 	default:
 		g = v.Mul(alpha).Sigmoid().MulScalar(c.Beta)

@@ -38,7 +38,7 @@ func smallBackboneConfig() BackboneConfig {
 
 		EPNet: EPNetConfig{ScenarioEmbeddingDim: 3, Gate: GateNUConfig{Hidden: 5, Scale: 2}, Tower: mlp(12, 6)},
 		PPNet: PPNetConfig{IDRoles: []Role{RoleUser, RoleItem}, Gate: DefaultGateNUConfig(), Tower: mlp(12, 6)},
-		AdaSparse: AdaSparseConfig{ScenarioEmbeddingDim: 3, Network: mlp(12, 6), Form: Fusion,
+		AdaSparse: AdaSparseConfig{ScenarioEmbeddingDim: 3, Network: mlp(12, 6), Form: PrunerFusion,
 			Epsilon: 0.01, Beta: 2, Alpha: 1, AlphaStep: 1e-3},
 		HAMUR: HAMURConfig{Network: mlp(12, 8), Hyper: mlp(6), Rank: 3, AdapterDim: 4, DomainNorm: true},
 	}
@@ -598,9 +598,9 @@ func TestAdaSparseFactors(t *testing.T) {
 		form PrunerForm
 		want []float64
 	}{
-		{Binarization, []float64{0, sig(0), sig(2)}},    // σ(−16) < ε
-		{Scaling, []float64{0, 2 * sig(0), 2 * sig(1)}}, // 2σ(−8) < ε
-		{Fusion, []float64{0, 2 * sig(0), 2 * sig(2)}},
+		{PrunerBinarization, []float64{0, sig(0), sig(2)}},    // σ(−16) < ε
+		{PrunerScaling, []float64{0, 2 * sig(0), 2 * sig(1)}}, // 2σ(−8) < ε
+		{PrunerFusion, []float64{0, 2 * sig(0), 2 * sig(2)}},
 	} {
 		c.Form = tc.form
 		got := values(t, pruneFactors(v, alpha, c))

@@ -53,7 +53,7 @@ func TestDefaultBackboneConfig(t *testing.T) {
 	assert.Equal(t, PPNetConfig{IDRoles: []Role{RoleUser, RoleItem}, Gate: GateNUConfig{Scale: 2},
 		Tower: nn.MLPConfig{Hidden: []int64{128, 64, 32}, Activation: nn.ReLU}}, cfg.PPNet)
 	assert.Equal(t, AdaSparseConfig{ScenarioEmbeddingDim: 16, Network: nn.MLPConfig{Hidden: []int64{32, 32}, Activation: nn.ReLU, Dropout: 0.2},
-		Form: Fusion, Epsilon: 0.01, Beta: 2, Alpha: 1, AlphaStep: 1e-4}, cfg.AdaSparse)
+		Form: PrunerFusion, Epsilon: 0.01, Beta: 2, Alpha: 1, AlphaStep: 1e-4}, cfg.AdaSparse)
 	assert.Equal(t, HAMURConfig{Network: nn.MLPConfig{Hidden: []int64{256, 128}, Activation: nn.ReLU},
 		Hyper: nn.MLPConfig{Hidden: []int64{64}, Activation: nn.ReLU}, Rank: 35, AdapterDim: 32, DomainNorm: true}, cfg.HAMUR)
 	// Defaults are fresh values: changing one config does not change the next.
@@ -227,7 +227,7 @@ epnet: {scenario_embedding_dim: 4}
 	require.NoError(t, cfg.Validate())
 	assert.Equal(t, []Role{RoleUser}, cfg.PPNet.IDRoles)
 	assert.Equal(t, GateNUConfig{Hidden: 8, Scale: 1.5}, cfg.PPNet.Gate)
-	assert.Equal(t, Scaling, cfg.AdaSparse.Form)
+	assert.Equal(t, PrunerScaling, cfg.AdaSparse.Form)
 	assert.Equal(t, 0.05, cfg.AdaSparse.Epsilon)
 	assert.Equal(t, 2.0, cfg.AdaSparse.Beta, "keys absent from the YAML keep their defaults")
 	assert.Equal(t, HAMURConfig{Network: DefaultHAMURConfig().Network, Hyper: DefaultHAMURConfig().Hyper, Rank: 8, AdapterDim: 16}, cfg.HAMUR)
