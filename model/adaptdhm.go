@@ -100,7 +100,8 @@ type AdaptDHM struct {
 
 // newAdaptDHM creates "scenario_embedding.weight", the "centers" buffer and
 // "layers.<l>.{weight, bias, cluster_weight, cluster_bias}" under p.
-func newAdaptDHM(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) Backbone {
+func newAdaptDHM(p nn.Path, in Shape, cfg BackboneConfig) Backbone {
+	inDim, scenarios := in.Width, in.Scenarios
 	c := cfg.AdaptDHM
 	width := inDim + c.ScenarioEmbeddingDim
 	m := &AdaptDHM{

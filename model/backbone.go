@@ -1,13 +1,10 @@
-// Package model holds msrtrain's multi-scenario models: the backbones
-// (Shared-Bottom, MMoE, PLE, STAR; one file each), LLM4MSR's hierarchical
-// meta networks, and the full model that joins embeddings, meta layers and a
-// backbone.
+// Package model holds msrtrain's multi-scenario models: the backbones (one
+// file each, registered by name in registry.go; the README's table lists
+// them), LLM4MSR's hierarchical meta networks, and the full model that joins
+// embeddings, meta layers and a backbone.
 package model
 
-import (
-	"github.com/msrtrain/msrtrain/cgo/torch"
-	"github.com/msrtrain/msrtrain/model/nn"
-)
+import "github.com/msrtrain/msrtrain/cgo/torch"
 
 // Input is what a backbone sees of one batch. The trainer groups each
 // batch's rows by scenario (the order of rows within a batch does not matter
@@ -19,6 +16,19 @@ type Input struct {
 	X        *torch.Tensor // [B, D] float32: the bottom representation
 	Scenario *torch.Tensor // [B] int64 scenario index of each row
 	Counts   []int64       // rows per scenario, len = number of scenarios
+	// Fields are the categorical fields' embeddings [B, fields, dim] as
+	// looked up, before the meta networks transform X, laid out as
+	// Shape.Fields says (see roles.go). Backbones that read features by role
+	// take them from here; the others ignore it. Nil when the caller has no
+	// fields to give, which only a backbone that needs roles refuses.
+	Fields *torch.Tensor
+}
+
+// Shape is what a backbone is built for.
+type Shape struct {
+	Width     int64       // of Input.X
+	Scenarios int         // len(Input.Counts)
+	Fields    FieldLayout // of Input.Fields; empty when the caller gives no fields
 }
 
 // Segments yields (scenario, first row, rows) for every scenario present in the batch.
@@ -48,6 +58,3 @@ func (s Segment) Rows(x *torch.Tensor) *torch.Tensor { return x.Narrow(0, s.Star
 type Backbone interface {
 	Forward(in Input) *torch.Tensor // [B]
 }
-
-// BackboneBuilder creates a backbone's parameters under p for inputs of width inDim.
-type BackboneBuilder func(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) (Backbone, error)

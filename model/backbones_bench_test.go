@@ -140,7 +140,7 @@ func newBenchStep(b *testing.B, name string, inDim, batch int64, dev torch.Devic
 		b.Fatal(err)
 	}
 	store := nn.NewStore(dev)
-	bb, err := NewBackbone(name, store.Root(), inDim, 3, DefaultBackboneConfig())
+	bb, err := NewBackbone(name, store.Root(), Shape{Width: inDim, Scenarios: 3, Fields: benchFields}, DefaultBackboneConfig())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -149,6 +149,7 @@ func newBenchStep(b *testing.B, name string, inDim, batch int64, dev torch.Devic
 	data := torch.NewScope()
 	in := makeInput(counts, inDim)
 	in.X, in.Scenario = in.X.ToDevice(dev, false), in.Scenario.ToDevice(dev, false)
+	in.Fields = in.X.View(batch, int64(len(benchFields.Roles)), benchFields.Dim)
 	y := torch.Rand([]int64{batch}, torch.Float32, torch.CPU).LtScalar(0.3).ToDType(torch.Float32).ToDevice(dev, false)
 	if err := y.Err(); err != nil {
 		b.Fatal(err)
@@ -176,6 +177,10 @@ func trainingStep(opt *torch.Optimizer, forward func() *torch.Tensor, y *torch.T
 		return torch.Synchronize(dev)
 	}
 }
+
+// benchFields: the benchmarks' input is 8 fields of 16 values, the
+// first the user, the second the item, as in the full model.
+var benchFields = FieldLayout{Roles: DefaultRoles(8), Dim: 16}
 
 // benchCounts splits a batch 50/30/20 over 3 scenarios, as the Python side does.
 func benchCounts(batch int64) []int64 {

@@ -147,6 +147,15 @@ func naiveForward(t *testing.T, bb Backbone, in Input, training bool) *torch.Ten
 		return naiveAdaptDHM(m, in)
 	case *M3oE:
 		return naiveM3oE(m, in)
+
+	case *EPNet:
+		return naiveEPNet(m, in)
+	case *PPNet:
+		return naivePPNet(m, in)
+	case *AdaSparse:
+		return naiveAdaSparse(m, in, training)
+	case *HAMUR:
+		return naiveHAMUR(m, in, training)
 	}
 	t.Fatalf("no naive reference for %T", bb)
 	return nil
@@ -246,6 +255,108 @@ func naiveM3oE(m *M3oE, in Input) *torch.Tensor {
 		}
 		f := shared.Add(balanced.Mul(m.domainWeight.Sigmoid())).Add(experts[m.k+m.scenarios].Mul(m.taskWeight.Sigmoid()))
 		return m.towers.towers[d].Forward(f)
+	})
+}
+
+// naiveScenarioSide is E_d with the scenario embedding picked by masks:
+// Σ_s [scenario = s] · e_s, then the scenario-side fields.
+func naiveScenarioSide(in Input, embedding *torch.Tensor, fields FieldLayout) *torch.Tensor {
+	var e *torch.Tensor
+	for s := 0; s < len(in.Counts); s++ {
+		mask := in.Scenario.EqScalar(float64(s)).ToDType(torch.Float32).Unsqueeze(1)
+		y := mask.Mul(embedding.Select(0, int64(s)))
+		if e == nil {
+			e = y
+		} else {
+			e = e.Add(y)
+		}
+	}
+	var parts []*torch.Tensor
+	for i, r := range fields.Roles {
+		if r == RoleScenario {
+			parts = append(parts, in.Fields.Select(1, int64(i)))
+		}
+	}
+	return torch.Cat(append([]*torch.Tensor{e}, parts...), 1)
+}
+
+// naiveGateNU is γ·σ(W₂ ReLU(W₁ x + b₁) + b₂), written out.
+func naiveGateNU(g *gateNU, x *torch.Tensor) *torch.Tensor {
+	h := torch.Linear(x, g.hidden.Weight, g.hidden.Bias).Relu()
+	return torch.Linear(h, g.out.Weight, g.out.Bias).Sigmoid().MulScalar(g.scale)
+}
+
+func naiveEPNet(m *EPNet, in Input) *torch.Tensor {
+	delta := naiveGateNU(m.gate, torch.Cat([]*torch.Tensor{naiveScenarioSide(in, m.embedding, m.fields), in.X.Detach()}, 1))
+	return m.out.Forward(m.tower.Forward(in.X.Mul(delta))).View(-1)
+}
+
+// naivePPNet runs every scenario's gated tower on every row; the prior is
+// the id fields picked one by one.
+func naivePPNet(m *PPNet, in Input) *torch.Tensor {
+	var prior []*torch.Tensor
+	for _, r := range m.idRoles {
+		for i, fr := range m.fields.Roles {
+			if fr == r {
+				prior = append(prior, in.Fields.Select(1, int64(i)))
+			}
+		}
+	}
+	g := torch.Cat(append(prior, in.X.Detach()), 1)
+	return naiveSelect(in, len(in.Counts), func(s int) *torch.Tensor {
+		t := m.towers[s]
+		h := in.X
+		for l, layer := range t.layers {
+			h = layer.Forward(h.Mul(naiveGateNU(t.gates[l], g)))
+		}
+		return t.out.Forward(h.Mul(naiveGateNU(t.gates[len(t.layers)], g)))
+	})
+}
+
+// naiveAdaSparse computes the factors with explicit comparisons; in
+// training the routed pass has already advanced α by one step.
+func naiveAdaSparse(m *AdaSparse, in Input, training bool) *torch.Tensor {
+	alpha := m.alpha
+	if training {
+		alpha = alpha.SubScalar(m.cfg.AlphaStep)
+	}
+	domain := naiveScenarioSide(in, m.embedding, m.fields)
+	prune := func(l int, h *torch.Tensor) *torch.Tensor {
+		v := torch.Linear(torch.Cat([]*torch.Tensor{domain, h}, 1), m.pruners[l].Weight, nil)
+		g := v.Mul(alpha).Sigmoid().MulScalar(m.cfg.Beta) // fusion, the test config's form
+		return torch.Where(g.LtScalar(m.cfg.Epsilon), g.MulScalar(0), g).Mul(h)
+	}
+	z := torch.Cat([]*torch.Tensor{domain, prune(0, in.X)}, 1)
+	for l, layer := range m.layers {
+		z = prune(l+1, layer.Forward(z))
+	}
+	return m.out.Forward(z).View(-1)
+}
+
+// naiveHAMUR builds every row's adapter weights U M V [B, d, a] and runs
+// every scenario's network and adapter on every row, normalising with
+// scenario s's masked batch statistics (training) or running statistics.
+func naiveHAMUR(m *HAMUR, in Input, training bool) *torch.Tensor {
+	instance := m.hyperOut.Forward(m.hyper.Forward(in.X)).View(-1, m.rank, m.rank)
+	a := m.adapter
+	return naiveSelect(in, len(in.Counts), func(s int) *torch.Tensor {
+		si := int64(s)
+		h := m.networks[s].Forward(in.X)
+		wDown := torch.Einsum("mi,bij,jn->bmn", a.downU.Select(0, si), instance, a.downV.Select(0, si))
+		wUp := torch.Einsum("mi,bij,jn->bmn", a.upU.Select(0, si), instance, a.upV.Select(0, si))
+		down := torch.Einsum("bf,bfj->bj", h, wDown).Add(a.downBias.Select(0, si)).Sigmoid()
+		up := torch.Einsum("bf,bfj->bj", down, wUp)
+		if n := a.norm; n != nil {
+			mean, variance := n.runningMean.Select(0, si), n.runningVar.Select(0, si)
+			if training && in.Counts[s] > 1 {
+				mask := in.Scenario.EqScalar(float64(s)).ToDType(torch.Float32).Unsqueeze(1)
+				rows := float64(in.Counts[s])
+				mean = up.Mul(mask).Sum(false, 0).DivScalar(rows)
+				variance = up.Sub(mean).Square().Mul(mask).Sum(false, 0).DivScalar(rows)
+			}
+			up = up.Sub(mean).Div(variance.AddScalar(1e-5).Sqrt()).Mul(n.weight.Select(0, si)).Add(n.bias.Select(0, si))
+		}
+		return m.out[s].Forward(h.Add(up))
 	})
 }
 

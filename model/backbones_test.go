@@ -10,6 +10,8 @@ import (
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/model/nn"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // Shared helpers and table-driven tests over the four backbones.
@@ -33,6 +35,12 @@ func smallBackboneConfig() BackboneConfig {
 		AdaptDHM: AdaptDHMConfig{Hidden: []int64{16, 8}, Activation: nn.ReLU, Clusters: 3, Beta: 0.9,
 			RoutingIterations: 3, ScenarioEmbeddingDim: 4},
 		M3oE: M3oEConfig{Bottom: []int64{16, 12}, Activation: nn.ReLU, Experts: 3, Expert: mlp(12, 8), Tower: mlp(8)},
+
+		EPNet: EPNetConfig{ScenarioEmbeddingDim: 3, Gate: GateNUConfig{Hidden: 5, Scale: 2}, Tower: mlp(12, 6)},
+		PPNet: PPNetConfig{IDRoles: []Role{RoleUser, RoleItem}, Gate: DefaultGateNUConfig(), Tower: mlp(12, 6)},
+		AdaSparse: AdaSparseConfig{ScenarioEmbeddingDim: 3, Network: mlp(12, 6), Form: PrunerFusion,
+			Epsilon: 0.01, Beta: 2, Alpha: 1, AlphaStep: 1e-3},
+		HAMUR: HAMURConfig{Network: mlp(12, 8), Hyper: mlp(6), Rank: 3, AdapterDim: 4, DomainNorm: true},
 	}
 }
 
@@ -54,6 +62,12 @@ func withNormAndDropout(cfg BackboneConfig, rate float64) BackboneConfig {
 	cfg.AdaptDHM.Dropout = rate
 	on(&cfg.M3oE.Expert)
 	on(&cfg.M3oE.Tower)
+
+	on(&cfg.EPNet.Tower)
+	on(&cfg.PPNet.Tower)
+	on(&cfg.AdaSparse.Network)
+	on(&cfg.HAMUR.Network)
+	on(&cfg.HAMUR.Hyper)
 	return cfg
 }
 
@@ -70,7 +84,7 @@ func buildBackbone(t testing.TB, name string, inDim int64, scenarios int, cfg Ba
 		t.Fatal(err)
 	}
 	store := nn.NewStore(torch.CPU)
-	bb, err := NewBackbone(name, store.Root().Sub("backbone"), inDim, scenarios, cfg)
+	bb, err := NewBackbone(name, store.Root().Sub("backbone"), testShape(inDim, scenarios), cfg)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
@@ -78,7 +92,18 @@ func buildBackbone(t testing.TB, name string, inDim int64, scenarios int, cfg Ba
 	return store, bb
 }
 
-// makeInput draws x ~ N(0, 1) [B, dim] with rows grouped by scenario as counts say.
+// testFields is the layout of the tests' Input.Fields: a user, an item, a
+// scenario-side and a context field, 4 values each, so that backbones reading
+// any role find it.
+var testFields = FieldLayout{Roles: []Role{RoleUser, RoleItem, RoleScenario, RoleContext}, Dim: 4}
+
+// testShape is the shape the tests build backbones for.
+func testShape(width int64, scenarios int) Shape {
+	return Shape{Width: width, Scenarios: scenarios, Fields: testFields}
+}
+
+// makeInput draws x ~ N(0, 1) [B, dim] and fields ~ N(0, 1) laid out as
+// testFields, with rows grouped by scenario as counts say.
 func makeInput(counts []int64, dim int64) Input {
 	var scen []int64
 	for s, n := range counts {
@@ -87,7 +112,12 @@ func makeInput(counts []int64, dim int64) Input {
 		}
 	}
 	b := int64(len(scen))
-	return Input{X: torch.Randn([]int64{b, dim}, torch.Float32, torch.CPU), Scenario: torch.FromSlice(scen, b), Counts: counts}
+	return Input{
+		X:        torch.Randn([]int64{b, dim}, torch.Float32, torch.CPU),
+		Scenario: torch.FromSlice(scen, b),
+		Counts:   counts,
+		Fields:   torch.Randn([]int64{b, int64(len(testFields.Roles)), testFields.Dim}, torch.Float32, torch.CPU),
+	}
 }
 
 func values(t testing.TB, x *torch.Tensor) []float32 {
@@ -354,8 +384,45 @@ func closedFormParams(name string, in, s int64, cfg BackboneConfig) int64 {
 		n += (k + s + 1) * expert(x, c.Expert)
 		n += x*s*k + s*k + 3
 		return n + tower(last(c.Expert.Hidden, x), c.Tower)
+
+	case "epnet":
+		c := cfg.EPNet
+		domain := c.ScenarioEmbeddingDim + testFields.Width(RoleScenario)
+		return s*c.ScenarioEmbeddingDim + gateNUParams(domain+in, in, c.Gate) + mlpParams(in, towerConfig(c.Tower))
+	case "ppnet":
+		c := cfg.PPNet
+		gateIn := testFields.Width(c.IDRoles...) + in
+		n := mlpParams(in, towerConfig(c.Tower))
+		for _, w := range append([]int64{in}, c.Tower.Hidden...) {
+			n += gateNUParams(gateIn, w, c.Gate)
+		}
+		return s * n
+	case "adasparse":
+		c := cfg.AdaSparse
+		domain := c.ScenarioEmbeddingDim + testFields.Width(RoleScenario)
+		n := s*c.ScenarioEmbeddingDim + (domain+in)*in + mlpParams(domain+in, towerConfig(c.Network))
+		for _, h := range c.Network.Hidden {
+			n += (domain + h) * h
+		}
+		return n
+	case "hamur":
+		c := cfg.HAMUR
+		d, k, a := last(c.Network.Hidden, in), c.Rank, c.AdapterDim
+		hyper := c.Hyper
+		hyper.OutputActivation = true
+		return s*(expert(in, c.Network)+d+1) + mlpParams(in, hyper) + last(c.Hyper.Hidden, in)*k*k + k*k +
+			s*(d*k+k*a+a+a*k+k*d) + map[bool]int64{true: 2 * s * d}[c.DomainNorm]
 	}
 	panic(name)
+}
+
+// gateNUParams is a Gate NU's count: in → hidden → out, hidden defaulting to out.
+func gateNUParams(in, out int64, c GateNUConfig) int64 {
+	h := c.Hidden
+	if h == 0 {
+		h = out
+	}
+	return in*h + h + h*out + out
 }
 
 // TestBackboneParameterCounts compares the store's count with the closed
@@ -455,6 +522,8 @@ func TestBackboneTrainEval(t *testing.T) {
 	const dim = 10
 	plain := smallBackboneConfig()
 	plain.STAR.PartitionedNorm = false
+	plain.AdaSparse.AlphaStep = 0 // α anneals with every training pass
+	plain.HAMUR.DomainNorm = false
 	for _, name := range BackboneNames() {
 		t.Run(name, func(t *testing.T) {
 			sc := torch.NewScope()
@@ -512,5 +581,32 @@ func adamStep(tb testing.TB, opt *torch.Optimizer, loss *torch.Tensor) {
 	}
 	if err := opt.Step(); err != nil {
 		tb.Fatal(err)
+	}
+}
+
+// TestAdaSparseFactors: each form of the weighting factors, with factors
+// below ε pruned to exactly 0.
+func TestAdaSparseFactors(t *testing.T) {
+	lockThread(t)
+	sc := torch.NewScope()
+	defer sc.Close()
+	v := torch.FromSlice([]float32{-8, 0, 1}, 1, 3)
+	alpha := torch.FromSlice([]float32{2}, 1)
+	sig := func(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+	c := DefaultAdaSparseConfig() // ε 0.01, β 2
+	for _, tc := range []struct {
+		form PrunerForm
+		want []float64
+	}{
+		{PrunerBinarization, []float64{0, sig(0), sig(2)}},    // σ(−16) < ε
+		{PrunerScaling, []float64{0, 2 * sig(0), 2 * sig(1)}}, // 2σ(−8) < ε
+		{PrunerFusion, []float64{0, 2 * sig(0), 2 * sig(2)}},
+	} {
+		c.Form = tc.form
+		got := values(t, pruneFactors(v, alpha, c))
+		require.Len(t, got, 3)
+		for i := range got {
+			assert.InDelta(t, tc.want[i], got[i], 1e-6, "%s factor %d", tc.form, i)
+		}
 	}
 }

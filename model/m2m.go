@@ -127,7 +127,8 @@ type M2M struct {
 // "experts.<layer>.*", "scenario_embedding.weight", "task_embedding.weight",
 // "scenario_knowledge.*", "task_knowledge.*", "attention.{weight, bias}.*",
 // "attention.v", "tower.<l>.{weight, bias}.*" and "output.*" under p.
-func newM2M(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) Backbone {
+func newM2M(p nn.Path, in Shape, cfg BackboneConfig) Backbone {
+	inDim, scenarios := in.Width, in.Scenarios
 	c := cfg.M2M
 	m := &M2M{act: c.Activation}
 	for l := 0; l < c.EncoderLayers; l++ {

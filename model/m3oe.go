@@ -106,7 +106,8 @@ type M3oE struct {
 // "skip.*" (with a bottom), "experts.<layer>.*" (shared experts 0 … K−1, domain experts
 // K … K+S−1, the task expert K+S), "gates.*", "balance", "domain_weight",
 // "task_weight" and "towers.<s>.*" under p.
-func newM3oE(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) Backbone {
+func newM3oE(p nn.Path, in Shape, cfg BackboneConfig) Backbone {
+	inDim, scenarios := in.Width, in.Scenarios
 	c := cfg.M3oE
 	m := &M3oE{k: int64(c.Experts), scenarios: int64(scenarios)}
 	width := inDim

@@ -56,14 +56,14 @@ type MMoE struct {
 }
 
 // newMMoE creates "experts.<layer>.*", "gates.*" and "towers.<s>.*" under p.
-func newMMoE(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) Backbone {
+func newMMoE(p nn.Path, in Shape, cfg BackboneConfig) Backbone {
 	c := cfg.MMoE
 	e := int64(c.Experts)
 	m := &MMoE{
-		experts: newExpertStack(p.Sub("experts"), e, inDim, c.Expert),
-		gates:   nn.NewLinear(p.Sub("gates"), inDim, int64(scenarios)*e, true),
+		experts: newExpertStack(p.Sub("experts"), e, in.Width, c.Expert),
+		gates:   nn.NewLinear(p.Sub("gates"), in.Width, int64(in.Scenarios)*e, true),
 	}
-	m.towers = newScenarioTowers(p.Sub("towers"), m.experts.Out, scenarios, c.Tower)
+	m.towers = newScenarioTowers(p.Sub("towers"), m.experts.Out, in.Scenarios, c.Tower)
 	return m
 }
 

@@ -43,6 +43,22 @@ type Spec struct {
 	VocabSizes []int64 // per categorical field, out-of-vocabulary row included; field 0 is the user
 	Numeric    int     // numeric features
 	Scenarios  int
+	// Roles give each categorical field's role for the backbones that read
+	// features by role (roles.go); nil means the schema's convention,
+	// DefaultRoles: field 0 the user, field 1 the item, the rest context.
+	Roles []Role
+}
+
+// fieldLayout is the layout of Input.Fields for this data.
+func (s Spec) fieldLayout(dim int64) (FieldLayout, error) {
+	roles := s.Roles
+	if roles == nil {
+		roles = DefaultRoles(len(s.VocabSizes))
+	}
+	if len(roles) != len(s.VocabSizes) {
+		return FieldLayout{}, fmt.Errorf("model: %d roles for %d categorical fields", len(roles), len(s.VocabSizes))
+	}
+	return FieldLayout{Roles: roles, Dim: dim}, nil
 }
 
 // Model is the whole network: one embedding table for every categorical
@@ -64,6 +80,10 @@ func New(cfg Config, spec Spec, know *Knowledge, dev torch.Device) (*Model, erro
 	if len(spec.VocabSizes) == 0 || spec.Scenarios <= 0 {
 		return nil, fmt.Errorf("model: the data has %d categorical fields and %d scenarios; need at least one of each", len(spec.VocabSizes), spec.Scenarios)
 	}
+	fields, err := spec.fieldLayout(cfg.EmbeddingDim)
+	if err != nil {
+		return nil, err
+	}
 	store := nn.NewStore(dev)
 	root := store.Root()
 	m := &Model{Config: cfg, Spec: spec, Store: store}
@@ -78,7 +98,7 @@ func New(cfg Config, spec Spec, know *Knowledge, dev torch.Device) (*Model, erro
 		m.Meta = meta
 		width = meta.OutDim
 	}
-	bb, err := NewBackbone(cfg.Backbone, root.Sub("backbone"), width, spec.Scenarios, cfg.BackboneConfig)
+	bb, err := NewBackbone(cfg.Backbone, root.Sub("backbone"), Shape{Width: width, Scenarios: spec.Scenarios, Fields: fields}, cfg.BackboneConfig)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -101,11 +121,12 @@ type Batch struct {
 
 // Forward returns one logit per row for the row's own scenario.
 func (m *Model) Forward(b Batch) *torch.Tensor {
-	x := m.Embedding.Forward(b.Cat)
+	fields := m.Embedding.PerField(b.Cat)
+	x := fields.Flatten(1, 2)
 	if b.Num != nil {
 		x = torch.Cat([]*torch.Tensor{x, b.Num}, 1)
 	}
-	in := Input{X: x, Scenario: b.Scenario, Counts: b.Counts}
+	in := Input{X: x, Scenario: b.Scenario, Counts: b.Counts, Fields: fields}
 	if m.Meta != nil {
 		in.X = m.Meta.Forward(in, b.Cat.Select(1, 0))
 	}

@@ -45,7 +45,7 @@ func adamStepTimes(b *testing.B, name string, rounds, steps int) (flatUs, perTen
 		}
 		store := nn.NewStore(torch.CPU)
 		defer store.Close()
-		bb, err := NewBackbone(name, store.Root(), 128, 3, DefaultBackboneConfig())
+		bb, err := NewBackbone(name, store.Root(), testShape(128, 3), DefaultBackboneConfig())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -86,25 +86,25 @@ type pleLevel struct {
 // newPLE creates "levels.<l>.specific.<s>.<layer>.*", "levels.<l>.shared.<layer>.*",
 // "levels.<l>.gates.*", "levels.<l>.shared_gate.*" (all levels but the last)
 // and "towers.<s>.*" under p.
-func newPLE(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) Backbone {
+func newPLE(p nn.Path, in Shape, cfg BackboneConfig) Backbone {
 	c := cfg.PLE
 	ks, kc := int64(c.SpecificExperts), int64(c.SharedExperts)
 	m := &PLE{k: ks + kc}
-	width := inDim
+	width := in.Width
 	for l := 0; l < c.Levels; l++ {
 		lp := p.Sub("levels").Index(l)
 		lv := &pleLevel{shared: newExpertStack(lp.Sub("shared"), kc, width, c.Expert)}
-		for s := 0; s < scenarios; s++ {
+		for s := 0; s < in.Scenarios; s++ {
 			lv.specific = append(lv.specific, newExpertStack(lp.Sub("specific").Index(s), ks, width, c.Expert))
 		}
-		lv.gates = nn.NewLinear(lp.Sub("gates"), width, int64(scenarios)*m.k, true)
+		lv.gates = nn.NewLinear(lp.Sub("gates"), width, int64(in.Scenarios)*m.k, true)
 		if l < c.Levels-1 {
 			lv.sharedGate = nn.NewLinear(lp.Sub("shared_gate"), width, m.k, true)
 		}
 		m.levels = append(m.levels, lv)
 		width = lv.shared.Out
 	}
-	m.towers = newScenarioTowers(p.Sub("towers"), width, scenarios, c.Tower)
+	m.towers = newScenarioTowers(p.Sub("towers"), width, in.Scenarios, c.Tower)
 	return m
 }
 

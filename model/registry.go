@@ -24,6 +24,12 @@ type BackboneConfig struct {
 	M2M      M2MConfig      `yaml:"m2m"`
 	AdaptDHM AdaptDHMConfig `yaml:"adaptdhm"`
 	M3oE     M3oEConfig     `yaml:"m3oe"`
+
+	// PEPNet's two networks, AdaSparse and HAMUR.
+	EPNet     EPNetConfig     `yaml:"epnet"`
+	PPNet     PPNetConfig     `yaml:"ppnet"`
+	AdaSparse AdaSparseConfig `yaml:"adasparse"`
+	HAMUR     HAMURConfig     `yaml:"hamur"`
 }
 
 // DefaultBackboneConfig returns each backbone's documented defaults.
@@ -38,6 +44,11 @@ func DefaultBackboneConfig() BackboneConfig {
 		M2M:      DefaultM2MConfig(),
 		AdaptDHM: DefaultAdaptDHMConfig(),
 		M3oE:     DefaultM3oEConfig(),
+
+		EPNet:     DefaultEPNetConfig(),
+		PPNet:     DefaultPPNetConfig(),
+		AdaSparse: DefaultAdaSparseConfig(),
+		HAMUR:     DefaultHAMURConfig(),
 	}
 }
 
@@ -48,12 +59,13 @@ type section interface {
 }
 
 // backboneSpec registers one backbone. The registry validates the section,
-// the input width and the scenario count before build runs, checks every
-// batch before Forward runs and scopes Forward's intermediates, so a
-// backbone's file holds only its parameters and its math.
+// the input shape (and, for a section that is a roleReader, that the data
+// has the fields it needs) before build runs, checks every batch before
+// Forward runs and scopes Forward's intermediates, so a backbone's file
+// holds only its parameters and its math.
 type backboneSpec struct {
 	section func(BackboneConfig) section
-	build   func(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) Backbone
+	build   func(p nn.Path, in Shape, cfg BackboneConfig) Backbone
 }
 
 // backbones is the registry, by config name.
@@ -67,6 +79,11 @@ var backbones = map[string]backboneSpec{
 	"m2m":      {func(c BackboneConfig) section { return c.M2M }, newM2M},
 	"adaptdhm": {func(c BackboneConfig) section { return c.AdaptDHM }, newAdaptDHM},
 	"m3oe":     {func(c BackboneConfig) section { return c.M3oE }, newM3oE},
+
+	"epnet":     {func(c BackboneConfig) section { return c.EPNet }, newEPNet},
+	"ppnet":     {func(c BackboneConfig) section { return c.PPNet }, newPPNet},
+	"adasparse": {func(c BackboneConfig) section { return c.AdaSparse }, newAdaSparse},
+	"hamur":     {func(c BackboneConfig) section { return c.HAMUR }, newHAMUR},
 }
 
 // Validate checks every section; errors name the offending key
@@ -96,39 +113,53 @@ func IsBackbone(name string) bool {
 	return ok
 }
 
-// NewBackbone builds the backbone called name under p, for inputs of width
-// inDim and the given number of scenarios. Only the chosen backbone's
-// section of cfg is validated and used.
-func NewBackbone(name string, p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) (Backbone, error) {
+// NewBackbone builds the backbone called name under p for inputs of the
+// given shape. Only the chosen backbone's section of cfg is validated and used.
+func NewBackbone(name string, p nn.Path, in Shape, cfg BackboneConfig) (Backbone, error) {
 	spec, ok := backbones[name]
 	if !ok {
 		return nil, fmt.Errorf("model.backbone = %q: unknown backbone, want one of %s", name, strings.Join(BackboneNames(), ", "))
 	}
-	if inDim < 1 {
-		return nil, fmt.Errorf("%s: input width %d: must be >= 1", name, inDim)
+	if in.Width < 1 {
+		return nil, fmt.Errorf("%s: input width %d: must be >= 1", name, in.Width)
 	}
-	if scenarios < 1 {
-		return nil, fmt.Errorf("%s: %d scenarios: must be >= 1", name, scenarios)
+	if in.Scenarios < 1 {
+		return nil, fmt.Errorf("%s: %d scenarios: must be >= 1", name, in.Scenarios)
 	}
-	if err := spec.section(cfg).Validate("model." + name); err != nil {
+	if err := in.Fields.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	key := "model." + name
+	sec := spec.section(cfg)
+	if err := sec.Validate(key); err != nil {
 		return nil, err
 	}
-	bb := spec.build(p, inDim, scenarios, cfg)
+	reader, readsFields := sec.(roleReader)
+	if readsFields {
+		if err := in.Fields.requireRoles(reader.NeededRoles(key)); err != nil {
+			return nil, err
+		}
+	}
+	bb := spec.build(p, in, cfg)
 	if err := p.Store().Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return checkedBackbone{inner: bb, scenarios: scenarios}, nil
+	return checkedBackbone{inner: bb, shape: in, readsFields: readsFields && len(in.Fields.Roles) > 0}, nil
 }
 
-// checkedBackbone refuses batches whose scenario counts do not fit the
-// backbone, and frees the inner Forward's intermediates but its output.
+// checkedBackbone refuses batches that do not fit the backbone, and frees
+// the inner Forward's intermediates but its output.
 type checkedBackbone struct {
-	inner     Backbone
-	scenarios int
+	inner       Backbone
+	shape       Shape
+	readsFields bool // the backbone reads Input.Fields
 }
 
 func (c checkedBackbone) Forward(in Input) *torch.Tensor {
-	if err := checkInput(in, c.scenarios); err != nil {
+	if err := checkInput(in, c.shape.Scenarios); err != nil {
+		return torch.Failed(err)
+	}
+	if err := checkFields(in, c.shape.Fields, c.readsFields); err != nil {
 		return torch.Failed(err)
 	}
 	return scoped(func() *torch.Tensor { return c.inner.Forward(in) })

@@ -26,13 +26,13 @@ func TestBackboneNames(t *testing.T) {
 	}
 	sort.Strings(keys)
 	assert.Equal(t, keys, names, "BackboneConfig's YAML keys and the registry's names")
-	assert.Subset(t, names, []string{"shared_bottom", "mmoe", "ple", "star", "sarnet", "m2m", "adaptdhm", "m3oe"})
+	assert.Subset(t, names, []string{"shared_bottom", "mmoe", "ple", "star", "sarnet", "m2m", "adaptdhm", "m3oe", "epnet", "ppnet", "adasparse", "hamur"})
 }
 
 func TestNewBackboneUnknownName(t *testing.T) {
 	store := nn.NewStore(torch.CPU)
 	defer store.Close()
-	_, err := NewBackbone("moe", store.Root(), 8, 2, DefaultBackboneConfig())
+	_, err := NewBackbone("moe", store.Root(), testShape(8, 2), DefaultBackboneConfig())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `"moe"`)
 	for _, want := range BackboneNames() {
@@ -42,13 +42,20 @@ func TestNewBackboneUnknownName(t *testing.T) {
 
 func TestDefaultBackboneConfig(t *testing.T) {
 	cfg := DefaultBackboneConfig()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, cfg.Validate())
 	if cfg.MMoE.Experts != 4 || cfg.PLE.Levels != 2 || cfg.PLE.SpecificExperts != 2 || cfg.PLE.SharedExperts != 2 ||
 		!cfg.STAR.PartitionedNorm || len(cfg.STAR.Hidden) != 2 || len(cfg.SharedBottom.Tower.Hidden) != 2 {
 		t.Errorf("defaults changed without updating their documentation: %+v", cfg)
 	}
+	// The documented defaults of EPNet, PPNet, AdaSparse and HAMUR.
+	assert.Equal(t, EPNetConfig{ScenarioEmbeddingDim: 16, Gate: GateNUConfig{Scale: 2},
+		Tower: nn.MLPConfig{Hidden: []int64{128, 64, 32}, Activation: nn.ReLU}}, cfg.EPNet)
+	assert.Equal(t, PPNetConfig{IDRoles: []Role{RoleUser, RoleItem}, Gate: GateNUConfig{Scale: 2},
+		Tower: nn.MLPConfig{Hidden: []int64{128, 64, 32}, Activation: nn.ReLU}}, cfg.PPNet)
+	assert.Equal(t, AdaSparseConfig{ScenarioEmbeddingDim: 16, Network: nn.MLPConfig{Hidden: []int64{32, 32}, Activation: nn.ReLU, Dropout: 0.2},
+		Form: PrunerFusion, Epsilon: 0.01, Beta: 2, Alpha: 1, AlphaStep: 1e-4}, cfg.AdaSparse)
+	assert.Equal(t, HAMURConfig{Network: nn.MLPConfig{Hidden: []int64{256, 128}, Activation: nn.ReLU},
+		Hyper: nn.MLPConfig{Hidden: []int64{64}, Activation: nn.ReLU}, Rank: 35, AdapterDim: 32, DomainNorm: true}, cfg.HAMUR)
 	// Defaults are fresh values: changing one config does not change the next.
 	cfg.MMoE.Expert.Hidden[0] = 1
 	if DefaultBackboneConfig().MMoE.Expert.Hidden[0] != 128 {
@@ -102,6 +109,24 @@ func TestBackboneConfigValidate(t *testing.T) {
 		{"m3oe", func(c *BackboneConfig) { c.M3oE.Experts = 0 }, "model.m3oe.experts = 0"},
 		{"m3oe", func(c *BackboneConfig) { c.M3oE.Expert.Hidden = nil }, "model.m3oe.expert.hidden is empty"},
 		{"m3oe", func(c *BackboneConfig) { c.M3oE.Tower.Activation = "bogus" }, "model.m3oe.tower.activation"},
+
+		{"epnet", func(c *BackboneConfig) { c.EPNet.ScenarioEmbeddingDim = 0 }, "model.epnet.scenario_embedding_dim = 0"},
+		{"epnet", func(c *BackboneConfig) { c.EPNet.Gate.Scale = 0 }, "model.epnet.gate.scale = 0: must be > 0"},
+		{"epnet", func(c *BackboneConfig) { c.EPNet.Gate.Hidden = -1 }, "model.epnet.gate.hidden = -1"},
+		{"epnet", func(c *BackboneConfig) { c.EPNet.Tower.Hidden = []int64{0} }, "model.epnet.tower.hidden[0] = 0"},
+		{"ppnet", func(c *BackboneConfig) { c.PPNet.IDRoles = nil }, "model.ppnet.id_roles is empty"},
+		{"ppnet", func(c *BackboneConfig) { c.PPNet.IDRoles = []Role{RoleUser, "author"} }, `model.ppnet.id_roles[1] = "author": want one of user, item, scenario, context`},
+		{"ppnet", func(c *BackboneConfig) { c.PPNet.Tower.Dropout = 1 }, "model.ppnet.tower.dropout"},
+		{"adasparse", func(c *BackboneConfig) { c.AdaSparse.Form = "hard" }, `model.adasparse.form = "hard": want binarization, scaling, fusion`},
+		{"adasparse", func(c *BackboneConfig) { c.AdaSparse.Epsilon = 1 }, "model.adasparse.epsilon = 1: must be in [0, 1)"},
+		{"adasparse", func(c *BackboneConfig) { c.AdaSparse.Beta = 0 }, "model.adasparse.beta = 0: must be > 0"},
+		{"adasparse", func(c *BackboneConfig) { c.AdaSparse.Alpha = -1 }, "model.adasparse.alpha = -1: must be > 0"},
+		{"adasparse", func(c *BackboneConfig) { c.AdaSparse.AlphaStep = -1e-4 }, "model.adasparse.alpha_step = -0.0001: must be >= 0"},
+		{"adasparse", func(c *BackboneConfig) { c.AdaSparse.ScenarioEmbeddingDim = 0 }, "model.adasparse.scenario_embedding_dim = 0"},
+		{"hamur", func(c *BackboneConfig) { c.HAMUR.Network.Hidden = nil }, "model.hamur.network.hidden is empty"},
+		{"hamur", func(c *BackboneConfig) { c.HAMUR.Hyper.Activation = "swish" }, "model.hamur.hyper.activation"},
+		{"hamur", func(c *BackboneConfig) { c.HAMUR.Rank = 0 }, "model.hamur.rank = 0: must be >= 1"},
+		{"hamur", func(c *BackboneConfig) { c.HAMUR.AdapterDim = 0 }, "model.hamur.adapter_dim = 0: must be >= 1"},
 	}
 	for _, c := range cases {
 		cfg := DefaultBackboneConfig()
@@ -110,17 +135,17 @@ func TestBackboneConfigValidate(t *testing.T) {
 			t.Errorf("Validate: got %v, want an error containing %q", err, c.want)
 		}
 		store := nn.NewStore(torch.CPU)
-		if _, err := NewBackbone(c.backbone, store.Root(), 8, 2, cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := NewBackbone(c.backbone, store.Root(), testShape(8, 2), cfg); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("NewBackbone(%s): got %v, want an error containing %q", c.backbone, err, c.want)
 		}
 		store.Close()
 	}
 	for _, name := range BackboneNames() {
 		store := nn.NewStore(torch.CPU)
-		if _, err := NewBackbone(name, store.Root(), 0, 2, DefaultBackboneConfig()); err == nil {
+		if _, err := NewBackbone(name, store.Root(), testShape(0, 2), DefaultBackboneConfig()); err == nil {
 			t.Errorf("%s: input width 0 accepted", name)
 		}
-		if _, err := NewBackbone(name, store.Root(), 8, 0, DefaultBackboneConfig()); err == nil {
+		if _, err := NewBackbone(name, store.Root(), testShape(8, 0), DefaultBackboneConfig()); err == nil {
 			t.Errorf("%s: 0 scenarios accepted", name)
 		}
 		store.Close()
@@ -186,4 +211,65 @@ m3oe: {bottom: [], experts: 2, tower: {hidden: [8, 4]}}
 		RoutingIterations: 1, ScenarioEmbeddingDim: 4}, cfg.AdaptDHM)
 	assert.Equal(t, M3oEConfig{Bottom: []int64{}, Activation: nn.ReLU, Experts: 2, Expert: def.M3oE.Expert,
 		Tower: nn.MLPConfig{Hidden: []int64{8, 4}, Activation: nn.ReLU}}, cfg.M3oE)
+}
+
+// TestBackboneRolesYAML: the new sections read their keys, typed options
+// refuse unknown values naming the line.
+func TestBackboneRolesYAML(t *testing.T) {
+	cfg := DefaultBackboneConfig()
+	doc := `
+ppnet: {id_roles: [user], gate: {hidden: 8, scale: 1.5}}
+adasparse: {form: scaling, epsilon: 0.05}
+hamur: {rank: 8, adapter_dim: 16, domain_norm: false}
+epnet: {scenario_embedding_dim: 4}
+`
+	require.NoError(t, yaml.Unmarshal([]byte(doc), &cfg))
+	require.NoError(t, cfg.Validate())
+	assert.Equal(t, []Role{RoleUser}, cfg.PPNet.IDRoles)
+	assert.Equal(t, GateNUConfig{Hidden: 8, Scale: 1.5}, cfg.PPNet.Gate)
+	assert.Equal(t, PrunerScaling, cfg.AdaSparse.Form)
+	assert.Equal(t, 0.05, cfg.AdaSparse.Epsilon)
+	assert.Equal(t, 2.0, cfg.AdaSparse.Beta, "keys absent from the YAML keep their defaults")
+	assert.Equal(t, HAMURConfig{Network: DefaultHAMURConfig().Network, Hyper: DefaultHAMURConfig().Hyper, Rank: 8, AdapterDim: 16}, cfg.HAMUR)
+	assert.Equal(t, int64(4), cfg.EPNet.ScenarioEmbeddingDim)
+
+	err := yaml.Unmarshal([]byte("adasparse:\n  form: hard"), &cfg)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `line 2: unknown pruner form "hard": want binarization, scaling, fusion`)
+}
+
+// TestBackboneNeedsItsRoles: a backbone that reads fields by role is
+// refused data without them, naming the key, and batches without Fields.
+func TestBackboneNeedsItsRoles(t *testing.T) {
+	lockThread(t)
+	store := nn.NewStore(torch.CPU)
+	defer store.Close()
+	onlyUsers := Shape{Width: 8, Scenarios: 2, Fields: FieldLayout{Roles: DefaultRoles(1), Dim: 4}}
+	_, err := NewBackbone("ppnet", store.Root().Sub("a"), onlyUsers, DefaultBackboneConfig())
+	require.Error(t, err)
+	assert.Equal(t, `model.ppnet.id_roles needs a field with role "item"; the data has fields with roles user`, err.Error())
+
+	cfg := DefaultBackboneConfig()
+	cfg.PPNet.IDRoles = []Role{RoleUser}
+	bb, err := NewBackbone("ppnet", store.Root().Sub("b"), onlyUsers, cfg)
+	require.NoError(t, err)
+	sc := torch.NewScope()
+	defer sc.Close()
+	in := makeInput([]int64{2, 3}, 8)
+	in.Fields = nil
+	assert.ErrorContains(t, bb.Forward(in).Err(), "reads fields by role, and the input has no Fields")
+	in.Fields = torch.Randn([]int64{5, 2, 4}, torch.Float32, torch.CPU)
+	assert.ErrorContains(t, bb.Forward(in).Err(), "input fields are [5 2 4], want [5 1 4]")
+	in.Fields = torch.Randn([]int64{5, 1, 4}, torch.Float32, torch.CPU)
+	assert.NoError(t, bb.Forward(in).Err())
+
+	// EPNet and AdaSparse need no role: without scenario-side fields they
+	// gate with the scenario embedding alone, and take inputs without Fields.
+	for _, name := range []string{"epnet", "adasparse"} {
+		bb, err := NewBackbone(name, store.Root().Sub(name), Shape{Width: 8, Scenarios: 2}, DefaultBackboneConfig())
+		require.NoError(t, err)
+		in := makeInput([]int64{2, 3}, 8)
+		in.Fields = nil
+		assert.NoError(t, bb.Forward(in).Err(), name)
+	}
 }

@@ -8,6 +8,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/model/nn"
@@ -69,6 +70,25 @@ func checkInput(in Input, scenarios int) error {
 	}
 	if shape := in.X.Shape(); len(shape) != 2 || shape[0] != in.rows() {
 		return fmt.Errorf("model: input is %v, want [%d, width] (the sum of the scenario counts)", shape, in.rows())
+	}
+	return nil
+}
+
+// checkFields verifies Input.Fields against the layout: required when the
+// backbone reads it, and of shape [B, fields, dim] whenever it is given.
+func checkFields(in Input, l FieldLayout, required bool) error {
+	if in.Fields == nil {
+		if required {
+			return fmt.Errorf("model: the backbone reads fields by role, and the input has no Fields")
+		}
+		return nil
+	}
+	if err := in.Fields.Err(); err != nil {
+		return err
+	}
+	want := []int64{in.rows(), int64(len(l.Roles)), l.Dim}
+	if shape := in.Fields.Shape(); required && !slices.Equal(shape, want) {
+		return fmt.Errorf("model: input fields are %v, want %v ([rows, fields, embedding width])", shape, want)
 	}
 	return nil
 }

@@ -87,7 +87,8 @@ type SARNet struct {
 
 // newSARNet creates "scenario_transform.{weight, bias}", "shared_experts.<layer>.*",
 // "specific_experts.<s>.<layer>.*", "gate.*" and "tower.*" under p.
-func newSARNet(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) Backbone {
+func newSARNet(p nn.Path, in Shape, cfg BackboneConfig) Backbone {
+	inDim, scenarios := in.Width, in.Scenarios
 	c := cfg.SARNet
 	tp := p.Sub("scenario_transform")
 	sd := []int64{int64(scenarios), inDim}

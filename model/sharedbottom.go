@@ -44,12 +44,12 @@ type SharedBottom struct {
 }
 
 // newSharedBottom creates "bottom.*" and "towers.<s>.*" under p.
-func newSharedBottom(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) Backbone {
+func newSharedBottom(p nn.Path, in Shape, cfg BackboneConfig) Backbone {
 	c := cfg.SharedBottom
 	bottom := c.Bottom
 	bottom.OutputActivation = true
-	m := &SharedBottom{bottom: nn.NewMLP(p.Sub("bottom"), inDim, bottom)}
-	m.towers = newScenarioTowers(p.Sub("towers"), m.bottom.Out, scenarios, c.Tower)
+	m := &SharedBottom{bottom: nn.NewMLP(p.Sub("bottom"), in.Width, bottom)}
+	m.towers = newScenarioTowers(p.Sub("towers"), m.bottom.Out, in.Scenarios, c.Tower)
 	return m
 }
 

@@ -93,23 +93,23 @@ type STAR struct {
 
 // newSTAR creates "pn.*" (with partitioned normalisation), "layers.<l>.{weight, bias,
 // scenario_weight, scenario_bias}", "aux.scenario_embedding.weight" and "aux.mlp.*" under p.
-func newSTAR(p nn.Path, inDim int64, scenarios int, cfg BackboneConfig) Backbone {
+func newSTAR(p nn.Path, in Shape, cfg BackboneConfig) Backbone {
 	c := cfg.STAR
 	m := &STAR{act: c.Activation}
 	if c.PartitionedNorm {
-		m.pn = newPartitionedNorm(p.Sub("pn"), inDim, scenarios)
+		m.pn = newPartitionedNorm(p.Sub("pn"), in.Width, in.Scenarios)
 	}
-	width := inDim
+	width := in.Width
 	for l, h := range append(append([]int64(nil), c.Hidden...), 1) {
-		m.layers = append(m.layers, newStarLinear(p.Sub("layers").Index(l), width, h, scenarios, "scenario"))
+		m.layers = append(m.layers, newStarLinear(p.Sub("layers").Index(l), width, h, in.Scenarios, "scenario"))
 		width = h
 	}
 	if c.Dropout > 0 {
 		m.drop = nn.NewDropout(p, c.Dropout)
 	}
 	ap := p.Sub("aux")
-	m.embedding = ap.Sub("scenario_embedding").Param("weight", []int64{int64(scenarios), c.ScenarioEmbeddingDim}, nn.Normal(1))
-	m.aux = nn.NewMLP(ap.Sub("mlp"), inDim+c.ScenarioEmbeddingDim, c.aux())
+	m.embedding = ap.Sub("scenario_embedding").Param("weight", []int64{int64(in.Scenarios), c.ScenarioEmbeddingDim}, nn.Normal(1))
+	m.aux = nn.NewMLP(ap.Sub("mlp"), in.Width+c.ScenarioEmbeddingDim, c.aux())
 	return m
 }
 

@@ -80,7 +80,13 @@ func (e *EmbeddingCollection) OutDim() int64 { return e.Dim * int64(len(e.Sizes)
 
 // Forward maps per-field indices [B, fields] to concatenated embeddings [B, fields*Dim].
 func (e *EmbeddingCollection) Forward(indices *torch.Tensor) *torch.Tensor {
-	return e.lookup(indices.Add(e.offsets)).Flatten(1, 2)
+	return e.PerField(indices).Flatten(1, 2)
+}
+
+// PerField maps per-field indices [B, fields] to each field's embedding [B, fields, Dim]
+// (Forward's output is a view of it).
+func (e *EmbeddingCollection) PerField(indices *torch.Tensor) *torch.Tensor {
+	return e.lookup(indices.Add(e.offsets))
 }
 
 // Lookup returns the embeddings of one field for the given indices [B] → [B, Dim].

@@ -666,12 +666,140 @@ MIRRORED.update({"sarnet": SARNet, "m2m": M2M, "adaptdhm": AdaptDHM, "m3oe": M3o
 IDIOMATIC.update({"sarnet": ISARNet, "m2m": IM2M, "adaptdhm": IAdaptDHM, "m3oe": IM3oE})
 
 
+# ------------------------------------------- EPNet, PPNet, AdaSparse, HAMUR
+# As Scenario-Wise-Rec's users write them (scenario_wise_rec/models/multi_domain:
+# GateNU as an nn.Sequential, one ModuleList entry per domain), with the same
+# math as model/{epnet,ppnet,adasparse,hamur}.go at their defaults and the
+# same grouped routing. The Go code runs this structure op for op, so the
+# idiomatic and mirrored variants are the same classes. The input is 8
+# fields × 16 values; the user and item ids are its first two fields.
+
+ID_WIDTH = 2 * 16
+
+
+class GateNU(torch.nn.Module):
+    def __init__(self, i, o, gamma=2.0):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(i, o), torch.nn.ReLU(), torch.nn.Linear(o, o), torch.nn.Sigmoid())
+        self.gamma = gamma
+
+    def forward(self, x):
+        return self.net(x) * self.gamma
+
+
+class IEPNet(torch.nn.Module):
+    def __init__(self, emb=16, hidden=(128, 64, 32)):
+        super().__init__()
+        self.emb = torch.nn.Embedding(SCENARIOS, emb)
+        self.gate = GateNU(emb + IN_DIM, IN_DIM)
+        self.tower = seq_mlp(IN_DIM, list(hidden) + [1], False)
+
+    def forward(self, x, scen, counts):
+        delta = self.gate(torch.cat([self.emb(scen), x.detach()], 1))
+        return self.tower(x * delta).view(-1)
+
+
+class PPTower(torch.nn.Module):
+    def __init__(self, gate_in, hidden):
+        super().__init__()
+        self.layers, self.gates, i = torch.nn.ModuleList(), torch.nn.ModuleList(), IN_DIM
+        for h in hidden:
+            self.gates.append(GateNU(gate_in, i))
+            self.layers.append(torch.nn.Sequential(torch.nn.Linear(i, h), torch.nn.ReLU()))
+            i = h
+        self.gates.append(GateNU(gate_in, i))
+        self.out = torch.nn.Linear(i, 1)
+
+    def forward(self, h, g):
+        for layer, gate in zip(self.layers, self.gates):
+            h = layer(gate(g) * h)
+        return self.out(self.gates[-1](g) * h)
+
+
+class IPPNet(torch.nn.Module):
+    def __init__(self, hidden=(128, 64, 32)):
+        super().__init__()
+        self.towers = torch.nn.ModuleList([PPTower(ID_WIDTH + IN_DIM, hidden) for _ in range(SCENARIOS)])
+
+    def forward(self, x, scen, counts):
+        g = torch.cat([x[:, :ID_WIDTH], x.detach()], 1)
+        return each_segment(counts, 0, lambda s, a, n: self.towers[s](x.narrow(0, a, n), g.narrow(0, a, n))).view(-1)
+
+
+class IAdaSparse(torch.nn.Module):
+    def __init__(self, emb=16, hidden=(32, 32), eps=1e-2, beta=2.0, alpha=1.0, delta=1e-4, dropout=0.2):
+        super().__init__()
+        self.emb = torch.nn.Embedding(SCENARIOS, emb)
+        self.eps, self.beta, self.delta = eps, beta, delta
+        self.register_buffer("alpha", torch.tensor([alpha]))
+        self.pruners = torch.nn.ModuleList([torch.nn.Linear(emb + IN_DIM, IN_DIM, bias=False)])
+        self.layers, i = torch.nn.ModuleList(), emb + IN_DIM
+        for h in hidden:
+            self.layers.append(torch.nn.Sequential(torch.nn.Linear(i, h), torch.nn.ReLU(), torch.nn.Dropout(dropout)))
+            self.pruners.append(torch.nn.Linear(emb + h, h, bias=False))
+            i = h
+        self.out = torch.nn.Linear(i, 1)
+
+    def prune(self, l, d, h, alpha):
+        g = self.beta * torch.sigmoid(self.pruners[l](torch.cat([d, h], 1)) * alpha)  # fusion
+        return g * (g >= self.eps).float() * h
+
+    def forward(self, x, scen, counts):
+        d, alpha = self.emb(scen), self.alpha.clone()
+        z = torch.cat([d, self.prune(0, d, x, alpha)], 1)
+        for l, layer in enumerate(self.layers):
+            z = self.prune(l + 1, d, layer(z), alpha)
+        if self.training:
+            with torch.no_grad():
+                self.alpha += self.delta
+        return self.out(z).view(-1)
+
+
+class IHAMUR(torch.nn.Module):
+    def __init__(self, hidden=(256, 128), hyper=(64,), k=35, a=32):
+        super().__init__()
+        d, self.k = hidden[-1], k
+        self.networks = torch.nn.ModuleList([seq_mlp(IN_DIM, list(hidden), True) for _ in range(SCENARIOS)])
+        self.outs = torch.nn.ModuleList([torch.nn.Linear(d, 1) for _ in range(SCENARIOS)])
+        self.hyper = torch.nn.Sequential(seq_mlp(IN_DIM, list(hyper), True), torch.nn.Linear(hyper[-1], k * k))
+
+        def stack(*shape, fan_in=None):
+            t = torch.empty(SCENARIOS, *shape)
+            if fan_in is None:
+                return torch.nn.Parameter(t.zero_())
+            return torch.nn.Parameter(t.uniform_(-1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in)))
+
+        self.down_u, self.down_v, self.down_b = stack(d, k, fan_in=d), stack(k, a, fan_in=k), stack(a)
+        self.up_u, self.up_v = stack(a, k, fan_in=a), stack(k, d, fan_in=k)
+        self.norm_w = torch.nn.Parameter(torch.ones(SCENARIOS, d))
+        self.norm_b = torch.nn.Parameter(torch.zeros(SCENARIOS, d))
+        self.register_buffer("rm", torch.zeros(SCENARIOS, d))
+        self.register_buffer("rv", torch.ones(SCENARIOS, d))
+
+    def forward(self, x, scen, counts):
+        m = self.hyper(x).view(-1, self.k, self.k)
+
+        def low_rank(h, u, m, v):
+            return ((h @ u).unsqueeze(2) * m).sum(1) @ v
+
+        def domain(s, a, n):
+            h, ms = self.networks[s](x.narrow(0, a, n)), m.narrow(0, a, n)
+            down = torch.sigmoid(low_rank(h, self.down_u[s], ms, self.down_v[s]) + self.down_b[s])
+            up = low_rank(down, self.up_u[s], ms, self.up_v[s])
+            up = F.batch_norm(up, self.rm[s], self.rv[s], self.norm_w[s], self.norm_b[s], self.training and n > 1, 0.1, 1e-5)
+            return self.outs[s](h + up)
+
+        return each_segment(counts, 0, domain).view(-1)
+
+
+for _name, _cls in {"epnet": IEPNet, "ppnet": IPPNet, "adasparse": IAdaSparse, "hamur": IHAMUR}.items():
+    IDIOMATIC[_name] = _cls
+    MIRRORED[_name] = _cls
+
+
 def build(variant, name):
-    if variant == "mirrored":
-        m = MIRRORED[name]()
-        return m, m.params()
-    m = IDIOMATIC[name]()
-    return m, list(m.parameters())
+    m = (MIRRORED if variant == "mirrored" else IDIOMATIC)[name]()
+    return m, list(m.parameters()) if isinstance(m, torch.nn.Module) else m.params()
 
 
 def counts_for(batch):
