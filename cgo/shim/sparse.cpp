@@ -68,6 +68,13 @@ void unique_rows(const at::Tensor& ids, int64_t rows, at::Tensor& uniq, at::Tens
     distinct_rows(ids, rows, uniq, inverse);
     return;
   }
+  if (ids.is_meta()) {
+    // No data to compare or range-check: every id counts as distinct, the
+    // only answer whose shapes hold for any values (placement tests).
+    uniq = at::empty({ids.numel()}, ids.options());
+    inverse = at::empty(ids.sizes(), ids.options());
+    return;
+  }
   if (ids.numel() > 0 && (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= rows))
     throw std::out_of_range("embedding index out of range [0, " + std::to_string(rows) + ")");
   auto r = at::_unique(ids, /*sorted=*/true, /*return_inverse=*/true);
@@ -281,7 +288,7 @@ msr_err msr_sparse_optim_step(msr_sparse_optim o, msr_tensor ids, msr_tensor gra
       throw std::invalid_argument("sparse step: ids " + c10::str(i.sizes()) + " and gradient rows " + c10::str(g.sizes()) +
                                   " do not fit a table of shape " + c10::str(o->table.sizes()));
     if (i.scalar_type() != at::kLong) throw std::invalid_argument("sparse step: ids must be int64");
-    if (i.numel() > 0 && (i.min().item<int64_t>() < 0 || i.max().item<int64_t>() >= o->table.size(0)))
+    if (i.numel() > 0 && !i.is_meta() && (i.min().item<int64_t>() < 0 || i.max().item<int64_t>() >= o->table.size(0)))
       throw std::out_of_range("sparse step: row id out of range [0, " + std::to_string(o->table.size(0)) + ")");
     if (!distinct) {
       // Gradients gathered from several sources (ranks) may name a row more
