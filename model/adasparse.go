@@ -3,10 +3,9 @@ package model
 import (
 	"fmt"
 	"math"
-	"slices"
-	"strings"
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
+	"github.com/msrtrain/msrtrain/data/choice"
 	"github.com/msrtrain/msrtrain/model/nn"
 	"go.yaml.in/yaml/v3"
 )
@@ -21,26 +20,11 @@ const (
 	PrunerFusion       PrunerForm = "fusion"       // π = β·σ(α·v)
 )
 
-// PrunerForms lists the valid forms.
-var PrunerForms = []PrunerForm{PrunerBinarization, PrunerScaling, PrunerFusion}
+// PrunerFormValues are model.adasparse.form's values.
+var PrunerFormValues = choice.New("pruner form", PrunerBinarization, PrunerScaling, PrunerFusion)
 
-// UnmarshalYAML reads a form name, refusing unknown ones.
-func (f *PrunerForm) UnmarshalYAML(n *yaml.Node) error {
-	v := PrunerForm(strings.ToLower(n.Value))
-	if !slices.Contains(PrunerForms, v) {
-		return fmt.Errorf("line %d: unknown pruner form %q: want %s", n.Line, n.Value, formList())
-	}
-	*f = v
-	return nil
-}
-
-func formList() string {
-	s := make([]string, len(PrunerForms))
-	for i, f := range PrunerForms {
-		s[i] = string(f)
-	}
-	return strings.Join(s, ", ")
-}
+// UnmarshalYAML accepts one of PrunerFormValues.
+func (f *PrunerForm) UnmarshalYAML(n *yaml.Node) error { return PrunerFormValues.Decode(n, f) }
 
 // AdaSparseConfig is the AdaSparse backbone's section, model.adasparse.
 // Defaults are Scenario-Wise-Rec's scripts' (the paper tunes them per dataset).
@@ -81,8 +65,8 @@ func (c AdaSparseConfig) Validate(key string) error {
 	if err := validateMLP(key+".network", c.Network, false); err != nil {
 		return err
 	}
-	if !slices.Contains(PrunerForms, c.Form) {
-		return fmt.Errorf("%s.form = %q: want %s", key, c.Form, formList())
+	if err := PrunerFormValues.Check(key+".form", c.Form); err != nil {
+		return err
 	}
 	for _, v := range []struct {
 		name string

@@ -117,7 +117,7 @@ func TestBackboneConfigValidate(t *testing.T) {
 		{"ppnet", func(c *BackboneConfig) { c.PPNet.IDRoles = nil }, "model.ppnet.id_roles is empty"},
 		{"ppnet", func(c *BackboneConfig) { c.PPNet.IDRoles = []Role{RoleUser, "author"} }, `model.ppnet.id_roles[1] = "author": want one of user, item, scenario, context`},
 		{"ppnet", func(c *BackboneConfig) { c.PPNet.Tower.Dropout = 1 }, "model.ppnet.tower.dropout"},
-		{"adasparse", func(c *BackboneConfig) { c.AdaSparse.Form = "hard" }, `model.adasparse.form = "hard": want binarization, scaling, fusion`},
+		{"adasparse", func(c *BackboneConfig) { c.AdaSparse.Form = "hard" }, `model.adasparse.form = "hard": want binarization, scaling or fusion`},
 		{"adasparse", func(c *BackboneConfig) { c.AdaSparse.Epsilon = 1 }, "model.adasparse.epsilon = 1: must be in [0, 1)"},
 		{"adasparse", func(c *BackboneConfig) { c.AdaSparse.Beta = 0 }, "model.adasparse.beta = 0: must be > 0"},
 		{"adasparse", func(c *BackboneConfig) { c.AdaSparse.Alpha = -1 }, "model.adasparse.alpha = -1: must be > 0"},
@@ -235,7 +235,7 @@ epnet: {scenario_embedding_dim: 4}
 
 	err := yaml.Unmarshal([]byte("adasparse:\n  form: hard"), &cfg)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), `line 2: unknown pruner form "hard": want binarization, scaling, fusion`)
+	assert.Contains(t, err.Error(), `line 2: unknown pruner form "hard": want binarization, scaling or fusion`)
 }
 
 // TestBackboneNeedsItsRoles: a backbone that reads fields by role is

@@ -108,6 +108,7 @@ func TestDocsListEveryChoice(t *testing.T) {
 		{"../README.md", "    levels: both", model.MetaLevelValues.Names()},
 		{"../README.md", "    fusion: concat", model.FusionValues.Names()},
 		{"../README.md", "    head: full", model.MetaHeadValues.Names()},
+		{"../README.md", "  adasparse: {", model.PrunerFormValues.Names()},
 		{"../README.md", "  optimizer: adam", OptimizerValues.Names()},
 		{"../README.md", "  schedule: {", DecayValues.Names()},
 		{"../README.md", "  encoder: hash", EncoderValues.Names()},
