@@ -38,14 +38,7 @@ func BenchmarkBackboneStep(b *testing.B) {
 		minSeconds  = 0.7 // per measurement, after warm-up
 	)
 	defer setUpBench(b)()
-	py, pyErr := pybench.Start(filepath.Join("testdata", "backbones_bench.py"),
-		pybench.Settings{IntraOpThreads: torch.Threads(), BLASThreads: torch.BLASThreads(), Tunables: torch.AllocatorTunables()})
-	if pyErr != nil {
-		b.Logf("PyTorch baseline skipped: %v", pyErr)
-	} else {
-		defer py.Close()
-		b.Logf("PyTorch baseline: %s", py.Banner)
-	}
+	py := startBackbonesBaseline(b)
 	var rows []benchRow
 	for n := 0; n < b.N; n++ {
 		rows = rows[:0]
@@ -206,4 +199,18 @@ func timeSteps(b *testing.B, step func() error, minSeconds float64) float64 {
 		steps++
 	}
 	return time.Since(start).Seconds() * 1e3 / float64(steps)
+}
+
+// startBackbonesBaseline starts testdata/backbones_bench.py with the Go
+// side's thread and allocator settings; nil, logged, when it cannot run.
+func startBackbonesBaseline(b *testing.B) *pybench.Process {
+	py, err := pybench.Start(filepath.Join("testdata", "backbones_bench.py"),
+		pybench.Settings{IntraOpThreads: torch.Threads(), BLASThreads: torch.BLASThreads(), Tunables: torch.AllocatorTunables()})
+	if err != nil {
+		b.Logf("PyTorch baseline skipped: %v", err)
+		return nil
+	}
+	b.Cleanup(func() { py.Close() })
+	b.Logf("PyTorch baseline: %s", py.Banner)
+	return py
 }

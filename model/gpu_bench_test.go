@@ -3,12 +3,10 @@ package model
 import (
 	"fmt"
 	"math"
-	"path/filepath"
 	"strings"
 	"testing"
 	"text/tabwriter"
 
-	"github.com/msrtrain/msrtrain/cgo/pybench"
 	"github.com/msrtrain/msrtrain/cgo/torch"
 )
 
@@ -29,14 +27,7 @@ func BenchmarkGPUThroughput(b *testing.B) {
 	defer setUpBench(b)()
 	dev := torch.CUDA(0)
 	b.Setenv("MSR_BENCH_DEVICE", dev.String())
-	py, pyErr := pybench.Start(filepath.Join("testdata", "backbones_bench.py"),
-		pybench.Settings{IntraOpThreads: torch.Threads(), BLASThreads: torch.BLASThreads(), Tunables: torch.AllocatorTunables()})
-	if pyErr != nil {
-		b.Logf("PyTorch baseline skipped: %v", pyErr)
-	} else {
-		defer py.Close()
-		b.Logf("PyTorch baseline: %s", py.Banner)
-	}
+	py := startBackbonesBaseline(b)
 	spec := Spec{VocabSizes: []int64{20000, 5000, 1000, 100, 50, 20, 10, 5}, Numeric: 4, Scenarios: 3}
 	var sb strings.Builder
 	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
