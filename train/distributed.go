@@ -281,13 +281,13 @@ func (r *run) restoreBest(dir string) error {
 	return r.broadcastModel(false)
 }
 
-// openMetricsLog appends to <out>/metrics.jsonl (so that a resumed run
-// continues the same log) on rank 0; the other ranks write nowhere.
-func (r *run) openMetricsLog() (io.WriteCloser, error) {
+// openRunLog appends to the run's log file name (so that a resumed run
+// continues it) on rank 0; the other ranks write nothing.
+func (r *run) openRunLog(name string) (io.WriteCloser, error) {
 	if !r.rank0() {
 		return nopCloser{io.Discard}, nil
 	}
-	return os.OpenFile(filepath.Join(r.cfg.Out, "metrics.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	return os.OpenFile(filepath.Join(r.cfg.Out, name), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 }
 
 type nopCloser struct{ io.Writer }

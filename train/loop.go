@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -48,12 +47,12 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	total := perEpoch * cfg.Train.Epochs
 	res := &Result{Out: cfg.Out, Scenarios: r.vocabs.Schema().ScenarioNames(), UsersWithoutKnowledge: r.missing, BestEpoch: r.state.BestEpoch}
 	res.WorldSize, res.GlobalBatch = r.world(), r.world()*cfg.Train.BatchSize
-	metricsLog, err := r.openMetricsLog()
+	metricsLog, err := r.openRunLog("metrics.jsonl")
 	if err != nil {
 		return nil, err
 	}
 	defer metricsLog.Close()
-	steps, err := openStepLog(cfg.Out, cfg.Train.LogEvery, r.rank0())
+	steps, err := r.openStepLog(cfg.Train.LogEvery)
 	if err != nil {
 		return nil, err
 	}
@@ -240,12 +239,8 @@ type stepLog struct {
 	n     int
 }
 
-func openStepLog(out string, every int, rank0 bool) (*stepLog, error) {
-	if !rank0 { // rank 0 writes the job's log
-		return &stepLog{f: nopCloser{io.Discard}, enc: json.NewEncoder(io.Discard), every: max(every, 1)}, nil
-	}
-	// Appended to, like metrics.jsonl, so that a resumed run continues it.
-	f, err := os.OpenFile(filepath.Join(out, report.StepsFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+func (r *run) openStepLog(every int) (*stepLog, error) {
+	f, err := r.openRunLog(report.StepsFile)
 	if err != nil {
 		return nil, err
 	}
