@@ -9,7 +9,12 @@
 // resident peak for no page faults in the loop.
 
 #include <malloc.h>
+#include <sys/mman.h>
 
+#include <cstdlib>
+#include <new>
+
+#include "internal.h"
 #include "msr.h"
 
 extern "C" int msr_tune_allocator(long mmap_threshold, long trim_threshold) {
@@ -17,4 +22,25 @@ extern "C" int msr_tune_allocator(long mmap_threshold, long trim_threshold) {
   if (mmap_threshold > 0) ok &= mallopt(M_MMAP_THRESHOLD, static_cast<int>(mmap_threshold));
   if (trim_threshold > 0) ok &= mallopt(M_TRIM_THRESHOLD, static_cast<int>(trim_threshold));
   return ok;
+}
+
+// A sparse step touches a few thousand rows scattered over a table of
+// hundreds of megabytes: with 4 KiB pages nearly every row also misses the
+// TLB, and under a hypervisor a page walk is itself a chain of misses.
+// Large tables therefore live in 2 MiB-aligned memory advised for
+// transparent huge pages (which need no set-up where the kernel's THP mode
+// is "always" or "madvise"; elsewhere the advice is ignored). The advice
+// must come before the first touch, so the pages are born huge.
+at::Tensor msr_empty_table(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  constexpr size_t kHugePage = size_t(2) << 20;
+  constexpr size_t kMinBytes = size_t(64) << 20;
+  int64_t numel = 1;
+  for (int64_t d : sizes) numel *= d;
+  const size_t bytes = static_cast<size_t>(numel) * options.dtype().itemsize();
+  if (!options.device().is_cpu() || bytes < kMinBytes) return at::empty(sizes, options);
+  const size_t rounded = (bytes + kHugePage - 1) & ~(kHugePage - 1);
+  void* p = nullptr;
+  if (posix_memalign(&p, kHugePage, rounded) != 0) throw std::bad_alloc();
+  madvise(p, rounded, MADV_HUGEPAGE);  // only advice: failure leaves ordinary pages
+  return at::from_blob(p, sizes, [](void* q) { std::free(q); }, options);
 }

@@ -34,6 +34,10 @@ inline bool msr_is_oom(const c10::Error& e) {
                           std::strstr(m, "DefaultCPUAllocator: not enough memory") != nullptr);
 }
 
+// msr_empty_table allocates an uninitialised CPU tensor for a large table
+// or its optimizer state; see alloc.cpp for why it is not at::empty.
+at::Tensor msr_empty_table(at::IntArrayRef sizes, const at::TensorOptions& options);
+
 // msr_register_meta_kernels adds the meta kernels libtorch lacks (meta.cpp);
 // it runs once, the first time a tensor is placed on the meta device.
 void msr_register_meta_kernels();

@@ -233,7 +233,7 @@ msr_err msr_create(int op, const int64_t* shape, int ndim, int dtype, int device
       case MSR_FULL: t = at::full(size, a, opts); break;
       case MSR_RANDN: t = at::randn(size, opts); break;
       case MSR_RAND: t = at::rand(size, opts); break;
-      case MSR_EMPTY: t = at::empty(size, opts); break;
+      case MSR_EMPTY: t = msr_empty_table(size, opts); break;
       case MSR_RANDINT: t = at::randint(static_cast<int64_t>(a), static_cast<int64_t>(b), size, opts); break;
       default: throw std::invalid_argument("unknown create op " + std::to_string(op));
     }

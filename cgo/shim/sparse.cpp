@@ -82,6 +82,32 @@ void unique_rows(const at::Tensor& ids, int64_t rows, at::Tensor& uniq, at::Tens
   inverse = std::get<1>(r);
 }
 
+// A batch's rows lie scattered over a table far larger than the caches, so
+// each row costs a memory round trip; asking for rows a few iterations
+// ahead overlaps those trips instead of paying them one after another.
+constexpr int64_t kPrefetchAhead = 16;
+
+inline void prefetch_row(const float* p, bool for_write) {
+  if (for_write) {
+    __builtin_prefetch(p, 1);
+  } else {
+    __builtin_prefetch(p, 0);
+  }
+}
+
+// gather_rows_cpu copies rows ids of a contiguous float table into out [n, dim].
+void gather_rows_cpu(const at::Tensor& table, const at::Tensor& ids, at::Tensor& out) {
+  const int64_t n = ids.numel(), dim = table.size(1);
+  const int64_t* id = ids.data_ptr<int64_t>();
+  const float* w = table.data_ptr<float>();
+  out = at::empty({n, dim}, table.options());
+  float* o = out.data_ptr<float>();
+  for (int64_t r = 0; r < n; r++) {
+    if (r + kPrefetchAhead < n) prefetch_row(w + id[r + kPrefetchAhead] * dim, false);
+    std::memcpy(o + r * dim, w + id[r] * dim, dim * sizeof(float));
+  }
+}
+
 int slots_for(int kind) {
   switch (kind) {
     case MSR_SPARSE_SGD: return 0;
@@ -132,9 +158,20 @@ struct msr_sparse_optim_s {
       for (int64_t j = 0; j < dim; j++) gbuf[j] = gr[j] + wd * wr[j];
       return gbuf.data();
     };
+    // ahead prefetches a later row of the table and of up to two state
+    // tensors ([rows, dim], or [rows] when per_row).
+    auto ahead = [&](int64_t r, const float* s1, const float* s2, bool per_row) {
+      if (r + kPrefetchAhead >= n) return;
+      const int64_t row = id[r + kPrefetchAhead];
+      prefetch_row(w + row * dim, true);
+      const int64_t off = per_row ? row : row * dim;
+      if (s1 != nullptr) prefetch_row(s1 + off, true);
+      if (s2 != nullptr) prefetch_row(s2 + off, true);
+    };
     switch (kind) {
       case MSR_SPARSE_SGD:
         for (int64_t r = 0; r < n; r++) {
+          ahead(r, nullptr, nullptr, false);
           float* wr = w + id[r] * dim;
           const float* gr = grad_row(r, wr);
           for (int64_t j = 0; j < dim; j++) wr[j] += -lr * gr[j];
@@ -150,6 +187,7 @@ struct msr_sparse_optim_s {
         const double bc2 = 1 - std::pow(opts.beta2, static_cast<double>(step));
         const float step_size = static_cast<float>(-(opts.lr * std::sqrt(bc2) / bc1));
         for (int64_t r = 0; r < n; r++) {
+          ahead(r, m, v, false);
           const int64_t off = id[r] * dim;
           float* wr = w + off;
           const float* gr = grad_row(r, wr);
@@ -169,6 +207,7 @@ struct msr_sparse_optim_s {
         float* s = slot[0].data_ptr<float>();
         const float clr = static_cast<float>(-(opts.lr / (1 + static_cast<double>(step - 1) * opts.lr_decay)));
         for (int64_t r = 0; r < n; r++) {
+          ahead(r, s, nullptr, false);
           const int64_t off = id[r] * dim;
           float* wr = w + off;
           const float* gr = grad_row(r, wr);
@@ -185,6 +224,7 @@ struct msr_sparse_optim_s {
         float* s = slot[0].data_ptr<float>();
         const float clr = static_cast<float>(-(opts.lr / (1 + static_cast<double>(step - 1) * opts.lr_decay)));
         for (int64_t r = 0; r < n; r++) {
+          ahead(r, s, nullptr, true);
           float* wr = w + id[r] * dim;
           const float* gr = grad_row(r, wr);
           float sq = 0;
@@ -248,7 +288,12 @@ msr_err msr_embedding_gather(msr_tensor table, msr_tensor indices, msr_tensor* r
     check_table(w);
     at::Tensor uniq, inv;
     unique_rows(T(indices), w.size(0), uniq, inv);
-    at::Tensor r = w.index_select(0, uniq);
+    at::Tensor r;
+    if (w.is_cpu() && w.scalar_type() == at::kFloat && w.is_contiguous()) {
+      gather_rows_cpu(w, uniq, r);
+    } else {
+      r = w.index_select(0, uniq);
+    }
     r.requires_grad_(true);
     *rows = new msr_tensor_s{r};
     *ids = new msr_tensor_s{uniq};
@@ -266,12 +311,12 @@ msr_err msr_sparse_optim_new(int kind, msr_tensor table, msr_optim_options opts,
       throw std::invalid_argument("a sparse optimizer's table must not require grad: its gradients come from the gathered rows");
     auto* o = new msr_sparse_optim_s{kind, opts, w, {}, 0};
     if (kind == MSR_SPARSE_ADAM) {
-      o->slot[0] = at::zeros_like(w, at::MemoryFormat::Contiguous);
-      o->slot[1] = at::zeros_like(w, at::MemoryFormat::Contiguous);
+      o->slot[0] = msr_empty_table(w.sizes(), w.options()).zero_();
+      o->slot[1] = msr_empty_table(w.sizes(), w.options()).zero_();
     } else if (kind == MSR_SPARSE_ADAGRAD) {
-      o->slot[0] = at::full_like(w, opts.initial_accumulator, at::MemoryFormat::Contiguous);
+      o->slot[0] = msr_empty_table(w.sizes(), w.options()).fill_(opts.initial_accumulator);
     } else if (kind == MSR_SPARSE_ROWWISE_ADAGRAD) {
-      o->slot[0] = at::full({w.size(0)}, opts.initial_accumulator, w.options());
+      o->slot[0] = msr_empty_table({w.size(0)}, w.options()).fill_(opts.initial_accumulator);
     }
     *out = o;
   })
