@@ -22,6 +22,10 @@ type Input struct {
 	// take them from here; the others ignore it. Nil when the caller has no
 	// fields to give, which only a backbone that needs roles refuses.
 	Fields *torch.Tensor
+	// EveryScenario makes Segments list scenarios without rows too, so that
+	// every rank of a data-parallel job runs the same per-scenario layers
+	// in the same order (synchronised batch statistics are collectives).
+	EveryScenario bool
 }
 
 // Shape is what a backbone is built for.
@@ -31,12 +35,13 @@ type Shape struct {
 	Fields    FieldLayout // of Input.Fields; empty when the caller gives no fields
 }
 
-// Segments yields (scenario, first row, rows) for every scenario present in the batch.
+// Segments yields (scenario, first row, rows) for every scenario present
+// in the batch, and for the absent ones too (no rows) with EveryScenario.
 func (in Input) Segments() []Segment {
 	var segs []Segment
 	var start int64
 	for s, n := range in.Counts {
-		if n > 0 {
+		if n > 0 || in.EveryScenario {
 			segs = append(segs, Segment{Scenario: s, Start: start, Len: n})
 		}
 		start += n

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -549,6 +550,55 @@ func TestBackboneTrainEval(t *testing.T) {
 			if d := maxAbsDiff(train, values(t, bb.Forward(in))); d != 0 {
 				t.Errorf("without normalisation or dropout, modes differ by %g", d)
 			}
+		})
+	}
+}
+
+// TestSyncedBatchStatsInOneProcess: with synchronised batch statistics
+// over a single rank (the sum over ranks is the identity) and a scenario
+// absent from the batch, which the synchronised mode still runs with no
+// rows, every backbone with every normalisation on gives the output and
+// the parameter gradients of the ordinary mode.
+func TestSyncedBatchStatsInOneProcess(t *testing.T) {
+	lockThread(t)
+	const dim = 10
+	cfg := withNormAndDropout(smallBackboneConfig(), 0)
+	for _, name := range BackboneNames() {
+		t.Run(name, func(t *testing.T) {
+			sc := torch.NewScope()
+			defer sc.Close()
+			require.NoError(t, torch.ManualSeed(11))
+			in := makeInput([]int64{6, 0, 8}, dim)
+			var outs [2][]float32
+			var grads [2]map[string][]float32
+			for i, synced := range []bool{false, true} {
+				grads[i] = map[string][]float32{}
+				store, bb := buildBackbone(t, name, dim, testScenarios, cfg, 7)
+				run := in
+				if synced {
+					store.SyncBatchStats(func(t *torch.Tensor) *torch.Tensor { return t })
+					run.EveryScenario = true
+				}
+				y := bb.Forward(run)
+				outs[i] = values(t, y)
+				require.NoError(t, y.Square().Sum(false).Backward())
+				for _, v := range store.Parameters() {
+					if g := v.Tensor.Grad(); g != nil {
+						grads[i][v.Name] = values(t, g)
+					}
+				}
+			}
+			assert.Less(t, maxAbsDiff(outs[0], outs[1]), 1e-5, "outputs")
+			// The absent scenario's own layers now run on no rows: a zero
+			// gradient where the ordinary mode leaves none.
+			for name, synced := range grads[1] {
+				plain, ok := grads[0][name]
+				if !ok {
+					plain = make([]float32, len(synced))
+				}
+				assert.Less(t, maxAbsDiff(plain, synced), 1e-4, "gradient of %s", name)
+			}
+			assert.Subset(t, slices.Collect(maps.Keys(grads[1])), slices.Collect(maps.Keys(grads[0])))
 		})
 	}
 }

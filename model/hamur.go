@@ -189,6 +189,6 @@ func newScenarioNorm(p nn.Path, features int64, scenarios int) *scenarioNorm {
 // with the scenario's running statistics in evaluation.
 func (n *scenarioNorm) Forward(seg Segment, x *torch.Tensor) *torch.Tensor {
 	s := int64(seg.Scenario)
-	return torch.BatchNorm(x, n.weight.Select(0, s), n.bias.Select(0, s),
-		n.runningMean.Select(0, s), n.runningVar.Select(0, s), n.store.Training() && seg.Len > 1, 0.1, 1e-5)
+	return n.store.BatchNorm(x, n.weight.Select(0, s), n.bias.Select(0, s),
+		n.runningMean.Select(0, s), n.runningVar.Select(0, s), 0.1, 1e-5)
 }

@@ -204,10 +204,9 @@ func newPartitionedNorm(p nn.Path, features int64, scenarios int) *partitionedNo
 func (n *partitionedNorm) forSegments() func(seg Segment, x *torch.Tensor) *torch.Tensor {
 	gamma := n.scenarioWeight.Mul(n.weight) // [S, D]
 	beta := n.scenarioBias.Add(n.bias)
-	training := n.store.Training()
 	return func(seg Segment, x *torch.Tensor) *torch.Tensor {
 		s := int64(seg.Scenario)
-		return torch.BatchNorm(x, gamma.Select(0, s), beta.Select(0, s),
-			n.runningMean.Select(0, s), n.runningVar.Select(0, s), training && seg.Len > 1, n.momentum, n.eps)
+		return n.store.BatchNorm(x, gamma.Select(0, s), beta.Select(0, s),
+			n.runningMean.Select(0, s), n.runningVar.Select(0, s), n.momentum, n.eps)
 	}
 }

@@ -47,6 +47,12 @@ type DistConfig struct {
 	TimeoutSeconds float64 `yaml:"timeout_seconds"`
 	// BucketMB caps each flat bucket of the gradient all-reduce.
 	BucketMB float64 `yaml:"bucket_mb"`
+	// SyncBatchNorm takes batch statistics (BatchNorm, STAR's partitioned
+	// norm, HAMUR's domain norm) over the rows of every rank, as PyTorch's
+	// SyncBatchNorm, at the price of two small all-reduces per
+	// normalisation and scenario in each pass; off, each rank normalises
+	// with its own rows' statistics, as DistributedDataParallel does.
+	SyncBatchNorm bool `yaml:"sync_batch_norm"`
 }
 
 func (d DistConfig) options() dist.Options {

@@ -56,13 +56,42 @@ func JoinFromEnv(cfg Config) (*dist.Group, error) {
 	return dist.Join(l, dev, cfg.Dist.options())
 }
 
-// rankDevice puts each rank of a job on a GPU of its own, cuda:LOCAL_RANK,
-// unless the configuration names the device's index.
-func rankDevice(dev torch.Device, configured string, ranks *dist.Group) torch.Device {
-	if ranks == nil || !dev.IsCUDA() || (configured != "auto" && configured != "cuda" && configured != "") {
+// rankDevice puts each rank of a job (l, nil for one process) on a GPU of
+// its own, cuda:LOCAL_RANK, unless the configuration names the device's index.
+func rankDevice(dev torch.Device, configured string, l *dist.Launch) torch.Device {
+	if l == nil || !dev.IsCUDA() || (configured != "auto" && configured != "cuda" && configured != "") {
 		return dev
 	}
-	return torch.CUDA(ranks.LocalRank)
+	return torch.CUDA(l.LocalRank)
+}
+
+// LoadModelInJob is LoadModel for a process that torchrun (or Slurm, or a
+// PyTorchJob) started: the model goes on this rank's device and the
+// returned Loaded has joined the job with the checkpoint's dist settings,
+// so that Evaluate scores this rank's shard and gathers the others'. Every
+// rank must evaluate the same split; Close the Ranks afterwards (Fail them
+// on an error). Without a launch environment it is LoadModel.
+func LoadModelInJob(path, device string, threads int) (*Loaded, error) {
+	l, err := dist.FromEnv()
+	if err != nil || l == nil {
+		if err != nil {
+			return nil, err
+		}
+		return LoadModel(path, device, threads)
+	}
+	dev, err := torch.ResolveDevice(device)
+	if err != nil {
+		return nil, err
+	}
+	m, err := LoadModel(path, rankDevice(dev, device, l).String(), threads)
+	if err != nil {
+		return nil, err
+	}
+	if m.Ranks, err = dist.Join(l, m.Device, m.Checkpoint.Config.Dist.options()); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
 }
 
 func (r *run) rank() int {
@@ -167,7 +196,9 @@ func (r *run) joinRanks() error {
 		return nil
 	}
 	cfg := r.cfg
-	cfg.Dist = DistConfig{}
+	// Timeouts and buckets may differ between ranks; whether batch
+	// statistics are synchronised may not (those are collectives).
+	cfg.Dist = DistConfig{SyncBatchNorm: r.cfg.Dist.SyncBatchNorm}
 	yml, err := cfg.Marshal()
 	if err != nil {
 		return err

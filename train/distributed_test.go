@@ -234,6 +234,45 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 	}
 }
 
+// TestSyncBatchNormMatchesOneProcess: on backbones with batch statistics
+// (STAR's partitioned norm, HAMUR's domain norm, BatchNorm in HAMUR's
+// network), 2 ranks of batch B with dist.sync_batch_norm take the steps of
+// one process of batch 2B (parameters and running statistics within 1e-5),
+// and without it they do not, as each rank normalises with its own rows.
+func TestSyncBatchNormMatchesOneProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains in child processes")
+	}
+	for _, backbone := range [][]string{
+		{"model.backbone=star", "model.star.hidden=[16]", "model.star.aux_hidden=[8]"},
+		// SGD: the Linear before each BatchNorm has a bias whose gradient is
+		// zero but for rounding, which Adam would blow up to full steps of
+		// random sign, in one process and two ranks differently.
+		{"model.backbone=hamur", "model.hamur.network.hidden=[16]", "model.hamur.network.batch_norm=true",
+			"model.hamur.hyper.hidden=[8]", "model.hamur.rank=4", "model.hamur.adapter_dim=8",
+			"train.optimizer=sgd", "train.lr=0.05"},
+	} {
+		t.Run(backbone[0], func(t *testing.T) {
+			base := append([]string{"model.meta.levels=none", "train.epochs=1"}, backbone...)
+			one := distConfig(t, 256, base...)
+			oneRes := trainTiny(t, context.Background(), one, false)
+			params := latestParams(t, one.Out)
+			for _, sync := range []bool{true, false} {
+				two := distConfig(t, 128, append(base, "dist.sync_batch_norm="+strconv.FormatBool(sync))...)
+				errs, logs := launchRanks(t, 2, "train", two)
+				requireRanksOK(t, errs, logs)
+				diff := maxAbsDiff(t, params, latestParams(t, two.Out))
+				t.Logf("sync_batch_norm=%v: largest difference from one process %.2g", sync, diff)
+				if sync {
+					assert.Less(t, diff, 1e-5, "synchronised: largest difference after %d steps", oneRes.Steps)
+				} else {
+					assert.Greater(t, diff, 1e-4, "per-rank statistics should differ from one process's")
+				}
+			}
+		})
+	}
+}
+
 // TestDataParallelRankDies: when a rank is killed mid-epoch, the other
 // fails with an error naming it (within the timeout: no hang); relaunched
 // as torchrun's restart would be, the job resumes from its latest

@@ -167,7 +167,7 @@ func trainOne(ctx context.Context, cfg Config, opts RunOptions) (*Result, error)
 			return nil, err
 		}
 	}
-	r := &run{cfg: cfg, opts: opts, dev: rankDevice(dev, cfg.Device, opts.Ranks), log: opts.Log, ranks: opts.Ranks}
+	r := &run{cfg: cfg, opts: opts, dev: rankDevice(dev, cfg.Device, opts.Ranks.LaunchInfo()), log: opts.Log, ranks: opts.Ranks}
 	if r.ranks != nil {
 		r.opts.GradientHook = r.averageGradients(ctx, opts.GradientHook)
 		r.opts.SparseGradientHook = r.gatherSparseGradients(opts.SparseGradientHook)
@@ -273,6 +273,9 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 		}
 		r.state = ck.State
 		fmt.Fprintf(r.log, "resumed from %s at epoch %d, batch %d (step %d)\n", ck.Dir, r.state.EpochsDone+1, r.state.Batch, r.state.Step)
+	}
+	if r.ranks != nil && cfg.Dist.SyncBatchNorm {
+		r.model.Store.SyncBatchStats(r.ranks.SumOverRanks)
 	}
 	return r.joinRanks()
 }

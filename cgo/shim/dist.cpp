@@ -19,6 +19,7 @@
 #endif
 
 #include <ATen/ATen.h>
+#include <torch/autograd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -267,6 +268,46 @@ msr_err msr_pg_allreduce(msr_pg g, msr_tensor t, int op) {
     std::vector<at::Tensor> v{T(t)};
     wait(g, g->pg->allreduce(v, o));
   })
+}
+
+}  // extern "C"
+
+namespace {
+
+// SumOverRanks is an all-reduce with a gradient: y = Σ_r x_r, so
+// ∂L/∂x_r = Σ_q ∂L_q/∂y, another all-reduce, run in the backward pass.
+struct SumOverRanks : public torch::autograd::Function<SumOverRanks> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::Tensor x, msr_pg_s* g) {
+    ctx->saved_data["pg"] = reinterpret_cast<int64_t>(g);
+    return all_reduce_sum(g, x.clone());
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    auto* g = reinterpret_cast<msr_pg_s*>(ctx->saved_data["pg"].toInt());
+    try {
+      return {all_reduce_sum(g, grad[0].clone()), at::Tensor()};
+    } catch (const std::exception& e) {
+      // The backward pass reports this through the engine, which knows no rank.
+      throw std::runtime_error(rank_prefix(g) + "synchronising batch statistics' gradients: " + e.what());
+    }
+  }
+  static at::Tensor all_reduce_sum(msr_pg_s* g, at::Tensor t) {
+    at::NoGradGuard no_grad;
+    c10d::AllreduceOptions o;
+    o.reduceOp = c10d::ReduceOp::SUM;
+    o.timeout = g->timeout;
+    std::vector<at::Tensor> v{t.contiguous()};
+    wait(g, g->pg->allreduce(v, o));
+    return v[0];
+  }
+};
+
+}  // namespace
+
+extern "C" {
+
+msr_err msr_pg_allreduce_differentiable(msr_pg g, msr_tensor t, msr_tensor* out) {
+  PG_GUARD(g, { *out = new msr_tensor_s{SumOverRanks::apply(T(t), g)}; })
 }
 
 msr_err msr_pg_allgather_cat(msr_pg g, msr_tensor t, msr_tensor* out, int64_t* counts) {

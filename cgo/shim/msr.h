@@ -201,6 +201,11 @@ void msr_pg_free(msr_pg g);
 /* Overwrites ts on every rank with root's, in flat buckets of at most bucket_bytes. */
 msr_err msr_pg_broadcast(msr_pg g, const msr_tensor* ts, int n, int root, int64_t bucket_bytes);
 msr_err msr_pg_allreduce(msr_pg g, msr_tensor t, int op);
+/* A sum over the ranks that autograd sees: *out is the sum of t over the
+   ranks, and its gradient reaches each rank's t summed over the ranks too
+   (the backward pass all-reduces it), as synchronised batch statistics need.
+   Every rank must call it, in the same order, forward and backward. */
+msr_err msr_pg_allreduce_differentiable(msr_pg g, msr_tensor t, msr_tensor* out);
 /* Concatenates t (any length along dim 0) from every rank in rank order; counts[rank] receives each length. */
 msr_err msr_pg_allgather_cat(msr_pg g, msr_tensor t, msr_tensor* out, int64_t* counts);
 msr_err msr_pg_barrier(msr_pg g);

@@ -237,6 +237,19 @@ func (g *ProcessGroup) AllReduce(t *Tensor, op ReduceOp) error {
 	return check("allreduce", C.msr_pg_allreduce(g.h, t.h, C.int(op)))
 }
 
+// SumOverRanks returns the sum of t over the ranks as an op that autograd
+// sees: the backward pass sums the gradient over the ranks too, so each
+// rank's t receives the gradient of every rank's loss (what synchronised
+// batch statistics need). Every rank must call it in the same order, and
+// run the backward pass; the group must outlive the graph.
+func (g *ProcessGroup) SumOverRanks(t *Tensor) *Tensor {
+	if bad := firstErr(t); bad != nil {
+		return bad
+	}
+	var out C.msr_tensor
+	return result("sum over ranks", C.msr_pg_allreduce_differentiable(g.h, t.h, &out), out)
+}
+
 // AllGather concatenates t from every rank along dimension 0, in rank
 // order; the ranks' lengths may differ (counts says each one's). The
 // result belongs to the current scope like any op's.

@@ -88,9 +88,10 @@ func checkpointFlag() cli.Flag {
 		Usage: "a run directory (its best checkpoint) or a checkpoint directory"}
 }
 
-// loadModel loads the --checkpoint's model on the --device; a path that
-// holds no checkpoint is a usage error (exit status 2).
-func loadModel(c *cli.Context) (*train.Loaded, error) {
+// loadModel loads the --checkpoint's model on the --device, joining the
+// data-parallel job that launched this process when inJob (eval); a path
+// that holds no checkpoint is a usage error (exit status 2).
+func loadModel(c *cli.Context, inJob bool) (*train.Loaded, error) {
 	dir, err := train.CheckpointDir(c.String("checkpoint"), "best")
 	if err != nil {
 		return nil, usage(err)
@@ -99,6 +100,9 @@ func loadModel(c *cli.Context) (*train.Loaded, error) {
 	if err := checkDevice(device); err != nil {
 		return nil, err
 	}
+	if inJob {
+		return train.LoadModelInJob(dir, device, c.Int("threads"))
+	}
 	return train.LoadModel(dir, device, c.Int("threads"))
 }
 
@@ -106,8 +110,9 @@ func evalCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "eval",
 		Usage: "compute a checkpoint's AUC, gAUC and logloss on a split of its data",
-		Description: `Example:
-   msrtrain eval --checkpoint runs/default --split test`,
+		Description: `Examples:
+   msrtrain eval --checkpoint runs/default --split test
+   torchrun --nproc_per_node 2 --no_python msrtrain eval --checkpoint runs/default   # each rank scores a shard`,
 		Flags: withGlobals(checkpointFlag(),
 			&cli.StringFlag{Name: "split", Value: "test", Usage: "train, valid or test"}),
 		Action: func(c *cli.Context) error {
@@ -116,14 +121,19 @@ func evalCommand() *cli.Command {
 			if !ok {
 				return usage(fmt.Errorf("--split %q: want train, valid or test", c.String("split")))
 			}
-			m, err := loadModel(c)
+			m, err := loadModel(c, true)
 			if err != nil {
 				return err
 			}
 			defer m.Close()
 			rep, err := m.Evaluate(part)
 			if err != nil {
+				m.Ranks.Fail(err)
 				return err
+			}
+			defer m.Ranks.Close()
+			if m.Ranks != nil && m.Ranks.Rank() != 0 {
+				return nil // rank 0 holds the gathered predictions and speaks for the job
 			}
 			rep.Table(os.Stdout)
 			out := filepath.Join(m.Checkpoint.Dir, "eval-"+c.String("split")+".json")
@@ -143,7 +153,7 @@ func predictCommand() *cli.Command {
 			&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Required: true, Usage: "rows in the checkpoint's data format (labels optional)"},
 			&cli.StringFlag{Name: "output", Value: "-", Usage: "CSV file, or - for standard output"}),
 		Action: func(c *cli.Context) error {
-			m, err := loadModel(c)
+			m, err := loadModel(c, false)
 			if err != nil {
 				return err
 			}

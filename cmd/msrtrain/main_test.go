@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,8 +16,21 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/msrtrain/msrtrain/train"
 	"github.com/msrtrain/msrtrain/train/report/reporttest"
 )
+
+// torchrun is the real launcher, from Debian's python3-torch.
+const torchrun = "/usr/bin/torchrun"
+
+// freePort is a TCP port nothing listens on now, for a launcher's store.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
 
 var binary string
 
@@ -106,6 +120,27 @@ func TestTrainEvalPredict(t *testing.T) {
 	}
 	if want := fmt.Sprintf("%.4f", *summary.Test.Overall.AUC); !strings.Contains(evalOut, want) {
 		t.Errorf("eval's overall AUC differs from the run's test AUC %s:\n%s", want, evalOut)
+	}
+
+	// The same evaluation sharded over 2 ranks by the real launcher: rank 0
+	// gathers every prediction, so the metrics are one process's, exactly.
+	if _, err := os.Stat(torchrun); err == nil {
+		best, err := train.CheckpointDir(out, "best")
+		require.NoError(t, err)
+		onePath := filepath.Join(best, "eval-test.json")
+		one, err := os.ReadFile(onePath)
+		require.NoError(t, err)
+		require.NoError(t, os.Remove(onePath))
+		cmd := exec.Command(torchrun, "--redirects", "2", "--tee", "2", "--nproc_per_node", "2",
+			"--master_addr", "127.0.0.1", "--master_port", fmt.Sprint(freePort(t)),
+			"--no_python", binary, "eval", "--checkpoint", out, "--split", "test", "--threads", "1")
+		cmd.Env = append(os.Environ(), "GLOO_SOCKET_IFNAME=lo")
+		outBytes, err := cmd.CombinedOutput()
+		require.NoError(t, err, "torchrun eval:\n%s", outBytes)
+		two, err := os.ReadFile(onePath)
+		require.NoError(t, err, "rank 0 writes the report")
+		assert.JSONEq(t, string(one), string(two))
+		assert.Equal(t, 1, strings.Count(string(outBytes), "overall"), "only rank 0 prints the table:\n%s", outBytes)
 	}
 
 	// predict: write the data as CSV, score it, and check one row per input row, in order.

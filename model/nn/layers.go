@@ -98,9 +98,10 @@ func NewBatchNorm1d(p Path, features int64) *BatchNorm1d {
 	}
 }
 
-// Forward normalises with batch statistics in training and running statistics in evaluation.
+// Forward normalises with batch statistics in training and running
+// statistics in evaluation (see Store.BatchNorm).
 func (b *BatchNorm1d) Forward(x *torch.Tensor) *torch.Tensor {
-	return torch.BatchNorm(x, b.Weight, b.Bias, b.RunningMean, b.RunningVar, b.store.training, b.Momentum, b.Eps)
+	return b.store.BatchNorm(x, b.Weight, b.Bias, b.RunningMean, b.RunningVar, b.Momentum, b.Eps)
 }
 
 // LayerNorm normalises each sample over its last dimension.

@@ -44,7 +44,6 @@ func TestNamesFollowPyTorch(t *testing.T) {
 }
 
 func TestLinearInitMatchesPyTorchBounds(t *testing.T) {
-	require.NoError(t, torch.ManualSeed(3))
 	s := NewStore(torch.CPU)
 	defer s.Close()
 	l := NewLinear(s.Root(), 50, 40, true)
@@ -247,4 +246,50 @@ func TestSparseEmbeddingGradientIsTheDenseOnesTouchedRows(t *testing.T) {
 	torch.NoGrad(func() { assert.Equal(t, denseOut, values(t, e.Forward(idx))) })
 	_, ok, _ = e.TakeSparseGrad()
 	assert.False(t, ok)
+}
+
+// TestSyncedBatchNormEqualsBatchNorm: in one process (the sum over ranks is
+// the identity) the synchronised path gives libtorch's batch norm: output,
+// gradients of input, scale and shift, and running statistics; a single
+// row falls back to the running statistics.
+func TestSyncedBatchNormEqualsBatchNorm(t *testing.T) {
+	scope := torch.NewScope()
+	defer scope.Close()
+	identity := func(t *torch.Tensor) *torch.Tensor { return t }
+	for _, rows := range []int64{64, 1} {
+		type run struct{ x, w, b, rm, rv, y *torch.Tensor }
+		newRun := func() run {
+			var r run
+			require.NoError(t, torch.ManualSeed(uint64(rows)))
+			r.x = torch.Randn([]int64{rows, 5}, torch.Float32, torch.CPU).MulScalar(3).AddScalar(1)
+			r.w = torch.Randn([]int64{5}, torch.Float32, torch.CPU)
+			r.b = torch.Randn([]int64{5}, torch.Float32, torch.CPU)
+			r.rm = torch.Randn([]int64{5}, torch.Float32, torch.CPU)
+			r.rv = torch.Rand([]int64{5}, torch.Float32, torch.CPU).AddScalar(0.5)
+			for _, p := range []*torch.Tensor{r.x, r.w, r.b} {
+				require.NoError(t, p.SetRequiresGrad(true))
+			}
+			return r
+		}
+		lib, synced := newRun(), newRun()
+		lib.y = torch.BatchNorm(lib.x, lib.w, lib.b, lib.rm, lib.rv, rows > 1, 0.1, 1e-5)
+		synced.y = syncedBatchNorm(identity, synced.x, synced.w, synced.b, synced.rm, synced.rv, 0.1, 1e-5)
+		require.NoError(t, synced.y.Err())
+		weights := torch.Randn([]int64{rows, 5}, torch.Float32, torch.CPU)
+		for _, r := range []run{lib, synced} {
+			require.NoError(t, r.y.Mul(weights).Sum(false).Backward())
+		}
+		pairs := map[string][2]*torch.Tensor{
+			"output": {lib.y, synced.y}, "running mean": {lib.rm, synced.rm}, "running var": {lib.rv, synced.rv},
+			"grad x": {lib.x.Grad(), synced.x.Grad()}, "grad weight": {lib.w.Grad(), synced.w.Grad()},
+			"grad bias": {lib.b.Grad(), synced.b.Grad()},
+		}
+		for what, p := range pairs {
+			want, got := values(t, p[0]), values(t, p[1])
+			require.Len(t, got, len(want), what)
+			for i := range want {
+				assert.InDelta(t, want[i], got[i], 2e-5, "%d rows: %s[%d]", rows, what, i)
+			}
+		}
+	}
 }

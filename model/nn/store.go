@@ -31,7 +31,9 @@ type Store struct {
 	byName   map[string]*Var
 	consts   []*torch.Tensor // derived, not saved: rebuilt from the config
 	training bool
-	err      error
+	// sumOverRanks, when set, synchronises batch statistics (batchstats.go).
+	sumOverRanks SumOverRanks
+	err          error
 }
 
 // NewStore makes an empty store whose tensors will live on dev.

@@ -128,6 +128,14 @@ func (g *Group) Size() int { return g.Launch.WorldSize }
 // Backend is the process group's implementation.
 func (g *Group) Backend() torch.Backend { return g.pg.Backend() }
 
+// LaunchInfo is what the launcher said of this rank; nil for a nil group (one process).
+func (g *Group) LaunchInfo() *Launch {
+	if g == nil {
+		return nil
+	}
+	return &g.Launch
+}
+
 // Close leaves the group and stops the heartbeat.
 func (g *Group) Close() {
 	if g == nil || g.stop == nil {
@@ -289,6 +297,16 @@ func (g *Group) AllGather(t *torch.Tensor) (*torch.Tensor, []int64, error) {
 // AllReduce combines t over the ranks in place.
 func (g *Group) AllReduce(t *torch.Tensor, op torch.ReduceOp) error {
 	return g.explain("all-reduce", g.pg.AllReduce(t, op))
+}
+
+// SumOverRanks sums t over the ranks as an op autograd sees (see
+// torch.ProcessGroup.SumOverRanks); a failure travels in the result.
+func (g *Group) SumOverRanks(t *torch.Tensor) *torch.Tensor {
+	out := g.pg.SumOverRanks(t)
+	if err := out.Err(); err != nil {
+		return torch.Failed(g.explain("synchronising batch statistics", err))
+	}
+	return out
 }
 
 // Barrier returns once every rank reached it.
