@@ -1,6 +1,7 @@
 package model
 
 import (
+	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -27,6 +28,8 @@ var metaBenchData = []struct {
 	{"user+item", []int64{20001, 9001}},
 }
 
+var metaHeadFlag = flag.String("meta-head", "", "the meta head BenchmarkMetaOverhead measures (default: the default head)")
+
 // BenchmarkMetaOverhead measures what LLM4MSR's meta networks (defaults,
 // both levels) add to every registered backbone, at batch 4096, on both
 // shapes of metaBenchData, with 64-dimensional knowledge and users drawn
@@ -46,7 +49,8 @@ var metaBenchData = []struct {
 //
 //	go test -run '^$' -bench MetaOverhead -benchtime 1x ./model/
 //
-// (-bench 'MetaOverhead/star/' or -args -backbones=star,mmoe measures some backbones only).
+// (-bench 'MetaOverhead/star/' or -args -backbones=star,mmoe measures some
+// backbones only; -args -meta-head=factorized another head).
 func BenchmarkMetaOverhead(b *testing.B) {
 	defer setUpBench(b)()
 	const pairs, batch = 15, 4096
@@ -156,6 +160,9 @@ func newMetaBench(b *testing.B, backbone, levels string, vocab []int64, batch in
 	r := rand.New(rand.NewPCG(1, 2))
 	cfg := DefaultConfig()
 	cfg.Backbone, cfg.Meta.Levels = backbone, MetaLevels(levels)
+	if *metaHeadFlag != "" {
+		cfg.Meta.Head = MetaHead(*metaHeadFlag)
+	}
 	spec := Spec{Scenarios: scenarios, VocabSizes: vocab}
 	var know *Knowledge
 	if levels != "none" {
