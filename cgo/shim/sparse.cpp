@@ -333,11 +333,13 @@ msr_err msr_sparse_optim_step(msr_sparse_optim o, msr_tensor ids, msr_tensor gra
       throw std::invalid_argument("sparse step: ids " + c10::str(i.sizes()) + " and gradient rows " + c10::str(g.sizes()) +
                                   " do not fit a table of shape " + c10::str(o->table.sizes()));
     if (i.scalar_type() != at::kLong) throw std::invalid_argument("sparse step: ids must be int64");
-    if (i.numel() > 0 && !i.is_meta() && (i.min().item<int64_t>() < 0 || i.max().item<int64_t>() >= o->table.size(0)))
-      throw std::out_of_range("sparse step: row id out of range [0, " + std::to_string(o->table.size(0)) + ")");
-    if (!distinct) {
+    if (distinct) {
+      if (i.numel() > 0 && !i.is_meta() && (i.min().item<int64_t>() < 0 || i.max().item<int64_t>() >= o->table.size(0)))
+        throw std::out_of_range("sparse step: row id out of range [0, " + std::to_string(o->table.size(0)) + ")");
+    } else {
       // Gradients gathered from several sources (ranks) may name a row more
-      // than once; the update is not linear, so sum them first.
+      // than once; the update is not linear, so sum them first (finding
+      // them checks the range).
       at::Tensor uniq, inv;
       unique_rows(i, o->table.size(0), uniq, inv);
       if (!(uniq.is_cpu() && uniq.numel() == i.numel())) {

@@ -357,6 +357,9 @@ func TestSparseOptimizerRefusesBadInput(t *testing.T) {
 	require.NoError(t, err)
 	scoped(t, func() {
 		assert.ErrorContains(t, opt.Step(FromSlice([]int64{4}), Zeros([]int64{1, 2}, Float32, CPU), true), "row id out of range [0, 4)")
+		// Ids from several ranks (not distinct) are checked while they are summed.
+		assert.ErrorContains(t, opt.Step(FromSlice([]int64{1, -1, 1}), Ones([]int64{3, 2}, Float32, CPU), false), "index -1 out of range [0, 4)")
+		assert.Equal(t, make([]float64, 8), values(t, w).data, "a refused step changes nothing")
 		assert.ErrorContains(t, opt.Step(FromSlice([]int64{1}), Zeros([]int64{1, 3}, Float32, CPU), true), "do not fit a table")
 	})
 	opt.Close()
