@@ -56,6 +56,8 @@ Example, on the embedded synthetic data, LLM4MSR on STAR against the bare backbo
    msrtrain train --set train.baseline=true`,
 		Flags:                globalFlags(),
 		EnableBashCompletion: true,
+		// --set model.star.hidden=[32,16] is one override, not two.
+		DisableSliceFlagSeparator: true,
 		Commands: []*cli.Command{
 			trainCommand(), evalCommand(), predictCommand(), reportCommand(), sweepCommand(),
 			knowledgeCommand(), dataCommand(), infoCommand(),

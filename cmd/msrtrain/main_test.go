@@ -53,7 +53,7 @@ func TestMain(m *testing.M) {
 // tiny are the overrides of a run that takes a second or two.
 var tiny = []string{
 	"--set", "data.synthetic.rows=5000", "--set", "data.synthetic.users=300", "--set", "data.synthetic.items_per_scenario=60",
-	"--set", "train.epochs=2", "--set", "train.batch_size=128", "--set", "model.star.hidden=[16]",
+	"--set", "train.epochs=2", "--set", "train.batch_size=128", "--set", "model.star.hidden=[16,8]",
 	"--set", "model.meta.layers=[8]", "--set", "model.meta.generator.hidden=[8]", "--set", "knowledge.hash.dim=8",
 	"--threads", "1",
 }
@@ -100,6 +100,10 @@ func TestTrainEvalPredict(t *testing.T) {
 			t.Errorf("train output: %v", err)
 		}
 	}
+	// A list value with a comma is one override.
+	resolved, err := train.LoadConfig(filepath.Join(out, "config.yaml"), nil)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{16, 8}, resolved.Model.STAR.Hidden)
 	var summary struct {
 		Test struct {
 			Overall struct{ AUC *float64 } `json:"overall"`
