@@ -53,6 +53,12 @@ type DistConfig struct {
 	// normalisation and scenario in each pass; off, each rank normalises
 	// with its own rows' statistics, as DistributedDataParallel does.
 	SyncBatchNorm bool `yaml:"sync_batch_norm"`
+	// Overlap starts each bucket's all-reduce during the backward pass, as
+	// soon as its gradients are ready, as DistributedDataParallel does (not
+	// with sync_batch_norm, whose own all-reduces run in the backward pass
+	// too). Off by default: on CPUs the backward pass keeps the cores busy
+	// and more buckets mean more collectives (README, Benchmarks).
+	Overlap bool `yaml:"overlap"`
 }
 
 func (d DistConfig) options() dist.Options {

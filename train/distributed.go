@@ -134,7 +134,13 @@ func (r *run) averageGradients(ctx context.Context, then GradientHook) GradientH
 		if ctx.Err() != nil {
 			flags[0] = 1
 		}
-		if err := r.ranks.AverageGrads(params, flags); err != nil {
+		var err error
+		if r.reducer != nil {
+			err = r.reducer.Finish(flags)
+		} else {
+			err = r.ranks.AverageGrads(params, flags)
+		}
+		if err != nil {
 			return err
 		}
 		r.stopAll = flags[0] > 0

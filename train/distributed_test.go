@@ -216,6 +216,13 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 			assert.Less(t, diff, 1e-5, "largest parameter difference after %d steps", oneRes.Steps)
 			assert.InDelta(t, *oneRes.Test.Overall.AUC, *twoRes.Test.Overall.AUC, 1e-4)
 
+			// The all-reduce overlapped with the backward pass, in buckets
+			// of 10 KB so that many start early, sums the same numbers.
+			overlapped := distConfig(t, 128, "model.meta.levels="+meta, "dist.overlap=true", "dist.bucket_mb=0.01")
+			errs, logs = launchRanks(t, 2, "train", overlapped)
+			requireRanksOK(t, errs, logs)
+			assert.Zero(t, maxAbsDiff(t, latestParams(t, two.Out), latestParams(t, overlapped.Out)), "overlapped against after the backward pass")
+
 			// Evaluation of one checkpoint: sharded over 2 ranks == one process, exactly.
 			best, err := CheckpointDir(one.Out, "best")
 			require.NoError(t, err)

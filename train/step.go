@@ -46,6 +46,11 @@ func (r *run) step(b *data.Batch, total int) (float64, error) {
 	if err := torch.ManualSeed(stepSeed(r.cfg.Seed, r.state.Step)); err != nil {
 		return 0, err
 	}
+	if r.reducer != nil {
+		if err := r.reducer.Begin(); err != nil {
+			return 0, err
+		}
+	}
 	loss, err := r.forwardBackward(b)
 	if err != nil {
 		return 0, err

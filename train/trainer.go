@@ -40,6 +40,8 @@ type RunOptions struct {
 	Ranks *dist.Group
 
 	afterStep func(step int) // tests: called after every optimizer step
+	// userGradientHook is the caller's GradientHook, kept when data-parallel training wraps it.
+	userGradientHook GradientHook
 }
 
 // Result is what a run produced.
@@ -84,6 +86,8 @@ type run struct {
 	// stopAll says some rank was asked to stop (Ctrl-C), agreed in the last step.
 	ranks   *dist.Group
 	stopAll bool
+	// reducer overlaps the gradient all-reduce with backward (dist.overlap); nil otherwise.
+	reducer *dist.Reducer
 }
 
 // Setup prepares the torch runtime for the calling goroutine: it locks it
@@ -169,6 +173,7 @@ func trainOne(ctx context.Context, cfg Config, opts RunOptions) (*Result, error)
 	}
 	r := &run{cfg: cfg, opts: opts, dev: rankDevice(dev, cfg.Device, opts.Ranks.LaunchInfo()), log: opts.Log, ranks: opts.Ranks}
 	if r.ranks != nil {
+		r.opts.userGradientHook = opts.GradientHook
 		r.opts.GradientHook = r.averageGradients(ctx, opts.GradientHook)
 		r.opts.SparseGradientHook = r.gatherSparseGradients(opts.SparseGradientHook)
 		if r.ranks.RestartCount > 0 && !opts.Resume && hasRun(cfg.Out) {
@@ -277,6 +282,13 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 	if r.ranks != nil && cfg.Dist.SyncBatchNorm {
 		r.model.Store.SyncBatchStats(r.ranks.SumOverRanks)
 	}
+	// A caller's gradient hook must see the gradients before they travel.
+	if r.ranks != nil && cfg.Dist.Overlap && !cfg.Dist.SyncBatchNorm && r.opts.userGradientHook == nil {
+		var err error
+		if r.reducer, err = r.ranks.NewReducer(r.params); err != nil {
+			return err
+		}
+	}
 	return r.joinRanks()
 }
 
@@ -339,6 +351,7 @@ func (r *run) evaluate(part data.Part) (*metrics.Report, error) {
 }
 
 func (r *run) close() {
+	r.reducer.Close()
 	if r.opt != nil {
 		r.opt.Close()
 	}

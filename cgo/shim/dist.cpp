@@ -403,3 +403,157 @@ c10::intrusive_ptr<c10d::ProcessGroup> msr_nccl_new_group(const c10::intrusive_p
       "with nccl.h and the CUDA headers findable (see the README's NCCL notes), or use --set dist.backend=gloo");
 }
 #endif
+
+// A gradient reducer overlaps the all-reduce with the backward pass, as
+// PyTorch's DistributedDataParallel does: the parameters are cut into
+// buckets in reverse order (the order the backward pass finishes them), a
+// post-hook on each parameter's gradient accumulator notes it ready, and a
+// bucket's all-reduce starts as soon as it and every bucket before it are
+// ready, while autograd computes the rest. Buckets start strictly in order
+// on every rank, so the collectives pair up whatever the timing; a
+// parameter that has no gradient on some rank holds its bucket, and the
+// buckets after it, until msr_reducer_finish, which starts the rest
+// (zeros for the missing gradients) and the last bucket with the
+// presence counts and the caller's flags, waits, and averages, with
+// msr_pg_average_grads' semantics.
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+
+#include <mutex>
+
+struct msr_reducer_s {
+  msr_pg_s* g;
+  std::vector<at::Tensor> params;  // bucket order
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
+  std::vector<uintptr_t> hook_keys;
+  std::vector<std::pair<size_t, size_t>> ranges;
+  std::vector<size_t> bucket_of;
+  std::vector<size_t> pending;
+  std::vector<at::Tensor> flats;
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  size_t launched = 0;
+  bool armed = false;
+  std::mutex mu;
+
+  // launch starts bucket b's all-reduce; tail, for the last bucket, is appended.
+  void launch(size_t b, const at::Tensor& tail) {
+    std::vector<at::Tensor> grads;
+    for (size_t k = ranges[b].first; k < ranges[b].second; k++) {
+      const at::Tensor& gr = params[k].grad();
+      grads.push_back(gr.defined() ? gr : at::zeros_like(params[k]));
+    }
+    at::Tensor flat = flat_of(grads, 0, grads.size());
+    if (tail.defined()) flat = at::cat({flat, tail.to(flat.options())});
+    flats[b] = flat;
+    std::vector<at::Tensor> v{flat};
+    c10d::AllreduceOptions o;
+    o.timeout = g->timeout;
+    works[b] = g->pg->allreduce(v, o);
+  }
+
+  void ready(size_t k) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!armed) return;
+    size_t b = bucket_of[k];
+    if (pending[b] > 0) pending[b]--;
+    // The last bucket waits for finish: it carries the presence counts.
+    while (launched + 1 < ranges.size() && pending[launched] == 0) {
+      launch(launched, at::Tensor());
+      launched++;
+    }
+  }
+};
+
+extern "C" {
+
+msr_err msr_reducer_new(msr_pg g, const msr_tensor* params, int n, int64_t bucket_bytes, msr_reducer* out) {
+  PG_GUARD(g, {
+    if (n == 0) throw std::invalid_argument("no parameters");
+    auto* r = new msr_reducer_s();
+    r->g = g;
+    for (int i = n - 1; i >= 0; i--) r->params.push_back(T(params[i]));
+    r->ranges = bucket_ranges(r->params, bucket_bytes);
+    r->bucket_of.resize(n);
+    for (size_t b = 0; b < r->ranges.size(); b++)
+      for (size_t k = r->ranges[b].first; k < r->ranges[b].second; k++) r->bucket_of[k] = b;
+    r->pending.resize(r->ranges.size());
+    r->flats.resize(r->ranges.size());
+    r->works.resize(r->ranges.size());
+    for (size_t k = 0; k < r->params.size(); k++) {
+      const at::Tensor& p = r->params[k];
+      if (!p.requires_grad() || !p.is_leaf()) {
+        delete r;
+        throw std::invalid_argument("parameter " + std::to_string(n - 1 - k) + " is not a leaf that requires grad");
+      }
+    }
+    for (size_t k = 0; k < r->params.size(); k++) {
+      const at::Tensor& p = r->params[k];
+      auto acc = torch::autograd::impl::grad_accumulator(p);
+      r->hook_keys.push_back(acc->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+          [r, k](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+            r->ready(k);
+            return outputs;
+          })));
+      r->accumulators.push_back(acc);
+    }
+    *out = r;
+  })
+}
+
+void msr_reducer_free(msr_reducer r) {
+  if (r == nullptr) return;
+  for (size_t k = 0; k < r->accumulators.size(); k++) r->accumulators[k]->del_post_hook(r->hook_keys[k]);
+  delete r;
+}
+
+msr_err msr_reducer_begin(msr_reducer r) {
+  PG_GUARD(r->g, {
+    std::lock_guard<std::mutex> lock(r->mu);
+    for (size_t b = 0; b < r->ranges.size(); b++) {
+      r->pending[b] = r->ranges[b].second - r->ranges[b].first;
+      r->flats[b] = at::Tensor();
+      r->works[b].reset();
+    }
+    r->launched = 0;
+    r->armed = true;
+  })
+}
+
+msr_err msr_reducer_finish(msr_reducer r, double* flags, int nflags, int* started_early) {
+  PG_GUARD(r->g, {
+    at::NoGradGuard no_grad;
+    std::lock_guard<std::mutex> lock(r->mu);
+    if (!r->armed) throw std::logic_error("gradient reducer: finish without begin");
+    r->armed = false;
+    *started_early = static_cast<int>(r->launched);
+    const size_t n = r->params.size(), nb = r->ranges.size();
+    std::vector<double> tail(n + nflags);
+    for (size_t k = 0; k < n; k++) tail[k] = r->params[k].grad().defined() ? 1 : 0;
+    for (int i = 0; i < nflags; i++) tail[n + i] = flags[i];
+    at::Tensor tail_t = at::from_blob(tail.data(), {static_cast<int64_t>(n + nflags)}, at::kDouble).clone();
+    for (; r->launched < nb; r->launched++) r->launch(r->launched, r->launched + 1 == nb ? tail_t : at::Tensor());
+    for (auto& w : r->works) wait(r->g, w);
+    at::Tensor& last = r->flats[nb - 1];
+    at::Tensor got = last.narrow(0, last.numel() - n - nflags, n + nflags).to(at::kCPU, at::kDouble).contiguous();
+    const double* present = got.data_ptr<double>();
+    for (int i = 0; i < nflags; i++) flags[i] = present[n + i];
+    const double scale = 1.0 / r->g->size;
+    for (size_t b = 0; b < nb; b++) {
+      r->flats[b].mul_(scale);
+      int64_t off = 0;
+      for (size_t k = r->ranges[b].first; k < r->ranges[b].second; k++) {
+        at::Tensor& p = r->params[k];
+        at::Tensor avg = r->flats[b].narrow(0, off, p.numel()).view_as(p);
+        off += p.numel();
+        if (present[k] == 0) continue;
+        if (p.grad().defined())
+          p.mutable_grad().copy_(avg);
+        else
+          p.mutable_grad() = avg.clone();
+      }
+      r->flats[b] = at::Tensor();
+      r->works[b].reset();
+    }
+  })
+}
+
+}  // extern "C"

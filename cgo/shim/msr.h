@@ -214,6 +214,14 @@ msr_err msr_pg_barrier(msr_pg g);
    rank stays without one. flags (small integers: they travel in the
    gradients' dtype) are summed over the ranks in the same collective. */
 msr_err msr_pg_average_grads(msr_pg g, const msr_tensor* params, int n, int64_t bucket_bytes, double* flags, int nflags);
+/* msr_pg_average_grads overlapped with the backward pass (see dist.cpp):
+   msr_reducer_begin before each backward pass, msr_reducer_finish after it. */
+typedef struct msr_reducer_s* msr_reducer;
+msr_err msr_reducer_new(msr_pg g, const msr_tensor* params, int n, int64_t bucket_bytes, msr_reducer* out);
+void msr_reducer_free(msr_reducer r);
+msr_err msr_reducer_begin(msr_reducer r);
+/* *started_early: how many buckets the backward pass started. */
+msr_err msr_reducer_finish(msr_reducer r, double* flags, int nflags, int* started_early);
 
 /* Benchmark support: runs `iters` additions of a and b in a C++ loop and returns the seconds taken. */
 msr_err msr_bench_add_loop(msr_tensor a, msr_tensor b, int iters, double* seconds);

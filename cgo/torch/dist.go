@@ -285,3 +285,52 @@ func (g *ProcessGroup) AverageGrads(params []*Tensor, bucketBytes int64, flags [
 	}
 	return check("average gradients", C.msr_pg_average_grads(g.h, handlePtr(hs), C.int(len(hs)), C.int64_t(bucketBytes), fp, C.int(len(flags))))
 }
+
+// Reducer is AverageGrads overlapped with the backward pass, as
+// DistributedDataParallel does it: each bucket's all-reduce starts as soon
+// as the backward pass has finished its gradients (and every earlier
+// bucket's), while autograd computes the rest. Call Begin before each
+// backward pass and Finish after it, on every rank.
+type Reducer struct {
+	h     C.msr_reducer
+	group *ProcessGroup
+}
+
+// NewReducer watches params' gradients, in buckets of at most bucketBytes;
+// params must be leaves that require grad and stay alive until Close.
+func (g *ProcessGroup) NewReducer(params []*Tensor, bucketBytes int64) (*Reducer, error) {
+	hs, err := tensorArgs("gradient reducer", params)
+	if err != nil {
+		return nil, err
+	}
+	var h C.msr_reducer
+	if err := check("gradient reducer", C.msr_reducer_new(g.h, handlePtr(hs), C.int(len(hs)), C.int64_t(bucketBytes), &h)); err != nil {
+		return nil, err
+	}
+	return &Reducer{h: h, group: g}, nil
+}
+
+// Begin arms the reducer for the next backward pass.
+func (r *Reducer) Begin() error { return check("gradient reducer", C.msr_reducer_begin(r.h)) }
+
+// Finish starts what the backward pass did not, waits, and leaves every
+// parameter's gradient averaged over the ranks, with AverageGrads'
+// semantics (flags summed over the ranks included). overlapped is how many
+// buckets the backward pass had started.
+func (r *Reducer) Finish(flags []float64) (overlapped int, err error) {
+	var fp *C.double
+	if len(flags) > 0 {
+		fp = (*C.double)(unsafe.Pointer(&flags[0]))
+	}
+	var early C.int
+	err = check("average gradients", C.msr_reducer_finish(r.h, fp, C.int(len(flags)), &early))
+	return int(early), err
+}
+
+// Close removes the reducer's hooks.
+func (r *Reducer) Close() {
+	if r != nil && r.h != nil {
+		C.msr_reducer_free(r.h)
+		r.h = nil
+	}
+}

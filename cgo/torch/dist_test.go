@@ -198,69 +198,97 @@ func TestCollectives(t *testing.T) {
 	}
 }
 
-// TestAverageGrads: a parameter every rank uses gets the mean of the ranks'
-// gradients; one only rank 0 uses gets half its gradient (the other rank
-// counts zero, as one process over both ranks' samples would); one nobody
-// uses keeps no gradient.
+// TestAverageGrads: after the backward pass (AverageGrads) and overlapped
+// with it (Reducer), a parameter every rank uses gets the mean of the
+// ranks' gradients; one only rank 0 uses gets half its gradient (the other
+// rank counts zero, as one process over both ranks' samples would); one
+// nobody uses keeps no gradient; flags are summed. The reducer sees the parameters in an
+// order where the backward pass can start the shared one's bucket on both
+// ranks and the one-rank parameter's on rank 0 only.
 func TestAverageGrads(t *testing.T) {
 	const world = 2
-	grads := make([][][]float32, world)
-	hasUnused := make([]bool, world)
-	flags := make([][]float64, world)
-	errs := runRanks(t, world, 30*time.Second, func(g *ProcessGroup) error {
-		r := g.Rank()
-		shared := FromSlice([]float32{1, 2, 3, 4, 5, 6}, 2, 3)
-		onlyRank0 := FromSlice([]float32{1, 1, 1, 1})
-		unused := FromSlice([]float32{7, 7, 7})
-		params := []*Tensor{shared, onlyRank0, unused}
-		defer closeAll(params...)
-		for _, p := range params {
-			if err := p.SetRequiresGrad(true); err != nil {
-				return err
+	for _, overlap := range []bool{false, true} {
+		t.Run(fmt.Sprintf("overlap=%v", overlap), func(t *testing.T) {
+			grads := make([][][]float32, world)
+			hasUnused := make([]bool, world)
+			flags := make([][]float64, world)
+			early := make([]int, world)
+			errs := runRanks(t, world, 30*time.Second, func(g *ProcessGroup) error {
+				r := g.Rank()
+				shared := FromSlice([]float32{1, 2, 3, 4, 5, 6}, 2, 3)
+				onlyRank0 := FromSlice([]float32{1, 1, 1, 1})
+				unused := FromSlice([]float32{7, 7, 7})
+				params := []*Tensor{shared, onlyRank0, unused}
+				defer closeAll(params...)
+				for _, p := range params {
+					if err := p.SetRequiresGrad(true); err != nil {
+						return err
+					}
+				}
+				var reducer *Reducer
+				if overlap {
+					// 8 bytes per bucket: every parameter in its own; the
+					// reducer buckets them last first.
+					var err error
+					if reducer, err = g.NewReducer([]*Tensor{unused, onlyRank0, shared}, 8); err != nil {
+						return err
+					}
+					defer reducer.Close()
+					if err := reducer.Begin(); err != nil {
+						return err
+					}
+				}
+				coef := FromSlice([]float32{float32(r + 1), 0, 1, 2, 3, float32(-r)}, 2, 3)
+				loss := shared.Mul(coef).Sum(false)
+				var more []*Tensor
+				if r == 0 {
+					more = append(more, onlyRank0.MulScalar(2).Sum(false))
+					loss = loss.Add(more[0])
+				}
+				defer closeAll(append(more, coef, loss)...)
+				if err := loss.Backward(); err != nil {
+					return err
+				}
+				flags[r] = []float64{float64(r), 1}
+				if overlap {
+					var err error
+					if early[r], err = reducer.Finish(flags[r]); err != nil {
+						return err
+					}
+				} else if err := g.AverageGrads(params, 8, flags[r]); err != nil { // 8 bytes: several collectives
+					return err
+				}
+				for _, p := range params[:2] {
+					gr := p.Grad()
+					if gr == nil {
+						return fmt.Errorf("rank %d: a parameter lost its gradient", r)
+					}
+					v, err := gr.Float32s()
+					gr.Close()
+					if err != nil {
+						return err
+					}
+					grads[r] = append(grads[r], v)
+				}
+				if gr := unused.Grad(); gr != nil {
+					hasUnused[r] = true
+					gr.Close()
+				}
+				return nil
+			})
+			for r, err := range errs {
+				require.NoError(t, err, "rank %d", r)
 			}
-		}
-		coef := FromSlice([]float32{float32(r + 1), 0, 1, 2, 3, float32(-r)}, 2, 3)
-		loss := shared.Mul(coef).Sum(false)
-		var more []*Tensor
-		if r == 0 {
-			more = append(more, onlyRank0.MulScalar(2).Sum(false))
-			loss = loss.Add(more[0])
-		}
-		defer closeAll(append(more, coef, loss)...)
-		if err := loss.Backward(); err != nil {
-			return err
-		}
-		// 8 bytes per bucket: every parameter in its own, several collectives.
-		flags[r] = []float64{float64(r), 1}
-		if err := g.AverageGrads(params, 8, flags[r]); err != nil {
-			return err
-		}
-		for _, p := range params[:2] {
-			gr := p.Grad()
-			if gr == nil {
-				return fmt.Errorf("rank %d: a parameter lost its gradient", r)
+			for r := range world {
+				assert.Equal(t, []float32{1.5, 0, 1, 2, 3, -0.5}, grads[r][0], "rank %d shared", r)
+				assert.Equal(t, []float32{1, 1, 1, 1}, grads[r][1], "rank %d only-rank-0", r)
+				assert.False(t, hasUnused[r], "rank %d: a parameter no rank used gained a gradient", r)
+				assert.Equal(t, []float64{1, 2}, flags[r], "rank %d: flags summed over the ranks", r)
 			}
-			v, err := gr.Float32s()
-			gr.Close()
-			if err != nil {
-				return err
+			if overlap {
+				assert.Equal(t, []int{2, 1}, early, "buckets the backward pass started on each rank")
 			}
-			grads[r] = append(grads[r], v)
-		}
-		if gr := unused.Grad(); gr != nil {
-			hasUnused[r] = true
-			gr.Close()
-		}
-		return nil
-	})
-	for r, err := range errs {
-		require.NoError(t, err, "rank %d", r)
-	}
-	for r := range world {
-		assert.Equal(t, []float32{1.5, 0, 1, 2, 3, -0.5}, grads[r][0], "rank %d shared", r)
-		assert.Equal(t, []float32{1, 1, 1, 1}, grads[r][1], "rank %d only-rank-0", r)
-		assert.False(t, hasUnused[r], "rank %d: a parameter no rank used gained a gradient", r)
-		assert.Equal(t, []float64{1, 2}, flags[r], "rank %d: flags summed over the ranks", r)
+		})
 	}
 }
 

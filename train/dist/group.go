@@ -288,6 +288,38 @@ func (g *Group) AverageGrads(params []*torch.Tensor, flags []float64) error {
 	return g.explain("averaging gradients", g.pg.AverageGrads(params, g.bucket, flags))
 }
 
+// Reducer averages gradients like AverageGrads, overlapped with the backward
+// pass (see torch.Reducer); its errors name the culprit as AverageGrads' do.
+type Reducer struct {
+	group *Group
+	r     *torch.Reducer
+}
+
+// NewReducer watches params' gradients in the group's buckets.
+func (g *Group) NewReducer(params []*torch.Tensor) (*Reducer, error) {
+	r, err := g.pg.NewReducer(params, g.bucket)
+	if err != nil {
+		return nil, err
+	}
+	return &Reducer{group: g, r: r}, nil
+}
+
+// Begin arms the reducer for the next backward pass.
+func (r *Reducer) Begin() error { return r.group.explain("averaging gradients", r.r.Begin()) }
+
+// Finish completes the average after the backward pass and sums flags over the ranks.
+func (r *Reducer) Finish(flags []float64) error {
+	_, err := r.r.Finish(flags)
+	return r.group.explain("averaging gradients", err)
+}
+
+// Close removes the reducer's hooks; a nil reducer is fine.
+func (r *Reducer) Close() {
+	if r != nil {
+		r.r.Close()
+	}
+}
+
 // AllGather concatenates t from every rank in rank order (lengths may differ).
 func (g *Group) AllGather(t *torch.Tensor) (*torch.Tensor, []int64, error) {
 	out, counts, err := g.pg.AllGather(t)
