@@ -2,9 +2,9 @@ package model
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"runtime"
-	"maps"
 	"slices"
 	"strings"
 	"testing"
