@@ -202,9 +202,9 @@ func (r *run) joinRanks() error {
 		return nil
 	}
 	cfg := r.cfg
-	// Timeouts and buckets may differ between ranks; whether batch
-	// statistics are synchronised may not (those are collectives).
-	cfg.Dist = DistConfig{SyncBatchNorm: r.cfg.Dist.SyncBatchNorm}
+	// Timeouts may differ between ranks; the rest of dist may not: buckets,
+	// overlap and synchronised statistics shape the collectives.
+	cfg.Dist.TimeoutSeconds = 0
 	yml, err := cfg.Marshal()
 	if err != nil {
 		return err

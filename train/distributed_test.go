@@ -32,6 +32,7 @@ const (
 	rankJobEnv    = "MSR_TRAIN_TEST_RANK_JOB" // train, eval or die
 	rankConfigEnv = "MSR_TRAIN_TEST_CONFIG"   // the run's resolved config.yaml
 	rankEvalEnv   = "MSR_TRAIN_TEST_EVAL"     // eval: checkpoint to evaluate; rank 0 writes the report beside it
+	rank1SetEnv   = "MSR_TRAIN_TEST_RANK1_SET" // an override rank 1 alone applies to the config
 	dieAtStep     = 24                        // die: rank 1 kills itself after this step, in epoch 2 (18 steps each)
 )
 
@@ -47,7 +48,11 @@ func TestMain(m *testing.M) {
 }
 
 func rankMain(job string) error {
-	cfg, err := LoadConfig(os.Getenv(rankConfigEnv), nil)
+	var sets []string
+	if set := os.Getenv(rank1SetEnv); set != "" && os.Getenv("RANK") == "1" {
+		sets = append(sets, set)
+	}
+	cfg, err := LoadConfig(os.Getenv(rankConfigEnv), sets)
 	if err != nil {
 		return err
 	}
@@ -276,6 +281,36 @@ func TestSyncBatchNormMatchesOneProcess(t *testing.T) {
 					assert.Greater(t, diff, 1e-4, "per-rank statistics should differ from one process's")
 				}
 			}
+		})
+	}
+}
+
+// TestRanksMustAgree: ranks whose dist settings differ in what shapes the
+// collectives are refused before training, naming the rank; a different
+// timeout is fine.
+func TestRanksMustAgree(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains in child processes")
+	}
+	for _, tc := range []struct {
+		set     string
+		refused bool
+	}{
+		{"dist.bucket_mb=1", true},
+		{"dist.overlap=true", true},
+		{"dist.timeout_seconds=30", false},
+	} {
+		t.Run(tc.set, func(t *testing.T) {
+			cfg := distConfig(t, 128, "train.epochs=1")
+			errs, logs := launchRanks(t, 2, "train", cfg, rank1SetEnv+"="+tc.set)
+			if !tc.refused {
+				requireRanksOK(t, errs, logs)
+				return
+			}
+			require.Error(t, errs[0], "rank 0 must refuse:\n%s", logs[0])
+			assert.Contains(t, logs[0], "the configuration of rank(s) 1 differs")
+			_, err := os.Stat(filepath.Join(cfg.Out, "checkpoints"))
+			assert.True(t, os.IsNotExist(err), "nothing trained")
 		})
 	}
 }

@@ -40,8 +40,6 @@ type RunOptions struct {
 	Ranks *dist.Group
 
 	afterStep func(step int) // tests: called after every optimizer step
-	// userGradientHook is the caller's GradientHook, kept when data-parallel training wraps it.
-	userGradientHook GradientHook
 }
 
 // Result is what a run produced.
@@ -173,7 +171,6 @@ func trainOne(ctx context.Context, cfg Config, opts RunOptions) (*Result, error)
 	}
 	r := &run{cfg: cfg, opts: opts, dev: rankDevice(dev, cfg.Device, opts.Ranks.LaunchInfo()), log: opts.Log, ranks: opts.Ranks}
 	if r.ranks != nil {
-		r.opts.userGradientHook = opts.GradientHook
 		r.opts.GradientHook = r.averageGradients(ctx, opts.GradientHook)
 		r.opts.SparseGradientHook = r.gatherSparseGradients(opts.SparseGradientHook)
 		if r.ranks.RestartCount > 0 && !opts.Resume && hasRun(cfg.Out) {
@@ -202,6 +199,13 @@ func trainOne(ctx context.Context, cfg Config, opts RunOptions) (*Result, error)
 		return nil, err
 	}
 	defer r.close()
+	// A caller's gradient hook must see the gradients before they travel.
+	if r.ranks != nil && cfg.Dist.Overlap && !cfg.Dist.SyncBatchNorm && opts.GradientHook == nil {
+		var err error
+		if r.reducer, err = r.ranks.NewReducer(r.params); err != nil {
+			return nil, err
+		}
+	}
 	if r.rank0() {
 		if err := writeFile(filepath.Join(cfg.Out, "config.yaml"), r.cfg.Marshal); err != nil {
 			return nil, err
@@ -281,13 +285,6 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 	}
 	if r.ranks != nil && cfg.Dist.SyncBatchNorm {
 		r.model.Store.SyncBatchStats(r.ranks.SumOverRanks)
-	}
-	// A caller's gradient hook must see the gradients before they travel.
-	if r.ranks != nil && cfg.Dist.Overlap && !cfg.Dist.SyncBatchNorm && r.opts.userGradientHook == nil {
-		var err error
-		if r.reducer, err = r.ranks.NewReducer(r.params); err != nil {
-			return err
-		}
 	}
 	return r.joinRanks()
 }
