@@ -22,10 +22,13 @@ type Input struct {
 	// take them from here; the others ignore it. Nil when the caller has no
 	// fields to give, which only a backbone that needs roles refuses.
 	Fields *torch.Tensor
-	// EveryScenario makes Segments list scenarios without rows too, so that
-	// every rank of a data-parallel job runs the same per-scenario layers
-	// in the same order (synchronised batch statistics are collectives).
-	EveryScenario bool
+	// OnAnyRank, with synchronised batch statistics, marks the scenarios
+	// that have rows on some rank of the data-parallel job: Segments lists
+	// them even where this rank has none, so that every rank runs the same
+	// per-scenario layers (and their collectives) in the same order. A
+	// scenario no rank has stays out, its parameters without gradients as
+	// in one process. Nil: the scenarios with rows here.
+	OnAnyRank []bool
 }
 
 // Shape is what a backbone is built for.
@@ -36,12 +39,12 @@ type Shape struct {
 }
 
 // Segments yields (scenario, first row, rows) for every scenario present
-// in the batch, and for the absent ones too (no rows) with EveryScenario.
+// in the batch, and with OnAnyRank for those present on another rank (no rows).
 func (in Input) Segments() []Segment {
 	var segs []Segment
 	var start int64
 	for s, n := range in.Counts {
-		if n > 0 || in.EveryScenario {
+		if n > 0 || (in.OnAnyRank != nil && in.OnAnyRank[s]) {
 			segs = append(segs, Segment{Scenario: s, Start: start, Len: n})
 		}
 		start += n

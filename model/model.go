@@ -126,7 +126,14 @@ func (m *Model) Forward(b Batch) *torch.Tensor {
 	if b.Num != nil {
 		x = torch.Cat([]*torch.Tensor{x, b.Num}, 1)
 	}
-	in := Input{X: x, Scenario: b.Scenario, Counts: b.Counts, Fields: fields, EveryScenario: m.Store.SyncsBatchStats() && m.Store.Training()}
+	in := Input{X: x, Scenario: b.Scenario, Counts: b.Counts, Fields: fields}
+	if m.Store.SyncsBatchStats() && m.Store.Training() {
+		onAnyRank, err := m.Store.OnAnyRank(b.Counts)
+		if err != nil {
+			return torch.Failed(err)
+		}
+		in.OnAnyRank = onAnyRank
+	}
 	if m.Meta != nil {
 		in.X = m.Meta.Forward(in, b.Cat.Select(1, 0))
 	}

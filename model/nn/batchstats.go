@@ -12,10 +12,29 @@ type SumOverRanks func(*torch.Tensor) *torch.Tensor
 
 // SyncBatchStats makes every batch normalisation of the model take its
 // statistics over the rows of all ranks (PyTorch's SyncBatchNorm) while
-// training; nil, the default, keeps each rank's own. Every rank then runs
-// the same normalisations in the same order, which is why Input.Segments
-// lists every scenario, empty ones too, while this is on.
+// training; nil, the default, keeps each rank's own. Every rank must then
+// run the same normalisations in the same order, which is why
+// model.Input.Segments lists every scenario some rank has rows of while
+// this is on.
 func (s *Store) SyncBatchStats(sum SumOverRanks) { s.sumOverRanks = sum }
+
+// OnAnyRank tells, from this rank's rows per scenario, which scenarios have
+// rows on some rank (a sum over the ranks; see model.Input.OnAnyRank).
+func (s *Store) OnAnyRank(counts []int64) ([]bool, error) {
+	local := make([]float32, len(counts))
+	for i, n := range counts {
+		local[i] = float32(n)
+	}
+	total, err := s.sumOverRanks(torch.FromSlice(local).ToDevice(s.Device, false)).Float32s()
+	if err != nil {
+		return nil, fmt.Errorf("counting scenarios over the ranks: %w", err)
+	}
+	present := make([]bool, len(total))
+	for i, n := range total {
+		present[i] = n > 0
+	}
+	return present, nil
+}
 
 // SyncsBatchStats reports whether batch statistics are summed over ranks.
 func (s *Store) SyncsBatchStats() bool { return s.sumOverRanks != nil }
@@ -56,7 +75,9 @@ func syncedBatchNorm(sum SumOverRanks, x, weight, bias, runningMean, runningVar 
 		return torch.Failed(fmt.Errorf("synchronised batch norm: %w", err))
 	}
 	if n <= 1 {
-		return torch.BatchNorm(x, weight, bias, runningMean, runningVar, false, momentum, eps)
+		// Copies: autograd keeps what it normalised with, and other
+		// scenarios' rows of the same buffers are updated in place below.
+		return torch.BatchNorm(x, weight, bias, runningMean.Clone(), runningVar.Clone(), false, momentum, eps)
 	}
 	mean := total.Narrow(0, 0, features).DivScalar(n)
 	centred := x.Sub(mean)
