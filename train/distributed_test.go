@@ -29,11 +29,11 @@ import (
 // does) or by the real torchrun.
 
 const (
-	rankJobEnv    = "MSR_TRAIN_TEST_RANK_JOB" // train, eval or die
-	rankConfigEnv = "MSR_TRAIN_TEST_CONFIG"   // the run's resolved config.yaml
-	rankEvalEnv   = "MSR_TRAIN_TEST_EVAL"     // eval: checkpoint to evaluate; rank 0 writes the report beside it
+	rankJobEnv    = "MSR_TRAIN_TEST_RANK_JOB"  // train, eval or die
+	rankConfigEnv = "MSR_TRAIN_TEST_CONFIG"    // the run's resolved config.yaml
+	rankEvalEnv   = "MSR_TRAIN_TEST_EVAL"      // eval: checkpoint to evaluate; rank 0 writes the report beside it
 	rank1SetEnv   = "MSR_TRAIN_TEST_RANK1_SET" // an override rank 1 alone applies to the config
-	dieAtStep     = 24                        // die: rank 1 kills itself after this step, in epoch 2 (18 steps each)
+	dieAtStep     = 24                         // die: rank 1 kills itself after this step, in epoch 2 (18 steps each)
 )
 
 func TestMain(m *testing.M) {
