@@ -20,8 +20,10 @@
 
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
 
 #include <chrono>
+#include <mutex>
 #include <cstdlib>
 #include <sstream>
 #include <string>
@@ -93,6 +95,60 @@ at::Tensor flat_of(const std::vector<at::Tensor>& ts, size_t lo, size_t hi) {
   parts.reserve(hi - lo);
   for (size_t k = lo; k < hi; k++) parts.push_back(ts[k].reshape(-1));
   return at::cat(parts);
+}
+
+// The gradient average (msr_pg_average_grads, the reducer) sends every
+// parameter from every rank, zeros where a rank has no gradient, so that
+// the buckets line up; with the last bucket travel the count of ranks that
+// had each gradient and the caller's flags, and a parameter no rank
+// touched keeps no gradient, as it would in one process.
+
+// grad_bucket packs the gradients of params [lo, hi) into one flat tensor.
+at::Tensor grad_bucket(const std::vector<at::Tensor>& params, size_t lo, size_t hi) {
+  std::vector<at::Tensor> grads;
+  grads.reserve(hi - lo);
+  for (size_t k = lo; k < hi; k++) {
+    const at::Tensor& gr = params[k].grad();
+    grads.push_back(gr.defined() ? gr : at::zeros_like(params[k]));
+  }
+  return flat_of(grads, 0, grads.size());
+}
+
+// presence_tail is what the last bucket carries: 1 for each parameter with a
+// gradient on this rank, then the flags.
+at::Tensor presence_tail(const std::vector<at::Tensor>& params, const double* flags, int nflags) {
+  const int64_t n = static_cast<int64_t>(params.size());
+  at::Tensor tail = at::empty({n + nflags}, at::kDouble);
+  double* t = tail.data_ptr<double>();
+  for (int64_t k = 0; k < n; k++) t[k] = params[k].grad().defined() ? 1 : 0;
+  for (int i = 0; i < nflags; i++) t[n + i] = flags[i];
+  return tail;
+}
+
+// average_into takes the summed buckets (the last one ending with the summed
+// presence_tail), returns the summed flags and leaves each parameter some
+// rank had a gradient of with the mean over the world's ranks.
+void average_into(const std::vector<at::Tensor>& params, const std::vector<std::pair<size_t, size_t>>& ranges,
+                  std::vector<at::Tensor>& flats, int world, double* flags, int nflags) {
+  const int64_t n = static_cast<int64_t>(params.size());
+  const at::Tensor& last = flats.back();
+  at::Tensor tail = last.narrow(0, last.numel() - n - nflags, n + nflags).to(at::kCPU, at::kDouble).contiguous();
+  const double* present = tail.data_ptr<double>();
+  for (int i = 0; i < nflags; i++) flags[i] = present[n + i];
+  for (size_t b = 0; b < ranges.size(); b++) {
+    flats[b].mul_(1.0 / world);
+    int64_t off = 0;
+    for (size_t k = ranges[b].first; k < ranges[b].second; k++) {
+      at::Tensor p = params[k];
+      at::Tensor avg = flats[b].narrow(0, off, p.numel()).view_as(p);
+      off += p.numel();
+      if (present[k] == 0) continue;
+      if (p.grad().defined())
+        p.mutable_grad().copy_(avg);
+      else
+        p.mutable_grad() = avg.clone();
+    }
+  }
 }
 
 // allgather_cat gathers t (any length along dimension 0, the same trailing
@@ -327,29 +383,22 @@ msr_err msr_pg_barrier(msr_pg g) {
   })
 }
 
-// msr_pg_average_grads: see msr.h. Every rank contributes every parameter,
-// zeros where it has no gradient, so that the buckets line up; a count of
-// the ranks that had one travels with the last bucket (with the caller's
-// flags), and a parameter no rank touched keeps no gradient, as it would in
-// one process.
+// msr_pg_average_grads: see msr.h and average_into.
 msr_err msr_pg_average_grads(msr_pg g, const msr_tensor* params, int n, int64_t bucket_bytes, double* flags,
                              int nflags) {
   PG_GUARD(g, {
     at::NoGradGuard no_grad;
     if (n == 0) throw std::invalid_argument("no parameters");
-    std::vector<at::Tensor> ps, grads;
+    std::vector<at::Tensor> ps;
     ps.reserve(n);
-    grads.reserve(n);
     for (int i = 0; i < n; i++) {
       const at::Tensor& p = T(params[i]);
-      const at::Tensor& gr = p.grad();
-      if (gr.defined() && gr.is_sparse())
+      if (p.grad().defined() && p.grad().is_sparse())
         throw std::invalid_argument("parameter " + std::to_string(i) +
                                     " has a sparse gradient: gather its rows with msr_pg_allgather_cat");
       ps.push_back(p);
-      grads.push_back(gr.defined() ? gr : at::zeros_like(p));
     }
-    auto ranges = bucket_ranges(grads, bucket_bytes);
+    auto ranges = bucket_ranges(ps, bucket_bytes);
     std::vector<at::Tensor> flats;
     std::vector<c10::intrusive_ptr<c10d::Work>> works;
     c10d::AllreduceOptions o;
@@ -357,37 +406,14 @@ msr_err msr_pg_average_grads(msr_pg g, const msr_tensor* params, int n, int64_t 
     // Each bucket is launched as soon as it is packed, so Gloo's threads
     // reduce one while this thread packs the next.
     for (size_t b = 0; b < ranges.size(); b++) {
-      auto [lo, hi] = ranges[b];
-      at::Tensor flat = flat_of(grads, lo, hi);
-      if (b + 1 == ranges.size()) {
-        std::vector<double> tail(n + nflags);
-        for (int i = 0; i < n; i++) tail[i] = ps[i].grad().defined() ? 1 : 0;
-        for (int i = 0; i < nflags; i++) tail[n + i] = flags[i];
-        flat = at::cat({flat, at::from_blob(tail.data(), {n + nflags}, at::kDouble).to(flat.options())});
-      }
+      at::Tensor flat = grad_bucket(ps, ranges[b].first, ranges[b].second);
+      if (b + 1 == ranges.size()) flat = at::cat({flat, presence_tail(ps, flags, nflags).to(flat.options())});
       flats.push_back(flat);
       std::vector<at::Tensor> v{flat};
       works.push_back(g->pg->allreduce(v, o));
     }
     for (auto& w : works) wait(g, w);
-    at::Tensor tail_t = flats.back().narrow(0, flats.back().numel() - n - nflags, n + nflags).to(at::kCPU, at::kDouble).contiguous();
-    const double* present = tail_t.data_ptr<double>();
-    for (int i = 0; i < nflags; i++) flags[i] = present[n + i];
-    const double scale = 1.0 / g->size;
-    for (size_t b = 0; b < ranges.size(); b++) {
-      auto [lo, hi] = ranges[b];
-      flats[b].mul_(scale);
-      int64_t off = 0;
-      for (size_t k = lo; k < hi; k++) {
-        at::Tensor avg = flats[b].narrow(0, off, ps[k].numel()).view_as(ps[k]);
-        off += ps[k].numel();
-        if (present[k] == 0) continue;
-        if (ps[k].grad().defined())
-          ps[k].mutable_grad().copy_(avg);
-        else
-          ps[k].mutable_grad() = avg.clone();
-      }
-    }
+    average_into(ps, ranges, flats, g->size, flags, nflags);
   })
 }
 
@@ -416,9 +442,6 @@ c10::intrusive_ptr<c10d::ProcessGroup> msr_nccl_new_group(const c10::intrusive_p
 // (zeros for the missing gradients) and the last bucket with the
 // presence counts and the caller's flags, waits, and averages, with
 // msr_pg_average_grads' semantics.
-#include <torch/csrc/autograd/utils/lambda_post_hook.h>
-
-#include <mutex>
 
 struct msr_reducer_s {
   msr_pg_s* g;
@@ -436,12 +459,7 @@ struct msr_reducer_s {
 
   // launch starts bucket b's all-reduce; tail, for the last bucket, is appended.
   void launch(size_t b, const at::Tensor& tail) {
-    std::vector<at::Tensor> grads;
-    for (size_t k = ranges[b].first; k < ranges[b].second; k++) {
-      const at::Tensor& gr = params[k].grad();
-      grads.push_back(gr.defined() ? gr : at::zeros_like(params[k]));
-    }
-    at::Tensor flat = flat_of(grads, 0, grads.size());
+    at::Tensor flat = grad_bucket(params, ranges[b].first, ranges[b].second);
     if (tail.defined()) flat = at::cat({flat, tail.to(flat.options())});
     flats[b] = flat;
     std::vector<at::Tensor> v{flat};
@@ -525,31 +543,12 @@ msr_err msr_reducer_finish(msr_reducer r, double* flags, int nflags, int* starte
     if (!r->armed) throw std::logic_error("gradient reducer: finish without begin");
     r->armed = false;
     *started_early = static_cast<int>(r->launched);
-    const size_t n = r->params.size(), nb = r->ranges.size();
-    std::vector<double> tail(n + nflags);
-    for (size_t k = 0; k < n; k++) tail[k] = r->params[k].grad().defined() ? 1 : 0;
-    for (int i = 0; i < nflags; i++) tail[n + i] = flags[i];
-    at::Tensor tail_t = at::from_blob(tail.data(), {static_cast<int64_t>(n + nflags)}, at::kDouble).clone();
-    for (; r->launched < nb; r->launched++) r->launch(r->launched, r->launched + 1 == nb ? tail_t : at::Tensor());
+    const size_t nb = r->ranges.size();
+    at::Tensor tail = presence_tail(r->params, flags, nflags);
+    for (; r->launched < nb; r->launched++) r->launch(r->launched, r->launched + 1 == nb ? tail : at::Tensor());
     for (auto& w : r->works) wait(r->g, w);
-    at::Tensor& last = r->flats[nb - 1];
-    at::Tensor got = last.narrow(0, last.numel() - n - nflags, n + nflags).to(at::kCPU, at::kDouble).contiguous();
-    const double* present = got.data_ptr<double>();
-    for (int i = 0; i < nflags; i++) flags[i] = present[n + i];
-    const double scale = 1.0 / r->g->size;
+    average_into(r->params, r->ranges, r->flats, r->g->size, flags, nflags);
     for (size_t b = 0; b < nb; b++) {
-      r->flats[b].mul_(scale);
-      int64_t off = 0;
-      for (size_t k = r->ranges[b].first; k < r->ranges[b].second; k++) {
-        at::Tensor& p = r->params[k];
-        at::Tensor avg = r->flats[b].narrow(0, off, p.numel()).view_as(p);
-        off += p.numel();
-        if (present[k] == 0) continue;
-        if (p.grad().defined())
-          p.mutable_grad().copy_(avg);
-        else
-          p.mutable_grad() = avg.clone();
-      }
       r->flats[b] = at::Tensor();
       r->works[b].reset();
     }
