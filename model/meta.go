@@ -360,8 +360,9 @@ func (m *Meta) scenarioLayers(in Input) *torch.Tensor {
 //
 // one matmul of the rows with every H̃_g at once and a weighted sum over
 // G+1, rather than a [B, in, out] weight tensor per step multiplied into the
-// rows elementwise; the bias b(u) is a Linear of h_u. The generator runs
-// once per distinct user of the batch, or not at all when frozen.
+// rows elementwise; the bias b(u) is a Linear of h_u. torch.GeneratedLayer
+// does all of it, forward and backward, in one autograd node. The generator
+// runs once per distinct user of the batch, or not at all when frozen.
 func (m *Meta) userLayers(x, users *torch.Tensor) *torch.Tensor {
 	if x.Err() != nil {
 		return x // its failure flows on, as through any op; it has no shape to ask
@@ -374,18 +375,9 @@ func (m *Meta) userLayers(x, users *torch.Tensor) *torch.Tensor {
 		distinct, row := users.Unique()
 		h = m.user.hidden(m.userKnowledge(distinct)).IndexSelect(0, row)
 	}
-	g := m.user.gen.Out
-	ones := torch.Ones([]int64{x.Shape()[0], 1}, x.DType(), m.dev)
-	hTilde := torch.Cat([]*torch.Tensor{h, ones}, 1).Unsqueeze(2) // [B, G+1, 1]
 	head := m.user.head
 	for _, l := range m.user.layers {
-		basis := torch.Cat([]*torch.Tensor{
-			head.Weight.Narrow(0, l.off, l.in*l.out),            // [in·out, G]
-			head.Bias.Narrow(0, l.off, l.in*l.out).Unsqueeze(1), // [in·out, 1]
-		}, 1).View(l.in, l.out, g+1).Permute(0, 2, 1).Reshape(l.in, (g+1)*l.out) // [in, (G+1)·out]
-		bias := torch.Linear(h, head.Weight.Narrow(0, l.bias(), l.out), head.Bias.Narrow(0, l.bias(), l.out)) // [B, out]
-		zw := z.Matmul(basis).View(-1, g+1, l.out).Mul(hTilde).Sum(false, 1).MulScalar(l.scale)
-		z = m.act(zw.Add(bias))
+		z = m.act(torch.GeneratedLayer(z, head.Weight, head.Bias, h, l.in, l.out, l.off, l.scale))
 	}
 	return z
 }

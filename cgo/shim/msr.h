@@ -159,6 +159,13 @@ msr_err msr_optim_get_step(msr_optim o, int group, int param, int64_t* step);
 msr_err msr_optim_group_flat(msr_optim o, int group, int* flat);
 msr_err msr_optim_set_step(msr_optim o, int group, int param, int64_t step);
 
+/* A layer whose weights a linear head generates per row (generated_layer.cpp): for z [B, in], the head's
+   weight [K, G] and bias [K] and the generator's outputs h [B, G], row b's layer is
+   W = scale·reshape(weight[offset, +in·out)·h_b + bias[offset, +in·out]) [in, out] and
+   c = weight[offset+in·out, +out]·h_b + bias[offset+in·out, +out]; y [B, out] = z·W + c, one autograd node. */
+msr_err msr_generated_layer(msr_tensor z, msr_tensor head_weight, msr_tensor head_bias, msr_tensor h, int64_t in,
+                            int64_t out, int64_t offset, double scale, msr_tensor* y);
+
 /* Sparse embeddings (sparse.cpp). gather: the distinct rows that indices (int64, any shape) name, in order of
    first occurrence on the CPU (sorted elsewhere), copied into rows [U, dim], a new leaf that requires grad;
    ids [U] are their row numbers and inverse (indices' shape) each index's position among them. */
