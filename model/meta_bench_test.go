@@ -12,6 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/msrtrain/msrtrain/cgo/torch"
 )
 
@@ -29,6 +31,8 @@ var metaBenchData = []struct {
 }
 
 var metaHeadFlag = flag.String("meta-head", "", "the meta head BenchmarkMetaOverhead measures (default: the default head)")
+
+var metaModelFlag = flag.String("model", "", "YAML laid over the default model section that BenchmarkMetaOverhead measures, e.g. '{meta: {generator: {hidden: [8]}}, mmoe: {expert: {hidden: [512, 256]}}}'")
 
 // BenchmarkMetaOverhead measures what LLM4MSR's meta networks (defaults,
 // both levels) add to every registered backbone, at batch 4096, on both
@@ -50,7 +54,9 @@ var metaHeadFlag = flag.String("meta-head", "", "the meta head BenchmarkMetaOver
 //	go test -run '^$' -bench MetaOverhead -benchtime 1x ./model/
 //
 // (-bench 'MetaOverhead/star/' or -args -backbones=star,mmoe measures some
-// backbones only; -args -meta-head=factorized another head).
+// backbones only; -args -meta-head=factorized another head; -args
+// -model='{mmoe: {expert: {hidden: [512, 256]}}}' other settings, in the
+// model section's YAML).
 func BenchmarkMetaOverhead(b *testing.B) {
 	defer setUpBench(b)()
 	const pairs, batch = 15, 4096
@@ -159,6 +165,11 @@ func newMetaBench(b *testing.B, backbone, levels string, vocab []int64, batch in
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	cfg := DefaultConfig()
+	if *metaModelFlag != "" {
+		if err := yaml.Unmarshal([]byte(*metaModelFlag), &cfg); err != nil {
+			b.Fatalf("-model: %v", err)
+		}
+	}
 	cfg.Backbone, cfg.Meta.Levels = backbone, MetaLevels(levels)
 	if *metaHeadFlag != "" {
 		cfg.Meta.Head = MetaHead(*metaHeadFlag)
