@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 
@@ -32,7 +33,14 @@ func WriteEnvironment(w io.Writer) error {
 	if blas, open, err := torch.LoadedBLAS(); err != nil {
 		fmt.Fprintf(&b, "BLAS: %v\n", err)
 	} else if open {
-		fmt.Fprintf(&b, "BLAS: OpenBLAS, %s\n", blas)
+		fmt.Fprintf(&b, "BLAS: OpenBLAS, %s", blas)
+		if core := torch.BLASCore(); core != "" {
+			fmt.Fprintf(&b, ", %s kernels", core)
+			if os.Getenv("OPENBLAS_CORETYPE") != "" {
+				fmt.Fprint(&b, " (chosen by OPENBLAS_CORETYPE)")
+			}
+		}
+		fmt.Fprintln(&b)
 	} else {
 		fmt.Fprintf(&b, "BLAS: %s\n  WARNING: not OpenBLAS; matrix products may run ~60x slower: install libopenblas0-pthread (make setup)\n", blas)
 	}

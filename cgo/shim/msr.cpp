@@ -14,6 +14,7 @@
 #include <torch/version.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -140,6 +141,15 @@ int msr_blas_threads(void) {
   using get_fn = int (*)();
   if (auto f = reinterpret_cast<get_fn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"))) return f();
   return -1;
+}
+
+void msr_blas_core(char* buf, int len) {
+  if (len <= 0) return;
+  buf[0] = 0;
+  using name_fn = char* (*)();
+  if (auto f = reinterpret_cast<name_fn>(dlsym(RTLD_DEFAULT, "openblas_get_corename"))) {
+    if (const char* name = f()) std::snprintf(buf, static_cast<size_t>(len), "%s", name);
+  }
 }
 
 msr_err msr_manual_seed(uint64_t seed) { GUARD(torch::manual_seed(seed)) }

@@ -42,6 +42,9 @@ msr_err msr_loaded_library(const char* fragment, char* buf, int cap);
 msr_err msr_set_num_threads(int intra_op, int blas);
 int msr_get_num_threads(void);
 int msr_blas_threads(void); /* -1 when the BLAS exposes no thread control */
+/* The kernels a run-time dispatching OpenBLAS chose for this CPU ("Haswell", "SkylakeX", ...), copied into buf;
+   empty when the BLAS is not such an OpenBLAS. */
+void msr_blas_core(char* buf, int len);
 msr_err msr_manual_seed(uint64_t seed);
 int msr_grad_enabled(void);
 void msr_set_grad_enabled(int enabled);

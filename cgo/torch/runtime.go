@@ -144,6 +144,15 @@ func SetUpProcess(threads int) error {
 	return SetCPUThreads(threads)
 }
 
+// BLASCore names the kernels a run-time dispatching OpenBLAS runs
+// ("Haswell", "Cooperlake", ...), as it chose them for this CPU or as
+// OPENBLAS_CORETYPE set them; it is empty for any other BLAS.
+func BLASCore() string {
+	buf := make([]byte, 64)
+	C.msr_blas_core(bytesPtr(buf), C.int(len(buf)))
+	return cstring(buf)
+}
+
 // Threads is libtorch's intra-op thread count.
 func Threads() int { return int(C.msr_get_num_threads()) }
 

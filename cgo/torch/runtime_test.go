@@ -3,6 +3,7 @@ package torch
 import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -108,6 +109,23 @@ func TestSetCPUThreadsGivesTheCoresToTheBLAS(t *testing.T) {
 		assert.Equal(t, 1, Threads(), "intra-op threads for n=%d", tc.n)
 		assert.Equal(t, tc.wantBLAS, BLASThreads(), "BLAS threads for n=%d", tc.n)
 	}
+}
+
+// TestBLASCore: an OpenBLAS that chooses its kernels at run time names
+// them, and names the ones OPENBLAS_CORETYPE asked for where it is set (as
+// on this project's CI machine).
+func TestBLASCore(t *testing.T) {
+	if _, open, err := LoadedBLAS(); err != nil || !open {
+		t.Skip("the BLAS is not OpenBLAS")
+	}
+	core := BLASCore()
+	if core == "" {
+		t.Skip("this OpenBLAS was built for one CPU and names no kernels")
+	}
+	if asked := os.Getenv("OPENBLAS_CORETYPE"); asked != "" {
+		assert.True(t, strings.EqualFold(asked, core), "OPENBLAS_CORETYPE=%s, kernels %s", asked, core)
+	}
+	assert.NotContains(t, core, "\x00")
 }
 
 func TestBenchAddHelpersFreeWhatTheyMake(t *testing.T) {
