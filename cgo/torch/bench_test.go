@@ -302,3 +302,93 @@ func BenchmarkGeneratedLayer(b *testing.B) {
 			rows, in, out, gens, Threads(), BLASThreads(), best[1], best[0], best[1]/best[0])
 	}
 }
+
+// BenchmarkSparseStep times the two halves of a sparse embedding update
+// that grow with the table, for tables of 25k and 10M rows × 16: gathering
+// a batch's distinct rows (GatherRows) and a row-wise optimizer's step over
+// them, each for 32,768 ids drawn uniformly (8 fields × batch 4096, the
+// shape BenchmarkEmbeddingStep trains). The sizes and optimizers are asked
+// in turn for several rounds and the fastest round of each counts:
+//
+//	go test -run '^$' -bench SparseStep -benchtime 1x ./cgo/torch/
+func BenchmarkSparseStep(b *testing.B) {
+	const dim, lookups, pool, steps, rounds = 16, 32768, 8, 40, 4
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := SetUpProcess(0); err != nil {
+		b.Fatal(err)
+	}
+	type config struct {
+		rows     int64
+		kind     SparseKind
+		table    *Tensor
+		opt      *SparseOptimizer
+		batches  []*Tensor
+		gatherMs float64
+		stepMs   float64
+		distinct int64
+	}
+	var configs []*config
+	for _, rows := range []int64{25_000, 10_000_000} {
+		for _, kind := range []SparseKind{SparseRowWiseAdagrad, SparseAdam} {
+			c := &config{rows: rows, kind: kind, gatherMs: math.Inf(1), stepMs: math.Inf(1)}
+			c.table = Randn([]int64{rows, dim}, Float32, CPU)
+			var err error
+			if c.opt, err = NewSparseOptimizer(kind, "table", c.table, DefaultSparseOptions(kind)); err != nil {
+				b.Fatal(err)
+			}
+			for range pool {
+				c.batches = append(c.batches, Randint(0, rows, []int64{lookups}, CPU))
+			}
+			configs = append(configs, c)
+		}
+	}
+	defer func() {
+		for _, c := range configs {
+			c.opt.Close()
+			c.table.Close()
+			for _, t := range c.batches {
+				t.Close()
+			}
+		}
+	}()
+	run := func(c *config) error {
+		var gather, step time.Duration
+		for i := range steps {
+			s := NewScope()
+			start := time.Now()
+			rows, ids, _ := GatherRows(c.table, c.batches[i%pool])
+			if err := rows.Err(); err != nil {
+				s.Close()
+				return err
+			}
+			gathered := time.Now()
+			grad := Randn(rows.Shape(), Float32, CPU)
+			stepStart := time.Now()
+			if err := c.opt.Step(ids, grad, true); err != nil {
+				s.Close()
+				return err
+			}
+			gather, step = gather+gathered.Sub(start), step+time.Since(stepStart)
+			c.distinct = ids.Shape()[0]
+			s.Close()
+		}
+		c.gatherMs = math.Min(c.gatherMs, gather.Seconds()*1e3/steps)
+		c.stepMs = math.Min(c.stepMs, step.Seconds()*1e3/steps)
+		return nil
+	}
+	for n := 0; n < b.N; n++ {
+		for range rounds {
+			for _, c := range configs {
+				if err := run(c); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		for _, c := range configs {
+			fmt.Printf("SparseStep: %d rows × %d, %s, %d distinct of %d ids: gather %.3f ms, step %.3f ms\n",
+				c.rows, dim, c.kind, c.distinct, lookups, c.gatherMs, c.stepMs)
+			b.ReportMetric(c.stepMs, fmt.Sprintf("%s/%d-step-ms", c.kind, c.rows))
+		}
+	}
+}
