@@ -30,8 +30,6 @@ var metaBenchData = []struct {
 	{"user+item", []int64{20001, 9001}},
 }
 
-var metaHeadFlag = flag.String("meta-head", "", "the meta head BenchmarkMetaOverhead measures (default: the default head)")
-
 var metaModelFlag = flag.String("model", "", "YAML laid over the default model section that BenchmarkMetaOverhead measures, e.g. '{meta: {generator: {hidden: [8]}}, mmoe: {expert: {hidden: [512, 256]}}}'")
 
 // BenchmarkMetaOverhead measures what LLM4MSR's meta networks (defaults,
@@ -54,7 +52,7 @@ var metaModelFlag = flag.String("model", "", "YAML laid over the default model s
 //	go test -run '^$' -bench MetaOverhead -benchtime 1x ./model/
 //
 // (-bench 'MetaOverhead/star/' or -args -backbones=star,mmoe measures some
-// backbones only; -args -meta-head=factorized another head; -args
+// backbones only; -args -model='{meta: {head: factorized}}' or
 // -model='{mmoe: {expert: {hidden: [512, 256]}}}' other settings, in the
 // model section's YAML).
 func BenchmarkMetaOverhead(b *testing.B) {
@@ -171,9 +169,6 @@ func newMetaBench(b *testing.B, backbone, levels string, vocab []int64, batch in
 		}
 	}
 	cfg.Backbone, cfg.Meta.Levels = backbone, MetaLevels(levels)
-	if *metaHeadFlag != "" {
-		cfg.Meta.Head = MetaHead(*metaHeadFlag)
-	}
 	spec := Spec{Scenarios: scenarios, VocabSizes: vocab}
 	var know *Knowledge
 	if levels != "none" {

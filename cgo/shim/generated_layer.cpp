@@ -18,6 +18,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 #include "msr.h"
 #include "internal.h"
