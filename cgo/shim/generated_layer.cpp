@@ -117,8 +117,8 @@ struct GeneratedLayer : public torch::autograd::Function<GeneratedLayer> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& z, const at::Tensor& weight,
                             const at::Tensor& bias, const at::Tensor& h, int64_t in, int64_t out, int64_t offset,
                             double scale) {
-    const int64_t gens = weight.size(1);
     check(z, weight, bias, h, in, out, offset);
+    const int64_t gens = weight.size(1);
     at::Tensor basis = at::cat({weight.narrow(0, offset, in * out), bias.narrow(0, offset, in * out).unsqueeze(1)}, 1)
                            .view({in, out, gens + 1})
                            .permute({0, 2, 1})

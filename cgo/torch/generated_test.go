@@ -98,6 +98,7 @@ func TestGeneratedLayerErrors(t *testing.T) {
 			{"h's columns", z, weight, bias, Zeros([]int64{4, 3}, Float32, CPU), 3, 4, 0, "h must have"},
 			{"h's rows", z, weight, bias, Zeros([]int64{5, 2}, Float32, CPU), 3, 4, 0, "h must have"},
 			{"bias rows", z, weight, Zeros([]int64{19}, Float32, CPU), h, 3, 4, 0, "bias and weight"},
+			{"1-D weight", z, Zeros([]int64{20}, Float32, CPU), bias, h, 3, 4, 0, "want z, weight and h 2-D"},
 		} {
 			err := GeneratedLayer(tc.z, tc.w, tc.b, tc.h, tc.in, tc.out, tc.offset, 1).Err()
 			require.Error(t, err, tc.name)
