@@ -1,6 +1,7 @@
 package torch
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -419,4 +420,86 @@ func TestSparseOptimizerResumesExactly(t *testing.T) {
 			})
 		})
 	}
+}
+
+// sparseRowSteps trains table (float32 or float64) with kind for len(grads)
+// steps over the distinct rows ids, one gradient [len(ids), dim] per step,
+// and returns the optimizer, still open, for its state.
+func sparseRowSteps(t *testing.T, kind SparseKind, opts OptimOptions, table *Tensor, ids []int64, grads [][]float32) *SparseOptimizer {
+	t.Helper()
+	opt, err := NewSparseOptimizer(kind, "t", table, opts)
+	require.NoError(t, err)
+	for _, g := range grads {
+		scoped(t, func() {
+			grad := FromSlice(g, int64(len(ids)), int64(len(g)/len(ids))).ToDType(table.DType())
+			require.NoError(t, opt.Step(FromSlice(ids), grad, true))
+		})
+	}
+	return opt
+}
+
+func sparseRandom(rng *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	return v
+}
+
+// TestSparseRowLoopsAtEveryWidth: the CPU loops are compiled apart for the
+// usual row widths (4 to 64) and for any other (3, 5); each must give what
+// libtorch's ops give on a float64 copy of the same table.
+func TestSparseRowLoopsAtEveryWidth(t *testing.T) {
+	const rows, steps = 40, 3
+	ids := []int64{7, 3, 38, 0, 21, 12, 39, 5}
+	for _, c := range sparseCases {
+		for _, dim := range []int{3, 4, 5, 8, 16, 32, 64} {
+			t.Run(fmt.Sprintf("%s/dim=%d", c.name, dim), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(uint64(dim), 3))
+				init := sparseRandom(rng, rows*dim)
+				var grads [][]float32
+				for range steps {
+					grads = append(grads, sparseRandom(rng, len(ids)*dim))
+				}
+				o := c.opts
+				o.WeightDecay = 0.01
+				fused := FromSlice(init, rows, int64(dim))
+				defer fused.Close()
+				ops := fused.ToDType(Float64)
+				defer ops.Close()
+				fusedOpt := sparseRowSteps(t, c.kind, o, fused, ids, grads)
+				defer fusedOpt.Close()
+				opsOpt := sparseRowSteps(t, c.kind, o, ops, ids, grads)
+				defer opsOpt.Close()
+				scoped(t, func() {
+					want, err := ops.Float64s()
+					require.NoError(t, err)
+					got, err := fused.ToDType(Float64).Float64s()
+					require.NoError(t, err)
+					requireSliceClose(t, want, got, 1e-6, 1e-5, "table")
+					assert.NotEqual(t, init, sparseFloat32s(got), "the touched rows should have moved")
+					wantState, _, err := opsOpt.StateTensors()
+					require.NoError(t, err)
+					gotState, _, err := fusedOpt.StateTensors()
+					require.NoError(t, err)
+					require.Len(t, gotState, len(wantState))
+					for name, st := range wantState {
+						want, err := st.Float64s()
+						require.NoError(t, err)
+						got, err := gotState[name].ToDType(Float64).Float64s()
+						require.NoError(t, err)
+						requireSliceClose(t, want, got, 1e-6, 1e-5, name)
+					}
+				})
+			})
+		}
+	}
+}
+
+func sparseFloat32s(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
 }
