@@ -33,14 +33,13 @@ extern "C" int msr_tune_allocator(long mmap_threshold, long trim_threshold) {
 // must come before the first touch, so the pages are born huge.
 at::Tensor msr_empty_table(at::IntArrayRef sizes, const at::TensorOptions& options) {
   constexpr size_t kHugePage = size_t(2) << 20;
-  constexpr int64_t kMinBytes = int64_t(64) << 20;
   int64_t bytes = options.dtype().itemsize();
   bool overflow = false;
   for (int64_t d : sizes) overflow |= d < 0 || __builtin_mul_overflow(bytes, d, &bytes);
   // Anything unusual (not the CPU, small, a size that overflows) and any
   // failure here goes to libtorch's own allocator, whose errors say what
   // was asked for.
-  if (!options.device().is_cpu() || overflow || bytes < kMinBytes) return at::empty(sizes, options);
+  if (!options.device().is_cpu() || overflow || bytes < kLargeTableBytes) return at::empty(sizes, options);
   const size_t rounded = (static_cast<size_t>(bytes) + kHugePage - 1) & ~(kHugePage - 1);
   void* p = nullptr;
   if (posix_memalign(&p, kHugePage, rounded) != 0) return at::empty(sizes, options);

@@ -34,6 +34,11 @@ inline bool msr_is_oom(const c10::Error& e) {
                           std::strstr(m, "DefaultCPUAllocator: not enough memory") != nullptr);
 }
 
+// kLargeTableBytes is where a table stops fitting any cache, so that how
+// its rows are laid out and visited starts to matter (alloc.cpp,
+// sparse.cpp).
+constexpr int64_t kLargeTableBytes = int64_t(64) << 20;
+
 // msr_empty_table allocates an uninitialised CPU tensor for a large table
 // or its optimizer state; see alloc.cpp for why it is not at::empty.
 at::Tensor msr_empty_table(at::IntArrayRef sizes, const at::TensorOptions& options);

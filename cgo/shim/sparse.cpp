@@ -87,27 +87,52 @@ void unique_rows(const at::Tensor& ids, int64_t rows, at::Tensor& uniq, at::Tens
 // ahead overlaps those trips instead of paying them one after another.
 constexpr int64_t kPrefetchAhead = 16;
 
-// prefetch_ahead asks for row id[r + kPrefetchAhead] of the table w and of
-// up to two state tensors ([rows, dim], or [rows] when per_row), to be
-// written. GCC 12 at -O2 compiled the update loops without a single
-// prefetch when this was a lambda or a function it could choose not to
-// inline; forced inline, the instructions stay.
-__attribute__((always_inline)) inline void prefetch_ahead(const int64_t* id, int64_t r, int64_t n, const float* w,
-                                                          int64_t dim, const float* s1, const float* s2,
-                                                          bool per_row) {
-  if (r + kPrefetchAhead >= n) return;
-  const int64_t row = id[r + kPrefetchAhead];
-  __builtin_prefetch(w + row * dim, 1);
-  const int64_t off = per_row ? row : row * dim;
-  if (s1 != nullptr) __builtin_prefetch(s1 + off, 1);
-  if (s2 != nullptr) __builtin_prefetch(s2 + off, 1);
+// visit_order sets order to the positions 0..n-1 of the n distinct row ids
+// id in ascending order of id when the table (rows of row_bytes) is
+// large, and to 0..n-1 otherwise. Walking a large table in address order
+// makes its rows' pages and the page tables' lines neighbours that the
+// memory system serves faster than a random order; the rows of a table
+// that fits the caches are served fast in any order, and sorting them
+// would cost more than it saves. The sort is by least-significant digit
+// over the bits ids below rows can have: a few linear passes, where a
+// comparison sort would cost O(n log n).
+void visit_order(const int64_t* id, int64_t n, int64_t rows, int64_t row_bytes, std::vector<int64_t>& order) {
+  order.resize(n);
+  if (rows < kLargeTableBytes / std::max<int64_t>(row_bytes, 1)) {
+    for (int64_t k = 0; k < n; k++) order[k] = k;
+    return;
+  }
+  struct Entry {
+    int64_t id, pos;
+  };
+  std::vector<Entry> a(n), b(n);
+  for (int64_t k = 0; k < n; k++) a[k] = {id[k], k};
+  constexpr int kDigitBits = 12;
+  constexpr int64_t kBuckets = int64_t(1) << kDigitBits;
+  const int bits = 64 - __builtin_clzll(static_cast<unsigned long long>(rows - 1) | 1);
+  std::vector<int64_t> start(kBuckets);
+  for (int shift = 0; shift < bits; shift += kDigitBits) {
+    std::fill(start.begin(), start.end(), 0);
+    for (const Entry& e : a) start[(e.id >> shift) & (kBuckets - 1)]++;
+    int64_t sum = 0;
+    for (int64_t& c : start) {
+      const int64_t count = c;
+      c = sum;
+      sum += count;
+    }
+    for (const Entry& e : a) b[start[(e.id >> shift) & (kBuckets - 1)]++] = e;
+    a.swap(b);
+  }
+  for (int64_t k = 0; k < n; k++) order[k] = a[k].pos;
 }
 
-// RowLoop holds what the row loops read: n distinct row ids, their
-// gradient rows g [n, dim], the table w, the optimizer's state (s1, s2:
-// [rows, dim], or [rows] for row-wise Adagrad) and the step's scalars.
+// RowLoop holds what the row loops read: n distinct row ids, the order
+// to visit their positions in (visit_order), their gradient rows g [n,
+// dim], the table w, the optimizer's state (s1, s2: [rows, dim], or
+// [rows] for row-wise Adagrad) and the step's scalars.
 struct RowLoop {
   const int64_t* id;
+  const int64_t* order;
   int64_t n, dim;
   const float* g;
   float* w;
@@ -130,6 +155,28 @@ __attribute__((always_inline)) inline int64_t row_width(int64_t dim) {
   return D > 0 ? D : dim;
 }
 
+// prefetch_ahead asks for the table's row that the loop visits
+// kPrefetchAhead rows after the q-th (to be written when for_write), and
+// for its row of up to two state tensors ([rows, dim], or [rows] when
+// per_row), to be written. GCC 12 at -O2 compiled the update loops without
+// a single prefetch when this was a lambda or a function it could choose
+// not to inline; forced inline, the instructions stay.
+template <int64_t D>
+__attribute__((always_inline)) inline void prefetch_ahead(const RowLoop& u, int64_t q, bool for_write,
+                                                          const float* s1, const float* s2, bool per_row) {
+  if (q + kPrefetchAhead >= u.n) return;
+  const int64_t dim = row_width<D>(u.dim);
+  const int64_t row = u.id[u.order[q + kPrefetchAhead]];
+  if (for_write) {
+    __builtin_prefetch(u.w + row * dim, 1);
+  } else {
+    __builtin_prefetch(u.w + row * dim, 0);
+  }
+  const int64_t off = per_row ? row : row * dim;
+  if (s1 != nullptr) __builtin_prefetch(s1 + off, 1);
+  if (s2 != nullptr) __builtin_prefetch(s2 + off, 1);
+}
+
 // grad_row is gradient row r with L2 weight decay added, as PyTorch's dense optimizers do.
 template <int64_t D>
 __attribute__((always_inline)) inline const float* grad_row(const RowLoop& u, int64_t r, const float* wr) {
@@ -143,8 +190,9 @@ __attribute__((always_inline)) inline const float* grad_row(const RowLoop& u, in
 template <int64_t D>
 __attribute__((always_inline)) inline void gather_loop(const RowLoop& u, float* out) {
   const int64_t dim = row_width<D>(u.dim);
-  for (int64_t r = 0; r < u.n; r++) {
-    if (r + kPrefetchAhead < u.n) __builtin_prefetch(u.w + u.id[r + kPrefetchAhead] * dim, 0);
+  for (int64_t q = 0; q < u.n; q++) {
+    prefetch_ahead<D>(u, q, false, nullptr, nullptr, false);
+    const int64_t r = u.order[q];
     std::memcpy(out + r * dim, u.w + u.id[r] * dim, dim * sizeof(float));
   }
 }
@@ -152,8 +200,9 @@ __attribute__((always_inline)) inline void gather_loop(const RowLoop& u, float* 
 template <int64_t D>
 __attribute__((always_inline)) inline void sgd_loop(const RowLoop& u) {
   const int64_t dim = row_width<D>(u.dim);
-  for (int64_t r = 0; r < u.n; r++) {
-    prefetch_ahead(u.id, r, u.n, u.w, dim, nullptr, nullptr, false);
+  for (int64_t q = 0; q < u.n; q++) {
+    prefetch_ahead<D>(u, q, true, nullptr, nullptr, false);
+    const int64_t r = u.order[q];
     float* wr = u.w + u.id[r] * dim;
     const float* gr = grad_row<D>(u, r, wr);
     for (int64_t j = 0; j < dim; j++) wr[j] += -u.lr * gr[j];
@@ -165,8 +214,9 @@ __attribute__((always_inline)) inline void sgd_loop(const RowLoop& u) {
 template <int64_t D>
 __attribute__((always_inline)) inline void adam_loop(const RowLoop& u) {
   const int64_t dim = row_width<D>(u.dim);
-  for (int64_t r = 0; r < u.n; r++) {
-    prefetch_ahead(u.id, r, u.n, u.w, dim, u.s1, u.s2, false);
+  for (int64_t q = 0; q < u.n; q++) {
+    prefetch_ahead<D>(u, q, true, u.s1, u.s2, false);
+    const int64_t r = u.order[q];
     const int64_t off = u.id[r] * dim;
     float* wr = u.w + off;
     float* m = u.s1 + off;
@@ -187,8 +237,9 @@ __attribute__((always_inline)) inline void adam_loop(const RowLoop& u) {
 template <int64_t D>
 __attribute__((always_inline)) inline void adagrad_loop(const RowLoop& u) {
   const int64_t dim = row_width<D>(u.dim);
-  for (int64_t r = 0; r < u.n; r++) {
-    prefetch_ahead(u.id, r, u.n, u.w, dim, u.s1, nullptr, false);
+  for (int64_t q = 0; q < u.n; q++) {
+    prefetch_ahead<D>(u, q, true, u.s1, nullptr, false);
+    const int64_t r = u.order[q];
     const int64_t off = u.id[r] * dim;
     float* wr = u.w + off;
     float* s = u.s1 + off;
@@ -205,8 +256,9 @@ __attribute__((always_inline)) inline void adagrad_loop(const RowLoop& u) {
 template <int64_t D>
 __attribute__((always_inline)) inline void rowwise_adagrad_loop(const RowLoop& u) {
   const int64_t dim = row_width<D>(u.dim);
-  for (int64_t r = 0; r < u.n; r++) {
-    prefetch_ahead(u.id, r, u.n, u.w, dim, u.s1, nullptr, true);
+  for (int64_t q = 0; q < u.n; q++) {
+    prefetch_ahead<D>(u, q, true, u.s1, nullptr, true);
+    const int64_t r = u.order[q];
     const int64_t row = u.id[r];
     float* wr = u.w + row * dim;
     const float* gr = grad_row<D>(u, r, wr);
@@ -254,11 +306,14 @@ void row_loop(int kind, const RowLoop& u, float* out) {
 void gather_rows_cpu(const at::Tensor& table, const at::Tensor& ids, at::Tensor& out) {
   const int64_t n = ids.numel(), dim = table.size(1);
   out = at::empty({n, dim}, table.options());
+  std::vector<int64_t> order;
   RowLoop u{};
   u.id = ids.data_ptr<int64_t>();
   u.n = n;
   u.dim = dim;
   u.w = table.data_ptr<float>();
+  visit_order(u.id, n, table.size(0), dim * sizeof(float), order);
+  u.order = order.data();
   row_loop(kGatherRows, u, out.data_ptr<float>());
 }
 
@@ -300,9 +355,12 @@ struct msr_sparse_optim_s {
   void apply_cpu(const at::Tensor& ids, const at::Tensor& grad) {
     const int64_t dim = table.size(1);
     std::vector<float> scratch(dim);
+    std::vector<int64_t> order;
     RowLoop u{};
     u.id = ids.data_ptr<int64_t>();
     u.n = ids.numel();
+    visit_order(u.id, u.n, table.size(0), dim * sizeof(float), order);
+    u.order = order.data();
     u.dim = dim;
     u.g = grad.data_ptr<float>();
     u.w = table.data_ptr<float>();

@@ -503,3 +503,76 @@ func sparseFloat32s(v []float64) []float32 {
 	}
 	return out
 }
+
+// TestSparseRowLoopsInAddressOrder: over a table too large for the caches
+// the gather and the updates visit rows in address order instead of the
+// order given. The rows are distinct, so the order must not change a bit:
+// the same rows trained as a small table (visited in the order given)
+// end equal, bit for bit, and so does their state.
+func TestSparseRowLoopsInAddressOrder(t *testing.T) {
+	const dim, n, steps = 16, 500, 3
+	const bigRows = (64<<20)/(dim*4) + 1 // just past kLargeTableBytes (cgo/shim/internal.h)
+	rng := rand.New(rand.NewPCG(5, 8))
+	seen := map[int64]bool{}
+	var ids []int64
+	for len(ids) < n {
+		if id := rng.Int64N(bigRows); !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	smallIDs := make([]int64, n)
+	for k := range smallIDs {
+		smallIDs[k] = int64(k)
+	}
+	init := sparseRandom(rng, n*dim)
+	var grads [][]float32
+	for range steps {
+		grads = append(grads, sparseRandom(rng, n*dim))
+	}
+	for _, c := range sparseCases {
+		t.Run(c.name, func(t *testing.T) {
+			o := c.opts
+			o.WeightDecay = 0.01
+			small := FromSlice(init, n, dim)
+			defer small.Close()
+			zeros, at := Zeros([]int64{bigRows, dim}, Float32, CPU), FromSlice(ids)
+			big := zeros.IndexAdd(0, at, small)
+			zeros.Close()
+			at.Close()
+			defer big.Close()
+			scoped(t, func() {
+				rows, uniq, _ := GatherRows(big, FromSlice(ids))
+				got, err := rows.Float32s()
+				require.NoError(t, err)
+				assert.Equal(t, math32bits(init), math32bits(got), "gathered rows")
+				gotIDs, err := uniq.Int64s()
+				require.NoError(t, err)
+				assert.Equal(t, ids, gotIDs, "distinct rows in order of first occurrence")
+			})
+			smallOpt := sparseRowSteps(t, c.kind, o, small, smallIDs, grads)
+			defer smallOpt.Close()
+			bigOpt := sparseRowSteps(t, c.kind, o, big, ids, grads)
+			defer bigOpt.Close()
+			scoped(t, func() {
+				want, err := small.Float32s()
+				require.NoError(t, err)
+				got, err := big.IndexSelect(0, FromSlice(ids)).Float32s()
+				require.NoError(t, err)
+				assert.NotEqual(t, init, want, "the rows should have moved")
+				assert.Equal(t, math32bits(want), math32bits(got), "table rows")
+				wantState, _, err := smallOpt.StateTensors()
+				require.NoError(t, err)
+				gotState, _, err := bigOpt.StateTensors()
+				require.NoError(t, err)
+				for name, st := range wantState {
+					want, err := st.Float32s()
+					require.NoError(t, err)
+					got, err := gotState[name].IndexSelect(0, FromSlice(ids)).Float32s()
+					require.NoError(t, err)
+					assert.Equal(t, math32bits(want), math32bits(got), name)
+				}
+			})
+		})
+	}
+}
