@@ -48,7 +48,7 @@ const (
 //
 //	go test -run '^$' -bench EmbeddingStep -benchtime 1x ./model/
 func BenchmarkEmbeddingStep(b *testing.B) {
-	const rounds, minSeconds = 3, 1.0
+	const rounds, minSeconds = 5, 1.0
 	defer setUpBench(b)()
 	set := pybench.Settings{IntraOpThreads: torch.Threads(), BLASThreads: torch.BLASThreads(), Tunables: torch.AllocatorTunables()}
 	type result struct{ ms, rssMB float64 }
