@@ -197,16 +197,29 @@ __attribute__((always_inline)) inline void gather_loop(const RowLoop& u, float* 
   }
 }
 
+// for_each_row visits u's rows in its order, asking for those ahead (and
+// their rows of up to two state tensors, [rows, dim] or, per_row, [rows]),
+// and calls body(row, wr, gr) with each row's number, its row in the table
+// and its gradient.
+template <int64_t D, typename Body>
+__attribute__((always_inline)) inline void for_each_row(const RowLoop& u, const float* s1, const float* s2,
+                                                        bool per_row, Body&& body) {
+  const int64_t dim = row_width<D>(u.dim);
+  for (int64_t q = 0; q < u.n; q++) {
+    prefetch_ahead<D>(u, q, true, s1, s2, per_row);
+    const int64_t r = u.order[q];
+    const int64_t row = u.id[r];
+    float* wr = u.w + row * dim;
+    body(row, wr, grad_row<D>(u, r, wr));
+  }
+}
+
 template <int64_t D>
 __attribute__((always_inline)) inline void sgd_loop(const RowLoop& u) {
   const int64_t dim = row_width<D>(u.dim);
-  for (int64_t q = 0; q < u.n; q++) {
-    prefetch_ahead<D>(u, q, true, nullptr, nullptr, false);
-    const int64_t r = u.order[q];
-    float* wr = u.w + u.id[r] * dim;
-    const float* gr = grad_row<D>(u, r, wr);
+  for_each_row<D>(u, nullptr, nullptr, false, [&](int64_t, float* wr, const float* gr) __attribute__((always_inline)) {
     for (int64_t j = 0; j < dim; j++) wr[j] += -u.lr * gr[j];
-  }
+  });
 }
 
 // adam_loop is torch.optim.SparseAdam: old += (1 - b) * (new - old), then
@@ -214,14 +227,9 @@ __attribute__((always_inline)) inline void sgd_loop(const RowLoop& u) {
 template <int64_t D>
 __attribute__((always_inline)) inline void adam_loop(const RowLoop& u) {
   const int64_t dim = row_width<D>(u.dim);
-  for (int64_t q = 0; q < u.n; q++) {
-    prefetch_ahead<D>(u, q, true, u.s1, u.s2, false);
-    const int64_t r = u.order[q];
-    const int64_t off = u.id[r] * dim;
-    float* wr = u.w + off;
-    float* m = u.s1 + off;
-    float* v = u.s2 + off;
-    const float* gr = grad_row<D>(u, r, wr);
+  for_each_row<D>(u, u.s1, u.s2, false, [&](int64_t row, float* wr, const float* gr) __attribute__((always_inline)) {
+    float* m = u.s1 + row * dim;
+    float* v = u.s2 + row * dim;
     for (int64_t j = 0; j < dim; j++) {
       const float om = m[j], ov = v[j];
       const float mu = (gr[j] - om) * u.b1;
@@ -231,24 +239,19 @@ __attribute__((always_inline)) inline void adam_loop(const RowLoop& u) {
       const float denom = std::sqrt(vu + ov) + u.eps;
       wr[j] += u.step_scale * ((mu + om) / denom);
     }
-  }
+  });
 }
 
 template <int64_t D>
 __attribute__((always_inline)) inline void adagrad_loop(const RowLoop& u) {
   const int64_t dim = row_width<D>(u.dim);
-  for (int64_t q = 0; q < u.n; q++) {
-    prefetch_ahead<D>(u, q, true, u.s1, nullptr, false);
-    const int64_t r = u.order[q];
-    const int64_t off = u.id[r] * dim;
-    float* wr = u.w + off;
-    float* s = u.s1 + off;
-    const float* gr = grad_row<D>(u, r, wr);
+  for_each_row<D>(u, u.s1, nullptr, false, [&](int64_t row, float* wr, const float* gr) __attribute__((always_inline)) {
+    float* s = u.s1 + row * dim;
     for (int64_t j = 0; j < dim; j++) {
       s[j] += gr[j] * gr[j];
       wr[j] += u.step_scale * (gr[j] / (std::sqrt(s[j]) + u.eps));
     }
-  }
+  });
 }
 
 // rowwise_adagrad_loop is FBGEMM's row-wise Adagrad: one accumulator per
@@ -256,18 +259,13 @@ __attribute__((always_inline)) inline void adagrad_loop(const RowLoop& u) {
 template <int64_t D>
 __attribute__((always_inline)) inline void rowwise_adagrad_loop(const RowLoop& u) {
   const int64_t dim = row_width<D>(u.dim);
-  for (int64_t q = 0; q < u.n; q++) {
-    prefetch_ahead<D>(u, q, true, u.s1, nullptr, true);
-    const int64_t r = u.order[q];
-    const int64_t row = u.id[r];
-    float* wr = u.w + row * dim;
-    const float* gr = grad_row<D>(u, r, wr);
+  for_each_row<D>(u, u.s1, nullptr, true, [&](int64_t row, float* wr, const float* gr) __attribute__((always_inline)) {
     float sq = 0;
     for (int64_t j = 0; j < dim; j++) sq += gr[j] * gr[j];
     u.s1[row] += sq / static_cast<float>(dim);
     const float mult = u.step_scale / (std::sqrt(u.s1[row]) + u.eps);
     for (int64_t j = 0; j < dim; j++) wr[j] += mult * gr[j];
-  }
+  });
 }
 
 // kGatherRows stands for the gather among the optimizer kinds of row_loop.
