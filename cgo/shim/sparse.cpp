@@ -145,8 +145,8 @@ struct RowLoop {
 };
 
 // The loops below take the row width as a template argument D: for the
-// usual embedding widths it is a constant, so a row is a few vector
-// registers and its loops unroll; D = 0 reads the width at run time. Each
+// usual embedding widths it is a constant, so the loops over a row unroll
+// into straight code; D = 0 reads the width at run time. Each
 // element is computed by the same operations in the same order whatever D
 // and whatever instruction set (an ISO C++ build fuses no multiply-add),
 // so every variant gives the same bits.
@@ -284,8 +284,9 @@ __attribute__((always_inline)) inline void row_loop_of_width(int kind, const Row
 
 // row_loop runs kind's loop over u (the gather writes out [n, dim]). On
 // x86-64 it is compiled twice, for AVX2 and for the baseline, and the
-// loader picks the one the CPU runs: at the usual widths the AVX2 build
-// holds a row of 8 or 16 floats in one or two registers.
+// loader picks the one the CPU runs: the AVX2 build's three-operand
+// instructions (mostly scalar still: the row-wise sum must keep its order)
+// ran the unrolled row-wise loop faster than the baseline's.
 #if defined(__x86_64__) && defined(__GNUC__)
 __attribute__((target_clones("avx2", "default")))
 #endif
