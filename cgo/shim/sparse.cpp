@@ -284,9 +284,9 @@ __attribute__((always_inline)) inline void row_loop_of_width(int kind, const Row
 
 // row_loop runs kind's loop over u (the gather writes out [n, dim]). On
 // x86-64 it is compiled twice, for AVX2 and for the baseline, and the
-// loader picks the one the CPU runs: the AVX2 build's three-operand
-// instructions (mostly scalar still: the row-wise sum must keep its order)
-// ran the unrolled row-wise loop faster than the baseline's.
+// loader picks the one the CPU runs: the AVX2 build (mostly scalar still,
+// as the row-wise sum must keep its order) ran the unrolled row-wise loop
+// faster than the baseline's.
 #if defined(__x86_64__) && defined(__GNUC__)
 __attribute__((target_clones("avx2", "default")))
 #endif
