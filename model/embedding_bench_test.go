@@ -18,8 +18,47 @@ import (
 	"github.com/msrtrain/msrtrain/cgo/torch"
 )
 
-// embeddingBenchSizes are the table sizes BenchmarkEmbeddingStep runs, in rows of 16.
-var embeddingBenchSizes = []int64{25_000, 1_000_000, 10_000_000}
+var embeddingRowsFlag = flag.String("embedding-rows", "25000,1000000,10000000",
+	"comma-separated table sizes, in rows of 16, that BenchmarkEmbeddingStep compares with the first")
+
+// embeddingBenchSizes is the -embedding-rows list.
+func embeddingBenchSizes(b *testing.B) []int64 {
+	var sizes []int64
+	for _, f := range strings.Split(*embeddingRowsFlag, ",") {
+		rows, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
+		if err != nil || rows < embeddingBenchFields {
+			b.Fatalf("-embedding-rows: %q is not a table size of at least %d rows", f, embeddingBenchFields)
+		}
+		sizes = append(sizes, rows)
+	}
+	return sizes
+}
+
+// embeddingBenchTables is roughly each configuration's peak resident
+// memory in copies of its table (rows × 16 floats), as measured at 10M
+// rows: the table and a float per row for row-wise Adagrad, two moments
+// more for Adam, and PyTorch's gradient and temporaries on top. A
+// configuration that would not fit in the memory still available is left
+// out (it prints "-") rather than swapping or being killed.
+var embeddingBenchTables = map[string]float64{
+	"go rowwise_adagrad": 1.1, "go adam": 3.2, "py sparse": 3.4, "py dense": 7.2,
+}
+
+// memAvailableBytes is the kernel's estimate of memory available to new
+// work (MemAvailable); ok is false where /proc/meminfo is missing.
+func memAvailableBytes() (bytes float64, ok bool) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemAvailable:" {
+			kb, err := strconv.ParseFloat(f[1], 64)
+			return kb * 1024, err == nil
+		}
+	}
+	return 0, false
+}
 
 const (
 	embeddingBenchFields = 8
@@ -34,21 +73,24 @@ const (
 // BenchmarkEmbeddingStep times a training step of the whole model without
 // meta networks (model.meta.levels=none: one table of N rows × 16 over 8
 // fields, STAR or MMoE, BCE, backward, the updates) at batch 4096 for
-// tables of 25k, 1M and 10M rows, with ids drawn uniformly (about every
-// lookup a distinct row at 1M rows and more: the worst case for a sparse
-// update), and reports each process's peak resident memory. Go runs with
-// the row-wise optimizers "rowwise_adagrad" (the default) and "adam";
-// PyTorch (testdata/embedding_bench.py, python3-torch, same threads and
-// allocator settings) with nn.Embedding(sparse=True) + SparseAdam and with
-// one dense Adam. Every configuration runs in its own process, so memory is
-// its own; all of a backbone's processes are asked in turn, best of a few
-// rounds each. It prints a table with
-// samples/s relative to the 25k-row table and Go's speed-up over PyTorch's
-// sparse path:
+// tables of 25k, 1M and 10M rows (or the -embedding-rows sizes), with ids
+// drawn uniformly (about every lookup a distinct row at 1M rows and more:
+// the worst case for a sparse update), and reports each process's peak
+// resident memory. Go runs with the row-wise optimizers "rowwise_adagrad"
+// (the default) and "adam"; PyTorch (testdata/embedding_bench.py,
+// python3-torch, same threads and allocator settings) with
+// nn.Embedding(sparse=True) + SparseAdam and with one dense Adam. Every
+// configuration runs in its own process, so memory is its own; all of a
+// backbone's processes are asked in turn, best of a few rounds each.
+// Configurations that would not fit in the memory available are left out.
+// It prints a table with samples/s relative to the first size and Go's
+// speed-up over PyTorch's sparse path:
 //
 //	go test -run '^$' -bench EmbeddingStep -benchtime 1x ./model/
+//	go test -run '^$' -bench EmbeddingStep -benchtime 1x ./model/ -args -embedding-rows=25000,10000000,100000000
 func BenchmarkEmbeddingStep(b *testing.B) {
 	const rounds, minSeconds = 5, 1.0
+	sizes := embeddingBenchSizes(b)
 	defer setUpBench(b)()
 	set := pybench.Settings{IntraOpThreads: torch.Threads(), BLASThreads: torch.BLASThreads(), Tunables: torch.AllocatorTunables()}
 	type result struct{ ms, rssMB float64 }
@@ -72,15 +114,34 @@ func BenchmarkEmbeddingStep(b *testing.B) {
 			}
 			var workers []worker
 			rowsAt := len(table)
-			for _, rows := range embeddingBenchSizes {
+			// Starting a worker waits for its banner, which comes after
+			// its first steps, so the memory available already leaves out
+			// the workers started before it.
+			fits := func(label string, rows int64) bool {
+				need := embeddingBenchTables[label] * float64(rows) * embeddingBenchDim * 4
+				free, ok := memAvailableBytes()
+				if !ok || need < 0.8*free {
+					return true
+				}
+				b.Logf("%s, %s at %d rows skipped: needs about %.1f GB, %.1f GB available", name, label, rows, need/1e9, free/1e9)
+				return false
+			}
+			for _, rows := range sizes {
 				table = append(table, row{backbone: name, rows: rows, res: map[string]result{}})
 				for _, pair := range [][2]string{{"rowwise_adagrad", "sparse"}, {"adam", "dense"}} {
-					goSide, err := pybench.StartCommand("Go worker", set, os.Args[0], "-test.run=^TestEmbeddingBenchWorker$", "--",
-						embeddingWorkerArg, name, strconv.FormatInt(rows, 10), strconv.Itoa(embeddingBenchBatch), pair[0])
-					if err != nil {
-						b.Fatal(err)
+					if label := "go " + pair[0]; fits(label, rows) {
+						goSide, err := pybench.StartCommand("Go worker", set, os.Args[0], "-test.run=^TestEmbeddingBenchWorker$", "--",
+							embeddingWorkerArg, name, strconv.FormatInt(rows, 10), strconv.Itoa(embeddingBenchBatch), pair[0])
+						if err != nil {
+							b.Fatal(err)
+						}
+						workers = append(workers, worker{goSide, len(table) - 1, label})
+					} else if label == embeddingBenchDefault {
+						b.Fatalf("%s at %d rows does not fit in the memory available: the default optimizer is what the comparison is about", name, rows)
 					}
-					workers = append(workers, worker{goSide, len(table) - 1, "go " + pair[0]})
+					if !fits("py "+pair[1], rows) {
+						continue
+					}
 					py, err := pybench.Start(filepath.Join("testdata", "embedding_bench.py"), set,
 						name, strconv.FormatInt(rows, 10), strconv.Itoa(embeddingBenchBatch), pair[1])
 					if err != nil {
@@ -116,11 +177,11 @@ func BenchmarkEmbeddingStep(b *testing.B) {
 	sps := func(ms float64) float64 { return embeddingBenchBatch / ms * 1e3 }
 	var sb strings.Builder
 	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "backbone\trows\tGo rowwise_adagrad samples/s\tvs 25k\tpeak MB\tGo adam samples/s\tpeak MB\tPyTorch sparse samples/s\tpeak MB\tPyTorch dense samples/s\tpeak MB\tGo rowwise_adagrad / PyTorch sparse\tGo adam / PyTorch sparse\t\n")
+	fmt.Fprintf(tw, "backbone\trows\tGo rowwise_adagrad samples/s\tvs %d rows\tpeak MB\tGo adam samples/s\tpeak MB\tPyTorch sparse samples/s\tpeak MB\tPyTorch dense samples/s\tpeak MB\tGo rowwise_adagrad / PyTorch sparse\tGo adam / PyTorch sparse\t\n", sizes[0])
 	for _, r := range table {
 		base := table[0]
 		for _, t := range table {
-			if t.backbone == r.backbone && t.rows == embeddingBenchSizes[0] {
+			if t.backbone == r.backbone && t.rows == sizes[0] {
 				base = t
 			}
 		}
