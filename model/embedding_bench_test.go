@@ -44,17 +44,18 @@ var embeddingBenchTables = map[string]float64{
 	"go rowwise_adagrad": 1.1, "go adam": 3.2, "py sparse": 3.4, "py dense": 7.2,
 }
 
-// memAvailableBytes is the kernel's estimate of memory available to new
-// work (MemAvailable); ok is false where /proc/meminfo is missing.
-func memAvailableBytes() (bytes float64, ok bool) {
-	b, err := os.ReadFile("/proc/meminfo")
+// procKB reads the field key ("MemAvailable", "VmHWM") of a /proc file
+// whose lines read "key: value kB"; ok is false where the file or the field
+// is missing.
+func procKB(path, key string) (kb float64, ok bool) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, false
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemAvailable:" {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == key+":" {
 			kb, err := strconv.ParseFloat(f[1], 64)
-			return kb * 1024, err == nil
+			return kb, err == nil
 		}
 	}
 	return 0, false
@@ -119,7 +120,8 @@ func BenchmarkEmbeddingStep(b *testing.B) {
 			// the workers started before it.
 			fits := func(label string, rows int64) bool {
 				need := embeddingBenchTables[label] * float64(rows) * embeddingBenchDim * 4
-				free, ok := memAvailableBytes()
+				freeKB, ok := procKB("/proc/meminfo", "MemAvailable")
+				free := freeKB * 1024
 				if !ok || need < 0.8*free {
 					return true
 				}
@@ -334,15 +336,6 @@ func newEmbeddingBenchStep(t testing.TB, backbone string, rows, batch int64, kin
 
 // peakRSSMB is the process's peak resident memory (VmHWM) in MiB; 0 where /proc is missing.
 func peakRSSMB() float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
+	kb, _ := procKB("/proc/self/status", "VmHWM")
+	return kb / 1024
 }
