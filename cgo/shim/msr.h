@@ -173,6 +173,8 @@ msr_err msr_generated_layer(msr_tensor z, msr_tensor head_weight, msr_tensor hea
    first occurrence on the CPU (sorted elsewhere), copied into rows [U, dim], a new leaf that requires grad;
    ids [U] are their row numbers and inverse (indices' shape) each index's position among them. */
 msr_err msr_embedding_gather(msr_tensor table, msr_tensor indices, msr_tensor* rows, msr_tensor* ids, msr_tensor* inverse);
+/* The table size in bytes from which the gather and the row-wise updates visit rows in address order. */
+int64_t msr_sparse_sorted_visit_bytes(void);
 /* Row-wise optimizers over one table that does not require grad; a step updates only the rows it is given. */
 enum msr_sparse_kind { MSR_SPARSE_SGD = 0, MSR_SPARSE_ADAM = 1, MSR_SPARSE_ADAGRAD = 2, MSR_SPARSE_ROWWISE_ADAGRAD = 3 };
 msr_err msr_sparse_optim_new(int kind, msr_tensor table, msr_optim_options opts, msr_sparse_optim* out);

@@ -444,6 +444,8 @@ msr_err msr_embedding_gather(msr_tensor table, msr_tensor indices, msr_tensor* r
   })
 }
 
+int64_t msr_sparse_sorted_visit_bytes(void) { return kLargeTableBytes; }
+
 msr_err msr_sparse_optim_new(int kind, msr_tensor table, msr_optim_options opts, msr_sparse_optim* out) {
   GUARD({
     if (slots_for(kind) < 0) throw std::invalid_argument("unknown sparse optimizer kind " + std::to_string(kind));

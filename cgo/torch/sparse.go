@@ -10,6 +10,11 @@ import (
 	"strings"
 )
 
+// sortedVisitBytes is the table size in bytes from which GatherRows and
+// the row-wise updates visit rows in address order (kLargeTableBytes in
+// cgo/shim/internal.h), for tests that must exercise both orders.
+func sortedVisitBytes() int64 { return int64(C.msr_sparse_sorted_visit_bytes()) }
+
 // GatherRows prepares a sparse embedding lookup: the distinct rows that
 // indices (int64, any shape) name in table, copied into rows [U, dim], a new
 // leaf that requires grad, with their row numbers ids [U] (in order of first

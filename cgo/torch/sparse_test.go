@@ -511,7 +511,7 @@ func sparseFloat32s(v []float64) []float32 {
 // end equal, bit for bit, and so does their state.
 func TestSparseRowLoopsInAddressOrder(t *testing.T) {
 	const dim, n, steps = 16, 500, 3
-	const bigRows = (64<<20)/(dim*4) + 1 // just past kLargeTableBytes (cgo/shim/internal.h)
+	bigRows := sortedVisitBytes()/(dim*4) + 1 // just past the size sorted from
 	rng := rand.New(rand.NewPCG(5, 8))
 	seen := map[int64]bool{}
 	var ids []int64
