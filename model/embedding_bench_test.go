@@ -35,9 +35,11 @@ func embeddingBenchSizes(b *testing.B) []int64 {
 }
 
 // embeddingBenchTables is roughly each configuration's peak resident
-// memory in copies of its table (rows × 16 floats), as measured at 10M
-// rows: the table and a float per row for row-wise Adagrad, two moments
-// more for Adam, and PyTorch's gradient and temporaries on top. A
+// memory in copies of its table (rows × 16 floats), from the peaks
+// measured at 10M rows (at 100M for row-wise Adagrad, where the process's
+// own 0.2 GB no longer counts): the table and a float per row for row-wise
+// Adagrad, two moments more for Adam, and PyTorch's gradient and
+// temporaries on top. A
 // configuration that would not fit in the memory still available is left
 // out (it prints "-") rather than swapping or being killed.
 var embeddingBenchTables = map[string]float64{
