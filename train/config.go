@@ -18,7 +18,7 @@ import (
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/choice"
 	"github.com/msrtrain/msrtrain/model"
-	"github.com/msrtrain/msrtrain/train/dist"
+	"github.com/msrtrain/msrtrain/train/ddp"
 )
 
 // Config is the whole typed configuration of a run. Defaults come from
@@ -41,7 +41,7 @@ type Config struct {
 // launched by torchrun (or with train --nproc); one process ignores it.
 type DistConfig struct {
 	// Backend: auto (NCCL on CUDA, Gloo on the CPU), gloo or nccl.
-	Backend dist.Backend `yaml:"backend"`
+	Backend ddp.Backend `yaml:"backend"`
 	// TimeoutSeconds bounds joining the job and every collective: a rank
 	// that died or went silent makes the others fail after at most this long.
 	TimeoutSeconds float64 `yaml:"timeout_seconds"`
@@ -61,8 +61,8 @@ type DistConfig struct {
 	Overlap bool `yaml:"overlap"`
 }
 
-func (d DistConfig) options() dist.Options {
-	return dist.Options{Backend: d.Backend, Timeout: time.Duration(d.TimeoutSeconds * float64(time.Second)),
+func (d DistConfig) options() ddp.Options {
+	return ddp.Options{Backend: d.Backend, Timeout: time.Duration(d.TimeoutSeconds * float64(time.Second)),
 		BucketBytes: int64(d.BucketMB * (1 << 20))}
 }
 
@@ -172,7 +172,7 @@ func DefaultConfig() Config {
 			OpenAI: OpenAIConfig{BaseURL: "http://localhost:8000/v1", APIKeyEnv: "OPENAI_API_KEY", Concurrency: 4,
 				TimeoutSeconds: 120, MaxRetries: 5, MaxTokens: 512},
 		},
-		Dist: DistConfig{Backend: dist.BackendAuto, TimeoutSeconds: 300, BucketMB: 25},
+		Dist: DistConfig{Backend: ddp.BackendAuto, TimeoutSeconds: 300, BucketMB: 25},
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/model"
-	"github.com/msrtrain/msrtrain/train/dist"
+	"github.com/msrtrain/msrtrain/train/ddp"
 )
 
 func TestConfigLayering(t *testing.T) {
@@ -141,7 +141,7 @@ func TestDocsListEveryChoice(t *testing.T) {
 func TestDistConfig(t *testing.T) {
 	cfg, err := LoadConfig("", []string{"dist.backend=gloo", "dist.timeout_seconds=30"})
 	require.NoError(t, err)
-	assert.Equal(t, dist.BackendGloo, cfg.Dist.Backend)
+	assert.Equal(t, ddp.BackendGloo, cfg.Dist.Backend)
 	yml, err := cfg.Marshal()
 	require.NoError(t, err)
 	assert.Contains(t, string(yml), "backend: gloo")

@@ -13,7 +13,7 @@ import (
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/knowledge"
 	"github.com/msrtrain/msrtrain/model/nn"
-	"github.com/msrtrain/msrtrain/train/dist"
+	"github.com/msrtrain/msrtrain/train/ddp"
 )
 
 // What a run does differently as one rank of a data-parallel job, with
@@ -41,8 +41,8 @@ import (
 // JoinFromEnv joins the data-parallel job that torchrun (or Slurm, or a
 // Kubernetes PyTorchJob) started this process in; nil when the environment
 // names none.
-func JoinFromEnv(cfg Config) (*dist.Group, error) {
-	l, err := dist.FromEnv()
+func JoinFromEnv(cfg Config) (*ddp.Group, error) {
+	l, err := ddp.FromEnv()
 	if err != nil || l == nil {
 		return nil, err
 	}
@@ -53,12 +53,12 @@ func JoinFromEnv(cfg Config) (*dist.Group, error) {
 	if err != nil {
 		return nil, err
 	}
-	return dist.Join(l, dev, cfg.Dist.options())
+	return ddp.Join(l, dev, cfg.Dist.options())
 }
 
 // rankDevice puts each rank of a job (l, nil for one process) on a GPU of
 // its own, cuda:LOCAL_RANK, unless the configuration names the device's index.
-func rankDevice(dev torch.Device, configured string, l *dist.Launch) torch.Device {
+func rankDevice(dev torch.Device, configured string, l *ddp.Launch) torch.Device {
 	if l == nil || !dev.IsCUDA() || (configured != "auto" && configured != "cuda" && configured != "") {
 		return dev
 	}
@@ -72,7 +72,7 @@ func rankDevice(dev torch.Device, configured string, l *dist.Launch) torch.Devic
 // rank must evaluate the same split; Close the Ranks afterwards (Fail them
 // on an error). Without a launch environment it is LoadModel.
 func LoadModelInJob(path, device string, threads int) (*Loaded, error) {
-	l, err := dist.FromEnv()
+	l, err := ddp.FromEnv()
 	if err != nil || l == nil {
 		if err != nil {
 			return nil, err
@@ -87,7 +87,7 @@ func LoadModelInJob(path, device string, threads int) (*Loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.Ranks, err = dist.Join(l, m.Device, m.Checkpoint.Config.Dist.options()); err != nil {
+	if m.Ranks, err = ddp.Join(l, m.Device, m.Checkpoint.Config.Dist.options()); err != nil {
 		m.Close()
 		return nil, err
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/safetensors"
-	"github.com/msrtrain/msrtrain/train/dist"
+	"github.com/msrtrain/msrtrain/train/ddp"
 )
 
 // The ranks of these tests are child processes: this test binary re-run
@@ -90,7 +90,7 @@ func rankMain(job string) error {
 }
 
 // rankEval evaluates a checkpoint over the ranks; rank 0 writes the report.
-func rankEval(ranks *dist.Group) error {
+func rankEval(ranks *ddp.Group) error {
 	dir := os.Getenv(rankEvalEnv)
 	l, err := LoadModel(dir, "cpu", 1)
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/model"
-	"github.com/msrtrain/msrtrain/train/dist"
+	"github.com/msrtrain/msrtrain/train/ddp"
 	"github.com/msrtrain/msrtrain/train/metrics"
 )
 
@@ -18,7 +18,7 @@ type scorer struct {
 	group   *grouper
 	vocabs  *data.Vocabs
 	batches data.BatchOptions // evaluation batches: train.eval_batch_size, train.loader_workers
-	ranks   *dist.Group       // scores a shard and gathers the rest (nil: alone)
+	ranks   *ddp.Group       // scores a shard and gathers the rest (nil: alone)
 }
 
 func evalBatches(t Options) data.BatchOptions {

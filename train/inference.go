@@ -11,7 +11,7 @@ import (
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/knowledge"
 	"github.com/msrtrain/msrtrain/model"
-	"github.com/msrtrain/msrtrain/train/dist"
+	"github.com/msrtrain/msrtrain/train/ddp"
 	"github.com/msrtrain/msrtrain/train/metrics"
 )
 
@@ -26,7 +26,7 @@ type Loaded struct {
 	UsersWithoutKnowledge int
 	// Ranks, when set, makes Evaluate score this rank's shard and gather the
 	// others' (every rank of the job must call it).
-	Ranks *dist.Group
+	Ranks *ddp.Group
 
 	group *grouper
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/safetensors"
 	"github.com/msrtrain/msrtrain/model"
-	"github.com/msrtrain/msrtrain/train/dist"
+	"github.com/msrtrain/msrtrain/train/ddp"
 	"github.com/msrtrain/msrtrain/train/metrics"
 )
 
@@ -37,7 +37,7 @@ type RunOptions struct {
 
 	// Ranks makes this process one rank of a data-parallel job (see
 	// distributed.go); nil trains alone.
-	Ranks *dist.Group
+	Ranks *ddp.Group
 
 	afterStep func(step int) // tests: called after every optimizer step
 }
@@ -82,10 +82,10 @@ type run struct {
 	missing int
 	// ranks is the data-parallel job this run is part of (nil: alone);
 	// stopAll says some rank was asked to stop (Ctrl-C), agreed in the last step.
-	ranks   *dist.Group
+	ranks   *ddp.Group
 	stopAll bool
 	// reducer overlaps the gradient all-reduce with backward (dist.overlap); nil otherwise.
-	reducer *dist.Reducer
+	reducer *ddp.Reducer
 }
 
 // Setup prepares the torch runtime for the calling goroutine: it locks it

@@ -44,10 +44,6 @@ struct msr_pg_s {
 
 namespace {
 
-const at::Tensor& T(msr_tensor h) {
-  if (h == nullptr) throw std::invalid_argument("null tensor handle");
-  return h->t;
-}
 
 // rank_prefix names this rank in every failure of a collective, since
 // Gloo's error text names only a socket address.

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 
 #include "msr.h"
@@ -14,6 +15,12 @@
 struct msr_tensor_s {
   at::Tensor t;
 };
+
+// T reads the tensor behind a handle; a null handle is an error, not a crash.
+inline const at::Tensor& T(msr_tensor h) {
+  if (h == nullptr) throw std::invalid_argument("null tensor handle");
+  return h->t;
+}
 
 // make_err copies a message into malloc'd memory that Go frees with msr_free_err.
 inline msr_err make_err(const std::string& prefix, const char* what) {

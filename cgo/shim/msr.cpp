@@ -24,10 +24,6 @@ namespace {
 
 msr_tensor wrap(at::Tensor t) { return new msr_tensor_s{std::move(t)}; }
 
-const at::Tensor& T(msr_tensor h) {
-  if (h == nullptr) throw std::invalid_argument("null tensor handle");
-  return h->t;
-}
 
 c10::optional<at::Tensor> opt(msr_tensor h) {
   if (h == nullptr) return c10::nullopt;

@@ -162,7 +162,7 @@ msr_err msr_optim_get_step(msr_optim o, int group, int param, int64_t* step);
 msr_err msr_optim_group_flat(msr_optim o, int group, int* flat);
 msr_err msr_optim_set_step(msr_optim o, int group, int param, int64_t step);
 
-/* A layer whose weights a linear head generates per row (generated_layer.cpp): for z [B, in], the head's
+/* A layer whose weights a linear head generates per row (meta_layer.cpp): for z [B, in], the head's
    weight [K, G] and bias [K] and the generator's outputs h [B, G], row b's layer is
    W = scale·reshape(weight[offset, +in·out)·h_b + bias[offset, +in·out]) [in, out] and
    c = weight[offset+in·out, +out]·h_b + bias[offset+in·out, +out]; y [B, out] = z·W + c, one autograd node. */

@@ -19,10 +19,6 @@
 
 namespace {
 
-const at::Tensor& T(msr_tensor h) {
-  if (h == nullptr) throw std::invalid_argument("null tensor handle");
-  return h->t;
-}
 
 void check_table(const at::Tensor& table) {
   if (table.dim() != 2) throw std::invalid_argument("embedding table must be 2-D [rows, dim], got " + std::to_string(table.dim()) + "-D");

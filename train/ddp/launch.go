@@ -1,4 +1,4 @@
-// Package dist joins msrtrain to a data-parallel job the way a PyTorch
+// Package ddp joins msrtrain to a data-parallel job the way a PyTorch
 // worker does: it reads the environment that torchrun (and Slurm or a
 // Kubernetes PyTorchJob) sets, meets the other ranks at a c10d TCPStore and
 // opens a process group over it, Gloo on CPUs and NCCL on GPUs.
@@ -8,7 +8,7 @@
 // with an error that names that rank. Each rank bumps a heartbeat counter
 // in the store and records its own failure there before it exits; a failed
 // collective reads both to say which peer is at fault.
-package dist
+package ddp
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-// generated_layer.cpp: a linear layer whose weights a linear head generates
+// meta_layer.cpp: a linear layer whose weights a linear head generates
 // per row, forward and backward in one autograd node.
 //
 // LLM4MSR's user-level meta layer gives each row its own weights,
@@ -28,10 +28,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-const at::Tensor& T(msr_tensor h) {
-  if (h == nullptr) throw std::invalid_argument("null tensor handle");
-  return h->t;
-}
 
 bool plain_cpu_float(std::initializer_list<const at::Tensor*> ts) {
   for (const at::Tensor* t : ts) {

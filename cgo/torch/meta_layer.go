@@ -9,7 +9,7 @@ import "C"
 // weights a linear head (weight [K, G], bias [K]) generates from that row's
 // h [B, G]: the head's rows [offset, offset+in·out) reshaped to [in, out] and
 // multiplied by scale are the layer's weight, the next out rows its bias.
-// It never builds the per-row weights (see cgo/shim/generated_layer.cpp);
+// It never builds the per-row weights (see cgo/shim/meta_layer.cpp);
 // forward and backward are one autograd node each, and every argument but
 // the sizes receives a gradient.
 func GeneratedLayer(z, weight, bias, h *Tensor, in, out, offset int64, scale float64) *Tensor {
