@@ -34,7 +34,7 @@ func eachSegment(in Input, dim int64, f func(seg Segment) *torch.Tensor) *torch.
 // (autograd keeps what backward needs and frees it as backward goes), as
 // Python frees locals; held until the step's scope closes instead, every
 // activation of the step stays alive at once, and the allocator cannot reuse
-// their memory within the step (what that costs: README, Benchmarks).
+// their memory within the step (what that costs: docs/benchmarks.md).
 func scoped(f func() *torch.Tensor) *torch.Tensor {
 	sc := torch.NewScope()
 	defer sc.Close()
@@ -194,7 +194,7 @@ func (e *expertStack) Forward(x *torch.Tensor) *torch.Tensor {
 // gate [B, K] give [B, h], as one broadcast product summed over K. A
 // batched matmul of B tiny [1, K]·[K, h] products does the same, but
 // libtorch runs those on its naive per-element kernel, slower forward and
-// backward at every batch size (README, Benchmarks).
+// backward at every batch size (docs/benchmarks.md).
 func mix(experts, gate *torch.Tensor) *torch.Tensor {
 	return experts.Mul(gate.T().Unsqueeze(2)).Sum(false, 0)
 }

@@ -127,7 +127,7 @@ func (m *STAR) Forward(in Input) *torch.Tensor {
 	last := len(m.layers) - 1
 	// Each scenario's rows go through its normalisation and its layers in
 	// one pass: normalising every segment, joining them and splitting them
-	// again costs backward time (README, Benchmarks).
+	// again costs backward time (docs/benchmarks.md).
 	main := eachSegment(in, 0, func(seg Segment) *torch.Tensor {
 		s := int64(seg.Scenario)
 		h := seg.Rows(in.X)

@@ -57,7 +57,7 @@ type DistConfig struct {
 	// soon as its gradients are ready, as DistributedDataParallel does (not
 	// with sync_batch_norm, whose own all-reduces run in the backward pass
 	// too). Off by default: on CPUs the backward pass keeps the cores busy
-	// and more buckets mean more collectives (README, Benchmarks).
+	// and more buckets mean more collectives (docs/benchmarks.md).
 	Overlap bool `yaml:"overlap"`
 }
 

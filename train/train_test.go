@@ -231,7 +231,7 @@ func TestLLM4MSRImprovesEveryBackbone(t *testing.T) {
 	const margin = 0.003
 	// PPNet already gates every layer by the user's own id embedding, so
 	// user-level knowledge has less left to add: its gain is the smallest
-	// measured (README, Benchmarks), and its margin sits below that gain.
+	// measured (docs/benchmarks.md), and its margin sits below that gain.
 	margins := map[string]float64{"ppnet": 0.0005}
 	for _, bb := range model.BackboneNames() {
 		t.Run(bb, func(t *testing.T) {

@@ -422,7 +422,7 @@ c10::intrusive_ptr<c10d::ProcessGroup> msr_nccl_new_group(const c10::intrusive_p
                                                           std::chrono::milliseconds) {
   throw std::runtime_error(
       "this build has no NCCL: build against a CUDA libtorch whose libtorch_cuda exports ProcessGroupNCCL, "
-      "with nccl.h and the CUDA headers findable (see the README's NCCL notes), or use --set dist.backend=gloo");
+      "with nccl.h and the CUDA headers findable (see docs/distributed.md, NCCL), or use --set dist.backend=gloo");
 }
 #endif
 

@@ -13,7 +13,7 @@ import (
 // TuneAllocator keeps tensor-sized blocks (up to 1 GiB) in the C heap and
 // stops glibc from handing freed memory back to the kernel, so a training
 // loop that allocates the same activations every step stops mapping and
-// faulting them in each time (what that saves: README, Benchmarks). Call it
+// faulting them in each time (what that saves: docs/benchmarks.md). Call it
 // once at start-up, before the first tensor; the process then keeps its
 // peak resident memory.
 func TuneAllocator() error {

@@ -121,7 +121,7 @@ func SetThreads(intraOp, blas int) error {
 // where the BLAS keeps a pool of its own (OpenBLAS) it gets all n and
 // libtorch's intra-op pool gets 1: two pools at full width oversubscribe the
 // cores, and the BLAS splitting the products beats libtorch splitting the
-// ops around them (README, Benchmarks). A BLAS without its own pool (MKL
+// ops around them (docs/benchmarks.md). A BLAS without its own pool (MKL
 // runs on libtorch's OpenMP threads) gets n through the intra-op pool.
 func SetCPUThreads(n int) error {
 	if n <= 0 {
@@ -210,7 +210,7 @@ func CheckDevice(dev Device) error {
 	lib, _ := LoadedLibrary()
 	switch {
 	case !built:
-		return fmt.Errorf("device %s: this libtorch (%s) has no CUDA support; build against a CUDA libtorch with `make LIBTORCH=/path/to/libtorch build` (see README, GPU builds), or use --device cpu", dev, lib)
+		return fmt.Errorf("device %s: this libtorch (%s) has no CUDA support; build against a CUDA libtorch with `make LIBTORCH=/path/to/libtorch build` (see docs/gpu.md), or use --device cpu", dev, lib)
 	case n == 0:
 		return fmt.Errorf("device %s: libtorch has CUDA support but sees no GPU; check `nvidia-smi`, the driver, and CUDA_VISIBLE_DEVICES=%q, or use --device cpu", dev, os.Getenv("CUDA_VISIBLE_DEVICES"))
 	case dev.Index >= n:

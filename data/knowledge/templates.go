@@ -153,7 +153,7 @@ func (t *Templates) RenderUserPrompts(users []UserProfile, maxPerScenario int) (
 			// A description of the user, where the data has one, is the whole of the
 			// facts: a bag of words over the user's training clicks (even their
 			// categories) hands the model the labels it is trained on, and it then
-			// memorises them instead of learning interests (README, Benchmarks).
+			// memorises them instead of learning interests (docs/benchmarks.md).
 			if u.Text == "" {
 				facts = append(facts, scenarioFacts(s.Scenario, items))
 			}

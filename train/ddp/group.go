@@ -89,7 +89,7 @@ func Join(l *Launch, dev torch.Device, o Options) (*Group, error) {
 	}
 	backend := o.Backend.resolve(dev)
 	if !backend.Compiled() {
-		return nil, fmt.Errorf("dist: rank %d: %s is not in this build of msrtrain (see the README's distributed section)", l.Rank, backend)
+		return nil, fmt.Errorf("dist: rank %d: %s is not in this build of msrtrain (see docs/distributed.md)", l.Rank, backend)
 	}
 	g := &Group{Launch: *l, timeout: o.Timeout, bucket: o.BucketBytes, stop: make(chan struct{})}
 	g.every = min(max(o.Timeout/20, 100*time.Millisecond), 2*time.Second)
