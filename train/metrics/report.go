@@ -29,11 +29,19 @@ type Entry struct {
 	MeanPred      float64  `json:"mean_pred"` // 0 when Count is 0
 	LogLoss       *float64 `json:"logloss"`
 	AUC           *float64 `json:"auc"`
+	AUCStdErr     *float64 `json:"auc_std_err,omitempty"` // DeLong's; nil when AUC is, or with fewer than 2 samples of a class
 	AUCUndefined  string   `json:"auc_undefined,omitempty"`
 	GAUC          *float64 `json:"gauc"`
 	GAUCUsers     int      `json:"gauc_users"` // users with both classes, the ones gAUC averages over
 	GAUCUndefined string   `json:"gauc_undefined,omitempty"`
 }
+
+// MinGAUCUsers is the number of users below which a gAUC is flagged as
+// noisy. gAUC averages per-user AUCs, which spread widely (a standard
+// deviation of 0.2 is common, since each comes from a handful of one
+// user's rows), so its standard error is about 0.2/√users: at 100 users
+// 0.02, as large as the gains multi-scenario papers report.
+const MinGAUCUsers = 100
 
 // Report is the result of Accumulator.Compute.
 type Report struct {
@@ -74,25 +82,35 @@ func (a *Accumulator) Compute(scenarioNames []string) Report {
 		byScenario[run[0].scenario] = run
 	}
 
-	ids := make([]int64, 0, len(scenarioNames)+len(byScenario))
-	for i := range scenarioNames {
+	for _, id := range scenarioIDs(scenarioNames, byScenario) {
+		g := gaucByScenario[id]
+		r.PerScenario = append(r.PerScenario, entry(scenarioName(scenarioNames, id), byScenario[id], g.v, g.users))
+	}
+	return r
+}
+
+// scenarioIDs are the ids a report has an entry for, in order: every named
+// one, then any id of present beyond the names.
+func scenarioIDs[T any](names []string, present map[int64]T) []int64 {
+	ids := make([]int64, 0, len(names)+len(present))
+	for i := range names {
 		ids = append(ids, int64(i))
 	}
-	for id := range byScenario {
-		if id >= int64(len(scenarioNames)) {
+	for id := range present {
+		if id >= int64(len(names)) {
 			ids = append(ids, id)
 		}
 	}
 	slices.Sort(ids)
-	for _, id := range ids {
-		name := fmt.Sprintf("scenario_%d", id)
-		if id < int64(len(scenarioNames)) {
-			name = scenarioNames[id]
-		}
-		g := gaucByScenario[id]
-		r.PerScenario = append(r.PerScenario, entry(name, byScenario[id], g.v, g.users))
+	return ids
+}
+
+// scenarioName names scenario id: names[id], or "scenario_<id>" beyond them.
+func scenarioName(names []string, id int64) string {
+	if id < int64(len(names)) {
+		return names[id]
 	}
-	return r
+	return fmt.Sprintf("scenario_%d", id)
 }
 
 // entry computes an Entry from samples sorted by prob and a precomputed gAUC.
@@ -111,6 +129,9 @@ func entry(name string, sorted []sample, gauc *float64, gaucUsers int) Entry {
 	default:
 		auc, _ := aucSorted(sorted)
 		e.AUC = &auc
+		if se, ok := aucStdErr(sorted); ok {
+			e.AUCStdErr = &se
+		}
 	}
 	if gauc == nil {
 		e.GAUCUndefined = ReasonNoUsers
