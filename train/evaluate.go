@@ -18,7 +18,7 @@ type scorer struct {
 	group   *grouper
 	vocabs  *data.Vocabs
 	batches data.BatchOptions // evaluation batches: train.eval_batch_size, train.loader_workers
-	ranks   *ddp.Group       // scores a shard and gathers the rest (nil: alone)
+	ranks   *ddp.Group        // scores a shard and gathers the rest (nil: alone)
 }
 
 func evalBatches(t Options) data.BatchOptions {
@@ -27,6 +27,16 @@ func evalBatches(t Options) data.BatchOptions {
 
 // evaluate computes metrics on a split; nil when the split has no rows.
 func (s scorer) evaluate(sp *data.Splits, part data.Part) (*metrics.Report, error) {
+	acc, err := s.predictions(sp, part)
+	if acc == nil || err != nil {
+		return nil, err
+	}
+	rep := acc.Compute(s.vocabs.Schema().ScenarioNames())
+	return &rep, nil
+}
+
+// predictions scores a split in its order; nil when the split has no rows.
+func (s scorer) predictions(sp *data.Splits, part data.Part) (*metrics.Accumulator, error) {
 	src, err := sp.Source(part, s.batches)
 	if err != nil {
 		return nil, err
@@ -45,8 +55,7 @@ func (s scorer) evaluate(sp *data.Splits, part data.Part) (*metrics.Report, erro
 	if err != nil {
 		return nil, fmt.Errorf("evaluating %s: %w", part, err)
 	}
-	rep := acc.Compute(s.vocabs.Schema().ScenarioNames())
-	return &rep, nil
+	return &acc, nil
 }
 
 // probabilities groups a batch and returns its click probabilities on the

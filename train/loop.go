@@ -219,8 +219,12 @@ func (r *run) finalTest(res *Result) error {
 	if res.Valid, err = r.evaluate(data.Valid); err != nil {
 		return err
 	}
-	if res.Test, err = r.evaluate(data.Test); err != nil {
+	if res.testPredictions, err = r.predictions(data.Test); err != nil {
 		return err
+	}
+	if res.testPredictions != nil {
+		test := res.testPredictions.Compute(res.Scenarios)
+		res.Test = &test
 	}
 	if res.Test != nil {
 		fmt.Fprintf(r.log, "test (best epoch %d, %.0f samples/s in training):\n", res.BestEpoch, res.SamplesPerSec)

@@ -60,6 +60,11 @@ type Result struct {
 	// WorldSize ranks each took train.batch_size rows per step: GlobalBatch in all.
 	WorldSize   int `json:"world_size"`
 	GlobalBatch int `json:"global_batch"`
+	// AUCDelta is DeLong's paired test of this model's test AUC against
+	// the baseline's on the same rows, overall then per scenario.
+	AUCDelta []metrics.AUCDelta `json:"auc_delta,omitempty"`
+	// testPredictions are the test split's predictions, which AUCDelta pairs.
+	testPredictions *metrics.Accumulator
 }
 
 // ErrNonFinite marks a run stopped by a NaN or infinite loss.
@@ -145,6 +150,13 @@ func trainWithBaseline(ctx context.Context, cfg Config, opts RunOptions) (*Resul
 	if res.Test != nil && baseRes.Test != nil {
 		fmt.Fprintf(opts.Log, "\ntest AUC, %s without vs with LLM4MSR meta networks (%s):\n", cfg.Model.Backbone, cfg.Model.Meta.Levels)
 		metrics.CompareTable(opts.Log, []string{"bare " + cfg.Model.Backbone, "LLM4MSR"}, []metrics.Report{*baseRes.Test, *res.Test})
+		// Both models scored the same test rows in the same order.
+		if res.AUCDelta, err = metrics.CompareAUC(baseRes.testPredictions, res.testPredictions, res.Scenarios); err != nil {
+			return res, fmt.Errorf("baseline: %w", err)
+		}
+		if d := res.AUCDelta[0]; d.Delta != nil {
+			fmt.Fprintf(opts.Log, "overall ΔAUC %+.4f, 95%% interval [%+.4f, %+.4f] (DeLong's paired test, p = %.2g)\n", *d.Delta, d.Low, d.High, d.P)
+		}
 	}
 	if opts.Ranks != nil && opts.Ranks.Rank() != 0 {
 		return res, nil
@@ -339,12 +351,22 @@ func (r *run) scorer() scorer {
 
 // evaluate computes the model's metrics on a split of the run's data; nil when the split has no rows.
 func (r *run) evaluate(part data.Part) (*metrics.Report, error) {
+	acc, err := r.predictions(part)
+	if acc == nil || err != nil {
+		return nil, err
+	}
+	rep := acc.Compute(r.vocabs.Schema().ScenarioNames())
+	return &rep, nil
+}
+
+// predictions scores a split of the run's data; nil when it has no rows.
+func (r *run) predictions(part data.Part) (*metrics.Accumulator, error) {
 	if r.ranks != nil { // every rank scores with rank 0's running statistics
 		if err := r.broadcastModel(true); err != nil {
 			return nil, err
 		}
 	}
-	return r.scorer().evaluate(r.splits, part)
+	return r.scorer().predictions(r.splits, part)
 }
 
 func (r *run) close() {
