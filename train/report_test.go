@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,11 +39,29 @@ func TestTrainWritesReport(t *testing.T) {
 	assert.Equal(t, report.Step{Step: 38, Epoch: 1, Loss: steps[3].Loss, LR: cfg.Train.LR}, steps[3])
 	assert.Equal(t, 2, steps[4].Epoch)
 
+	// DeLong's paired test of the two models on the same test rows, in
+	// summary.json: overall first, then every scenario.
+	require.Len(t, res.AUCDelta, 4)
+	overall := res.AUCDelta[0]
+	require.NotNil(t, overall.Delta)
+	assert.Equal(t, "overall", overall.Scenario)
+	assert.InDelta(t, *res.Test.Overall.AUC-*res.Baseline.Test.Overall.AUC, *overall.Delta, 1e-12)
+	assert.Greater(t, overall.StdErr, 0.0)
+	assert.Less(t, overall.Low, *overall.Delta)
+	assert.Greater(t, overall.High, *overall.Delta)
+	assert.Equal(t, res.Test.Overall.Count, overall.Count)
+	summary, err := readResult(cfg.Out)
+	require.NoError(t, err)
+	assert.Equal(t, res.AUCDelta, summary.AUCDelta)
+	require.NotNil(t, summary.Test.Overall.AUCStdErr)
+
 	page, err := reporttest.CheckPage(res.Report)
 	require.NoError(t, err)
-	// loss, lr, valid AUC and logloss, test AUC and gAUC, calibration, heatmap, PCA
-	assert.Equal(t, 9, page.Images)
-	for _, want := range []string{"bare star", "LLM4MSR", "scenario:video", "the hash encoder is not an LLM", "libtorch: compiled against", "backbone: star"} {
+	// loss (the learning rate is constant: a sentence), valid AUC and
+	// logloss, test AUC and gAUC, calibration, heatmap, PCA
+	assert.Equal(t, 8, page.Images)
+	for _, want := range []string{"bare star", "LLM4MSR", "scenario:video", "the hash encoder is not an LLM", "libtorch: compiled against", "backbone: star",
+		"ΔAUC [paired 95% interval]", fmt.Sprintf("[%+.4f, %+.4f]", overall.Low, overall.High), "The learning rate was 0.001 throughout."} {
 		assert.Contains(t, page.Text, want)
 	}
 	assert.NotContains(t, page.Text, "No explanations")
@@ -147,6 +166,6 @@ func TestReportOfInterruptedRun(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, page.Text, "not finished")
 	assert.Contains(t, page.Text, "No test metrics yet")
-	// loss, lr, valid AUC and logloss of epoch 1, heatmap, PCA
-	assert.Equal(t, 6, page.Images)
+	// loss, valid AUC and logloss of epoch 1, heatmap, PCA
+	assert.Equal(t, 5, page.Images)
 }

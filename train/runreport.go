@@ -51,6 +51,7 @@ func WriteReport(dir string, o ReportOptions) (string, error) {
 	if r.Main, err = readReportModel(dir, mainName, res); err != nil {
 		return "", err
 	}
+	r.Main.Bare = !cfg.Model.Meta.Levels.Enabled()
 	baseDir := filepath.Join(dir, "baseline")
 	if _, err := os.Stat(filepath.Join(baseDir, report.MetricsFile)); err == nil {
 		var base *Result
@@ -61,7 +62,11 @@ func WriteReport(dir string, o ReportOptions) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		m.Bare = true
 		r.Baseline = &m
+		if res != nil {
+			r.AUCDelta = res.AUCDelta
+		}
 	}
 	r.Status, r.Facts = runStatus(cfg, res)
 	if cfg.Model.Meta.Levels.Enabled() {

@@ -5,9 +5,11 @@ import (
 	"embed"
 	"fmt"
 	"html/template"
+	"image/color"
 	"io"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/msrtrain/msrtrain/data/safetensors"
@@ -51,7 +53,12 @@ type runPage struct {
 	Sections []section
 	Test     []testRow
 	Models   []string // column groups of the test table
-	Top      []Explanation
+	// Paired says the ΔAUC cells carry DeLong's paired interval.
+	Paired       bool
+	GAUCWarnings []string // scenarios whose gAUC averages over few users
+	Top          []Explanation
+	Commands     []string // shell commands the page suggests, each tested to work on the run
+	MinGAUCUsers int
 }
 
 type section struct {
@@ -69,19 +76,29 @@ type testRow struct {
 }
 
 type testCell struct {
-	AUC, GAUC, LogLoss string
-	Delta              string // AUC against the first model; "" for the first
+	AUC, AUCInterval string
+	GAUC             string
+	FewUsers         bool // gAUC over fewer than metrics.MinGAUCUsers users
+	LogLoss          string
+	// Delta is the AUC against the first model ("" for the first), with
+	// its paired interval; Significant when that excludes 0, and then
+	// Better says which way.
+	Delta, DeltaInterval string
+	Significant, Better  bool
 }
 
 // WriteRun renders the run report into dir/report.html and returns its path.
 func WriteRun(dir string, r Run) (string, error) {
-	page := runPage{Run: r}
+	page := runPage{Run: r, MinGAUCUsers: metrics.MinGAUCUsers}
 	var err error
 	if page.Sections, err = runSections(r); err != nil {
 		return "", err
 	}
 	page.Models, page.Test = testTable(r)
+	page.Paired = r.Baseline != nil && r.AUCDelta != nil
+	page.GAUCWarnings = gaucWarnings(r)
 	page.Top = r.Explanations
+	page.Commands = suggestedCommands(r)
 	var b bytes.Buffer
 	if err := pages.ExecuteTemplate(&b, "run.tmpl", page); err != nil {
 		return "", fmt.Errorf("report: %w", err)
@@ -108,17 +125,12 @@ func (r Run) models() []Model {
 
 func runSections(r Run) ([]section, error) {
 	var out []section
-	add := func(s section, err error) error {
-		if err != nil {
-			return err
-		}
-		out = append(out, s)
-		return nil
-	}
 	for _, build := range []func(Run) (section, error){trainingSection, validSection, testSection, calibrationSection, knowledgeSection} {
-		if err := add(build(r)); err != nil {
+		s, err := build(r)
+		if err != nil {
 			return nil, err
 		}
+		out = append(out, s)
 	}
 	return out, nil
 }
@@ -126,7 +138,8 @@ func runSections(r Run) ([]section, error) {
 func trainingSection(r Run) (section, error) {
 	s := section{ID: "training", Title: "Training"}
 	var loss, lr []Series
-	for i, m := range r.models() {
+	rates := map[float64]bool{}
+	for _, m := range r.models() {
 		steps := m.Steps
 		if len(steps) == 0 { // a run from before steps.jsonl: one point per epoch
 			for _, e := range m.Epochs {
@@ -139,25 +152,33 @@ func trainingSection(r Run) (section, error) {
 		x, l, rate := make([]float64, len(steps)), make([]float64, len(steps)), make([]float64, len(steps))
 		for j, st := range steps {
 			x[j], l[j], rate[j] = float64(st.Step), st.Loss, st.LR
+			rates[st.LR] = true
 		}
-		dash := r.Baseline != nil && i == 0
-		loss = append(loss, Series{Name: m.Name, X: x, Y: l, Dash: dash})
-		lr = append(lr, Series{Name: m.Name, X: x, Y: rate, Dash: dash})
+		loss = append(loss, Series{Name: m.Name, X: x, Y: l, Color: m.Color(), Dash: m.Bare})
+		lr = append(lr, Series{Name: m.Name, X: x, Y: rate, Color: m.Color(), Dash: m.Bare})
 	}
 	if len(loss) == 0 {
 		s.Missing = "No training steps were logged yet (steps.jsonl and metrics.jsonl are empty or missing)."
 		return s, nil
 	}
-	s.Text = "Mean training loss (binary cross-entropy) over each logging interval, and the learning rate, by optimizer step."
-	c1, err := LineChart("Training loss", "step", "loss", loss, bestMarkers(r))
+	s.Text = "Mean training loss (binary cross-entropy) over each logging interval, by optimizer step."
+	c, err := LineChart("Training loss", "step", "loss", loss, bestMarkers(r), LineOptions{YFrom: 0})
 	if err != nil {
 		return s, err
 	}
-	c2, err := LineChart("Learning rate", "step", "learning rate", lr, nil)
+	s.Charts = []Chart{c}
+	if len(rates) == 1 { // a flat line says less than a sentence
+		for rate := range rates {
+			s.Text += fmt.Sprintf(" The learning rate was %g throughout.", rate)
+		}
+		return s, nil
+	}
+	s.Text += " Right: the learning rate."
+	c, err = LineChart("Learning rate", "step", "learning rate", lr, nil, LineOptions{YFrom: 0})
 	if err != nil {
 		return s, err
 	}
-	s.Charts = []Chart{c1, c2}
+	s.Charts = append(s.Charts, c)
 	return s, nil
 }
 
@@ -171,46 +192,56 @@ func bestMarkers(r Run) []Marker {
 	return nil
 }
 
+// validated are a model's epochs that have validation metrics.
+func validated(m Model) []Epoch {
+	var out []Epoch
+	for _, e := range m.Epochs {
+		if e.Valid != nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 func validSection(r Run) (section, error) {
 	s := section{ID: "validation", Title: "Validation over epochs"}
 	m := r.Main
-	var epochs []Epoch
-	for _, e := range m.Epochs {
-		if e.Valid != nil {
-			epochs = append(epochs, e)
-		}
-	}
+	epochs := validated(m)
 	if len(epochs) == 0 {
 		s.Missing = "No epoch has finished with a validation split yet."
 		return s, nil
 	}
-	s.Text = fmt.Sprintf("%s, per scenario and overall (thick). The dashed line marks the best epoch, whose weights give the test metrics.", m.Name)
+	s.Text = fmt.Sprintf("%s, per scenario and overall (thick, with the 95%% interval of its AUC shaded). The dashed vertical line marks the best epoch, whose weights give the test metrics.", m.Name)
+	if r.Baseline != nil {
+		s.Text += fmt.Sprintf(" The dashed black line is %s overall.", r.Baseline.Name)
+	}
 	var markers []Marker
 	if m.BestEpoch > 0 {
 		markers = []Marker{{X: float64(m.BestEpoch), Label: "best"}}
 	}
+	colors := ScenarioColors(scenarioNames(epochs[0].Valid))
 	for _, metric := range []struct {
 		title, axis string
 		get         func(metrics.Entry) *float64
+		from        float64 // the axis's meaningful start
+		band        bool
 	}{
-		{"Validation AUC", "AUC", func(e metrics.Entry) *float64 { return e.AUC }},
-		{"Validation logloss", "logloss", func(e metrics.Entry) *float64 { return e.LogLoss }},
+		{"Validation AUC", "AUC", func(e metrics.Entry) *float64 { return e.AUC }, 0.5, true},
+		{"Validation logloss", "logloss", func(e metrics.Entry) *float64 { return e.LogLoss }, 0, false},
 	} {
-		series := perScenarioSeries(epochs, metric.get)
+		series := perScenarioSeries(epochs, metric.get, colors)
+		if metric.band {
+			addAUCBand(&series[0], epochs)
+		}
 		if r.Baseline != nil {
-			var bases []Epoch
-			for _, e := range r.Baseline.Epochs {
-				if e.Valid != nil {
-					bases = append(bases, e)
-				}
-			}
-			b := perScenarioSeries(bases, metric.get)
+			series[0].Name = Overall + ", " + m.Name
+			b := perScenarioSeries(validated(*r.Baseline), metric.get, colors)
 			if len(b) > 0 && len(b[0].X) > 0 {
-				b[0].Name, b[0].Dash, b[0].Thick = r.Baseline.Name+" overall", true, false
+				b[0].Name, b[0].Dash = Overall+", "+r.Baseline.Name, true
 				series = append(series, b[0])
 			}
 		}
-		c, err := LineChart(metric.title, "epoch", metric.axis, series, markers)
+		c, err := LineChart(metric.title, "epoch", metric.axis, series, markers, LineOptions{YFrom: metric.from, IntegerX: true})
 		if err != nil {
 			return s, err
 		}
@@ -219,19 +250,19 @@ func validSection(r Run) (section, error) {
 	return s, nil
 }
 
-// perScenarioSeries is one series for overall, then one per scenario, of a
-// metric over epochs; undefined values are left out.
-func perScenarioSeries(epochs []Epoch, get func(metrics.Entry) *float64) []Series {
+// perScenarioSeries is one series for overall (thick), then one per
+// scenario, of a metric over epochs in the scenarios' colours; undefined
+// values are left out.
+func perScenarioSeries(epochs []Epoch, get func(metrics.Entry) *float64, colors map[string]color.Color) []Series {
 	if len(epochs) == 0 {
 		return nil
 	}
-	first := epochs[0].Valid
-	series := []Series{{Name: "overall", Thick: true}}
-	for _, e := range first.PerScenario {
-		series = append(series, Series{Name: e.Scenario})
+	var series []Series
+	for _, name := range scenarioNames(epochs[0].Valid) {
+		series = append(series, Series{Name: name, Color: colors[name], Thick: name == Overall})
 	}
 	for _, ep := range epochs {
-		entries := append([]metrics.Entry{ep.Valid.Overall}, ep.Valid.PerScenario...)
+		entries := entries(ep.Valid)
 		for i := range series {
 			if i < len(entries) {
 				if v := get(entries[i]); v != nil {
@@ -242,6 +273,20 @@ func perScenarioSeries(epochs []Epoch, get func(metrics.Entry) *float64) []Serie
 		}
 	}
 	return series
+}
+
+// addAUCBand gives the overall AUC series its 95% interval where every
+// epoch recorded one.
+func addAUCBand(s *Series, epochs []Epoch) {
+	var low, high []float64
+	for _, ep := range epochs {
+		if lo, hi, ok := ep.Valid.Overall.AUCInterval(); ok {
+			low, high = append(low, lo), append(high, hi)
+		}
+	}
+	if len(low) == len(s.X) {
+		s.Low, s.High = low, high
+	}
 }
 
 func entries(r *metrics.Report) []metrics.Entry {
@@ -257,29 +302,64 @@ func testSection(r Run) (section, error) {
 	}
 	groups := scenarioNames(r.Main.Test)
 	if r.Baseline != nil {
-		s.Text = fmt.Sprintf("%s beside %s on the same data and seed.", r.Main.Name, r.Baseline.Name)
+		s.Text = fmt.Sprintf("%s beside %s on the same data and seed. ", r.Main.Name, r.Baseline.Name)
 	}
-	for _, metric := range []struct {
-		title string
-		get   func(metrics.Entry) *float64
-	}{
-		{"Test AUC", func(e metrics.Entry) *float64 { return e.AUC }},
-		{"Test gAUC", func(e metrics.Entry) *float64 { return e.GAUC }},
-	} {
-		var bars []Bars
-		for _, m := range ms {
-			if m.Test == nil {
-				continue
-			}
-			bars = append(bars, Bars{Name: m.Name, Values: values(m.Test, groups, metric.get)})
+	s.Text += "Bars start at 0.5, the AUC of guessing; whiskers are 95% confidence intervals (DeLong)."
+	var aucBars, gaucBars []Bars
+	for _, m := range ms {
+		if m.Test == nil {
+			continue
 		}
-		c, err := BarChart(metric.title, strings.TrimPrefix(metric.title, "Test "), groups, bars, 0)
-		if err != nil {
-			return s, err
-		}
-		s.Charts = append(s.Charts, c)
+		b := Bars{Name: m.Name, Color: m.Color(), Values: values(m.Test, groups, func(e metrics.Entry) *float64 { return e.AUC })}
+		b.Low, b.High = aucIntervals(m.Test, groups)
+		aucBars = append(aucBars, b)
+		gaucBars = append(gaucBars, Bars{Name: m.Name, Color: m.Color(), Values: values(m.Test, groups, func(e metrics.Entry) *float64 { return e.GAUC })})
 	}
+	c, err := BarChart("Test AUC", "AUC", groups, aucBars, BarOptions{Base: 0.5})
+	if err != nil {
+		return s, err
+	}
+	s.Charts = append(s.Charts, c)
+	// gAUC's groups say over how many users it averages (the same rows
+	// for every model, so the same users).
+	labels := make([]string, len(groups))
+	byName := map[string]metrics.Entry{}
+	for _, e := range entries(r.Main.Test) {
+		byName[e.Scenario] = e
+	}
+	for i, g := range groups {
+		e := byName[g]
+		labels[i] = fmt.Sprintf("%s\n%d users", g, e.GAUCUsers)
+		if e.GAUC != nil && e.GAUCUsers < metrics.MinGAUCUsers {
+			labels[i] += " (few)"
+		}
+	}
+	if c, err = BarChart("Test gAUC", "gAUC", labels, gaucBars, BarOptions{Base: 0.5}); err != nil {
+		return s, err
+	}
+	s.Charts = append(s.Charts, c)
 	return s, nil
+}
+
+// aucIntervals are the 95% intervals of each named scenario's AUC; NaN
+// where unknown, nil when none is known (a run from before they were kept).
+func aucIntervals(r *metrics.Report, names []string) (low, high []float64) {
+	byName := map[string]metrics.Entry{}
+	for _, e := range entries(r) {
+		byName[e.Scenario] = e
+	}
+	low, high = make([]float64, len(names)), make([]float64, len(names))
+	known := false
+	for i, n := range names {
+		low[i], high[i] = math.NaN(), math.NaN()
+		if lo, hi, ok := byName[n].AUCInterval(); ok {
+			low[i], high[i], known = lo, hi, true
+		}
+	}
+	if !known {
+		return nil, nil
+	}
+	return low, high
 }
 
 func scenarioNames(r *metrics.Report) []string {
@@ -317,13 +397,13 @@ func calibrationSection(r Run) (section, error) {
 	}
 	s.Text = "Per scenario on the test split: the mean predicted click probability beside the observed positive rate. A calibrated model's bars match."
 	groups := scenarioNames(r.Main.Test)
-	bars := []Bars{{Name: "positive rate", Values: values(r.Main.Test, groups, func(e metrics.Entry) *float64 { return &e.PosRate })}}
+	bars := []Bars{{Name: "positive rate", Color: ObservedColor, Values: values(r.Main.Test, groups, func(e metrics.Entry) *float64 { return &e.PosRate })}}
 	for _, m := range r.models() {
 		if m.Test != nil {
-			bars = append(bars, Bars{Name: "mean prediction, " + m.Name, Values: values(m.Test, groups, func(e metrics.Entry) *float64 { return &e.MeanPred })})
+			bars = append(bars, Bars{Name: "mean prediction, " + m.Name, Color: m.Color(), Values: values(m.Test, groups, func(e metrics.Entry) *float64 { return &e.MeanPred })})
 		}
 	}
-	c, err := BarChart("Mean prediction against positive rate", "probability", groups, bars, math.NaN())
+	c, err := BarChart("Mean prediction against positive rate", "probability", groups, bars, BarOptions{Base: 0})
 	if err != nil {
 		return s, err
 	}
@@ -338,7 +418,7 @@ func knowledgeSection(r Run) (section, error) {
 		s.Missing = "No knowledge to show: the run has no meta networks (model.meta.levels: none), or no knowledge store yet."
 		return s, nil
 	}
-	s.Text = fmt.Sprintf("The store in %s (%s). Left: cosine similarity of the scenario vectors. Right: the user vectors on their first two principal components, coloured by the scenario where each user has most training rows.", k.Store, k.Encoder)
+	s.Text = fmt.Sprintf("The store in %s (%s). Left: cosine similarity of the scenario vectors, on a fixed scale from -1 to 1. Right: the user vectors on their first two principal components, coloured by the scenario where each user has most training rows.", k.Store, k.Encoder)
 	if len(k.Scenarios) > 0 {
 		c, err := Heatmap("Scenario × scenario cosine similarity", k.Scenarios, k.Similarity)
 		if err != nil {
@@ -348,6 +428,14 @@ func knowledgeSection(r Run) (section, error) {
 	}
 	if len(k.Users) >= 2 {
 		groups, explained := k.Projection()
+		var names []string
+		for _, g := range groups {
+			names = append(names, g.Name)
+		}
+		colors := ScenarioColors(names)
+		for i := range groups {
+			groups[i].Color = colors[groups[i].Name]
+		}
 		c, err := Scatter(fmt.Sprintf("User knowledge, PCA of %d users", min(len(k.Users), maxProjected)),
 			fmt.Sprintf("PC1 (%s of variance)", pct(explained[0])), fmt.Sprintf("PC2 (%s)", pct(explained[1])), groups, false)
 		if err != nil {
@@ -371,6 +459,10 @@ func testTable(r Run) ([]string, []testRow) {
 	for _, m := range ms {
 		names = append(names, m.Name)
 	}
+	deltas := map[string]metrics.AUCDelta{}
+	for _, d := range r.AUCDelta {
+		deltas[d.Scenario] = d
+	}
 	var rows []testRow
 	for _, e := range entries(r.Main.Test) {
 		row := testRow{Scenario: e.Scenario, Count: e.Count}
@@ -379,12 +471,21 @@ func testTable(r Run) ([]string, []testRow) {
 			var cell testCell
 			if m.Test != nil {
 				for _, x := range entries(m.Test) {
-					if x.Scenario == e.Scenario {
-						cell = testCell{AUC: x.AUCString(), GAUC: x.GAUCString(), LogLoss: optional(x.LogLoss)}
-						if i == 0 {
-							first = x.AUC
-						} else if first != nil && x.AUC != nil {
-							cell.Delta = fmt.Sprintf("%+.4f", *x.AUC-*first)
+					if x.Scenario != e.Scenario {
+						continue
+					}
+					cell = testCell{AUC: x.AUCString(), GAUC: x.GAUCString(), LogLoss: optional(x.LogLoss),
+						FewUsers: x.GAUC != nil && x.GAUCUsers < metrics.MinGAUCUsers}
+					if lo, hi, ok := x.AUCInterval(); ok {
+						cell.AUCInterval = fmt.Sprintf("[%.4f, %.4f]", lo, hi)
+					}
+					if i == 0 {
+						first = x.AUC
+					} else if first != nil && x.AUC != nil {
+						cell.Delta = fmt.Sprintf("%+.4f", *x.AUC-*first)
+						if d, ok := deltas[e.Scenario]; ok && d.Delta != nil {
+							cell.DeltaInterval = fmt.Sprintf("[%+.4f, %+.4f]", d.Low, d.High)
+							cell.Significant, cell.Better = d.Significant(), d.Low > 0
 						}
 					}
 				}
@@ -394,4 +495,64 @@ func testTable(r Run) ([]string, []testRow) {
 		rows = append(rows, row)
 	}
 	return names, rows
+}
+
+// gaucWarnings says which scenarios' gAUC averages over fewer than
+// metrics.MinGAUCUsers users, with the rough size of its noise.
+func gaucWarnings(r Run) []string {
+	if r.Main.Test == nil {
+		return nil
+	}
+	var few []string
+	fewest := math.MaxInt
+	for _, e := range entries(r.Main.Test) {
+		if e.GAUC != nil && e.GAUCUsers < metrics.MinGAUCUsers {
+			few = append(few, fmt.Sprintf("%s (%d)", e.Scenario, e.GAUCUsers))
+			fewest = min(fewest, e.GAUCUsers)
+		}
+	}
+	if len(few) == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("gAUC averages over fewer than %d users in %s. Per-user AUCs spread widely (a standard deviation of 0.2 is common), so the standard error of their mean is roughly 0.2/√users: %.2f at %d users, as large as the differences between models it would show.",
+		metrics.MinGAUCUsers, strings.Join(few, ", "), 0.2/math.Sqrt(float64(fewest)), fewest)}
+}
+
+// suggestedCommands are the commands the page offers to explore the run
+// further: explaining its most moved user and scenario from a terminal.
+// Each names the run by its absolute path so that it works from anywhere.
+func suggestedCommands(r Run) []string {
+	dir, err := filepath.Abs(r.Dir)
+	if err != nil {
+		dir = r.Dir
+	}
+	var out []string
+	var kinds []string
+	for _, x := range r.Explanations {
+		kind, id, ok := strings.Cut(x.Key, ":")
+		if !ok || slices.Contains(kinds, kind) {
+			continue
+		}
+		kinds = append(kinds, kind)
+		args := []string{"msrtrain", "knowledge", "explain", "--checkpoint", dir, "--" + kind, id}
+		if x.ReasoningMissing != "" { // the store has no reasoning (the hash encoder's)
+			args = append(args, "--without-reasoning")
+		}
+		out = append(out, shellJoin(args))
+	}
+	return out
+}
+
+// shellJoin joins args into a line a POSIX shell splits back into them.
+func shellJoin(args []string) string {
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = a
+		if a == "" || strings.ContainsFunc(a, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@%+,", r))
+		}) {
+			quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(quoted, " ")
 }

@@ -16,7 +16,8 @@ import (
 )
 
 func entry(name string, auc, gauc, ll, pos, pred float64) metrics.Entry {
-	return metrics.Entry{Scenario: name, Count: 1000, Positives: int(1000 * pos), PosRate: pos, MeanPred: pred, AUC: &auc, GAUC: &gauc, LogLoss: &ll, GAUCUsers: 50}
+	se := 0.015
+	return metrics.Entry{Scenario: name, Count: 1000, Positives: int(1000 * pos), PosRate: pos, MeanPred: pred, AUC: &auc, AUCStdErr: &se, GAUC: &gauc, LogLoss: &ll, GAUCUsers: 50 + int(1000*pos)}
 }
 
 func fakeReport(shift float64) *metrics.Report {
@@ -42,6 +43,16 @@ func fakeModel(name string, shift float64) Model {
 	return m
 }
 
+// fakeDeltas are paired tests of LLM4MSR against the bare backbone: overall
+// and search clear of 0, feed not, ads undefined.
+func fakeDeltas() []metrics.AUCDelta {
+	d := func(scenario string, delta, se float64) metrics.AUCDelta {
+		lo, hi := metrics.Interval95(delta, se, -1, 1)
+		return metrics.AUCDelta{Scenario: scenario, Count: 1000, Delta: &delta, StdErr: se, Low: lo, High: hi, P: math.Erfc(math.Abs(delta) / se / math.Sqrt2)}
+	}
+	return []metrics.AUCDelta{d("overall", 0.02, 0.005), d("search", 0.02, 0.008), d("feed", 0.02, 0.012), {Scenario: "ads", Undefined: metrics.ReasonAllZero}}
+}
+
 func fakeRun(dir string) Run {
 	rng := rand.New(rand.NewPCG(1, 2))
 	k := &Knowledge{Store: filepath.Join(dir, "knowledge"), Encoder: "hash (hash-v1, dim 8)", Scenarios: []string{"ads", "feed", "search"},
@@ -55,9 +66,10 @@ func fakeRun(dir string) Run {
 		k.Users = append(k.Users, UserVector{Key: fmt.Sprintf("user:%d", i), MainScenario: s, Vector: v})
 	}
 	base := fakeModel("bare star", 0)
+	base.Bare = true
 	return Run{
 		Dir: dir, Status: "finished", Facts: [][2]string{{"backbone", "star"}, {"meta", "both"}},
-		Main: fakeModel("LLM4MSR", 0.02), Baseline: &base, Knowledge: k,
+		Main: fakeModel("LLM4MSR", 0.02), Baseline: &base, Knowledge: k, AUCDelta: fakeDeltas(),
 		Explanations: []Explanation{{Key: "user:7", MainScenario: "feed", Prompt: "User 7 clicked <b>these</b> items", ReasoningMissing: "the hash encoder is not an LLM",
 			Encoder: "hash", EffectsAgainst: "the learned fallback vector", Effects: []Effect{{Scenario: "feed", Rows: 12, MeanAbsShift: 0.31, MeanShift: -0.1}}}},
 		Config: "seed: 42\nmodel:\n  backbone: star\n", Environment: "msrtrain 0.1.0 (go1.26)\n",

@@ -41,6 +41,7 @@ type Epoch struct {
 // Model is what one trained model of a run produced.
 type Model struct {
 	Name      string
+	Bare      bool // the backbone without meta networks (LLM4MSR otherwise)
 	Steps     []Step
 	Epochs    []Epoch
 	BestEpoch int             // 1-based; 0 when not known yet
@@ -51,11 +52,14 @@ type Model struct {
 // Run is everything the run report shows; fields left empty leave their
 // section out with a sentence that says why.
 type Run struct {
-	Dir          string
-	Status       string      // finished, interrupted, ...
-	Facts        [][2]string // name, value: backbone, meta levels, samples/s, ...
-	Main         Model       // LLM4MSR (or the backbone alone when meta levels are none)
-	Baseline     *Model      // the bare backbone (--baseline)
+	Dir      string
+	Status   string      // finished, interrupted, ...
+	Facts    [][2]string // name, value: backbone, meta levels, samples/s, ...
+	Main     Model       // LLM4MSR (or the backbone alone when meta levels are none)
+	Baseline *Model      // the bare backbone (--baseline)
+	// AUCDelta is DeLong's paired test of Main's test AUC against
+	// Baseline's, overall then per scenario; nil when not recorded.
+	AUCDelta     []metrics.AUCDelta
 	Knowledge    *Knowledge
 	Explanations []Explanation // for the users and scenarios the meta layers move most
 	Config       string        // config.yaml

@@ -25,9 +25,14 @@ func TestWriteFilesHTMLGrid(t *testing.T) {
 	assert.Equal(t, 1, page.Images, "one grouped bar chart; a grid has no scatter")
 	assert.Contains(t, page.Text, tbl.Points[0].PointID+" a = 2, b = x 2 0.8150 ± 0.0071 0.7150 ± 0.0071")
 	assert.Contains(t, page.Text, "out of memory on purpose") // results.md, failures included
+	// results.md as tables, not as its source text.
+	assert.Contains(t, page.Text, "rank point a b ok failed test.overall.auc 1 "+tbl.Points[0].PointID+" 2 x 2 0 0.8150 ± 0.0071")
+	assert.NotContains(t, page.Text, "| ---")
 
 	view := tbl.reportView(dir)
 	assert.Equal(t, []string{"overall", "search"}, view.Points[0].Scenarios)
+	assert.Equal(t, []string{"search"}, view.Scenarios)
+	assert.Equal(t, []report.Setting{{Key: "a", Value: "2"}, {Key: "b", Value: "x"}}, view.Points[0].Settings)
 	assert.True(t, math.IsNaN(view.Points[3].AUC[0]), "the failed point has no AUC")
 }
 

@@ -49,16 +49,24 @@ func (t Table) reportView(dir string) report.Sweep {
 		Summary: fmt.Sprintf("%d: %d ok, %d failed, %d pending", len(t.Trials), ok, failed, pending)}
 	scenarios := []string{"overall"}
 	for _, m := range t.Metrics {
-		if name, ok := strings.CutPrefix(m, "test.scenario."); ok && strings.HasSuffix(name, ".auc") {
-			scenarios = append(scenarios, strings.TrimSuffix(name, ".auc"))
+		if rest, ok := strings.CutPrefix(m, "test.scenario."); ok {
+			name, _ := splitMetric(rest)
+			if !slices.Contains(s.Scenarios, name) {
+				s.Scenarios = append(s.Scenarios, name)
+			}
+			if strings.HasSuffix(rest, ".auc") {
+				scenarios = append(scenarios, name)
+			}
 		}
 	}
 	for _, p := range t.Points {
-		var set []string
+		var set []report.Setting
 		for k, v := range t.overrideCells(p.Overrides) {
-			set = append(set, t.Keys[k]+" = "+v)
+			if _, ok := p.Overrides[t.Keys[k]]; ok {
+				set = append(set, report.Setting{Key: t.Keys[k], Value: v})
+			}
 		}
-		sp := report.SweepPoint{ID: p.PointID, Settings: strings.Join(set, ", "), OK: p.OK, Scenarios: scenarios}
+		sp := report.SweepPoint{ID: p.PointID, Settings: set, OK: p.OK, Scenarios: scenarios}
 		for _, name := range scenarios {
 			metric := "test.scenario." + name + ".auc"
 			if name == "overall" {

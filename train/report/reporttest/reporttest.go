@@ -12,6 +12,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/net/html"
@@ -21,6 +22,9 @@ import (
 type Page struct {
 	Images int    // <img> elements checked
 	Text   string // the page's visible text, whitespace collapsed
+	// Commands are the shell commands the page suggests: the text of its
+	// elements of class "command".
+	Commands []string
 }
 
 // CheckPage reads the HTML file at path and checks it; the error names the
@@ -42,6 +46,9 @@ func CheckPage(path string) (Page, error) {
 			text.WriteString(n.Data + " ")
 		}
 		if n.Type == html.ElementNode {
+			if hasClass(n, "command") {
+				page.Commands = append(page.Commands, strings.TrimSpace(textOf(n)))
+			}
 			if n.Data == "script" {
 				return fmt.Errorf("%s: has a <script>; the report must need no JavaScript", path)
 			}
@@ -72,6 +79,67 @@ func CheckPage(path string) (Page, error) {
 	}
 	page.Text = strings.Join(strings.Fields(text.String()), " ")
 	return page, nil
+}
+
+func hasClass(n *html.Node, class string) bool {
+	for _, a := range n.Attr {
+		if a.Key == "class" && slices.Contains(strings.Fields(a.Val), class) {
+			return true
+		}
+	}
+	return false
+}
+
+// textOf is the text inside n.
+func textOf(n *html.Node) string {
+	if n.Type == html.TextNode {
+		return n.Data
+	}
+	var b strings.Builder
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		b.WriteString(textOf(c))
+	}
+	return b.String()
+}
+
+// SplitCommand splits a suggested command line into its arguments as a
+// POSIX shell would, for the quoting the report uses: single quotes, with
+// a backslash-escaped quote between two quoted parts for a quote inside.
+func SplitCommand(line string) ([]string, error) {
+	var args []string
+	var cur strings.Builder
+	inWord, quoted := false, false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quoted && c == '\'':
+			quoted = false
+		case quoted:
+			cur.WriteByte(c)
+		case c == '\'':
+			quoted, inWord = true, true
+		case c == '\\' && i+1 < len(line):
+			i++
+			cur.WriteByte(line[i])
+			inWord = true
+		case c == ' ' || c == '\t' || c == '\n':
+			if inWord {
+				args = append(args, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if quoted {
+		return nil, fmt.Errorf("unclosed quote in %q", line)
+	}
+	if inWord {
+		args = append(args, cur.String())
+	}
+	return args, nil
 }
 
 func remote(u string) bool {
