@@ -211,8 +211,17 @@ func TestReportAndExplain(t *testing.T) {
 	if got := mustRun(t, "report", "--threads", "1", out); got != "report: "+filepath.Join(out, "report.html")+"\n" {
 		t.Errorf("report printed %q", got)
 	}
-	if _, err := reporttest.CheckPage(filepath.Join(out, "report.html")); err != nil {
-		t.Error(err)
+	page, err := reporttest.CheckPage(filepath.Join(out, "report.html"))
+	require.NoError(t, err)
+	// Every command the page suggests works on this run, as printed.
+	require.Len(t, page.Commands, 2, "explain a user and a scenario")
+	for _, line := range page.Commands {
+		args, err := reporttest.SplitCommand(line)
+		require.NoError(t, err)
+		require.Equal(t, "msrtrain", args[0], line)
+		if stdout, stderr, code := run(t, args[1:]...); code != 0 || !strings.Contains(stdout, "effect on the model's logits") {
+			t.Errorf("the report suggests %q: exit %d\n%s%s", line, code, stdout, stderr)
+		}
 	}
 	explain := []string{"knowledge", "explain", "--checkpoint", out, "--threads", "1"}
 	for _, tc := range []struct {
