@@ -286,6 +286,35 @@ func (integerTicks) Ticks(min, max float64) []plot.Tick {
 	return out
 }
 
+// roundTicks labels 4 to 8 round values: a step of 1, 2, 2.5 or 5 times a
+// power of ten (gonum's default labels as few as two on a short axis).
+type roundTicks struct{}
+
+func (roundTicks) Ticks(lo, hi float64) []plot.Tick {
+	span := hi - lo
+	if !(span > 0) || math.IsInf(span, 0) {
+		return plot.DefaultTicks{}.Ticks(lo, hi)
+	}
+	unit := math.Pow(10, math.Floor(math.Log10(span/8)))
+	step := 10 * unit
+	for _, m := range []float64{1, 2, 2.5, 5} {
+		if span/(m*unit) <= 8 {
+			step = m * unit
+			break
+		}
+	}
+	decimals := max(0, int(-math.Floor(math.Log10(step)+1e-9)))
+	if math.Abs(step/math.Pow(10, math.Floor(math.Log10(step)+1e-9))-2.5) < 1e-9 {
+		decimals++ // 0.25 needs one digit more than 0.2
+	}
+	var out []plot.Tick
+	for i := math.Ceil(lo/step - 1e-9); i*step <= hi+step*1e-9; i++ {
+		v := i*step + 0 // no -0
+		out = append(out, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', decimals, 64)})
+	}
+	return out
+}
+
 // addMarker draws a dashed vertical line at m.X from ymin to ymax with its
 // label at the top, on the line's left when it is in the right half of the
 // chart, so the label stays inside the chart.
@@ -380,12 +409,14 @@ func BarChart(title, valueLabel string, groups []string, series []Bars, o BarOpt
 			names[len(groups)-1-i] = g
 		}
 		p.NominalY(names...)
+		p.X.Tick.Marker = roundTicks{}
 		p.Y.Min, p.Y.Max = -0.5, float64(len(groups))-0.5
 		// The legend needs room at the value axis's far end.
 		p.X.Min, p.X.Max = lo, hi+(hi-lo)*0.3
 		return p.render(title, wideWidth, barChartHeight(len(groups), n))
 	}
 	p.NominalX(groups...)
+	p.Y.Tick.Marker = roundTicks{}
 	p.X.Min, p.X.Max = -0.5, float64(len(groups))-0.5 // whole clusters, clear of the axes
 	legendRoom(p.Plot, lo, hi, len(series))
 	return p.render(title, wideWidth, chartHeight)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gonum.org/v1/plot"
 
 	"github.com/msrtrain/msrtrain/train/metrics"
 	"github.com/msrtrain/msrtrain/train/report/reporttest"
@@ -145,6 +146,32 @@ func TestIntegerTicks(t *testing.T) {
 	}
 }
 
+func TestRoundTicks(t *testing.T) {
+	for _, tc := range []struct {
+		min, max float64
+		want     []string
+	}{
+		{0.5, 0.8, []string{"0.50", "0.55", "0.60", "0.65", "0.70", "0.75", "0.80"}},
+		{0, 1, []string{"0.0", "0.2", "0.4", "0.6", "0.8", "1.0"}},
+		{0, 0.52, []string{"0.0", "0.1", "0.2", "0.3", "0.4", "0.5"}},
+		{0.5, 0.51, []string{"0.500", "0.502", "0.504", "0.506", "0.508", "0.510"}},
+		{0.5, 0.69, []string{"0.500", "0.525", "0.550", "0.575", "0.600", "0.625", "0.650", "0.675"}},
+		{0, 1200, []string{"0", "200", "400", "600", "800", "1000", "1200"}},
+	} {
+		assert.Equal(t, tc.want, tickLabels(labelledTicks(roundTicks{}, tc.min, tc.max)), "%v..%v", tc.min, tc.max)
+	}
+}
+
+func labelledTicks(m interface {
+	Ticks(min, max float64) []plot.Tick
+}, min, max float64) []Tick {
+	var out []Tick
+	for _, t := range m.Ticks(min, max) {
+		out = append(out, Tick{Value: t.Value, Label: t.Label})
+	}
+	return out
+}
+
 // No colour means a model in one chart and a scenario in another, and a
 // scenario's colour does not depend on the order the names come in.
 func TestColorsMeanOneThing(t *testing.T) {
@@ -180,6 +207,7 @@ func TestSweepChartSpecs(t *testing.T) {
 	require.Len(t, cs, 1)
 	bars := cs[0].Spec
 	assert.Equal(t, 0.5, bars.XMin, "the value axis is horizontal")
+	assert.Equal(t, []string{"0.50", "0.55", "0.60", "0.65", "0.70", "0.75", "0.80"}, tickLabels(bars.XTicks))
 	assert.Equal(t, []Tick{
 		{Value: 0, Label: "levels = none\nstar.hidden = [32]\ngenerator.hidden = [16]"},
 		{Value: 1, Label: "levels = both\nstar.hidden = [64]\ngenerator.hidden = [8]"},
