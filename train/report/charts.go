@@ -341,7 +341,7 @@ func addMarker(p *plot.Plot, m Marker, ymin, ymax float64, labelLeft bool) {
 	}
 }
 
-// legendRoom sets the y axis from ymin and raises its top so that a
+// legendRoom lowers the y axis to ymin and raises its top so that a
 // legend of n entries in the top corner sits above the data rather than on it.
 func legendRoom(p *plot.Plot, ymin, ymax float64, n int) {
 	if math.IsInf(ymin, 0) {
@@ -351,7 +351,7 @@ func legendRoom(p *plot.Plot, ymin, ymax float64, n int) {
 	if span == 0 { // a constant: show it from zero
 		ymin, span = math.Min(0, ymax), math.Max(math.Abs(ymax), 1e-9)
 	}
-	p.Y.Min = ymin
+	p.Y.Min = math.Min(p.Y.Min, ymin)
 	p.Y.Max = ymax + span*math.Min(0.09*float64(n), 1.2)
 }
 
