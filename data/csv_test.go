@@ -244,3 +244,42 @@ func TestPredictFileWithoutLabels(t *testing.T) {
 		t.Errorf("cat %v want %v labels %v user %q", tab.Cat, want, tab.Label, tab.UserKey(1))
 	}
 }
+
+// TestAppendValuesEncodesLikeAFile: rows added by value (a server's
+// requests) encode exactly as the same rows read from a file, and a bad
+// value names its row and field.
+func TestAppendValuesEncodesLikeAFile(t *testing.T) {
+	dir := t.TempDir()
+	train := writeFile(t, dir, "t.csv", "scen,user,item,city,price,click\na,u1,i1,Paris,1,1\nb,u2,i2,Rome,2,0\na,u2,i1,,3,0\n")
+	pred := writeFile(t, dir, "p.csv", "scen,user,item,city,price\nb,u1,i2,Paris,0.5\na,u9,i1,,-3e1\n")
+	cfg := csvConfig(train)
+	cfg.Columns.Time, cfg.Columns.ItemTitle = ColumnRef{}, ColumnRef{}
+	cfg.Split = SplitConfig{Ratios: []float64{1, 0, 0}}
+	sp, err := Load(cfg)
+	require.NoError(t, err)
+	fromFile, err := ReadFile(cfg, pred)
+	require.NoError(t, err)
+	want, err := Encode(fromFile, sp.Vocabs)
+	require.NoError(t, err)
+
+	raw := NewRawFor(sp.Vocabs.Schema(), "request")
+	require.NoError(t, raw.AppendValues("b", []string{"u1", "i2", "Paris"}, []string{"0.5"}))
+	require.NoError(t, raw.AppendValues("a", []string{"u9", "i1", ""}, []string{"-3e1"}))
+	got, err := Encode(raw, sp.Vocabs)
+	require.NoError(t, err)
+	require.Equal(t, want.Scenario, got.Scenario)
+	require.Equal(t, want.Cat, got.Cat)
+	require.Equal(t, want.Num, got.Num)
+	require.Equal(t, want.Label, got.Label)
+
+	var re *RowError
+	err = raw.AppendValues("a", []string{"u1", "i1", ""}, []string{"cheap"})
+	require.ErrorAs(t, err, &re)
+	require.Equal(t, RowError{File: "request", Line: 3, Column: "price", Value: "cheap", Err: ErrNumber}, *re)
+	require.ErrorIs(t, raw.AppendValues("", []string{"u1", "i1", ""}, []string{"1"}), ErrMissingColumn)
+	require.NoError(t, raw.AppendValues("c", []string{"u1", "i1", ""}, []string{"1"}))
+	_, err = Encode(raw, sp.Vocabs)
+	require.ErrorAs(t, err, &re)
+	require.Equal(t, 3, re.Line, "the unknown scenario is the third row added")
+	require.ErrorIs(t, err, ErrUnknownScenario)
+}

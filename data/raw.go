@@ -1,6 +1,9 @@
 package data
 
-import "strconv"
+import (
+	"fmt"
+	"strconv"
+)
 
 // Dict interns the distinct raw strings of one column. Code 0 is always the
 // empty string (a missing value), which every vocabulary maps to index 0.
@@ -89,6 +92,45 @@ func newRaw(cat, num, labels []string, withTime bool) *Raw {
 		r.Time = []int64{}
 	}
 	return r
+}
+
+// NewRawFor makes an empty Raw with the categorical and numeric fields of
+// s and no labels, for rows that come from elsewhere than a file (a
+// server's requests, added with AppendValues); source names them in errors.
+func NewRawFor(s *Schema, source string) *Raw {
+	r := newRaw(s.Categorical, s.Numeric, nil, false)
+	r.addFile(source)
+	return r
+}
+
+// AppendValues adds a row of raw values as a delimited file holds them:
+// the scenario name, then the categorical values and the numeric values,
+// each in the order of the Raw's fields. An empty categorical value is a
+// missing one. Rows are numbered from 1 as lines of the Raw's first
+// source; a bad value (an empty scenario, a numeric value that is not a
+// finite number) is a *RowError naming the row and field, and adds nothing.
+func (r *Raw) AppendValues(scenario string, cat, num []string) error {
+	if len(cat) != len(r.Cat) || len(num) != len(r.Num) {
+		return fmt.Errorf("%s: %d categorical and %d numeric values for %d and %d fields", rawName(r), len(cat), len(num), len(r.Cat), len(r.Num))
+	}
+	line := r.Len() + 1
+	if scenario == "" {
+		return &RowError{File: rawName(r), Line: line, Column: r.Scenario.Name, Err: fmt.Errorf("%w: empty scenario", ErrMissingColumn)}
+	}
+	nums := make([]float32, len(num))
+	for j, v := range num {
+		f, err := parseFloat([]byte(v))
+		if err != nil {
+			return &RowError{File: rawName(r), Line: line, Column: r.Num[j].Name, Value: v, Err: err}
+		}
+		nums[j] = f
+	}
+	codes := make([]int32, len(cat))
+	for j, v := range cat {
+		codes[j] = r.Cat[j].Dict.codeString(v)
+	}
+	r.appendRow(0, line, r.Scenario.Dict.codeString(scenario), codes, nums, nil, 0)
+	return nil
 }
 
 // Len is the number of rows.
