@@ -75,6 +75,33 @@ func (s scorer) score(src data.Source, sink func(g *grouper, probs []float32) er
 		return err
 	}
 	defer thaw()
+	return s.scoreFrozen(src, sink)
+}
+
+// scoreTable returns the click probability of every row of t, in row
+// order, on a model the caller has frozen.
+func (s scorer) scoreTable(t *data.Table) ([]float32, error) {
+	o := s.batches
+	o.Size = max(min(o.Size, t.Len()), 1) // no buffers larger than the table
+	src, err := data.NewBatcher(t, o)
+	if err != nil {
+		return nil, err
+	}
+	scores := make([]float32, t.Len())
+	err = s.scoreFrozen(src, func(g *grouper, probs []float32) error {
+		for i, row := range g.row {
+			scores[row] = probs[i]
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return scores, nil
+}
+
+// scoreFrozen is score on a model the caller has frozen.
+func (s scorer) scoreFrozen(src data.Source, sink func(g *grouper, probs []float32) error) (err error) {
 	it := src.Epoch(0, 0)
 	defer it.Close()
 	torch.NoGrad(func() {

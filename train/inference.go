@@ -119,18 +119,12 @@ func (l *Loaded) Predict(input string, out io.Writer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	s := l.scorer()
-	src, err := data.NewBatcher(table, s.batches)
+	frozen, err := l.Freeze()
 	if err != nil {
 		return 0, err
 	}
-	scores := make([]float32, table.Len())
-	err = s.score(src, func(g *grouper, probs []float32) error {
-		for i, row := range g.row {
-			scores[row] = probs[i]
-		}
-		return nil
-	})
+	scores, err := frozen.Score(table)
+	frozen.Close()
 	if err != nil {
 		return 0, err
 	}
@@ -143,3 +137,30 @@ func (l *Loaded) Predict(input string, out io.Writer) (int, error) {
 	w.Flush()
 	return len(scores), w.Error()
 }
+
+// Frozen is a loaded model readied to score many tables with weights that
+// do not change (model.Model.Freeze): what predict and a server score with.
+// Like every torch call, Score and Close run on the goroutine that loaded
+// the model.
+type Frozen struct {
+	s    scorer
+	thaw func()
+}
+
+// Freeze readies l for scoring until the Frozen is closed; l stays open
+// (close it after).
+func (l *Loaded) Freeze() (*Frozen, error) {
+	s := l.scorer()
+	thaw, err := s.model.Freeze()
+	if err != nil {
+		return nil, err
+	}
+	return &Frozen{s: s, thaw: thaw}, nil
+}
+
+// Score returns the click probability of every row of t (encoded with the
+// checkpoint's vocabularies, data.Encode), in row order.
+func (f *Frozen) Score(t *data.Table) ([]float32, error) { return f.s.scoreTable(t) }
+
+// Close frees what Freeze computed.
+func (f *Frozen) Close() { f.thaw() }
