@@ -60,7 +60,7 @@ Example, on the embedded synthetic data, LLM4MSR on STAR against the bare backbo
 		DisableSliceFlagSeparator: true,
 		Commands: []*cli.Command{
 			trainCommand(), evalCommand(), predictCommand(), reportCommand(), sweepCommand(),
-			knowledgeCommand(), dataCommand(), infoCommand(),
+			knowledgeCommand(), dataCommand(), serveCommand(), infoCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main decides the exit status
 	}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -34,12 +35,16 @@ func freePort(t *testing.T) int {
 
 var binary string
 
+// workDir holds the binary and the fixtures tests share.
+var workDir string
+
 // TestMain builds msrtrain once; the tests run it as a user would.
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "msrtrain-cli")
 	if err != nil {
 		panic(err)
 	}
+	workDir = dir
 	binary = filepath.Join(dir, "msrtrain")
 	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building msrtrain: %v\n%s", err, out)
@@ -147,20 +152,8 @@ func TestTrainEvalPredict(t *testing.T) {
 		assert.Equal(t, 1, strings.Count(string(outBytes), "overall"), "only rank 0 prints the table:\n%s", outBytes)
 	}
 
-	// predict: write the data as CSV, score it, and check one row per input row, in order.
-	csvPath := filepath.Join(t.TempDir(), "rows.csv")
-	mustRun(t, append(append([]string{"data", "synth", "--output", csvPath}, tiny[:6]...), "--set", "data.synthetic.rows=300")...)
-	cfgPath := csvPath + ".yaml"
-	// The checkpoint was trained on synthetic data; predict reads the file with the checkpoint's
-	// data config, so point a CSV-trained model at it instead: train one quickly on the CSV.
-	csvRun := t.TempDir()
-	mustRun(t, append([]string{"--out", csvRun, "-c", cfgPath, "train", "--set", "model.meta.levels=none"}, tiny[6:]...)...)
-	scores := filepath.Join(t.TempDir(), "scores.csv")
-	mustRun(t, "predict", "--checkpoint", csvRun, "--input", csvPath, "--output", scores, "--threads", "1")
-	f, _ := os.Open(scores)
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	require.NoError(t, err)
+	// predict: score a CSV file, and check one row per input row, in order.
+	csvPath, _, rows := csvRun(t)
 	if len(rows) != 301 || strings.Join(rows[0], ",") != "row,scenario,score" {
 		t.Fatalf("predict wrote %d lines, header %v; want 300 rows and a header", len(rows), rows[0])
 	}
@@ -169,6 +162,53 @@ func TestTrainEvalPredict(t *testing.T) {
 			t.Fatalf("row %d is numbered %s: not in input order", i, r[0])
 		}
 	}
+	if _, err := os.Stat(csvPath); err != nil {
+		t.Error(err)
+	}
+}
+
+var csvFixture struct {
+	once      sync.Once
+	csv, run  string
+	predicted [][]string
+	err       error
+}
+
+// csvRun is a model trained on a CSV file (predict reads a file with the
+// checkpoint's data config, so a model trained on the embedded synthetic
+// data cannot predict), the file, and predict's output for it; made once
+// for the tests that share it.
+func csvRun(t *testing.T) (csvPath, run string, predicted [][]string) {
+	t.Helper()
+	f := &csvFixture
+	f.once.Do(func() {
+		dir := filepath.Join(workDir, "csv-run")
+		f.csv = filepath.Join(dir, "rows.csv")
+		f.run = filepath.Join(dir, "run")
+		scores := filepath.Join(dir, "scores.csv")
+		steps := [][]string{
+			append(append([]string{"data", "synth", "--output", f.csv}, tiny[:6]...), "--set", "data.synthetic.rows=300"),
+			append([]string{"--out", f.run, "-c", f.csv + ".yaml", "train", "--set", "model.meta.levels=none"}, tiny[6:]...),
+			{"predict", "--checkpoint", f.run, "--input", f.csv, "--output", scores, "--threads", "1"},
+		}
+		if f.err = os.MkdirAll(dir, 0o755); f.err != nil {
+			return
+		}
+		for _, args := range steps {
+			if out, err := exec.Command(binary, args...).CombinedOutput(); err != nil {
+				f.err = fmt.Errorf("msrtrain %s: %w\n%s", strings.Join(args, " "), err, out)
+				return
+			}
+		}
+		b, err := os.ReadFile(scores)
+		if err != nil {
+			f.err = err
+			return
+		}
+		f.predicted, f.err = csv.NewReader(bytes.NewReader(b)).ReadAll()
+	})
+	require.NoError(t, f.err)
+	return f.csv, f.run, f.predicted
 }
 
 func TestBadInputIsAClearErrorWithStatus2(t *testing.T) {
