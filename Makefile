@@ -17,7 +17,7 @@ SHIM_OBJ := $(patsubst cgo/shim/%.cpp,$(BUILD)/shim/%.o,$(SHIM_SRC))
 SHIM_LIB := $(BUILD)/libmsrshim.a
 
 .DEFAULT_GOAL := build
-.PHONY: setup build test bench run vet info clean gpu-bundle test-gpu gpu-check
+.PHONY: setup build test bench bench-serve run vet info clean gpu-bundle test-gpu gpu-check
 
 # Regenerated when the finder or LIBTORCH changes; skipped for setup and clean.
 ifeq ($(filter setup clean gpu-bundle,$(MAKECMDGOALS)),)
@@ -80,6 +80,17 @@ bench: info $(SHIM_LIB)
 	$(CGO_ENV) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cgo/... ./model/ ./train/
 	$(CGO_ENV) $(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./data/...
 
+# Load test of msrtrain serve on loopback (train/serve/bench/loadtest.py): a
+# model trained on 20k synthetic rows, 1 and 100 rows per request at 1, 8 and
+# 64 clients. With EXPORT=DIR (msrtrain export of SERVE_BENCH/run) the same
+# model behind a FastAPI service runs beside it, with the ratios.
+SERVE_BENCH ?= runs/serve-bench
+bench-serve: build
+	@test -f $(SERVE_BENCH)/rows.csv || $(BIN) data synth --output $(SERVE_BENCH)/rows.csv --set data.synthetic.rows=20000
+	@test -d $(SERVE_BENCH)/run/checkpoints || $(BIN) --out $(SERVE_BENCH)/run -c $(SERVE_BENCH)/rows.csv.yaml --threads 1 train --set train.epochs=1
+	/usr/bin/python3 train/serve/bench/loadtest.py --checkpoint $(SERVE_BENCH)/run --data $(SERVE_BENCH)/rows.csv \
+		--msrtrain $(BIN) --threads 1 $(if $(EXPORT),--export $(EXPORT))
+
 # The main job on the embedded data: LLM4MSR on STAR against the bare backbone,
 # into a new run directory each time.
 RUN_OUT ?= runs/$(shell date +%Y%m%d-%H%M%S)
@@ -107,7 +118,8 @@ gpu-bundle:
 # Installs what a fresh Debian/Ubuntu machine needs. With LIBTORCH set, no
 # libtorch comes from apt; python3-torch is only the benchmarks' baseline.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := build-essential libopenblas0-pthread python3-torch
+APT_PACKAGES := build-essential libopenblas0-pthread python3-torch \
+	wrk python3-fastapi python3-uvicorn
 ifeq ($(LIBTORCH),)
 APT_PACKAGES += libtorch-dev libgloo-dev
 endif
