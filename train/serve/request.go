@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/msrtrain/msrtrain/data"
 )
@@ -64,9 +65,11 @@ func badValue(kind errorKind, row int, field, format string, args ...any) *reque
 	return e
 }
 
-// scoreRequest is the body of POST /v1/score.
+// scoreRequest is the body of POST /v1/score. Rows stay raw: the decoder
+// checks their syntax, and scanObject reads the fields a model needs
+// without a map per row.
 type scoreRequest struct {
-	Rows []map[string]json.RawMessage `json:"rows"`
+	Rows []json.RawMessage `json:"rows"`
 }
 
 // readBody reads a request body of at most limit bytes.
@@ -93,7 +96,7 @@ func parseRows(body []byte, s *data.Schema, maxRows int) (*data.Raw, *requestErr
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return nil, jsonError(body, err)
+		return nil, jsonError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, badRequest(kindMalformedJSON, "data after the request object at byte %d", dec.InputOffset())
@@ -105,40 +108,47 @@ func parseRows(body []byte, s *data.Schema, maxRows int) (*data.Raw, *requestErr
 		return nil, &requestError{status: http.StatusRequestEntityTooLarge, Kind: kindTooManyRows,
 			Message: fmt.Sprintf("%d rows: the limit is %d per request", len(req.Rows), maxRows)}
 	}
+	// A row's values by field: the scenario, the categorical fields, the numeric ones.
+	fields := append(append([]string{scenarioField}, s.Categorical...), s.Numeric...)
+	index := make(map[string]int, len(fields))
+	for i, f := range fields {
+		index[f] = i
+	}
+	values := make([][]byte, len(fields))
+	text := make([]string, len(fields))
+	nc := len(s.Categorical)
 	raw := data.NewRawFor(s, "request")
-	cat := make([]string, len(s.Categorical))
-	num := make([]string, len(s.Numeric))
 	for i, row := range req.Rows {
-		if row == nil {
-			e := badRequest(kindWrongType, "row %d: null: want an object of fields", i)
+		if row[0] != '{' {
+			e := badRequest(kindWrongType, "row %d: %s: want an object of fields", i, describeJSON(row))
 			e.Row = &i
 			return nil, e
 		}
-		scenario, rerr := rowText(row, i, scenarioField, false)
-		if rerr != nil {
-			return nil, rerr
+		clear(values)
+		if err := scanObject(row, func(key, value []byte) {
+			if k, ok := index[string(key)]; ok {
+				values[k] = value
+			}
+		}); err != nil {
+			return nil, badRequest(kindMalformedJSON, "row %d: %v", i, err)
 		}
-		for j, f := range s.Categorical {
-			if cat[j], rerr = rowText(row, i, f, false); rerr != nil {
+		for k, f := range fields {
+			var rerr *requestError
+			if text[k], rerr = rowText(values[k], i, f, k > nc); rerr != nil {
 				return nil, rerr
 			}
 		}
-		for j, f := range s.Numeric {
-			if num[j], rerr = rowText(row, i, f, true); rerr != nil {
-				return nil, rerr
-			}
-		}
-		if err := raw.AppendValues(scenario, cat, num); err != nil {
+		if err := raw.AppendValues(text[0], text[1:1+nc], text[1+nc:]); err != nil {
 			return nil, rowError(err)
 		}
 	}
 	return raw, nil
 }
 
-// rowText is the text of a row's field as a CSV file would hold it.
-func rowText(row map[string]json.RawMessage, i int, field string, numeric bool) (string, *requestError) {
-	v, ok := row[field]
-	if !ok {
+// rowText is the text of a row's field as a CSV file would hold it; v is
+// its JSON value, nil when the row lacks the field.
+func rowText(v []byte, i int, field string, numeric bool) (string, *requestError) {
+	if v == nil {
 		return "", badValue(kindMissingField, i, field, "missing")
 	}
 	want := "want a string or a number"
@@ -147,11 +157,8 @@ func rowText(row map[string]json.RawMessage, i int, field string, numeric bool) 
 	}
 	switch v[0] {
 	case '"':
-		if bytes.IndexByte(v, '\\') < 0 {
-			return string(v[1 : len(v)-1]), nil
-		}
-		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
+		s, err := jsonString(v)
+		if err != nil {
 			return "", badValue(kindMalformedJSON, i, field, "%v", err)
 		}
 		return s, nil
@@ -166,6 +173,100 @@ func rowText(row map[string]json.RawMessage, i int, field string, numeric bool) 
 	return string(v), nil // a number's literal text
 }
 
+// jsonString decodes a JSON string, quotes included. Invalid UTF-8 is an
+// error, as in a CSV file (encoding/json would replace it).
+func jsonString(v []byte) (string, error) {
+	if !utf8.Valid(v) {
+		return "", data.ErrInvalidUTF8
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), nil
+	}
+	var s string
+	err := json.Unmarshal(v, &s)
+	return s, err
+}
+
+// scanObject calls f with each key (decoded) and raw value of a JSON
+// object whose syntax the decoder has already checked.
+func scanObject(obj []byte, f func(key, value []byte)) error {
+	i := skipSpace(obj, 1)
+	for i < len(obj) && obj[i] != '}' {
+		if obj[i] != '"' {
+			return fmt.Errorf("malformed object at byte %d", i)
+		}
+		end := skipValue(obj, i) // the key
+		if end < i+2 {
+			return fmt.Errorf("malformed object at byte %d", i)
+		}
+		key := obj[i+1 : end-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			k, err := jsonString(obj[i:end])
+			if err != nil {
+				return err
+			}
+			key = []byte(k)
+		}
+		i = skipSpace(obj, end)
+		if i >= len(obj) || obj[i] != ':' {
+			return fmt.Errorf("malformed object at byte %d", i)
+		}
+		i = skipSpace(obj, i+1)
+		end = skipValue(obj, i)
+		f(key, obj[i:end])
+		i = skipSpace(obj, end)
+		if i < len(obj) && obj[i] == ',' {
+			i = skipSpace(obj, i+1)
+		}
+	}
+	return nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the end of the (valid) JSON value at b[i].
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		for i++; i < len(b) && b[i] != '"'; i++ {
+			if b[i] == '\\' {
+				i++
+			}
+		}
+		return min(i+1, len(b))
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = skipValue(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	}
+	for ; i < len(b); i++ { // a number, true, false or null
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\r', '\n':
+			return i
+		}
+	}
+	return i
+}
+
 // describeJSON names the type of a JSON value for an error message.
 func describeJSON(v json.RawMessage) string {
 	switch v[0] {
@@ -175,6 +276,8 @@ func describeJSON(v json.RawMessage) string {
 		return "an object"
 	case '[':
 		return "an array"
+	case 'n':
+		return "null"
 	}
 	return "a " + strconv.Quote(string(v[:min(len(v), 20)]))
 }
@@ -201,7 +304,7 @@ func rowError(err error) *requestError {
 }
 
 // jsonError explains why a body does not decode as a score request.
-func jsonError(body []byte, err error) *requestError {
+func jsonError(err error) *requestError {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
@@ -212,19 +315,6 @@ func jsonError(body []byte, err error) *requestError {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return badRequest(kindMalformedJSON, "the JSON ends early")
 	case errors.As(err, &typ):
-		if typ.Field == "rows" && typ.Value != "array" {
-			// The decoder does not say which element: find it.
-			var outer struct{ Rows []json.RawMessage }
-			if json.Unmarshal(body, &outer) == nil {
-				for i, r := range outer.Rows {
-					if r[0] != '{' && r[0] != 'n' {
-						e := badRequest(kindWrongType, "row %d: %s: want an object of fields", i, describeJSON(r))
-						e.Row = &i
-						return e
-					}
-				}
-			}
-		}
 		if typ.Field == "rows" {
 			return badRequest(kindWrongType, `"rows" is %s: want an array of row objects`, typ.Value)
 		}

@@ -310,6 +310,7 @@ func TestBadInputGets4xx(t *testing.T) {
 		{"text numeric", "", rows(good, row(map[string]any{"item_pop": "cheap"})), 400, kindWrongType, 1, "item_pop"},
 		{"null numeric", "", rows(row(map[string]any{"user_activity": nil})), 400, kindWrongType, 0, "user_activity"},
 		{"infinite numeric", "", rows(row(map[string]any{"user_activity": json.Number("1e999")})), 400, kindWrongType, 0, "user_activity"},
+		{"invalid UTF-8", "", rows(good, strings.Replace(good, `"item_category":"`, "\"item_category\":\"\xff", 1)), 400, kindMalformedJSON, 1, "item_category"},
 		{"too many rows", "", rows(good, good, good, good, good, good), 413, kindTooManyRows, -1, ""},
 		{"body over the limit", "", rows(good) + strings.Repeat(" ", 5000), 413, kindBodyTooLarge, -1, ""},
 		{"GET", http.MethodGet, ``, 405, kindMethod, -1, ""},
@@ -358,7 +359,7 @@ func TestBadInputGets4xx(t *testing.T) {
 		`msrtrain_serve_errors_total{kind="missing_field"} 4`,
 		`msrtrain_serve_requests_total{code="200"} 1`,
 		`msrtrain_serve_rows_total 2`,
-		`msrtrain_serve_request_duration_seconds_count 26`,
+		`msrtrain_serve_request_duration_seconds_count 27`,
 		`msrtrain_serve_batch_rows_count 1`,
 		fmt.Sprintf(`msrtrain_serve_model_info{model=%q} 1`, fx.nameA),
 	} {
