@@ -86,6 +86,7 @@ bench: info $(SHIM_LIB)
 # model behind a FastAPI service runs beside it, with the ratios.
 SERVE_BENCH ?= runs/serve-bench
 bench-serve: build
+	@mkdir -p $(SERVE_BENCH)
 	@test -f $(SERVE_BENCH)/rows.csv || $(BIN) data synth --output $(SERVE_BENCH)/rows.csv --set data.synthetic.rows=20000
 	@test -d $(SERVE_BENCH)/run/checkpoints || $(BIN) --out $(SERVE_BENCH)/run -c $(SERVE_BENCH)/rows.csv.yaml --threads 1 train --set train.epochs=1
 	/usr/bin/python3 train/serve/bench/loadtest.py --checkpoint $(SERVE_BENCH)/run --data $(SERVE_BENCH)/rows.csv \
