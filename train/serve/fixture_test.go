@@ -311,6 +311,21 @@ func score(url string, idx []int) (scoreResponse, error) {
 	return r, nil
 }
 
+// asyncResult is what scoreAsync sends.
+type asyncResult struct {
+	idx []int
+	r   scoreResponse
+	err error
+}
+
+// scoreAsync posts fixture rows idx from a goroutine and sends the outcome to results.
+func scoreAsync(url string, idx []int, results chan<- asyncResult) {
+	go func() {
+		r, err := score(url, idx)
+		results <- asyncResult{idx, r, err}
+	}()
+}
+
 // checkScores compares a response with predict's scores of rows idx under
 // the model the response names.
 func checkScores(r scoreResponse, idx []int) error {

@@ -75,18 +75,8 @@ func TestQueuedRequestsShareABatch(t *testing.T) {
 	g := newGate()
 	ts := startServer(t, Options{Load: gatedLoader(g), MaxBatchRows: 100})
 	g.on.Store(true)
-	type result struct {
-		idx []int
-		r   scoreResponse
-		err error
-	}
-	results := make(chan result, 8)
-	send := func(idx []int) {
-		go func() {
-			r, err := score(ts.url, idx)
-			results <- result{idx, r, err}
-		}()
-	}
+	results := make(chan asyncResult, 8)
+	send := func(idx []int) { scoreAsync(ts.url, idx, results) }
 	send([]int{0, 1, 2})
 	require.Equal(t, 3, <-g.entered, "the first request is scored alone")
 	for k := range 5 {
@@ -219,19 +209,8 @@ func TestShutdownDrainsRequestsInFlight(t *testing.T) {
 	g := newGate()
 	ts := startServer(t, Options{Load: gatedLoader(g)})
 	g.on.Store(true)
-	type result struct {
-		idx []int
-		r   scoreResponse
-		err error
-	}
-	results := make(chan result, 3)
-	send := func(k int) {
-		go func() {
-			idx := []int{k, k + 40}
-			r, err := score(ts.url, idx)
-			results <- result{idx, r, err}
-		}()
-	}
+	results := make(chan asyncResult, 3)
+	send := func(k int) { scoreAsync(ts.url, []int{k, k + 40}, results) }
 	send(0)
 	<-g.entered
 	send(1)
