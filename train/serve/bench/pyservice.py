@@ -8,11 +8,11 @@ load test (loadtest.py). It answers the same API as msrtrain serve:
       -> {"model": NAME, "scores": [a click probability per row, in order]}
     GET /readyz
 
-Encoding follows the exported directory's features.json (Encoder below, the
-one part that depends on its layout): each categorical value maps through its
-field's vocabulary (index 0 when unseen or missing), the scenario name to its
-index, and the user to its row of the module's knowledge table (the fallback
-row when the user has none).
+Encoding follows the exported directory's features.json and the
+vocabularies.json beside it (Encoder below): each categorical value maps
+through its field's vocabulary (index 0 when unseen or missing), the scenario
+name to its index, and the user to its row of the module's knowledge table
+(user_knowledge.missing_row, the learned fallback, when the user has none).
 
     /usr/bin/python3 pyservice.py --export DIR --port 8081 --threads 1
 """
@@ -29,24 +29,20 @@ from pydantic import BaseModel
 
 
 class Encoder:
-    """Raw request rows -> the exported module's inputs, as features.json says.
+    """Raw request rows -> forward(cat, num, scenario, user_knowledge_row)."""
 
-    Reads: "scenarios" (names in index order), "categorical" (fields in input
-    order, each {"name", "vocab": [tokens of indices 1, 2, ...]}; index 0 is out
-    of vocabulary), "numeric" (field names in input order), "knowledge"
-    ({"users": {user token: row}, "fallback_row": row}, absent without user
-    knowledge) and "scenario_field" (default "scenario").
-    """
-
-    def __init__(self, features: Dict[str, Any]):
-        self.scenario_field = features.get("scenario_field", "scenario")
-        self.scenarios = {name: i for i, name in enumerate(features["scenarios"])}
-        self.cat_names = [f["name"] for f in features["categorical"]]
-        self.vocabs = [{tok: i + 1 for i, tok in enumerate(f["vocab"])} for f in features["categorical"]]
-        self.num_names = list(features.get("numeric", []))
-        know = features.get("knowledge") or {}
-        self.user_rows = know.get("users", {})
-        self.fallback_row = int(know.get("fallback_row", 0))
+    def __init__(self, export_dir: str, features: Dict[str, Any]):
+        with open(os.path.join(export_dir, features["vocabularies_file"])) as f:
+            vocab = json.load(f)
+        self.scenarios = {s["name"]: s["index"] for s in features["scenarios"]}
+        cat = sorted(features["categorical"], key=lambda c: c["column"])
+        self.cat_names = [c["name"] for c in cat]
+        self.vocabs = [{tok: i + 1 for i, tok in enumerate(vocab["fields"][name])} for name in self.cat_names]
+        self.num_names = [n["name"] for n in sorted(features["numeric"], key=lambda n: n["column"])]
+        know = features["user_knowledge"]
+        self.user_rows = vocab.get("user_knowledge_row") if know["used"] else None
+        self.user_column = know["column"]
+        self.missing_row = know["missing_row"]
 
     @staticmethod
     def text(v: Any) -> str:
@@ -60,14 +56,14 @@ class Encoder:
         cat, num, scen, know = [], [], [], []
         for i, row in enumerate(rows):
             try:
-                s = self.text(row[self.scenario_field])
+                s = self.text(row["scenario"])
                 if s not in self.scenarios:
                     raise ValueError(f"unknown scenario {s!r}")
                 scen.append(self.scenarios[s])
-                values = [self.text(row[f]) for f in self.cat_names]
-                cat.append([v.get(x, 0) for v, x in zip(self.vocabs, values)])
+                idx = [v.get(self.text(row[f]), 0) for v, f in zip(self.vocabs, self.cat_names)]
+                cat.append(idx)
                 num.append([float(row[f]) for f in self.num_names])
-                know.append(self.user_rows.get(values[0], self.fallback_row))
+                know.append(self.user_rows[idx[self.user_column]] if self.user_rows else self.missing_row)
             except KeyError as e:
                 raise HTTPException(400, f"row {i}: field {e.args[0]!r}: missing")
             except (ValueError, TypeError) as e:
@@ -88,7 +84,7 @@ def create_app(export_dir: str) -> FastAPI:
     model = torch.jit.load(os.path.join(export_dir, "model.pt"))
     model.eval()
     with open(os.path.join(export_dir, "features.json")) as f:
-        encoder = Encoder(json.load(f))
+        encoder = Encoder(export_dir, json.load(f))
     name = os.path.abspath(export_dir)
     app = FastAPI()
 
