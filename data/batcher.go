@@ -10,6 +10,7 @@ import (
 // trainer copies it into tensors once and then Releases it for reuse.
 type Batch struct {
 	Size     int
+	Shape    RowShape  // values per row in Cat, Num and Label
 	Scenario []int64   // Size
 	Cat      []int64   // Size*len(Categorical)
 	Num      []float32 // Size*len(Numeric)
@@ -17,6 +18,15 @@ type Batch struct {
 	Row      []int64   // source row of each sample (table row, or stream ordinal)
 	Epoch    int
 	Index    int // batch number within the epoch, from 0
+}
+
+// RowShape is how many values one row holds in each of a Batch's
+// row-major slices: categorical fields, numeric features and labels.
+type RowShape struct{ Cat, Num, Labels int }
+
+// RowShape is the shape of the schema's rows.
+func (s *Schema) RowShape() RowShape {
+	return RowShape{Cat: len(s.Categorical), Num: len(s.Numeric), Labels: len(s.Labels)}
 }
 
 // BatchOptions configure a Batcher or a Stream.
@@ -128,8 +138,7 @@ type Iterator interface {
 type Batcher struct {
 	t        *Table
 	o        BatchOptions
-	nc, nn   int
-	nl       int
+	shape    RowShape
 	free     chan *Batch
 	nBatches int
 }
@@ -139,7 +148,7 @@ func NewBatcher(t *Table, o BatchOptions) (*Batcher, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	b := &Batcher{t: t, o: o, nc: len(t.Schema.Categorical), nn: len(t.Schema.Numeric), nl: len(t.Schema.Labels)}
+	b := &Batcher{t: t, o: o, shape: t.Schema.RowShape()}
 	b.free = make(chan *Batch, o.Workers*(o.Prefetch+2)+2)
 	b.nBatches = numBatches(t.Len(), o)
 	return b, nil
@@ -182,46 +191,50 @@ func (b *Batcher) Order(epoch int) []int32 {
 	return mine
 }
 
-func newBatch(size, nc, nn, nl int) *Batch {
+// newBatch makes an empty batch with room for size rows of shape.
+func newBatch(size int, shape RowShape) *Batch {
 	return &Batch{
-		Scenario: make([]int64, size), Cat: make([]int64, size*nc),
-		Num: make([]float32, size*nn), Label: make([]float32, size*nl), Row: make([]int64, size),
+		Shape: shape, Scenario: make([]int64, 0, size), Cat: make([]int64, 0, size*shape.Cat),
+		Num: make([]float32, 0, size*shape.Num), Label: make([]float32, 0, size*shape.Labels), Row: make([]int64, 0, size),
 	}
 }
 
-// getBatch takes a free buffer or makes one of size rows.
-func getBatch(free chan *Batch, size, nc, nn, nl int) *Batch {
+// getBatch takes a free buffer, emptied, or makes one of size rows.
+func getBatch(free chan *Batch, size int, shape RowShape) *Batch {
 	select {
 	case bt := <-free:
+		bt.resize(0)
 		return bt
 	default:
-		return newBatch(size, nc, nn, nl)
+		return newBatch(size, shape)
 	}
 }
 
 // resize sets bt's length to n rows.
-func (bt *Batch) resize(n, nc, nn, nl int) {
+func (bt *Batch) resize(n int) {
+	s := bt.Shape
 	bt.Size = n
 	bt.Scenario = bt.Scenario[:n]
-	bt.Cat = bt.Cat[:n*nc]
-	bt.Num = bt.Num[:n*nn]
-	bt.Label = bt.Label[:n*nl]
+	bt.Cat = bt.Cat[:n*s.Cat]
+	bt.Num = bt.Num[:n*s.Num]
+	bt.Label = bt.Label[:n*s.Labels]
 	bt.Row = bt.Row[:n]
 }
 
 // setTableRow overwrites row i with row r of t, recording id as its source.
-func (bt *Batch) setTableRow(i int, t *Table, r int, id int64, nc, nn, nl int) {
+func (bt *Batch) setTableRow(i int, t *Table, r int, id int64) {
+	s := bt.Shape
 	bt.Scenario[i] = t.Scenario[r]
-	copy(bt.Cat[i*nc:(i+1)*nc], t.Cat[r*nc:])
-	copy(bt.Num[i*nn:(i+1)*nn], t.Num[r*nn:])
-	copy(bt.Label[i*nl:(i+1)*nl], t.Label[r*nl:])
+	copy(bt.Cat[i*s.Cat:(i+1)*s.Cat], t.Cat[r*s.Cat:])
+	copy(bt.Num[i*s.Num:(i+1)*s.Num], t.Num[r*s.Num:])
+	copy(bt.Label[i*s.Labels:(i+1)*s.Labels], t.Label[r*s.Labels:])
 	bt.Row[i] = id
 }
 
 func (b *Batcher) fill(bt *Batch, rows []int32) {
-	bt.resize(len(rows), b.nc, b.nn, b.nl)
+	bt.resize(len(rows))
 	for j, r := range rows {
-		bt.setTableRow(j, b.t, int(r), int64(r), b.nc, b.nn, b.nl)
+		bt.setTableRow(j, b.t, int(r), int64(r))
 	}
 }
 
@@ -243,7 +256,7 @@ func (b *Batcher) Epoch(epoch, start int) Iterator {
 			for k := start + w; k < b.nBatches; k += W {
 				lo := b.o.Shard.globalBatch(k) * b.o.Size
 				hi := min(lo+b.o.Size, len(order))
-				bt := getBatch(b.free, b.o.Size, b.nc, b.nn, b.nl)
+				bt := getBatch(b.free, b.o.Size, b.shape)
 				b.fill(bt, order[lo:hi])
 				bt.Epoch, bt.Index = epoch, k
 				select {

@@ -31,6 +31,9 @@ func collect(t *testing.T, tab *Table, src Source, epoch, start int) ([]int64, [
 		if b.Index != k || b.Epoch != epoch {
 			t.Fatalf("batch index %d epoch %d, want %d %d", b.Index, b.Epoch, k, epoch)
 		}
+		if b.Shape != (RowShape{Cat: nc, Num: nn, Labels: nl}) {
+			t.Fatalf("batch %d has row shape %+v, want %d categorical, %d numeric, %d labels", k, b.Shape, nc, nn, nl)
+		}
 		for j, r := range b.Row {
 			if b.Scenario[j] != tab.Scenario[r] || !equal(b.Cat[j*nc:(j+1)*nc], tab.Cat[r*int64(nc):(r+1)*int64(nc)]) ||
 				!equal(b.Num[j*nn:(j+1)*nn], tab.Num[r*int64(nn):(r+1)*int64(nn)]) || b.Label[j*nl] != tab.Label[r*int64(nl)] {

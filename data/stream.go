@@ -224,10 +224,9 @@ func (s *Stream) Schema() *Schema { return s.set.vocabs.Schema() }
 // Epoch streams one epoch from batch start; the shuffle is seeded by
 // (Seed, epoch), so a resumed epoch repeats the same batches.
 func (s *Stream) Epoch(epoch, start int) Iterator {
-	sch := s.Schema()
-	nc, nn, nl := len(sch.Categorical), len(sch.Numeric), len(sch.Labels)
+	shape := s.Schema().RowShape()
 	out := make(chan *Batch, s.o.Prefetch)
-	it := &streamIter{out: out, free: s.free, done: make(chan struct{}), shard: s.o.Shard, nc: nc, nn: nn, nl: nl}
+	it := &streamIter{out: out, free: s.free, done: make(chan struct{}), shard: s.o.Shard}
 	// Sharded by rows, every rank reads the whole stream, builds the
 	// batches of one process with Size*Count rows and keeps its rows of
 	// each (see Shard), padding the last from the epoch's first rows.
@@ -246,26 +245,24 @@ func (s *Stream) Epoch(epoch, start int) Iterator {
 			rng = rand.New(rand.NewPCG(uint64(s.o.Seed), uint64(epoch)))
 			capacity = s.set.cfg.Stream.ShuffleBuffer
 		}
-		buf := newBatch(capacity, nc, nn, nl) // the shuffle buffer, as rows
-		buf.resize(0, nc, nn, nl)
+		buf := newBatch(capacity, shape) // the shuffle buffer, as rows
 		var cur *Batch
 		var head *Batch // with byRows, the epoch's first Count-1 rows: the padding
 		index := 0
 		next := func() int { // grows cur by one row and returns its position
 			if cur == nil {
-				cur = getBatch(s.free, size, nc, nn, nl)
-				cur.resize(0, nc, nn, nl)
+				cur = getBatch(s.free, size, shape)
 			}
 			n := cur.Size
-			cur.resize(n+1, nc, nn, nl)
+			cur.resize(n + 1)
 			return n
 		}
 		send := func() bool {
 			if byRows && index == 0 {
-				head = newBatch(s.o.Shard.Count-1, nc, nn, nl)
-				head.resize(min(cur.Size, s.o.Shard.Count-1), nc, nn, nl)
+				head = newBatch(s.o.Shard.Count-1, shape)
+				head.resize(min(cur.Size, s.o.Shard.Count-1))
 				for j := range head.Size {
-					head.setRow(j, cur, j, nc, nn, nl)
+					head.setRow(j, cur, j)
 				}
 			}
 			return it.send(&cur, &index, start, epoch)
@@ -275,7 +272,7 @@ func (s *Stream) Epoch(epoch, start int) Iterator {
 		}
 		emit := func(src *Batch, j int) bool { // appends row j of src to cur
 			n := next()
-			cur.setRow(n, src, j, nc, nn, nl)
+			cur.setRow(n, src, j)
 			return flush()
 		}
 		ordinal := 0
@@ -299,26 +296,26 @@ func (s *Stream) Epoch(epoch, start int) Iterator {
 				switch {
 				case capacity == 0:
 					n := next()
-					cur.setTableRow(n, t, r, id, nc, nn, nl)
+					cur.setTableRow(n, t, r, id)
 					if !flush() {
 						return errStopped
 					}
 				case buf.Size < capacity:
 					n := buf.Size
-					buf.resize(n+1, nc, nn, nl)
-					buf.setTableRow(n, t, r, id, nc, nn, nl)
+					buf.resize(n + 1)
+					buf.setTableRow(n, t, r, id)
 				default:
 					j := rng.IntN(capacity)
 					if !emit(buf, j) {
 						return errStopped
 					}
-					buf.setTableRow(j, t, r, id, nc, nn, nl)
+					buf.setTableRow(j, t, r, id)
 				}
 			}
 			return nil
 		})
 		if err == nil && capacity > 0 {
-			rng.Shuffle(buf.Size, func(a, b int) { buf.swap(a, b, nc, nn, nl) })
+			rng.Shuffle(buf.Size, buf.swap)
 			for j := range buf.Size {
 				if !emit(buf, j) {
 					return
@@ -335,7 +332,7 @@ func (s *Stream) Epoch(epoch, start int) Iterator {
 					src = cur
 				}
 				for j := range w - cur.Size%w {
-					cur.setRow(next(), src, j%rows, nc, nn, nl)
+					cur.setRow(next(), src, j%rows)
 				}
 			}
 			send()
@@ -348,48 +345,50 @@ func (s *Stream) Epoch(epoch, start int) Iterator {
 var errStopped = fmt.Errorf("stopped")
 
 // setRow overwrites row i with row j of src.
-func (bt *Batch) setRow(i int, src *Batch, j, nc, nn, nl int) {
+func (bt *Batch) setRow(i int, src *Batch, j int) {
+	s := bt.Shape
 	bt.Scenario[i] = src.Scenario[j]
-	copy(bt.Cat[i*nc:(i+1)*nc], src.Cat[j*nc:(j+1)*nc])
-	copy(bt.Num[i*nn:(i+1)*nn], src.Num[j*nn:(j+1)*nn])
-	copy(bt.Label[i*nl:(i+1)*nl], src.Label[j*nl:(j+1)*nl])
+	copy(bt.Cat[i*s.Cat:(i+1)*s.Cat], src.Cat[j*s.Cat:(j+1)*s.Cat])
+	copy(bt.Num[i*s.Num:(i+1)*s.Num], src.Num[j*s.Num:(j+1)*s.Num])
+	copy(bt.Label[i*s.Labels:(i+1)*s.Labels], src.Label[j*s.Labels:(j+1)*s.Labels])
 	bt.Row[i] = src.Row[j]
 }
 
 // keepRows keeps rows Rank, Rank+Count, ... of bt, moved to the front.
-func (bt *Batch) keepRows(sh Shard, nc, nn, nl int) {
+func (bt *Batch) keepRows(sh Shard) {
 	n := 0
 	for j := sh.Rank; j < bt.Size; j += sh.Count {
-		bt.setRow(n, bt, j, nc, nn, nl)
+		bt.setRow(n, bt, j)
 		n++
 	}
-	bt.resize(n, nc, nn, nl)
+	bt.resize(n)
 }
 
-func (bt *Batch) swap(a, b, nc, nn, nl int) {
+// swap exchanges rows a and b.
+func (bt *Batch) swap(a, b int) {
+	s := bt.Shape
 	bt.Scenario[a], bt.Scenario[b] = bt.Scenario[b], bt.Scenario[a]
-	for k := range nc {
-		bt.Cat[a*nc+k], bt.Cat[b*nc+k] = bt.Cat[b*nc+k], bt.Cat[a*nc+k]
+	for k := range s.Cat {
+		bt.Cat[a*s.Cat+k], bt.Cat[b*s.Cat+k] = bt.Cat[b*s.Cat+k], bt.Cat[a*s.Cat+k]
 	}
-	for k := range nn {
-		bt.Num[a*nn+k], bt.Num[b*nn+k] = bt.Num[b*nn+k], bt.Num[a*nn+k]
+	for k := range s.Num {
+		bt.Num[a*s.Num+k], bt.Num[b*s.Num+k] = bt.Num[b*s.Num+k], bt.Num[a*s.Num+k]
 	}
-	for k := range nl {
-		bt.Label[a*nl+k], bt.Label[b*nl+k] = bt.Label[b*nl+k], bt.Label[a*nl+k]
+	for k := range s.Labels {
+		bt.Label[a*s.Labels+k], bt.Label[b*s.Labels+k] = bt.Label[b*s.Labels+k], bt.Label[a*s.Labels+k]
 	}
 	bt.Row[a], bt.Row[b] = bt.Row[b], bt.Row[a]
 }
 
 type streamIter struct {
-	shard      Shard
-	nc, nn, nl int
-	out        chan *Batch
-	free       chan *Batch
-	done       chan struct{}
-	once       sync.Once
-	wg         sync.WaitGroup
-	mu         sync.Mutex
-	err        error
+	shard Shard
+	out   chan *Batch
+	free  chan *Batch
+	done  chan struct{}
+	once  sync.Once
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	err   error
 }
 
 // send hands *cur (batch *index of the unsharded epoch) over and clears
@@ -402,17 +401,17 @@ func (it *streamIter) send(cur **Batch, index *int, start, epoch int) bool {
 	sh := it.shard
 	if sh.sharded() && sh.WholeBatches {
 		if k%sh.Count != sh.Rank {
-			bt.resize(0, 0, 0, 0)
+			bt.resize(0)
 			return true
 		}
 		k /= sh.Count
 	}
 	if k < start {
-		bt.resize(0, 0, 0, 0)
+		bt.resize(0)
 		return true
 	}
 	if sh.sharded() && !sh.WholeBatches {
-		bt.keepRows(sh, it.nc, it.nn, it.nl)
+		bt.keepRows(sh)
 	}
 	*cur = nil
 	bt.Epoch, bt.Index = epoch, k
