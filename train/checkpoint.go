@@ -13,6 +13,7 @@ import (
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
+	"github.com/msrtrain/msrtrain/data/atomicfile"
 	"github.com/msrtrain/msrtrain/data/safetensors"
 	"github.com/msrtrain/msrtrain/model/nn"
 )
@@ -120,7 +121,7 @@ func saveCheckpoint(out string, c Contents, best bool) error {
 		os.RemoveAll(tmp)
 		return err
 	}
-	if err := safetensors.SyncDir(tmp); err != nil {
+	if err := atomicfile.SyncDir(tmp); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(final); err != nil { // the same step saved twice (end of epoch and Ctrl-C)
@@ -129,7 +130,7 @@ func saveCheckpoint(out string, c Contents, best bool) error {
 	if err := os.Rename(tmp, final); err != nil {
 		return err
 	}
-	if err := safetensors.SyncDir(root); err != nil {
+	if err := atomicfile.SyncDir(root); err != nil {
 		return err
 	}
 	if err := writePointer(root, "latest", name); err != nil {
@@ -182,14 +183,10 @@ func writeCheckpointFiles(dir string, c Contents) error {
 	writes := map[string]func(io.Writer) error{
 		vocabsFile: c.Vocabs.Save,
 		configFile: func(w io.Writer) error { _, err := w.Write(cfgYAML); return err },
-		stateFile: func(w io.Writer) error {
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", "  ")
-			return enc.Encode(state)
-		},
+		stateFile:  func(w io.Writer) error { return atomicfile.EncodeJSON(w, state) },
 	}
 	for name, write := range writes {
-		if err := safetensors.AtomicWriteFile(filepath.Join(dir, name), write); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, name), write); err != nil {
 			return fmt.Errorf("checkpoint %s: %w", name, err)
 		}
 	}
@@ -197,7 +194,7 @@ func writeCheckpointFiles(dir string, c Contents) error {
 }
 
 func writePointer(root, pointer, name string) error {
-	return safetensors.AtomicWriteFile(filepath.Join(root, pointer), func(w io.Writer) error {
+	return atomicfile.Write(filepath.Join(root, pointer), func(w io.Writer) error {
 		_, err := io.WriteString(w, name+"\n")
 		return err
 	})

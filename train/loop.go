@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/msrtrain/msrtrain/data"
+	"github.com/msrtrain/msrtrain/data/atomicfile"
 	"github.com/msrtrain/msrtrain/train/metrics"
 	"github.com/msrtrain/msrtrain/train/report"
 )
@@ -91,7 +92,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	if !r.rank0() {
 		return res, nil
 	}
-	return res, writeJSON(filepath.Join(cfg.Out, SummaryFile), res)
+	return res, atomicfile.WriteJSON(filepath.Join(cfg.Out, SummaryFile), res)
 }
 
 // trainEpoch runs the steps of the epoch in progress from its next batch

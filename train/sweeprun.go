@@ -103,7 +103,7 @@ func runTrialProcess(ctx context.Context, spec sweep.Spec, t sweep.Trial, dir st
 		return sweep.Result{}, err
 	}
 	cfgPath := filepath.Join(dir, "config.yaml")
-	if err := writeFile(cfgPath, cfg.Marshal); err != nil {
+	if err := writeConfig(cfgPath, cfg); err != nil {
 		return sweep.Result{}, err
 	}
 	if len(command) == 0 {

@@ -140,7 +140,7 @@ func requireExactResume(t *testing.T, full Config, a *Result) {
 	ck, err := ReadCheckpoint(ckDir)
 	require.NoError(t, err)
 	ck.Config.Train.Epochs = full.Train.Epochs
-	require.NoError(t, writeFile(filepath.Join(ckDir, configFile), ck.Config.Marshal))
+	require.NoError(t, writeConfig(filepath.Join(ckDir, configFile), ck.Config))
 	c := trainTiny(t, context.Background(), split, true)
 	assert.Equal(t, testAUC(t, a), testAUC(t, c), "AUC: uninterrupted vs resumed")
 	assert.Equal(t, *a.Test.Overall.LogLoss, *c.Test.Overall.LogLoss, "logloss: uninterrupted vs resumed")

@@ -1,9 +1,7 @@
 package train
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +11,7 @@ import (
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
-	"github.com/msrtrain/msrtrain/data/safetensors"
+	"github.com/msrtrain/msrtrain/data/atomicfile"
 	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train/ddp"
 	"github.com/msrtrain/msrtrain/train/metrics"
@@ -161,7 +159,7 @@ func trainWithBaseline(ctx context.Context, cfg Config, opts RunOptions) (*Resul
 	if opts.Ranks != nil && opts.Ranks.Rank() != 0 {
 		return res, nil
 	}
-	return res, writeJSON(filepath.Join(cfg.Out, SummaryFile), res)
+	return res, atomicfile.WriteJSON(filepath.Join(cfg.Out, SummaryFile), res)
 }
 
 func trainOne(ctx context.Context, cfg Config, opts RunOptions) (*Result, error) {
@@ -173,11 +171,7 @@ func trainOne(ctx context.Context, cfg Config, opts RunOptions) (*Result, error)
 		return nil, err
 	}
 	if opts.Ranks == nil || opts.Ranks.Rank() == 0 {
-		if err := writeFile(filepath.Join(cfg.Out, EnvironmentFile), func() ([]byte, error) {
-			var b bytes.Buffer
-			err := WriteEnvironment(&b)
-			return b.Bytes(), err
-		}); err != nil {
+		if err := atomicfile.Write(filepath.Join(cfg.Out, EnvironmentFile), WriteEnvironment); err != nil {
 			return nil, err
 		}
 	}
@@ -219,7 +213,7 @@ func trainOne(ctx context.Context, cfg Config, opts RunOptions) (*Result, error)
 		}
 	}
 	if r.rank0() {
-		if err := writeFile(filepath.Join(cfg.Out, "config.yaml"), r.cfg.Marshal); err != nil {
+		if err := writeConfig(filepath.Join(cfg.Out, "config.yaml"), r.cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -387,21 +381,5 @@ func (r *run) trainSource() (data.Source, error) {
 	return r.splits.Source(data.Train, data.BatchOptions{
 		Size: t.BatchSize, Shuffle: true, Seed: r.cfg.Seed, DropLast: t.DropLast, Workers: t.LoaderWorkers,
 		Shard: data.Shard{Rank: r.rank(), Count: r.world()},
-	})
-}
-
-func writeJSON(path string, v any) error {
-	return writeFile(path, func() ([]byte, error) { return json.MarshalIndent(v, "", "  ") })
-}
-
-// writeFile replaces path atomically (temporary file, fsync, rename) with what render returns.
-func writeFile(path string, render func() ([]byte, error)) error {
-	b, err := render()
-	if err != nil {
-		return err
-	}
-	return safetensors.AtomicWriteFile(path, func(w io.Writer) error {
-		_, err := w.Write(b)
-		return err
 	})
 }

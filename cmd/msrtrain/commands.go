@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
+	"github.com/msrtrain/msrtrain/data/atomicfile"
 	"github.com/msrtrain/msrtrain/train"
 	"github.com/msrtrain/msrtrain/train/sweep"
 )
@@ -137,8 +137,7 @@ func evalCommand() *cli.Command {
 			}
 			rep.Table(os.Stdout)
 			out := filepath.Join(m.Checkpoint.Dir, "eval-"+c.String("split")+".json")
-			b, _ := json.MarshalIndent(rep, "", "  ")
-			return os.WriteFile(out, b, 0o644)
+			return atomicfile.WriteJSON(out, rep)
 		},
 	}
 }
@@ -158,21 +157,16 @@ func predictCommand() *cli.Command {
 				return err
 			}
 			defer m.Close()
-			w := os.Stdout
-			if p := c.String("output"); p != "-" {
-				f, err := os.Create(p)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				w = f
-			}
-			n, err := m.Predict(c.String("input"), w)
+			var n int
+			err = atomicfile.Output(c.String("output"), os.Stdout, func(w io.Writer) error {
+				n, err = m.Predict(c.String("input"), w)
+				return err
+			})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(os.Stderr, "scored %d rows\n", n)
-			return w.Sync()
+			return nil
 		},
 	}
 }

@@ -1,16 +1,14 @@
 package knowledge
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/msrtrain/msrtrain/data/safetensors"
+	"github.com/msrtrain/msrtrain/data/atomicfile"
 )
 
 // Files of a store directory; see README.md.
@@ -112,7 +110,7 @@ func Load(dir string) (*Store, error) {
 // Reset removes the store's files from dir (and nothing else), for --force.
 func Reset(dir string) error {
 	names := []string{IndexFile, VectorsFile, ReasoningFile}
-	for _, g := range []string{chunkGlob, ".*.tmp-*"} {
+	for _, g := range []string{chunkGlob, atomicfile.TempGlob} {
 		m, err := filepath.Glob(filepath.Join(dir, g))
 		if err != nil {
 			return err
@@ -135,7 +133,7 @@ func create(dir string, meta Meta) error {
 			return fmt.Errorf("knowledge store %s has %s but no %s; use another directory or --force to start over", dir, filepath.Base(m[0]), IndexFile)
 		}
 	}
-	return writeJSON(filepath.Join(dir, IndexFile), index{Meta: meta, Keys: map[string]int{}})
+	return atomicfile.WriteJSON(filepath.Join(dir, IndexFile), index{Meta: meta, Keys: map[string]int{}})
 }
 
 func metaDiff(have, want Meta) string {
@@ -150,14 +148,6 @@ func metaDiff(have, want Meta) string {
 	add("dim", have.Dim, want.Dim)
 	add("template hash", have.TemplateHash, want.TemplateHash)
 	return strings.Join(d, "; ")
-}
-
-func writeJSON(path string, v any) error {
-	return safetensors.AtomicWriteFile(path, func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", " ")
-		return enc.Encode(v)
-	})
 }
 
 // Meta says what produced the store's vectors.

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/msrtrain/msrtrain/data/atomicfile"
 	"github.com/msrtrain/msrtrain/data/safetensors"
 )
 
@@ -61,7 +62,7 @@ func load(dir string, readOnly bool) (*Store, error) {
 		return nil, err
 	}
 	if !readOnly {
-		tmps, _ := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
+		tmps, _ := filepath.Glob(filepath.Join(dir, atomicfile.TempGlob))
 		for _, t := range tmps { // left by a write that was killed
 			os.Remove(t)
 		}
@@ -249,7 +250,7 @@ func (s *Store) compact() error {
 		if err := s.appendReasoning(); err != nil {
 			return err
 		}
-		if err := writeJSON(filepath.Join(s.dir, IndexFile), index{Meta: s.meta, Rows: len(s.keys), Keys: s.rows}); err != nil {
+		if err := atomicfile.WriteJSON(filepath.Join(s.dir, IndexFile), index{Meta: s.meta, Rows: len(s.keys), Keys: s.rows}); err != nil {
 			return fmt.Errorf("knowledge store: %w", err)
 		}
 		s.compacted, s.pending = len(s.keys), nil
@@ -260,7 +261,7 @@ func (s *Store) compact() error {
 		}
 	}
 	s.chunks = nil
-	return safetensors.SyncDir(s.dir)
+	return atomicfile.SyncDir(s.dir)
 }
 
 func (s *Store) appendReasoning() error {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
+
+	"github.com/msrtrain/msrtrain/data/atomicfile"
 )
 
 // MetadataKey is the reserved header entry holding the string metadata.
@@ -72,9 +74,9 @@ func Write(w io.Writer, tensors map[string]Tensor, metadata map[string]string) e
 	return nil
 }
 
-// WriteFile writes tensors to path atomically (see AtomicWriteFile).
+// WriteFile writes tensors to path atomically (see atomicfile.Write).
 func WriteFile(path string, tensors map[string]Tensor, metadata map[string]string) error {
-	return AtomicWriteFile(path, func(w io.Writer) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
 		return Write(w, tensors, metadata)
 	})
 }

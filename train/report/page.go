@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"html/template"
 	"image/color"
-	"io"
 	"math"
 	"path/filepath"
 	"slices"
 	"strings"
 
-	"github.com/msrtrain/msrtrain/data/safetensors"
+	"github.com/msrtrain/msrtrain/data/atomicfile"
 	"github.com/msrtrain/msrtrain/train/metrics"
 )
 
@@ -104,14 +103,7 @@ func WriteRun(dir string, r Run) (string, error) {
 		return "", fmt.Errorf("report: %w", err)
 	}
 	path := filepath.Join(dir, RunFile)
-	return path, writeFile(path, b.Bytes())
-}
-
-func writeFile(path string, b []byte) error {
-	return safetensors.AtomicWriteFile(path, func(w io.Writer) error {
-		_, err := w.Write(b)
-		return err
-	})
+	return path, atomicfile.WriteBytes(path, b.Bytes())
 }
 
 // models lists the run's models, the bare backbone first so that deltas

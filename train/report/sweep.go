@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"gonum.org/v1/plot/plotter"
+
+	"github.com/msrtrain/msrtrain/data/atomicfile"
 )
 
 // Sweep is what the sweep report shows. The sweep package fills it.
@@ -82,7 +84,7 @@ func WriteSweep(dir string, s Sweep) (string, error) {
 		return "", fmt.Errorf("sweep report: %w", err)
 	}
 	path := filepath.Join(dir, SweepFile)
-	return path, writeFile(path, b.Bytes())
+	return path, atomicfile.WriteBytes(path, b.Bytes())
 }
 
 // sweepCharts draws the test AUC of the best points, labelled by what they

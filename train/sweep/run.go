@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/msrtrain/msrtrain/data/atomicfile"
 )
 
 // Status of a trial.
@@ -138,7 +140,7 @@ func runOne(ctx context.Context, dir string, t Trial, runTrial TrialFunc) Outcom
 	if err := os.Remove(filepath.Join(tdir, ErrorFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fail(fmt.Errorf("sweep: %w", err))
 	}
-	if err := writeJSON(filepath.Join(tdir, TrialFile), t); err != nil {
+	if err := atomicfile.WriteJSON(filepath.Join(tdir, TrialFile), t); err != nil {
 		return fail(err)
 	}
 
@@ -157,11 +159,11 @@ func runOne(ctx context.Context, dir string, t Trial, runTrial TrialFunc) Outcom
 		if stack != "" {
 			detail += "\n" + stack
 		}
-		if werr := writeFileAtomic(filepath.Join(tdir, ErrorFile), []byte(detail)); werr != nil {
+		if werr := atomicfile.WriteBytes(filepath.Join(tdir, ErrorFile), []byte(detail)); werr != nil {
 			o.Result.Error += "; also: " + werr.Error()
 		}
 	}
-	if werr := writeJSON(filepath.Join(tdir, ResultFile), o); werr != nil {
+	if werr := atomicfile.WriteJSON(filepath.Join(tdir, ResultFile), o); werr != nil {
 		return fail(fmt.Errorf("recording the result: %w", werr))
 	}
 	return o

@@ -11,14 +11,13 @@ import (
 
 // Files in a sweep directory.
 const (
-	TrialsDir   = "trials"      // dir/trials/<id>/ per trial
-	ResultFile  = "result.json" // an Outcome; written last, atomically
-	TrialFile   = "trial.json"  // the Trial, written before it runs
-	ErrorFile   = "error.txt"   // the full error of a failed trial
-	ResultsCSV  = "results.csv"
-	SummaryCSV  = "summary.csv"
-	ResultsMD   = "results.md"
-	tempPattern = ".tmp-*"
+	TrialsDir  = "trials"      // dir/trials/<id>/ per trial
+	ResultFile = "result.json" // an Outcome; written last, atomically
+	TrialFile  = "trial.json"  // the Trial, written before it runs
+	ErrorFile  = "error.txt"   // the full error of a failed trial
+	ResultsCSV = "results.csv"
+	SummaryCSV = "summary.csv"
+	ResultsMD  = "results.md"
 )
 
 // TrialDir returns the directory of trial t in the sweep directory dir.
@@ -59,46 +58,4 @@ func readOutcome(dir string, t Trial) (o Outcome, ok bool, err error) {
 	}
 	o.Trial = t // the spec's values, not a JSON round trip of them
 	return o, true, nil
-}
-
-func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("sweep: %s: %w", path, err)
-	}
-	return writeFileAtomic(path, append(b, '\n'))
-}
-
-// writeFileAtomic writes data to a temporary file beside path, fsyncs it and
-// renames it over path, then fsyncs the directory: a crash leaves either the
-// old file or the new one, never half of one.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, tempPattern)
-	if err != nil {
-		return fmt.Errorf("sweep: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("sweep: %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("sweep: %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("sweep: %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("sweep: %w", err)
-	}
-	if d, derr := os.Open(dir); derr == nil { // best effort: not every OS syncs directories
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

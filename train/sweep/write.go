@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/msrtrain/msrtrain/data/atomicfile"
 	"github.com/msrtrain/msrtrain/train/report"
 )
 
@@ -27,7 +28,7 @@ func (t Table) WriteFiles(dir string) error {
 		if err := write(&b); err != nil {
 			return fmt.Errorf("sweep: %s: %w", name, err)
 		}
-		if err := writeFileAtomic(filepath.Join(dir, name), b.Bytes()); err != nil {
+		if err := atomicfile.WriteBytes(filepath.Join(dir, name), b.Bytes()); err != nil {
 			return err
 		}
 	}
