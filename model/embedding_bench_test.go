@@ -16,6 +16,7 @@ import (
 
 	"github.com/msrtrain/msrtrain/cgo/pybench"
 	"github.com/msrtrain/msrtrain/cgo/torch"
+	"github.com/msrtrain/msrtrain/data/choice"
 )
 
 var embeddingRowsFlag = flag.String("embedding-rows", "25000,1000000,10000000",
@@ -134,8 +135,7 @@ func BenchmarkEmbeddingStep(b *testing.B) {
 				table = append(table, row{backbone: name, rows: rows, res: map[string]result{}})
 				for _, pair := range [][2]string{{"rowwise_adagrad", "sparse"}, {"adam", "dense"}} {
 					if label := "go " + pair[0]; fits(label, rows) {
-						goSide, err := pybench.StartCommand("Go worker", set, os.Args[0], "-test.run=^TestEmbeddingBenchWorker$", "--",
-							embeddingWorkerArg, name, strconv.FormatInt(rows, 10), strconv.Itoa(embeddingBenchBatch), pair[0])
+						goSide, err := pybench.StartCommand("Go worker", set, os.Args[0], "--", embeddingWorkerArg, name, strconv.FormatInt(rows, 10), strconv.Itoa(embeddingBenchBatch), pair[0])
 						if err != nil {
 							b.Fatal(err)
 						}
@@ -213,60 +213,83 @@ func BenchmarkEmbeddingStep(b *testing.B) {
 		embeddingBenchBatch, torch.Threads(), torch.BLASThreads(), rounds, sb.String())
 }
 
-// TestEmbeddingBenchWorker is the Go side of BenchmarkEmbeddingStep, run
-// in a process of its own per configuration (arguments after "--":
-// embedding-bench-worker BACKBONE ROWS BATCH OPTIMIZER); it answers the
-// benchmark's requests as the PyTorch script does. Otherwise it skips.
-func TestEmbeddingBenchWorker(t *testing.T) {
-	args := flag.Args()
-	if len(args) != 5 || args[0] != embeddingWorkerArg {
-		t.Skip("runs only as BenchmarkEmbeddingStep's worker process")
+// TestMain runs the package's tests, unless BenchmarkEmbeddingStep started
+// this process as its Go worker (arguments after "--":
+// embedding-bench-worker BACKBONE ROWS BATCH OPTIMIZER); then it is that
+// worker and runs no test.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if args := flag.Args(); len(args) > 0 && args[0] == embeddingWorkerArg {
+		if err := embeddingBenchWorker(args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, "embedding bench worker:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// embeddingBenchWorker is the Go side of BenchmarkEmbeddingStep, in a
+// process of its own per configuration; it answers the benchmark's
+// requests as the PyTorch script does.
+func embeddingBenchWorker(args []string) error {
+	if len(args) != 4 {
+		return fmt.Errorf("want BACKBONE ROWS BATCH OPTIMIZER, got %q", args)
 	}
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	if err := torch.SetUpProcess(0); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	rows, err1 := strconv.ParseInt(args[2], 10, 64)
-	batch, err2 := strconv.ParseInt(args[3], 10, 64)
-	kind, err3 := torch.ParseSparseKind(args[4])
-	for _, err := range []error{err1, err2, err3} {
-		if err != nil {
-			t.Fatal(err)
-		}
+	rows, err := strconv.ParseInt(args[1], 10, 64)
+	if err != nil {
+		return err
 	}
-	step, done := newEmbeddingBenchStep(t, args[1], rows, batch, kind)
+	batch, err := strconv.ParseInt(args[2], 10, 64)
+	if err != nil {
+		return err
+	}
+	rowWise := choice.FromKinds[string]("row-wise optimizer", torch.SparseKinds())
+	name, err := rowWise.Parse(args[3])
+	if err != nil {
+		return err
+	}
+	kind, _ := rowWise.Kind(name)
+	step, done, err := newEmbeddingBenchStep(args[0], rows, batch, kind)
+	if err != nil {
+		return err
+	}
 	defer done()
 	for range 3 {
 		if err := step(); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
-	fmt.Printf("ready %s %d rows %s\n", args[1], rows, kind)
+	fmt.Printf("ready %s %d rows %s\n", args[0], rows, kind)
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		minSeconds, err := strconv.ParseFloat(strings.TrimSpace(in.Text()), 64)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		start, steps := time.Now(), 0
 		for steps < 5 || time.Since(start).Seconds() < minSeconds {
 			if err := step(); err != nil {
-				t.Fatal(err)
+				return err
 			}
 			steps++
 		}
 		ms := time.Since(start).Seconds() * 1e3 / float64(steps)
 		fmt.Printf("ms_per_step %.6f steps %d peak_rss_mb %.1f\n", ms, steps, peakRSSMB())
 	}
+	return in.Err()
 }
 
 // newEmbeddingBenchStep builds the model without meta networks over a
 // table of rows × 16 in 8 fields, the row-wise optimizer for the table and
 // Adam for the rest, and a pool of batches; it returns one training step.
-func newEmbeddingBenchStep(t testing.TB, backbone string, rows, batch int64, kind torch.SparseKind) (step func() error, done func()) {
+func newEmbeddingBenchStep(backbone string, rows, batch int64, kind torch.SparseKind) (step func() error, done func(), err error) {
 	if err := torch.ManualSeed(0); err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	cfg := DefaultConfig()
 	cfg.Backbone, cfg.Meta.Levels, cfg.EmbeddingDim = backbone, "none", embeddingBenchDim
@@ -277,22 +300,26 @@ func newEmbeddingBenchStep(t testing.TB, backbone string, rows, batch int64, kin
 	}
 	m, err := New(cfg, spec, nil, torch.CPU)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	if err := m.Embedding.SetSparse(true); err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	sparse, err := torch.NewSparseOptimizer(kind, m.Embedding.Name(), m.Embedding.Weight, torch.DefaultSparseOptions(kind))
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	dense, err := torch.NewOptimizer(torch.Adam)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	names, params := m.Store.ParameterTensors()
 	if err := dense.AddGroup(names, params, torch.DefaultOptimOptions(torch.Adam)); err != nil {
-		t.Fatal(err)
+		return nil, nil, err
+	}
+	opt, err := torch.NewCombinedOptimizer(dense, sparse)
+	if err != nil {
+		return nil, nil, err
 	}
 	counts := benchCounts(batch)
 	var scen []int64
@@ -325,15 +352,12 @@ func newEmbeddingBenchStep(t testing.TB, backbone string, rows, batch int64, kin
 		if err != nil || !ok {
 			return fmt.Errorf("no sparse gradient (%v)", err)
 		}
-		if err := dense.Step(); err != nil {
+		if err := opt.Step(g); err != nil {
 			return err
 		}
-		if err := sparse.Step(g.IDs, g.Rows, g.Distinct); err != nil {
-			return err
-		}
-		return dense.ZeroGrad()
+		return opt.ZeroGrad()
 	}
-	return step, func() { data.Close(); dense.Close(); sparse.Close(); m.Close() }
+	return step, func() { data.Close(); opt.Close(); m.Close() }, nil
 }
 
 // peakRSSMB is the process's peak resident memory (VmHWM) in MiB; 0 where /proc is missing.

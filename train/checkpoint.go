@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,14 +91,13 @@ func hasRun(out string) bool {
 
 // Contents are what a checkpoint holds, from whoever trains.
 type Contents struct {
-	Store     *nn.Store        // the model's parameters and buffers
-	Optimizer *torch.Optimizer // its state tensors and step counts
-	// SparseOptimizer is the embedding table's row-wise optimizer (nil when
-	// the table trains densely); its state is saved beside Optimizer's, by name.
-	SparseOptimizer *torch.SparseOptimizer
-	Vocabs          *data.Vocabs // what the data was mapped with
-	Config          Config
-	State           State // OptimizerSteps is filled in from Optimizer
+	Store *nn.Store // the model's parameters and buffers
+	// Optimizer's state tensors and step counts, the embedding table's
+	// row-wise optimizer's among them by name.
+	Optimizer *torch.CombinedOptimizer
+	Vocabs    *data.Vocabs // what the data was mapped with
+	Config    Config
+	State     State // OptimizerSteps is filled in from Optimizer
 }
 
 // saveCheckpoint writes a complete checkpoint and points "latest" (and "best" when best) at it.
@@ -156,15 +154,6 @@ func writeCheckpointFiles(dir string, c Contents) error {
 	optState, steps, err := c.Optimizer.StateTensors()
 	if err != nil {
 		return err
-	}
-	if c.SparseOptimizer != nil {
-		sparseState, sparseSteps, err := c.SparseOptimizer.StateTensors()
-		if err != nil {
-			closeAll(optState)
-			return err
-		}
-		maps.Copy(optState, sparseState)
-		maps.Copy(steps, sparseSteps)
 	}
 	opt, err := hostTensors(optState)
 	closeAll(optState)
@@ -320,9 +309,8 @@ func restoreModel(dir string, store *nn.Store) error {
 	return nil
 }
 
-// restoreOptimizer loads the optimizers' state tensors and step counts
-// (sparse may be nil).
-func restoreOptimizer(dir string, opt *torch.Optimizer, sparse *torch.SparseOptimizer, steps map[string]int64) error {
+// restoreOptimizer loads the optimizer's state tensors and step counts.
+func restoreOptimizer(dir string, opt *torch.CombinedOptimizer, steps map[string]int64) error {
 	ts, err := loadTensors(filepath.Join(dir, optimizerFile))
 	if err != nil {
 		return err
@@ -330,11 +318,6 @@ func restoreOptimizer(dir string, opt *torch.Optimizer, sparse *torch.SparseOpti
 	defer closeAll(ts)
 	if err := opt.LoadState(ts, steps); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
-	}
-	if sparse != nil {
-		if err := sparse.LoadState(ts, steps); err != nil {
-			return fmt.Errorf("checkpoint %s: %w", dir, err)
-		}
 	}
 	return nil
 }

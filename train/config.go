@@ -75,7 +75,7 @@ type Options struct {
 	Momentum    float64   `yaml:"momentum"` // sgd only
 	// EmbeddingOptimizer trains the embedding table: dense (with Optimizer,
 	// as before) or a row-wise optimizer that updates only the rows a batch
-	// looked up (see EmbeddingOptimizers). WeightDecay applies to the rows it touches.
+	// looked up (see EmbeddingOptimizerValues). WeightDecay applies to the rows it touches.
 	EmbeddingOptimizer EmbeddingOptimizer `yaml:"embedding_optimizer"`
 	// EmbeddingLR is the row-wise optimizer's learning rate, following the
 	// schedule as LR does; 0 = LR for adam and sgd, 0.05 for adagrad and rowwise_adagrad.
@@ -207,11 +207,9 @@ func (c *Config) Validate() error {
 			return errors.New(ch.msg)
 		}
 	}
-	if _, err := ParseEmbeddingOptimizer(string(t.EmbeddingOptimizer)); err != nil {
-		return err
-	}
 	for _, err := range []error{
 		OptimizerValues.Check("train.optimizer", t.Optimizer),
+		EmbeddingOptimizerValues.Check("train.embedding_optimizer", t.EmbeddingOptimizer),
 		DecayValues.Check("train.schedule.decay", t.Schedule.Decay),
 		EncoderValues.Check("knowledge.encoder", c.Knowledge.Encoder),
 	} {

@@ -47,7 +47,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{[]string{"train.lr"}, `override "train.lr": want key=value`},
 		{[]string{"train.lr=0"}, "train.lr = 0: must be positive"},
 		{[]string{"train.optimizer=lion"}, `config key train.optimizer = lion: unknown optimizer "lion": want adam, adamw, adagrad or sgd`},
-		{[]string{"train.embedding_optimizer=lion"}, `train.embedding_optimizer = "lion": want one of dense, sgd, adam, adagrad, rowwise_adagrad`},
+		{[]string{"train.embedding_optimizer=lion"}, `config key train.embedding_optimizer = lion: unknown embedding optimizer "lion": want dense, sgd, adam, adagrad or rowwise_adagrad`},
 		{[]string{"train.embedding_lr=-1"}, "train.embedding_lr = -1: must be >= 0"},
 		{[]string{"train.early_stopping.metric=overall.f1"}, "train.early_stopping.metric"},
 		{[]string{"train.schedule.decay=step"}, "train.schedule.step_size = 0"},
@@ -110,6 +110,7 @@ func TestDocsListEveryChoice(t *testing.T) {
 		{"../README.md", "    head: full", model.MetaHeadValues.Names()},
 		{"../README.md", "  adasparse: {", model.PrunerFormValues.Names()},
 		{"../README.md", "  optimizer: adam", OptimizerValues.Names()},
+		{"../README.md", "  embedding_optimizer: ", EmbeddingOptimizerValues.Names()},
 		{"../README.md", "  schedule: {", DecayValues.Names()},
 		{"../README.md", "  encoder: hash", EncoderValues.Names()},
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/knowledge"
-	"github.com/msrtrain/msrtrain/model/nn"
 	"github.com/msrtrain/msrtrain/train/ddp"
 )
 
@@ -154,7 +153,7 @@ func (r *run) averageGradients(ctx context.Context, then GradientHook) GradientH
 // the ranks, as the dense all-reduce does. Only rows some rank touched
 // travel, never the table.
 func (r *run) gatherSparseGradients(then SparseGradientHook) SparseGradientHook {
-	return func(g *nn.SparseGrad) error {
+	return func(g *torch.SparseGrad) error {
 		if then != nil {
 			if err := then(g); err != nil {
 				return err

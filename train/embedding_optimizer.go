@@ -2,11 +2,12 @@ package train
 
 import (
 	"fmt"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
+	"github.com/msrtrain/msrtrain/data/choice"
+	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/model/nn"
 )
 
@@ -29,65 +30,69 @@ const DefaultEmbeddingOptimizer EmbeddingOptimizer = "rowwise_adagrad"
 // rowwise_adagrad, which want a larger step than Adam (README, Embedding optimizers).
 const adagradEmbeddingLR = 0.05
 
-// EmbeddingOptimizers lists the valid values of train.embedding_optimizer.
-func EmbeddingOptimizers() []EmbeddingOptimizer {
-	out := []EmbeddingOptimizer{DenseEmbedding}
-	for _, k := range torch.SparseKinds {
-		out = append(out, EmbeddingOptimizer(k.Name))
-	}
-	return out
-}
+// rowWiseOptimizers are torch.SparseKinds: the binding's registry is the only list.
+var rowWiseOptimizers = choice.FromKinds[EmbeddingOptimizer]("row-wise optimizer", torch.SparseKinds())
 
-// ParseEmbeddingOptimizer checks a value of train.embedding_optimizer.
-func ParseEmbeddingOptimizer(s string) (EmbeddingOptimizer, error) {
-	var names []string
-	for _, e := range EmbeddingOptimizers() {
-		if string(e) == strings.ToLower(s) {
-			return e, nil
-		}
-		names = append(names, string(e))
-	}
-	return "", fmt.Errorf("train.embedding_optimizer = %q: want one of %s", s, strings.Join(names, ", "))
-}
+// EmbeddingOptimizerValues are train.embedding_optimizer's values: dense, then the row-wise optimizers.
+var EmbeddingOptimizerValues = choice.New("embedding optimizer", append([]EmbeddingOptimizer{DenseEmbedding}, rowWiseOptimizers.Values()...)...)
 
-// UnmarshalYAML accepts only the names EmbeddingOptimizers lists.
+// UnmarshalYAML accepts one of EmbeddingOptimizerValues.
 func (e *EmbeddingOptimizer) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return err
-	}
-	v, err := ParseEmbeddingOptimizer(s)
-	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	*e = v
-	return nil
+	return EmbeddingOptimizerValues.Decode(n, e)
 }
 
 // sparseKind is the row-wise optimizer, or false for dense.
-func (e EmbeddingOptimizer) sparseKind() (torch.SparseKind, bool) {
-	for _, k := range torch.SparseKinds {
-		if k.Name == string(e) {
-			return k.Kind, true
-		}
+func (e EmbeddingOptimizer) sparseKind() (torch.SparseKind, bool) { return rowWiseOptimizers.Kind(e) }
+
+// embeddingLR is the embedding optimizer's learning rate before the
+// schedule: train.embedding_lr, or when 0 train.lr for adam and sgd and
+// adagradEmbeddingLR for the Adagrads. The combined optimizer scales it by
+// the schedule as it scales train.lr.
+func (t Options) embeddingLR() float64 {
+	if t.EmbeddingLR != 0 {
+		return t.EmbeddingLR
 	}
-	return 0, false
+	switch kind, _ := t.EmbeddingOptimizer.sparseKind(); kind {
+	case torch.SparseAdagrad, torch.SparseRowWiseAdagrad:
+		return adagradEmbeddingLR
+	}
+	return t.LR
 }
 
-// embeddingLR is the embedding optimizer's learning rate when the dense
-// parameters' is lr: train.embedding_lr (0: train.lr for adam and sgd,
-// adagradEmbeddingLR for the Adagrads) scaled by the schedule as train.lr is.
-func (t Options) embeddingLR(lr float64) float64 {
-	base := t.EmbeddingLR
-	if base == 0 {
-		switch kind, _ := t.EmbeddingOptimizer.sparseKind(); kind {
-		case torch.SparseAdagrad, torch.SparseRowWiseAdagrad:
-			base = adagradEmbeddingLR
-		default:
-			return lr
-		}
+// newOptimizer creates the run's optimizer: train.optimizer over the
+// model's trainable parameters and, unless the table trains densely, the
+// row-wise train.embedding_optimizer over its embedding table, combined.
+// It returns the dense parameters too (a sparse table is not among them).
+func newOptimizer(t Options, m *model.Model) (*torch.CombinedOptimizer, []*torch.Tensor, error) {
+	kind, err := t.Optimizer.Kind()
+	if err != nil {
+		return nil, nil, err
 	}
-	return base * lr / t.LR
+	var sparse []*torch.SparseOptimizer
+	s, err := newSparseOptimizer(t, m.Embedding)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s != nil {
+		sparse = append(sparse, s)
+	}
+	o := torch.DefaultOptimOptions(kind)
+	o.LR, o.WeightDecay, o.Momentum = t.LR, t.WeightDecay, t.Momentum
+	dense, err := torch.NewOptimizer(kind)
+	if err == nil {
+		names, params := m.Store.ParameterTensors()
+		if err = dense.AddGroup(names, params, o); err == nil {
+			var opt *torch.CombinedOptimizer
+			if opt, err = torch.NewCombinedOptimizer(dense, sparse...); err == nil {
+				return opt, params, nil
+			}
+		}
+		dense.Close()
+	}
+	for _, s := range sparse {
+		s.Close()
+	}
+	return nil, nil, err
 }
 
 // newSparseOptimizer switches the model's table to sparse learning and
@@ -101,7 +106,7 @@ func newSparseOptimizer(t Options, table *nn.EmbeddingCollection) (*torch.Sparse
 		return nil, err
 	}
 	o := torch.DefaultSparseOptions(kind)
-	o.LR = t.embeddingLR(t.LR)
+	o.LR = t.embeddingLR()
 	o.WeightDecay = t.WeightDecay
 	opt, err := torch.NewSparseOptimizer(kind, table.Name(), table.Weight, o)
 	if err != nil {

@@ -14,14 +14,19 @@ import (
 // Optimizer is train.optimizer, one of torch's optimizers.
 type Optimizer string
 
-// OptimizerValues are torch.OptimizerNames: the binding's list is the only one.
-var OptimizerValues = choice.FromNames[Optimizer]("optimizer", torch.OptimizerNames())
+// OptimizerValues are torch.Optimizers: the binding's registry is the only list.
+var OptimizerValues = choice.FromKinds[Optimizer]("optimizer", torch.Optimizers())
 
 // UnmarshalYAML accepts one of OptimizerValues.
 func (o *Optimizer) UnmarshalYAML(n *yaml.Node) error { return OptimizerValues.Decode(n, o) }
 
 // Kind is the binding's optimizer.
-func (o Optimizer) Kind() (torch.OptimizerKind, error) { return torch.ParseOptimizer(string(o)) }
+func (o Optimizer) Kind() (torch.OptimizerKind, error) {
+	if k, ok := OptimizerValues.Kind(o); ok {
+		return k, nil
+	}
+	return 0, OptimizerValues.Check("train.optimizer", o)
+}
 
 // Decay is train.schedule.decay, the learning rate's shape after warm-up.
 type Decay string

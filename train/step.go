@@ -6,7 +6,6 @@ import (
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
-	"github.com/msrtrain/msrtrain/model/nn"
 )
 
 // A training step has three phases, each its own function so that other
@@ -34,7 +33,7 @@ type GradientHook func(params []*torch.Tensor) error
 // replace g's tensors (say with every rank's ids and rows concatenated,
 // Distinct false: the update sums repeated ids). The tensors belong to the
 // step's scope. nil does nothing.
-type SparseGradientHook func(g *nn.SparseGrad) error
+type SparseGradientHook func(g *torch.SparseGrad) error
 
 // step runs one optimizer step on a batch and returns its loss.
 func (r *run) step(b *data.Batch, total int) (float64, error) {
@@ -70,20 +69,18 @@ func (r *run) applyGradients() error {
 			return fmt.Errorf("gradient hook: %w", err)
 		}
 	}
-	var sparse *nn.SparseGrad
-	if r.sparse != nil {
-		g, ok, err := r.model.Embedding.TakeSparseGrad()
-		if err != nil {
-			return err
-		}
-		if ok {
-			sparse = &g
-		}
-		if hook := r.opts.SparseGradientHook; hook != nil && sparse != nil {
-			if err := hook(sparse); err != nil {
+	var sparse []torch.SparseGrad
+	g, ok, err := r.model.Embedding.TakeSparseGrad() // none for a dense table
+	if err != nil {
+		return err
+	}
+	if ok {
+		if hook := r.opts.SparseGradientHook; hook != nil {
+			if err := hook(&g); err != nil {
 				return fmt.Errorf("sparse gradient hook: %w", err)
 			}
 		}
+		sparse = append(sparse, g)
 	}
 	return r.update(sparse)
 }
@@ -95,11 +92,6 @@ func (r *run) setLR(lr float64) error {
 	}
 	if err := r.opt.SetLR(lr); err != nil {
 		return err
-	}
-	if r.sparse != nil {
-		if err := r.sparse.SetLR(r.cfg.Train.embeddingLR(lr)); err != nil {
-			return err
-		}
 	}
 	r.state.LR = lr
 	return nil
@@ -131,25 +123,20 @@ func lossValue(loss *torch.Tensor) (float64, error) {
 }
 
 // update applies the gradients: clip their global norm (train.clip_norm,
-// the sparse table's gradient rows included), step the optimizers, zero
-// the dense gradients for the next step. sparse is nil for a dense table.
-func (r *run) update(sparse *nn.SparseGrad) error {
+// the sparse table's gradient rows included), step the optimizer, zero
+// the dense gradients for the next step. sparse is empty for a dense table.
+func (r *run) update(sparse []torch.SparseGrad) error {
 	if r.cfg.Train.ClipNorm > 0 {
 		var rows []*torch.Tensor
-		if sparse != nil {
-			rows = append(rows, sparse.Rows)
+		for _, g := range sparse {
+			rows = append(rows, g.Rows)
 		}
 		if _, err := torch.ClipGradNorm(r.params, r.cfg.Train.ClipNorm, rows...); err != nil {
 			return err
 		}
 	}
-	if err := r.opt.Step(); err != nil {
+	if err := r.opt.Step(sparse...); err != nil {
 		return err
-	}
-	if sparse != nil {
-		if err := r.sparse.Step(sparse.IDs, sparse.Rows, sparse.Distinct); err != nil {
-			return fmt.Errorf("%s: %w", r.model.Embedding.Name(), err)
-		}
 	}
 	return r.opt.ZeroGrad()
 }

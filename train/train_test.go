@@ -17,7 +17,6 @@ import (
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/model"
-	"github.com/msrtrain/msrtrain/model/nn"
 	"github.com/msrtrain/msrtrain/train/metrics"
 )
 
@@ -274,16 +273,34 @@ func TestGradientHookSeesEveryStep(t *testing.T) {
 
 // TestSparseGradientHookSeesEveryStep: with a row-wise embedding optimizer
 // the table's gradient reaches the hook as (distinct row ids, gradient rows).
+// The hook runs on the torch goroutine, so it reports what is wrong as its
+// error, which ends the run and fails the test here.
 func TestSparseGradientHookSeesEveryStep(t *testing.T) {
 	cfg := tinyConfig(t, "train.epochs=1", "model.meta.levels=none")
 	calls := 0
-	hook := func(g *nn.SparseGrad) error {
+	hook := func(g *torch.SparseGrad) error {
 		calls++
-		assert.True(t, g.Distinct)
 		ids, err := g.IDs.Int64s()
-		require.NoError(t, err)
-		require.NotEmpty(t, ids)
-		assert.Equal(t, []int64{int64(len(ids)), cfg.Model.EmbeddingDim}, g.Rows.Shape())
+		if err != nil {
+			return err
+		}
+		seen := map[int64]bool{}
+		for _, id := range ids {
+			if seen[id] {
+				return fmt.Errorf("step %d: row %d appears twice among %d ids said to be distinct", calls, id, len(ids))
+			}
+			seen[id] = true
+		}
+		switch want := []int64{int64(len(ids)), cfg.Model.EmbeddingDim}; {
+		case !g.Distinct:
+			return fmt.Errorf("step %d: one lookup's ids not marked distinct", calls)
+		case len(ids) == 0:
+			return fmt.Errorf("step %d: no rows", calls)
+		case g.Table != "embedding.weight":
+			return fmt.Errorf("step %d: table %q, want embedding.weight", calls, g.Table)
+		case fmt.Sprint(g.Rows.Shape()) != fmt.Sprint(want):
+			return fmt.Errorf("step %d: gradient rows %v, want %v", calls, g.Rows.Shape(), want)
+		}
 		return nil
 	}
 	res, err := onTorchThread(func() (*Result, error) {
@@ -293,7 +310,7 @@ func TestSparseGradientHookSeesEveryStep(t *testing.T) {
 	assert.Equal(t, res.Steps, calls)
 
 	cfg.Out = t.TempDir()
-	failing := func(*nn.SparseGrad) error { return errors.New("rank 2 is gone") }
+	failing := func(*torch.SparseGrad) error { return errors.New("rank 2 is gone") }
 	_, err = onTorchThread(func() (*Result, error) {
 		return Train(context.Background(), cfg, RunOptions{SparseGradientHook: failing})
 	})

@@ -76,9 +76,8 @@ type run struct {
 	splits  *data.Splits
 	vocabs  *data.Vocabs
 	model   *model.Model
-	opt     *torch.Optimizer
-	sparse  *torch.SparseOptimizer // the embedding table's, unless it trains densely
-	params  []*torch.Tensor
+	opt     *torch.CombinedOptimizer // dense, and the embedding table's unless it trains densely
+	params  []*torch.Tensor          // the dense parameters
 	state   State
 	group   *grouper
 	log     io.Writer
@@ -274,7 +273,7 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 	}
 	r.model = m
 	fmt.Fprintf(r.log, "model: %s, meta networks %s, %d parameters, on %s\n", cfg.Model.Backbone, cfg.Model.Meta.Levels, m.Store.NumParameters(), r.dev)
-	if err := r.newOptimizer(); err != nil {
+	if r.opt, r.params, err = newOptimizer(cfg.Train, r.model); err != nil {
 		return err
 	}
 	r.group = newGrouper(sp.Vocabs.Schema(), r.dev)
@@ -283,7 +282,7 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 		if err := restoreModel(ck.Dir, r.model.Store); err != nil {
 			return err
 		}
-		if err := restoreOptimizer(ck.Dir, r.opt, r.sparse, ck.State.OptimizerSteps); err != nil {
+		if err := restoreOptimizer(ck.Dir, r.opt, ck.State.OptimizerSteps); err != nil {
 			return err
 		}
 		r.state = ck.State
@@ -309,34 +308,9 @@ func buildModel(cfg model.Config, vocabs *data.Vocabs, know *model.Knowledge, de
 	return m, err
 }
 
-func (r *run) newOptimizer() error {
-	kind, err := r.cfg.Train.Optimizer.Kind()
-	if err != nil {
-		return err
-	}
-	if r.sparse, err = newSparseOptimizer(r.cfg.Train, r.model.Embedding); err != nil {
-		return err
-	}
-	o := torch.DefaultOptimOptions(kind)
-	o.LR = r.cfg.Train.LR
-	o.WeightDecay = r.cfg.Train.WeightDecay
-	o.Momentum = r.cfg.Train.Momentum
-	opt, err := torch.NewOptimizer(kind)
-	if err != nil {
-		return err
-	}
-	names, params := r.model.Store.ParameterTensors()
-	if err := opt.AddGroup(names, params, o); err != nil {
-		opt.Close()
-		return err
-	}
-	r.opt, r.params = opt, params
-	return nil
-}
-
 // contents are what a checkpoint of the run holds now.
 func (r *run) contents() Contents {
-	return Contents{Store: r.model.Store, Optimizer: r.opt, SparseOptimizer: r.sparse, Vocabs: r.vocabs, Config: r.cfg, State: r.state}
+	return Contents{Store: r.model.Store, Optimizer: r.opt, Vocabs: r.vocabs, Config: r.cfg, State: r.state}
 }
 
 func (r *run) scorer() scorer {
@@ -365,12 +339,7 @@ func (r *run) predictions(part data.Part) (*metrics.Accumulator, error) {
 
 func (r *run) close() {
 	r.reducer.Close()
-	if r.opt != nil {
-		r.opt.Close()
-	}
-	if r.sparse != nil {
-		r.sparse.Close()
-	}
+	r.opt.Close()
 	if r.model != nil {
 		r.model.Close()
 	}

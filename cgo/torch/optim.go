@@ -7,7 +7,6 @@ import "C"
 
 import (
 	"fmt"
-	"strings"
 	"unsafe"
 )
 
@@ -17,11 +16,11 @@ import (
 //
 //  1. the update rule in the shim (an MSR_* kind in msr.h; its slot count and
 //     its step over a flat run of parameters in optim.cpp), following PyTorch's formula;
-//  2. here, a kind constant, its entry in optimizers (name, slots in
-//     PyTorch's state_dict naming) and its PyTorch defaults in DefaultOptimOptions;
+//  2. here, a kind constant and its entry in optimizers (name, slots in
+//     PyTorch's state_dict naming, PyTorch's defaults);
 //  3. a test against torch.optim in optim_test.go.
 //
-// train.optimizer reads its valid values from OptimizerNames, so the
+// train.optimizer reads its valid values from Optimizers, so the
 // configuration, its error messages and the README check follow the list.
 type OptimizerKind int
 
@@ -33,56 +32,59 @@ const (
 	Adagrad OptimizerKind = C.MSR_ADAGRAD
 )
 
-// optimizers is the one list of update rules: their names in
-// configurations, and the names of their per-parameter state as PyTorch's
-// state_dict has them.
-var optimizers = []struct {
-	kind  OptimizerKind
-	name  string
-	slots []string
-}{
-	{Adam, "adam", []string{"exp_avg", "exp_avg_sq"}},
-	{AdamW, "adamw", []string{"exp_avg", "exp_avg_sq"}},
-	{Adagrad, "adagrad", []string{"sum"}},
-	{SGD, "sgd", []string{"momentum_buffer"}},
+// optimizers is the one list of dense update rules, in the order docs list them.
+var optimizers = []rule[OptimizerKind]{
+	{Adam, "adam", []string{"exp_avg", "exp_avg_sq"}, OptimOptions{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}},
+	{AdamW, "adamw", []string{"exp_avg", "exp_avg_sq"}, OptimOptions{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 1e-2}},
+	{Adagrad, "adagrad", []string{"sum"}, OptimOptions{LR: 1e-2, Eps: 1e-10}},
+	{SGD, "sgd", []string{"momentum_buffer"}, OptimOptions{LR: 0.01}},
 }
 
-// OptimizerNames are the optimizers' names, in the order docs list them.
-func OptimizerNames() []string {
-	names := make([]string, len(optimizers))
-	for i, o := range optimizers {
-		names[i] = o.name
+// rule is an entry of an optimizer registry (optimizers, sparseOptimizers).
+type rule[K comparable] struct {
+	kind K
+	name string // in configurations
+	// slots name the state kept per parameter (per table, sparse) as
+	// PyTorch's state_dict names it; a checkpoint saves "<param>.<slot>".
+	slots    []string
+	defaults OptimOptions // PyTorch's
+}
+
+// kinds lists a registry's kinds in order.
+func kinds[K comparable](rules []rule[K]) []K {
+	out := make([]K, len(rules))
+	for i, r := range rules {
+		out[i] = r.kind
 	}
-	return names
+	return out
 }
 
-// ParseOptimizer reads an optimizer name (any case).
-func ParseOptimizer(name string) (OptimizerKind, error) {
-	for _, o := range optimizers {
-		if strings.EqualFold(o.name, name) {
-			return o.kind, nil
+// lookup finds kind's entry; ok is false for a kind the registry lacks.
+func lookup[K comparable](rules []rule[K], kind K) (rule[K], bool) {
+	for _, r := range rules {
+		if r.kind == kind {
+			return r, true
 		}
 	}
-	return 0, fmt.Errorf("unknown optimizer %q: want one of %s", name, strings.Join(OptimizerNames(), ", "))
+	return rule[K]{}, false
 }
+
+// Optimizers are the dense update rules, in the order docs list them; each
+// kind's String is its name in configurations.
+func Optimizers() []OptimizerKind { return kinds(optimizers) }
 
 func (k OptimizerKind) String() string {
-	for _, o := range optimizers {
-		if o.kind == k {
-			return o.name
-		}
+	if r, ok := lookup(optimizers, k); ok {
+		return r.name
 	}
 	return fmt.Sprintf("optimizer(%d)", int(k))
 }
 
-// slotNames name each kind's per-parameter state as PyTorch's state_dict does.
-var slotNames = func() map[OptimizerKind][]string {
-	m := make(map[OptimizerKind][]string, len(optimizers))
-	for _, o := range optimizers {
-		m[o.kind] = o.slots
-	}
-	return m
-}()
+// slots name the kind's per-parameter state.
+func (k OptimizerKind) slots() []string {
+	r, _ := lookup(optimizers, k)
+	return r.slots
+}
 
 // OptimOptions are a parameter group's hyperparameters.
 type OptimOptions struct {
@@ -96,17 +98,8 @@ type OptimOptions struct {
 
 // DefaultOptimOptions are PyTorch's defaults for the kind.
 func DefaultOptimOptions(kind OptimizerKind) OptimOptions {
-	switch kind {
-	case SGD:
-		return OptimOptions{LR: 0.01}
-	case Adam:
-		return OptimOptions{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
-	case AdamW:
-		return OptimOptions{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 1e-2}
-	case Adagrad:
-		return OptimOptions{LR: 1e-2, Eps: 1e-10}
-	}
-	return OptimOptions{}
+	r, _ := lookup(optimizers, kind)
+	return r.defaults
 }
 
 // Optimizer updates parameter groups. Its state lives in libtorch memory: Close it.
@@ -246,7 +239,7 @@ func (o *Optimizer) StateTensors() (map[string]*Tensor, map[string]int64, error)
 	steps := map[string]int64{}
 	for g, names := range o.groups {
 		for p, name := range names {
-			for k, slot := range slotNames[o.kind] {
+			for k, slot := range o.kind.slots() {
 				var out C.msr_tensor
 				if err := check("optimizer state", C.msr_optim_state(o.h, C.int(g), C.int(p), C.int(k), &out)); err != nil {
 					return nil, nil, err

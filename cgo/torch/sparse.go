@@ -5,10 +5,7 @@ package torch
 */
 import "C"
 
-import (
-	"fmt"
-	"strings"
-)
+import "fmt"
 
 // sortedVisitBytes is the table size in bytes from which GatherRows and
 // the row-wise updates visit rows in address order (kLargeTableBytes in
@@ -52,57 +49,54 @@ const (
 	SparseRowWiseAdagrad SparseKind = C.MSR_SPARSE_ROWWISE_ADAGRAD
 )
 
-// SparseKinds lists the row-wise optimizers with their names, in one place
-// for parsing, errors and docs.
-var SparseKinds = []struct {
-	Name string
-	Kind SparseKind
-}{{"sgd", SparseSGD}, {"adam", SparseAdam}, {"adagrad", SparseAdagrad}, {"rowwise_adagrad", SparseRowWiseAdagrad}}
+// sparseOptimizers is the one list of row-wise update rules, in the order
+// docs list them (the state's slots as PyTorch's state_dict names them;
+// FBGEMM's eps for row-wise Adagrad).
+var sparseOptimizers = []rule[SparseKind]{
+	{SparseSGD, "sgd", nil, OptimOptions{LR: 0.01}},
+	{SparseAdam, "adam", []string{"exp_avg", "exp_avg_sq"}, OptimOptions{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}},
+	{SparseAdagrad, "adagrad", []string{"sum"}, OptimOptions{LR: 1e-2, Eps: 1e-10}},
+	{SparseRowWiseAdagrad, "rowwise_adagrad", []string{rowSlot}, OptimOptions{LR: 1e-2, Eps: 1e-8}},
+}
+
+// rowSlot is row-wise Adagrad's accumulator, one value per row; every
+// other slot holds one value per element of the table.
+const rowSlot = "row_sum"
+
+// SparseKinds are the row-wise update rules, in the order docs list them;
+// each kind's String is its name in configurations.
+func SparseKinds() []SparseKind { return kinds(sparseOptimizers) }
 
 func (k SparseKind) String() string {
-	for _, e := range SparseKinds {
-		if e.Kind == k {
-			return e.Name
-		}
+	if r, ok := lookup(sparseOptimizers, k); ok {
+		return r.name
 	}
 	return fmt.Sprintf("sparse optimizer(%d)", int(k))
 }
 
-// sparseSlotNames name each kind's state as PyTorch's state_dict does;
-// row-wise Adagrad's one-per-row accumulator is "row_sum".
-var sparseSlotNames = map[SparseKind][]string{
-	SparseSGD:            nil,
-	SparseAdam:           {"exp_avg", "exp_avg_sq"},
-	SparseAdagrad:        {"sum"},
-	SparseRowWiseAdagrad: {"row_sum"},
+// slots name the kind's state.
+func (k SparseKind) slots() []string {
+	r, _ := lookup(sparseOptimizers, k)
+	return r.slots
 }
 
 // DefaultSparseOptions are PyTorch's defaults for the kind (FBGEMM's eps for row-wise Adagrad).
 func DefaultSparseOptions(kind SparseKind) OptimOptions {
-	switch kind {
-	case SparseSGD:
-		return OptimOptions{LR: 0.01}
-	case SparseAdam:
-		return OptimOptions{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
-	case SparseAdagrad:
-		return OptimOptions{LR: 1e-2, Eps: 1e-10}
-	case SparseRowWiseAdagrad:
-		return OptimOptions{LR: 1e-2, Eps: 1e-8}
-	}
-	return OptimOptions{}
+	r, _ := lookup(sparseOptimizers, kind)
+	return r.defaults
 }
 
 // StateBytesPerRow is the optimizer state a kind keeps per table row of width dim, in float32.
 func (k SparseKind) StateBytesPerRow(dim int64) int64 {
-	switch k {
-	case SparseAdam:
-		return 8 * dim
-	case SparseAdagrad:
-		return 4 * dim
-	case SparseRowWiseAdagrad:
-		return 4
+	var floats int64
+	for _, slot := range k.slots() {
+		if slot == rowSlot {
+			floats++
+		} else {
+			floats += dim
+		}
 	}
-	return 0
+	return 4 * floats
 }
 
 // SparseOptimizer updates the rows of one embedding table that a step
@@ -188,7 +182,7 @@ func (o *SparseOptimizer) StateTensors() (map[string]*Tensor, map[string]int64, 
 		return nil, nil, err
 	}
 	tensors := map[string]*Tensor{}
-	for k, slot := range sparseSlotNames[o.kind] {
+	for k, slot := range o.kind.slots() {
 		var out C.msr_tensor
 		if err := check("sparse state", C.msr_sparse_optim_state(o.h, C.int(k), &out)); err != nil {
 			return nil, nil, err
@@ -219,16 +213,4 @@ func (o *SparseOptimizer) Close() {
 		C.msr_sparse_optim_free(o.h)
 		o.h = nil
 	}
-}
-
-// ParseSparseKind reads a row-wise optimizer's name (see SparseKinds).
-func ParseSparseKind(name string) (SparseKind, error) {
-	var names []string
-	for _, e := range SparseKinds {
-		if e.Name == strings.ToLower(name) {
-			return e.Kind, nil
-		}
-		names = append(names, e.Name)
-	}
-	return 0, fmt.Errorf("unknown sparse optimizer %q: want one of %s", name, strings.Join(names, ", "))
 }

@@ -116,11 +116,31 @@ func kindName(k yaml.Kind) string {
 	return "not a value"
 }
 
-// FromNames lists values kept elsewhere as plain names (torch.OptimizerNames).
-func FromNames[T ~string](what string, names []string) Set[T] {
-	values := make([]T, len(names))
-	for i, n := range names {
-		values[i] = T(n)
+// Kinds is a Set whose values name the kinds of a lower layer's own
+// enumeration (torch.OptimizerKind): the option's values are the kinds'
+// String names, parsed like any Set's, and Kind maps a value back.
+type Kinds[T ~string, K comparable] struct {
+	Set[T]
+	kinds map[T]K
+}
+
+// FromKinds lists kinds, in order, as the values of an option of type T.
+func FromKinds[T ~string, K interface {
+	comparable
+	String() string
+}](what string, kinds []K) Kinds[T, K] {
+	k := Kinds[T, K]{kinds: make(map[T]K, len(kinds))}
+	values := make([]T, len(kinds))
+	for i, kind := range kinds {
+		values[i] = T(kind.String())
+		k.kinds[values[i]] = kind
 	}
-	return New(what, values...)
+	k.Set = New(what, values...)
+	return k
+}
+
+// Kind is the kind a value names; ok is false for a value outside the set.
+func (k Kinds[T, K]) Kind(v T) (kind K, ok bool) {
+	kind, ok = k.kinds[v]
+	return kind, ok
 }

@@ -43,3 +43,22 @@ func TestDecodeNamesTheLine(t *testing.T) {
 	err = yaml.Unmarshal([]byte("color: [red]\n"), &doc)
 	assert.ErrorContains(t, err, `line 1: unknown color "<a list>"`)
 }
+
+// shade stands for a lower layer's enumeration with names (torch.OptimizerKind).
+type shade int
+
+func (s shade) String() string { return [...]string{"light", "dark"}[s] }
+
+func TestFromKindsMapsNamesBack(t *testing.T) {
+	shades := FromKinds[color]("shade", []shade{1, 0})
+	assert.Equal(t, []color{"dark", "light"}, shades.Values())
+	v, err := shades.Parse("Light")
+	require.NoError(t, err)
+	k, ok := shades.Kind(v)
+	assert.True(t, ok)
+	assert.Equal(t, shade(0), k)
+	_, ok = shades.Kind("pink")
+	assert.False(t, ok)
+	_, err = shades.Parse("pink")
+	assert.EqualError(t, err, `unknown shade "pink": want dark or light`)
+}

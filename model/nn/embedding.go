@@ -110,39 +110,29 @@ func (e *EmbeddingCollection) lookup(rows *torch.Tensor) *torch.Tensor {
 // parameters.
 func (e *EmbeddingCollection) Gathered() []*torch.Tensor { return e.leaves }
 
-// SparseGrad is the gradient of the rows a step's lookups touched, in the
-// form distributed training exchanges between ranks: row ids and gradient rows.
-type SparseGrad struct {
-	IDs  *torch.Tensor // [n] int64 rows of the table
-	Rows *torch.Tensor // [n, Dim] their gradients
-	// Distinct: no id repeats (one lookup this step). Gradients gathered
-	// from several lookups or ranks may repeat ids; the optimizer sums them.
-	Distinct bool
-}
-
 // TakeSparseGrad returns the gradient of the rows this step's lookups
 // touched (call it after the backward pass, inside the step's scope, which
 // owns the tensors) and forgets the lookups. ok is false when there were
 // none (a dense table, or no lookup with gradients on).
-func (e *EmbeddingCollection) TakeSparseGrad() (g SparseGrad, ok bool, err error) {
+func (e *EmbeddingCollection) TakeSparseGrad() (g torch.SparseGrad, ok bool, err error) {
 	leaves, ids := e.leaves, e.ids
 	e.leaves, e.ids = nil, nil
 	if len(leaves) == 0 {
-		return SparseGrad{}, false, nil
+		return torch.SparseGrad{}, false, nil
 	}
 	grads := make([]*torch.Tensor, len(leaves))
 	for i, l := range leaves {
 		if grads[i] = l.Grad(); grads[i] == nil {
-			return SparseGrad{}, false, fmt.Errorf("%s: a lookup has no gradient: run the backward pass first", e.name)
+			return torch.SparseGrad{}, false, fmt.Errorf("%s: a lookup has no gradient: run the backward pass first", e.name)
 		}
 	}
 	if len(leaves) == 1 {
-		g = SparseGrad{IDs: ids[0], Rows: grads[0], Distinct: true}
+		g = torch.SparseGrad{Table: e.name, IDs: ids[0], Rows: grads[0], Distinct: true}
 	} else {
-		g = SparseGrad{IDs: torch.Cat(ids, 0), Rows: torch.Cat(grads, 0)}
+		g = torch.SparseGrad{Table: e.name, IDs: torch.Cat(ids, 0), Rows: torch.Cat(grads, 0)}
 	}
 	if err := g.Rows.Err(); err != nil {
-		return SparseGrad{}, false, fmt.Errorf("%s: %w", e.name, err)
+		return torch.SparseGrad{}, false, fmt.Errorf("%s: %w", e.name, err)
 	}
 	return g, true, g.IDs.Err()
 }
