@@ -15,6 +15,7 @@ import (
 	"github.com/msrtrain/msrtrain/data/atomicfile"
 	"github.com/msrtrain/msrtrain/data/safetensors"
 	"github.com/msrtrain/msrtrain/model/nn"
+	"github.com/msrtrain/msrtrain/train/rundir"
 )
 
 // A checkpoint is a directory <out>/checkpoints/step-NNNNNNNN holding
@@ -81,13 +82,7 @@ func (s *State) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-func checkpointRoot(out string) string { return filepath.Join(out, "checkpoints") }
-
-// hasRun reports whether out holds a checkpointed run (its latest pointer exists).
-func hasRun(out string) bool {
-	_, err := os.Stat(filepath.Join(checkpointRoot(out), "latest"))
-	return err == nil
-}
+func checkpointRoot(out string) string { return rundir.Dir(out).Checkpoints() }
 
 // Contents are what a checkpoint holds, from whoever trains.
 type Contents struct {

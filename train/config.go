@@ -16,7 +16,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/msrtrain/msrtrain/data"
-	"github.com/msrtrain/msrtrain/data/atomicfile"
 	"github.com/msrtrain/msrtrain/data/choice"
 	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train/ddp"
@@ -388,12 +387,3 @@ func decodeStrict(b []byte, cfg *Config) error {
 
 // Marshal renders the resolved configuration as YAML.
 func (c *Config) Marshal() ([]byte, error) { return yaml.Marshal(c) }
-
-// writeConfig replaces path with cfg as YAML, atomically.
-func writeConfig(path string, cfg Config) error {
-	b, err := cfg.Marshal()
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteBytes(path, b)
-}

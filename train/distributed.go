@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
@@ -316,16 +314,3 @@ func (r *run) restoreBest(dir string) error {
 	}
 	return r.broadcastModel(false)
 }
-
-// openRunLog appends to the run's log file name (so that a resumed run
-// continues it) on rank 0; the other ranks write nothing.
-func (r *run) openRunLog(name string) (io.WriteCloser, error) {
-	if !r.rank0() {
-		return nopCloser{io.Discard}, nil
-	}
-	return os.OpenFile(filepath.Join(r.cfg.Out, name), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-}
-
-type nopCloser struct{ io.Writer }
-
-func (nopCloser) Close() error { return nil }

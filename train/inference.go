@@ -4,7 +4,6 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strconv"
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
@@ -13,6 +12,7 @@ import (
 	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train/ddp"
 	"github.com/msrtrain/msrtrain/train/metrics"
+	"github.com/msrtrain/msrtrain/train/rundir"
 )
 
 // Loaded is a trained model rebuilt from a checkpoint, ready to score data:
@@ -79,7 +79,7 @@ func checkpointKnowledgeDir(ck *Checkpoint) string {
 	if ck.Config.Knowledge.Dir != "" {
 		return ck.Config.Knowledge.Dir
 	}
-	return filepath.Join(filepath.Dir(filepath.Dir(ck.Dir)), "knowledge")
+	return rundir.OfCheckpoint(ck.Dir).Knowledge()
 }
 
 // Close frees the model.

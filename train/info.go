@@ -10,11 +10,9 @@ import (
 	"github.com/msrtrain/msrtrain/cgo/torch"
 )
 
-// EnvironmentFile in a run directory records WriteEnvironment at the start
-// of training, so a report made later shows the machine that trained.
-const EnvironmentFile = "environment.txt"
-
-// WriteEnvironment writes what `msrtrain info` shows after its version line:
+// WriteEnvironment writes what `msrtrain info` shows after its version line
+// (a run records it at the start of training, so that a report made later
+// shows the machine that trained):
 // the Go version, the libtorch compiled against and loaded, the thread
 // counts, the BLAS and the CUDA devices.
 func WriteEnvironment(w io.Writer) error {

@@ -11,6 +11,7 @@ import (
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/knowledge"
 	"github.com/msrtrain/msrtrain/model"
+	"github.com/msrtrain/msrtrain/train/rundir"
 )
 
 // Profiles turns the training split into what LLM4MSR's prompts describe:
@@ -99,7 +100,7 @@ func KnowledgeDir(cfg *Config) string {
 	if cfg.Knowledge.Dir != "" {
 		return cfg.Knowledge.Dir
 	}
-	return filepath.Join(cfg.Out, "knowledge")
+	return rundir.Dir(cfg.Out).Knowledge()
 }
 
 // BuildKnowledge encodes every prompt the store lacks (resuming an

@@ -2,18 +2,14 @@ package train
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
-	"path/filepath"
 	"time"
 
 	"github.com/msrtrain/msrtrain/data"
-	"github.com/msrtrain/msrtrain/data/atomicfile"
 	"github.com/msrtrain/msrtrain/train/metrics"
-	"github.com/msrtrain/msrtrain/train/report"
+	"github.com/msrtrain/msrtrain/train/rundir"
 )
 
 // The loop is: for each epoch, trainEpoch; then either saveInterrupted
@@ -48,16 +44,17 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	total := perEpoch * cfg.Train.Epochs
 	res := &Result{Out: cfg.Out, Scenarios: r.vocabs.Schema().ScenarioNames(), UsersWithoutKnowledge: r.missing, BestEpoch: r.state.BestEpoch}
 	res.WorldSize, res.GlobalBatch = r.world(), r.world()*cfg.Train.BatchSize
-	metricsLog, err := r.openRunLog("metrics.jsonl")
+	epochs, err := openLog(r, rundir.Dir.AppendEpochs)
 	if err != nil {
 		return nil, err
 	}
-	defer metricsLog.Close()
-	steps, err := r.openStepLog(cfg.Train.LogEvery)
+	defer epochs.Close()
+	stepRecords, err := openLog(r, rundir.Dir.AppendSteps)
 	if err != nil {
 		return nil, err
 	}
-	defer steps.close()
+	steps := &stepLog{log: stepRecords, every: max(cfg.Train.LogEvery, 1)}
+	defer steps.log.Close()
 	prog := newProgress(r.opts, r.log, total, r.state.Step, cfg.Train.LogEvery)
 	defer prog.finish()
 
@@ -72,7 +69,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			return res, r.saveInterrupted(res)
 		}
 		prog.pause()
-		stop, err := r.endEpoch(loss, metricsLog)
+		stop, err := r.endEpoch(loss, epochs)
 		if err != nil {
 			return res, err
 		}
@@ -92,7 +89,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	if !r.rank0() {
 		return res, nil
 	}
-	return res, atomicfile.WriteJSON(filepath.Join(cfg.Out, SummaryFile), res)
+	return res, rundir.Dir(cfg.Out).WriteSummary(res)
 }
 
 // trainEpoch runs the steps of the epoch in progress from its next batch
@@ -153,7 +150,7 @@ func (r *run) saveInterrupted(res *Result) error {
 // endEpoch closes the epoch in progress: it validates, logs a metrics line,
 // checkpoints (as "best" when the watched metric improved) and reports
 // whether early stopping ends the run.
-func (r *run) endEpoch(loss epochLoss, metricsLog io.Writer) (stop bool, err error) {
+func (r *run) endEpoch(loss epochLoss, epochs *rundir.Log[rundir.Epoch]) (stop bool, err error) {
 	r.state.EpochsDone++
 	epoch := r.state.EpochsDone
 	r.state.Batch = 0
@@ -161,14 +158,12 @@ func (r *run) endEpoch(loss epochLoss, metricsLog io.Writer) (stop bool, err err
 	if err != nil {
 		return false, err
 	}
-	line := map[string]any{"epoch": epoch, "step": r.state.Step, "train_loss": loss.mean(), "lr": r.state.LR}
 	improved := r.watch(valid, epoch)
 	if valid != nil {
-		line["valid"] = valid
 		fmt.Fprintf(r.log, "epoch %d/%d  train loss %.4f  valid:\n", epoch, r.cfg.Train.Epochs, loss.mean())
 		valid.Table(r.log)
 	}
-	if err := json.NewEncoder(metricsLog).Encode(line); err != nil {
+	if err := epochs.Append(rundir.Epoch{Epoch: epoch, Step: r.state.Step, TrainLoss: loss.mean(), LR: r.state.LR, Valid: valid}); err != nil {
 		return false, err
 	}
 	if err := r.checkpoint(improved); err != nil {
@@ -220,11 +215,11 @@ func (r *run) finalTest(res *Result) error {
 	if res.Valid, err = r.evaluate(data.Valid); err != nil {
 		return err
 	}
-	if res.testPredictions, err = r.predictions(data.Test); err != nil {
+	if r.testPredictions, err = r.predictions(data.Test); err != nil {
 		return err
 	}
-	if res.testPredictions != nil {
-		test := res.testPredictions.Compute(res.Scenarios)
+	if r.testPredictions != nil {
+		test := r.testPredictions.Compute(res.Scenarios)
 		res.Test = &test
 	}
 	if res.Test != nil {
@@ -234,22 +229,22 @@ func (r *run) finalTest(res *Result) error {
 	return nil
 }
 
+// openLog opens one of the run's logs for appending (so that a resumed run
+// continues it) on rank 0; the other ranks write none (a nil log).
+func openLog[T any](r *run, open func(rundir.Dir) (*rundir.Log[T], error)) (*rundir.Log[T], error) {
+	if !r.rank0() {
+		return nil, nil
+	}
+	return open(rundir.Dir(r.cfg.Out))
+}
+
 // stepLog appends to steps.jsonl the mean training loss of every
 // train.log_every steps and the learning rate, for the report's curves.
 type stepLog struct {
-	f     io.WriteCloser
-	enc   *json.Encoder
+	log   *rundir.Log[rundir.Step]
 	every int
 	sum   float64
 	n     int
-}
-
-func (r *run) openStepLog(every int) (*stepLog, error) {
-	f, err := r.openRunLog(report.StepsFile)
-	if err != nil {
-		return nil, err
-	}
-	return &stepLog{f: f, enc: json.NewEncoder(f), every: max(every, 1)}, nil
 }
 
 func (l *stepLog) add(step, epoch int, loss, lr float64) error {
@@ -266,9 +261,7 @@ func (l *stepLog) flush(step, epoch int, lr float64) error {
 	if l.n == 0 {
 		return nil
 	}
-	rec := report.Step{Step: step, Epoch: epoch, Loss: l.sum / float64(l.n), LR: lr}
+	rec := rundir.Step{Step: step, Epoch: epoch, Loss: l.sum / float64(l.n), LR: lr}
 	l.sum, l.n = 0, 0
-	return l.enc.Encode(rec)
+	return l.log.Append(rec)
 }
-
-func (l *stepLog) close() error { return l.f.Close() }

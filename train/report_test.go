@@ -16,6 +16,7 @@ import (
 	"github.com/msrtrain/msrtrain/data/knowledge"
 	"github.com/msrtrain/msrtrain/train/report"
 	"github.com/msrtrain/msrtrain/train/report/reporttest"
+	"github.com/msrtrain/msrtrain/train/rundir"
 )
 
 // A tiny run with its baseline writes steps.jsonl and a report page whose
@@ -23,20 +24,21 @@ import (
 // whose knowledge moves the model most.
 func TestTrainWritesReport(t *testing.T) {
 	cfg := tinyConfig(t, "train.baseline=true", "train.log_every=10")
-	res, err := onTorchThread(func() (*Result, error) { return Train(context.Background(), cfg, RunOptions{Report: true}) })
+	res := trainTiny(t, context.Background(), cfg, false)
+	written, err := onTorchThread(func() (string, error) { return WriteReport(cfg.Out, ReportOptions{Device: "cpu", Threads: 1}) })
 	require.NoError(t, err)
-	require.Equal(t, filepath.Join(cfg.Out, report.RunFile), res.Report)
+	require.Equal(t, filepath.Join(cfg.Out, rundir.ReportFile), written)
 
 	// 38 steps an epoch logged every 10 steps, each epoch's last interval
 	// closed at its end: 10, 20, 30, 38 | 40, 50, 60, 70, 76.
-	steps, err := report.ReadSteps(filepath.Join(cfg.Out, report.StepsFile))
+	steps, err := rundir.Dir(cfg.Out).ReadSteps()
 	require.NoError(t, err)
 	var at []int
 	for _, s := range steps {
 		at = append(at, s.Step)
 	}
 	assert.Equal(t, []int{10, 20, 30, 38, 40, 50, 60, 70, 76}, at)
-	assert.Equal(t, report.Step{Step: 38, Epoch: 1, Loss: steps[3].Loss, LR: cfg.Train.LR}, steps[3])
+	assert.Equal(t, rundir.Step{Step: 38, Epoch: 1, Loss: steps[3].Loss, LR: cfg.Train.LR}, steps[3])
 	assert.Equal(t, 2, steps[4].Epoch)
 
 	// DeLong's paired test of the two models on the same test rows, in
@@ -50,12 +52,12 @@ func TestTrainWritesReport(t *testing.T) {
 	assert.Less(t, overall.Low, *overall.Delta)
 	assert.Greater(t, overall.High, *overall.Delta)
 	assert.Equal(t, res.Test.Overall.Count, overall.Count)
-	summary, err := readResult(cfg.Out)
+	summary, err := rundir.Dir(cfg.Out).ReadSummary()
 	require.NoError(t, err)
 	assert.Equal(t, res.AUCDelta, summary.AUCDelta)
 	require.NotNil(t, summary.Test.Overall.AUCStdErr)
 
-	page, err := reporttest.CheckPage(res.Report)
+	page, err := reporttest.CheckPage(written)
 	require.NoError(t, err)
 	// loss (the learning rate is constant: a sentence), valid AUC and
 	// logloss, test AUC and gAUC, calibration, heatmap, PCA
@@ -69,7 +71,7 @@ func TestTrainWritesReport(t *testing.T) {
 	// The same page again from the directory alone, as `msrtrain report` makes it.
 	again, err := onTorchThread(func() (string, error) { return WriteReport(cfg.Out, ReportOptions{Device: "cpu", Threads: 1}) })
 	require.NoError(t, err)
-	assert.Equal(t, res.Report, again)
+	assert.Equal(t, written, again)
 	explainTrainedRun(t, cfg)
 }
 
@@ -154,7 +156,7 @@ func TestReportOfInterruptedRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	res, err := onTorchThread(func() (*Result, error) {
-		return Train(ctx, cfg, RunOptions{Report: true, afterStep: func(step int) {
+		return Train(ctx, cfg, RunOptions{afterStep: func(step int) {
 			if step == 50 { // in the second epoch, after the first one's checkpoint
 				cancel()
 			}
@@ -162,7 +164,9 @@ func TestReportOfInterruptedRun(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.True(t, res.Interrupted)
-	page, err := reporttest.CheckPage(res.Report)
+	written, err := onTorchThread(func() (string, error) { return WriteReport(cfg.Out, ReportOptions{Device: "cpu", Threads: 1}) })
+	require.NoError(t, err)
+	page, err := reporttest.CheckPage(written)
 	require.NoError(t, err)
 	assert.Contains(t, page.Text, "not finished")
 	assert.Contains(t, page.Text, "No test metrics yet")

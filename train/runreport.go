@@ -1,15 +1,13 @@
 package train
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/msrtrain/msrtrain/train/report"
+	"github.com/msrtrain/msrtrain/train/rundir"
 )
 
 // ReportOptions say where WriteReport runs the model that it explains.
@@ -20,9 +18,6 @@ type ReportOptions struct {
 	// moves their logits most); 0 means 5.
 	TopUsers int
 }
-
-// SummaryFile is the run's result, written when training ends.
-const SummaryFile = "summary.json"
 
 // WriteReport writes <dir>/report.html for a run directory at any stage:
 // finished, interrupted (no summary.json yet) or with only some epochs
@@ -35,12 +30,13 @@ func WriteReport(dir string, o ReportOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	run := rundir.Dir(dir)
 	r := report.Run{Dir: dir}
-	if b, err := os.ReadFile(filepath.Join(dir, configFile)); err == nil {
+	if b, err := os.ReadFile(run.Config()); err == nil {
 		r.Config = string(b)
 	}
-	r.Environment = runEnvironment(dir)
-	res, err := readResult(dir)
+	r.Environment = runEnvironment(run)
+	res, err := run.ReadSummary()
 	if err != nil {
 		return "", err
 	}
@@ -48,17 +44,16 @@ func WriteReport(dir string, o ReportOptions) (string, error) {
 	if !cfg.Model.Meta.Levels.Enabled() {
 		mainName = cfg.Model.Backbone
 	}
-	if r.Main, err = readReportModel(dir, mainName, res); err != nil {
+	if r.Main, err = readReportModel(run, mainName, res); err != nil {
 		return "", err
 	}
 	r.Main.Bare = !cfg.Model.Meta.Levels.Enabled()
-	baseDir := filepath.Join(dir, "baseline")
-	if _, err := os.Stat(filepath.Join(baseDir, report.MetricsFile)); err == nil {
-		var base *Result
+	if base := run.Baseline(); fileExists(base.Metrics()) {
+		var baseRes *Result
 		if res != nil {
-			base = res.Baseline
+			baseRes = res.Baseline
 		}
-		m, err := readReportModel(baseDir, "bare "+cfg.Model.Backbone, base)
+		m, err := readReportModel(base, "bare "+cfg.Model.Backbone, baseRes)
 		if err != nil {
 			return "", err
 		}
@@ -79,7 +74,7 @@ func WriteReport(dir string, o ReportOptions) (string, error) {
 
 // ReadRunConfig reads the resolved configuration a run directory was trained with.
 func ReadRunConfig(dir string) (Config, error) {
-	path := filepath.Join(dir, configFile)
+	path := rundir.Dir(dir).Config()
 	if _, err := os.Stat(path); err != nil {
 		return Config{}, fmt.Errorf("%s is not a run directory: %w", dir, err)
 	}
@@ -91,23 +86,12 @@ func ReadRunConfig(dir string) (Config, error) {
 	return cfg, nil
 }
 
-// readResult reads summary.json; nil when the run has not finished.
-func readResult(dir string) (*Result, error) {
-	b, err := os.ReadFile(filepath.Join(dir, SummaryFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var res Result
-	if err := json.Unmarshal(b, &res); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, SummaryFile), err)
-	}
-	return &res, nil
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
-func readReportModel(dir, name string, res *Result) (report.Model, error) {
+func readReportModel(dir rundir.Dir, name string, res *Result) (report.Model, error) {
 	m, err := report.ReadModel(dir, name)
 	if err != nil {
 		return m, err
@@ -116,7 +100,7 @@ func readReportModel(dir, name string, res *Result) (report.Model, error) {
 		m.BestEpoch, m.Valid, m.Test = res.BestEpoch, res.Valid, res.Test
 		return m, nil
 	}
-	if best, err := readBestState(dir); err == nil {
+	if best, err := readBestState(string(dir)); err == nil {
 		m.BestEpoch = best
 	}
 	return m, nil
@@ -163,9 +147,9 @@ func runStatus(cfg Config, res *Result) (string, [][2]string) {
 
 // runEnvironment is the environment the run recorded, or this process's
 // when it recorded none.
-func runEnvironment(dir string) string {
-	if b, err := os.ReadFile(filepath.Join(dir, EnvironmentFile)); err == nil {
-		return string(b)
+func runEnvironment(dir rundir.Dir) string {
+	if env, err := dir.ReadEnvironment(); err == nil {
+		return env
 	}
 	var b strings.Builder
 	b.WriteString("(the run recorded no environment; this is the machine that wrote the report)\n")

@@ -6,12 +6,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/msrtrain/msrtrain/train/metrics"
+	"github.com/msrtrain/msrtrain/train/rundir"
 	"github.com/msrtrain/msrtrain/train/sweep"
 )
 
@@ -102,21 +102,26 @@ func runTrialProcess(ctx context.Context, spec sweep.Spec, t sweep.Trial, dir st
 	if err != nil {
 		return sweep.Result{}, err
 	}
-	cfgPath := filepath.Join(dir, "config.yaml")
-	if err := writeConfig(cfgPath, cfg); err != nil {
+	run := rundir.Dir(dir)
+	yml, err := cfg.Marshal()
+	if err != nil {
 		return sweep.Result{}, err
 	}
+	if err := run.WriteConfig(yml); err != nil {
+		return sweep.Result{}, err
+	}
+	cfgPath := run.Config()
 	if len(command) == 0 {
 		return sweep.Result{}, fmt.Errorf("sweep: no msrtrain command to run trials with")
 	}
-	logPath := filepath.Join(dir, "train.log")
+	logPath := run.TrialLog()
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return sweep.Result{}, err
 	}
 	defer logFile.Close()
 	args := append(append([]string(nil), command[1:]...), "train", "--config", cfgPath)
-	if hasRun(dir) {
+	if run.HasRun() {
 		args = append(args, "--resume") // a trial cut short by an earlier cancel continues
 	}
 	cmd := exec.CommandContext(ctx, command[0], args...)
@@ -127,12 +132,12 @@ func runTrialProcess(ctx context.Context, spec sweep.Spec, t sweep.Trial, dir st
 	if err := cmd.Run(); err != nil {
 		return sweep.Result{}, fmt.Errorf("trial process: %v; last lines of %s:\n%s", err, logPath, tail(logPath, 8))
 	}
-	res, err := readResult(dir)
+	res, err := run.ReadSummary()
 	if err != nil {
 		return sweep.Result{}, err
 	}
 	if res == nil {
-		return sweep.Result{}, fmt.Errorf("trial %s ended without %s", dir, SummaryFile)
+		return sweep.Result{}, fmt.Errorf("trial %s ended without %s", dir, rundir.SummaryFile)
 	}
 	if res.Interrupted {
 		return sweep.Result{}, ctx.Err()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
+	"github.com/msrtrain/msrtrain/data/atomicfile"
 	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train/metrics"
 )
@@ -139,7 +140,9 @@ func requireExactResume(t *testing.T, full Config, a *Result) {
 	ck, err := ReadCheckpoint(ckDir)
 	require.NoError(t, err)
 	ck.Config.Train.Epochs = full.Train.Epochs
-	require.NoError(t, writeConfig(filepath.Join(ckDir, configFile), ck.Config))
+	yml, err := ck.Config.Marshal()
+	require.NoError(t, err)
+	require.NoError(t, atomicfile.WriteBytes(filepath.Join(ckDir, configFile), yml))
 	c := trainTiny(t, context.Background(), split, true)
 	assert.Equal(t, testAUC(t, a), testAUC(t, c), "AUC: uninterrupted vs resumed")
 	assert.Equal(t, *a.Test.Overall.LogLoss, *c.Test.Overall.LogLoss, "logloss: uninterrupted vs resumed")

@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
-	"github.com/msrtrain/msrtrain/data/atomicfile"
 	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train/ddp"
 	"github.com/msrtrain/msrtrain/train/metrics"
+	"github.com/msrtrain/msrtrain/train/rundir"
 )
 
 // RunOptions are how a caller drives Train (not part of the saved configuration).
@@ -22,9 +21,6 @@ type RunOptions struct {
 	Resume   bool      // continue from <out>/checkpoints/latest
 	Log      io.Writer // progress and tables; nil discards
 	Progress bool      // a progress bar (stderr is a terminal) instead of periodic log lines
-	// Report writes <out>/report.html when training stops (finished or
-	// interrupted) and sets Result.Report to its path.
-	Report bool
 
 	// GradientHook runs in every step between backward and the update (see
 	// GradientHook); nil in one process.
@@ -40,30 +36,8 @@ type RunOptions struct {
 	afterStep func(step int) // tests: called after every optimizer step
 }
 
-// Result is what a run produced.
-type Result struct {
-	Out                   string          `json:"out"`
-	BestEpoch             int             `json:"best_epoch"` // from 1, as printed; 0 when no epoch finished
-	Steps                 int             `json:"steps"`
-	Epochs                int             `json:"epochs_run"`
-	Valid                 *metrics.Report `json:"valid,omitempty"` // at the best epoch
-	Test                  *metrics.Report `json:"test,omitempty"`
-	SamplesPerSec         float64         `json:"train_samples_per_sec"`
-	Seconds               float64         `json:"train_seconds"`
-	Interrupted           bool            `json:"interrupted"`
-	UsersWithoutKnowledge int             `json:"users_without_knowledge,omitempty"`
-	Baseline              *Result         `json:"baseline,omitempty"`
-	Scenarios             []string        `json:"scenarios"`
-	Report                string          `json:"-"` // the report page, with RunOptions.Report
-	// WorldSize ranks each took train.batch_size rows per step: GlobalBatch in all.
-	WorldSize   int `json:"world_size"`
-	GlobalBatch int `json:"global_batch"`
-	// AUCDelta is DeLong's paired test of this model's test AUC against
-	// the baseline's on the same rows, overall then per scenario.
-	AUCDelta []metrics.AUCDelta `json:"auc_delta,omitempty"`
-	// testPredictions are the test split's predictions, which AUCDelta pairs.
-	testPredictions *metrics.Accumulator
-}
+// Result is what a run produced: the record its summary.json holds.
+type Result = rundir.Summary
 
 // ErrNonFinite marks a run stopped by a NaN or infinite loss.
 var ErrNonFinite = errors.New("non-finite loss")
@@ -88,6 +62,9 @@ type run struct {
 	stopAll bool
 	// reducer overlaps the gradient all-reduce with backward (dist.overlap); nil otherwise.
 	reducer *ddp.Reducer
+	// testPredictions are the best epoch's on the test split, kept for the
+	// comparison with the baseline.
+	testPredictions *metrics.Accumulator
 }
 
 // Setup prepares the torch runtime for the calling goroutine: it locks it
@@ -115,31 +92,18 @@ func Train(ctx context.Context, cfg Config, opts RunOptions) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	res, err := trainWithBaseline(ctx, cfg, opts)
-	if err != nil || !opts.Report {
-		return res, err
-	}
-	// The model is trained and saved whatever happens here: a report that
-	// fails is said, not made the run's failure.
-	if res.Report, err = WriteReport(cfg.Out, ReportOptions{Device: cfg.Device, Threads: cfg.Threads}); err != nil {
-		fmt.Fprintf(opts.Log, "report: %v (retry with: msrtrain report %s)\n", err, cfg.Out)
-	}
-	return res, nil
-}
-
-func trainWithBaseline(ctx context.Context, cfg Config, opts RunOptions) (*Result, error) {
-	res, err := trainOne(ctx, cfg, opts)
+	res, test, err := trainOne(ctx, cfg, opts)
 	if err != nil || res.Interrupted || !cfg.Train.Baseline || !cfg.Model.Meta.Levels.Enabled() {
 		return res, err
 	}
 	base := cfg
 	base.Model.Meta.Levels = model.LevelsNone
 	base.Train.Baseline = false
-	base.Out = filepath.Join(cfg.Out, "baseline")
+	base.Out = string(rundir.Dir(cfg.Out).Baseline())
 	fmt.Fprintf(opts.Log, "\nbaseline: the same %s backbone without meta networks\n", cfg.Model.Backbone)
 	baseOpts := opts
-	baseOpts.Resume = opts.Resume && hasRun(base.Out) // else the interruption came before the baseline started
-	baseRes, err := trainOne(ctx, base, baseOpts)
+	baseOpts.Resume = opts.Resume && rundir.Dir(base.Out).HasRun() // else the interruption came before the baseline started
+	baseRes, baseTest, err := trainOne(ctx, base, baseOpts)
 	if err != nil {
 		return res, fmt.Errorf("baseline: %w", err)
 	}
@@ -148,7 +112,7 @@ func trainWithBaseline(ctx context.Context, cfg Config, opts RunOptions) (*Resul
 		fmt.Fprintf(opts.Log, "\ntest AUC, %s without vs with LLM4MSR meta networks (%s):\n", cfg.Model.Backbone, cfg.Model.Meta.Levels)
 		metrics.CompareTable(opts.Log, []string{"bare " + cfg.Model.Backbone, "LLM4MSR"}, []metrics.Report{*baseRes.Test, *res.Test})
 		// Both models scored the same test rows in the same order.
-		if res.AUCDelta, err = metrics.CompareAUC(baseRes.testPredictions, res.testPredictions, res.Scenarios); err != nil {
+		if res.AUCDelta, err = metrics.CompareAUC(baseTest, test, res.Scenarios); err != nil {
 			return res, fmt.Errorf("baseline: %w", err)
 		}
 		if d := res.AUCDelta[0]; d.Delta != nil {
@@ -158,65 +122,73 @@ func trainWithBaseline(ctx context.Context, cfg Config, opts RunOptions) (*Resul
 	if opts.Ranks != nil && opts.Ranks.Rank() != 0 {
 		return res, nil
 	}
-	return res, atomicfile.WriteJSON(filepath.Join(cfg.Out, SummaryFile), res)
+	return res, rundir.Dir(cfg.Out).WriteSummary(res)
 }
 
-func trainOne(ctx context.Context, cfg Config, opts RunOptions) (*Result, error) {
+// trainOne trains one model into cfg.Out and returns its result with its
+// test predictions (nil without a test split), which the comparison with
+// the baseline pairs.
+func trainOne(ctx context.Context, cfg Config, opts RunOptions) (*Result, *metrics.Accumulator, error) {
 	dev, err := Setup(&cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if opts.Ranks == nil || opts.Ranks.Rank() == 0 {
-		if err := atomicfile.Write(filepath.Join(cfg.Out, EnvironmentFile), WriteEnvironment); err != nil {
-			return nil, err
+		if err := rundir.Dir(cfg.Out).WriteEnvironment(WriteEnvironment); err != nil {
+			return nil, nil, err
 		}
 	}
 	r := &run{cfg: cfg, opts: opts, dev: rankDevice(dev, cfg.Device, opts.Ranks.LaunchInfo()), log: opts.Log, ranks: opts.Ranks}
 	if r.ranks != nil {
 		r.opts.GradientHook = r.averageGradients(ctx, opts.GradientHook)
 		r.opts.SparseGradientHook = r.gatherSparseGradients(opts.SparseGradientHook)
-		if r.ranks.RestartCount > 0 && !opts.Resume && hasRun(cfg.Out) {
+		if r.ranks.RestartCount > 0 && !opts.Resume && rundir.Dir(cfg.Out).HasRun() {
 			fmt.Fprintf(r.log, "torchrun restart %d: resuming from the latest checkpoint\n", r.ranks.RestartCount)
 			opts.Resume = true
 		}
 	}
 	var resumeFrom *Checkpoint
 	if !opts.Resume {
-		if hasRun(cfg.Out) {
-			return nil, fmt.Errorf("%s already holds a run (%s); continue it with --resume, or train into another --out", cfg.Out, checkpointRoot(cfg.Out))
+		if rundir.Dir(cfg.Out).HasRun() {
+			return nil, nil, fmt.Errorf("%s already holds a run (%s); continue it with --resume, or train into another --out", cfg.Out, rundir.Dir(cfg.Out).Checkpoints())
 		}
 	} else {
 		dir, err := CheckpointDir(cfg.Out, "latest")
 		if err != nil {
-			return nil, fmt.Errorf("resume: %w", err)
+			return nil, nil, fmt.Errorf("resume: %w", err)
 		}
 		if resumeFrom, err = ReadCheckpoint(dir); err != nil {
-			return nil, fmt.Errorf("resume: %w", err)
+			return nil, nil, fmt.Errorf("resume: %w", err)
 		}
 		if err := sameRun(resumeFrom.Config, cfg); err != nil {
-			return nil, fmt.Errorf("resume %s: %w", dir, err)
+			return nil, nil, fmt.Errorf("resume %s: %w", dir, err)
 		}
 	}
 	if err := r.prepare(ctx, resumeFrom); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer r.close()
 	// A caller's gradient hook must see the gradients before they travel.
 	if r.ranks != nil && cfg.Dist.Overlap && !cfg.Dist.SyncBatchNorm && opts.GradientHook == nil {
 		var err error
 		if r.reducer, err = r.ranks.NewReducer(r.params); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if r.rank0() {
-		if err := writeConfig(filepath.Join(cfg.Out, "config.yaml"), r.cfg); err != nil {
-			return nil, err
+		yml, err := r.cfg.Marshal()
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := rundir.Dir(cfg.Out).WriteConfig(yml); err != nil {
+			return nil, nil, err
 		}
 	}
-	return r.loop(ctx)
+	res, err := r.loop(ctx)
+	return res, r.testPredictions, err
 }
 
 // sameRun refuses to resume into a different configuration, which would

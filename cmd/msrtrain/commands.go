@@ -59,10 +59,10 @@ func trainCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			opts := train.RunOptions{Resume: c.Bool("resume"), Log: os.Stderr, Progress: train.IsTerminal(os.Stderr), Ranks: ranks, Report: true}
-			if ranks != nil && ranks.Rank() != 0 {
-				// rank 0 speaks for the job and writes its report
-				opts.Log, opts.Progress, opts.Report = io.Discard, false, false
+			opts := train.RunOptions{Resume: c.Bool("resume"), Log: os.Stderr, Progress: train.IsTerminal(os.Stderr), Ranks: ranks}
+			rank0 := ranks == nil || ranks.Rank() == 0
+			if !rank0 { // rank 0 speaks for the job and writes its report
+				opts.Log, opts.Progress = io.Discard, false
 			}
 			res, err := train.Train(c.Context, cfg, opts)
 			if err != nil {
@@ -72,12 +72,20 @@ func trainCommand() *cli.Command {
 				return err
 			}
 			ranks.Close()
+			if !rank0 {
+				return nil
+			}
 			if !res.Interrupted {
 				fmt.Printf("outputs in %s (summary.json, metrics.jsonl, config.yaml, checkpoints/)\n", res.Out)
 			}
-			if res.Report != "" {
-				fmt.Printf("report: %s\n", res.Report)
+			// The model is trained and saved whatever happens here: a
+			// report that fails is said, not made the run's failure.
+			path, err := train.WriteReport(res.Out, train.ReportOptions{Device: cfg.Device, Threads: cfg.Threads})
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "report: %v (retry with: msrtrain report %s)\n", err, res.Out)
+				return nil
 			}
+			fmt.Printf("report: %s\n", path)
 			return nil
 		},
 	}

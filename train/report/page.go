@@ -13,6 +13,7 @@ import (
 
 	"github.com/msrtrain/msrtrain/data/atomicfile"
 	"github.com/msrtrain/msrtrain/train/metrics"
+	"github.com/msrtrain/msrtrain/train/rundir"
 )
 
 //go:embed templates/*.tmpl
@@ -102,7 +103,7 @@ func WriteRun(dir string, r Run) (string, error) {
 	if err := pages.ExecuteTemplate(&b, "run.tmpl", page); err != nil {
 		return "", fmt.Errorf("report: %w", err)
 	}
-	path := filepath.Join(dir, RunFile)
+	path := rundir.Dir(dir).Report()
 	return path, atomicfile.WriteBytes(path, b.Bytes())
 }
 
@@ -135,7 +136,7 @@ func trainingSection(r Run) (section, error) {
 		steps := m.Steps
 		if len(steps) == 0 { // a run from before steps.jsonl: one point per epoch
 			for _, e := range m.Epochs {
-				steps = append(steps, Step{Step: e.Step, Epoch: e.Epoch, Loss: e.TrainLoss, LR: e.LR})
+				steps = append(steps, rundir.Step{Step: e.Step, Epoch: e.Epoch, Loss: e.TrainLoss, LR: e.LR})
 			}
 		}
 		if len(steps) == 0 {
@@ -185,8 +186,8 @@ func bestMarkers(r Run) []Marker {
 }
 
 // validated are a model's epochs that have validation metrics.
-func validated(m Model) []Epoch {
-	var out []Epoch
+func validated(m Model) []rundir.Epoch {
+	var out []rundir.Epoch
 	for _, e := range m.Epochs {
 		if e.Valid != nil {
 			out = append(out, e)
@@ -245,7 +246,7 @@ func validSection(r Run) (section, error) {
 // perScenarioSeries is one series for overall (thick), then one per
 // scenario, of a metric over epochs in the scenarios' colours; undefined
 // values are left out.
-func perScenarioSeries(epochs []Epoch, get func(metrics.Entry) *float64, colors map[string]color.Color) []Series {
+func perScenarioSeries(epochs []rundir.Epoch, get func(metrics.Entry) *float64, colors map[string]color.Color) []Series {
 	if len(epochs) == 0 {
 		return nil
 	}
@@ -269,7 +270,7 @@ func perScenarioSeries(epochs []Epoch, get func(metrics.Entry) *float64, colors 
 
 // addAUCBand gives the overall AUC series its 95% interval where every
 // epoch recorded one.
-func addAUCBand(s *Series, epochs []Epoch) {
+func addAUCBand(s *Series, epochs []rundir.Epoch) {
 	var low, high []float64
 	for _, ep := range epochs {
 		if lo, hi, ok := ep.Valid.Overall.AUCInterval(); ok {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/msrtrain/msrtrain/train/metrics"
 	"github.com/msrtrain/msrtrain/train/report/reporttest"
+	"github.com/msrtrain/msrtrain/train/rundir"
 )
 
 func entry(name string, auc, gauc, ll, pos, pred float64) metrics.Entry {
@@ -34,10 +35,10 @@ func fakeReport(shift float64) *metrics.Report {
 func fakeModel(name string, shift float64) Model {
 	m := Model{Name: name, BestEpoch: 2}
 	for s := 1; s <= 300; s++ {
-		m.Steps = append(m.Steps, Step{Step: s * 10, Epoch: 1 + s/100, Loss: 0.7*math.Exp(-float64(s)/80) + 0.45 - shift, LR: 0.001 * math.Min(1, float64(s)/30)})
+		m.Steps = append(m.Steps, rundir.Step{Step: s * 10, Epoch: 1 + s/100, Loss: 0.7*math.Exp(-float64(s)/80) + 0.45 - shift, LR: 0.001 * math.Min(1, float64(s)/30)})
 	}
 	for e := 1; e <= 3; e++ {
-		m.Epochs = append(m.Epochs, Epoch{Epoch: e, Step: e * 1000, TrainLoss: 0.6 - 0.03*float64(e), LR: 0.001, Valid: fakeReport(shift + 0.01*float64(e) - 0.015*float64(e/3))})
+		m.Epochs = append(m.Epochs, rundir.Epoch{Epoch: e, Step: e * 1000, TrainLoss: 0.6 - 0.03*float64(e), LR: 0.001, Valid: fakeReport(shift + 0.01*float64(e) - 0.015*float64(e/3))})
 	}
 	m.Valid, m.Test = fakeReport(shift+0.02), fakeReport(shift+0.018)
 	return m
@@ -80,7 +81,7 @@ func TestWriteRun(t *testing.T) {
 	dir := t.TempDir()
 	path, err := WriteRun(dir, fakeRun(dir))
 	require.NoError(t, err)
-	assert.Equal(t, filepath.Join(dir, RunFile), path)
+	assert.Equal(t, filepath.Join(dir, rundir.ReportFile), path)
 	page, err := reporttest.CheckPage(path)
 	require.NoError(t, err)
 	// loss, lr, valid AUC, valid logloss, test AUC, test gAUC, calibration, heatmap, PCA
@@ -131,20 +132,4 @@ func TestPCA(t *testing.T) {
 	for i := 1; i < len(coords); i++ {
 		assert.InDelta(t, math.Sqrt2, coords[i][0]-coords[i-1][0], 1e-4)
 	}
-}
-
-func TestReadJSONLSkipsTornLastLine(t *testing.T) {
-	path := filepath.Join(t.TempDir(), StepsFile)
-	require.NoError(t, os.WriteFile(path, []byte(`{"step":10,"epoch":1,"loss":0.5,"lr":0.001}`+"\n"+`{"step":20,"ep`), 0o644))
-	steps, err := ReadSteps(path)
-	require.NoError(t, err)
-	assert.Equal(t, []Step{{Step: 10, Epoch: 1, Loss: 0.5, LR: 0.001}}, steps)
-
-	require.NoError(t, os.WriteFile(path, []byte("{bad\n"+`{"step":20}`+"\n"), 0o644))
-	_, err = ReadSteps(path)
-	assert.ErrorContains(t, err, StepsFile+":1:")
-
-	steps, err = ReadSteps(filepath.Join(t.TempDir(), "none.jsonl"))
-	assert.NoError(t, err)
-	assert.Empty(t, steps)
 }
