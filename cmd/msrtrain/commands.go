@@ -228,7 +228,7 @@ Run it with:  msrtrain sweep --out runs/sweep1 spec.yaml   (rerun to resume)`,
 			if err != nil {
 				return usage(err)
 			}
-			if err := train.ValidateSweep(spec); err != nil {
+			if err := validateSweep(spec); err != nil {
 				return usage(err)
 			}
 			out := flagString(c, "out", "runs/sweep")
@@ -242,7 +242,7 @@ Run it with:  msrtrain sweep --out runs/sweep1 spec.yaml   (rerun to resume)`,
 			}
 			command := []string{exe, "--device", flagString(c, "device", "auto"),
 				"--threads", fmt.Sprint(max(runtime.NumCPU()/workers, 1))}
-			table, err := train.Sweep(c.Context, spec, out, train.SweepOptions{Command: command, Workers: workers, Log: os.Stderr})
+			table, err := runSweep(c.Context, spec, out, sweepOptions{Command: command, Workers: workers, Log: os.Stderr})
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package train
+package main
 
 import (
 	"context"
@@ -10,28 +10,29 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/msrtrain/msrtrain/train"
 	"github.com/msrtrain/msrtrain/train/metrics"
 	"github.com/msrtrain/msrtrain/train/rundir"
 	"github.com/msrtrain/msrtrain/train/sweep"
 )
 
-// SweepOptions say how trials run. Each trial is its own msrtrain process
+// sweepOptions say how trials run. Each trial is its own msrtrain process
 // (libtorch state is per process and per thread, and a crashing trial must
 // not take the sweep down), started as Command + ["train", "--config", <trial>/config.yaml].
-type SweepOptions struct {
+type sweepOptions struct {
 	Command []string  // the msrtrain executable and any global flags
 	Workers int       // overrides the spec's workers when > 0
 	Log     io.Writer // one line per finished trial
 }
 
-// TrialConfig resolves a trial's configuration: the spec's base config (or
+// trialConfig resolves a trial's configuration: the spec's base config (or
 // the defaults), the trial's overrides, its seed, and its directory as out.
-func TrialConfig(spec sweep.Spec, t sweep.Trial, dir string) (Config, error) {
-	cfg, err := LoadConfig(spec.Base, nil)
+func trialConfig(spec sweep.Spec, t sweep.Trial, dir string) (train.Config, error) {
+	cfg, err := train.LoadConfig(spec.Base, nil)
 	if err != nil {
 		return cfg, err
 	}
-	if err := Apply(&cfg, t.Overrides); err != nil {
+	if err := train.Apply(&cfg, t.Overrides); err != nil {
 		return cfg, fmt.Errorf("%s: trial %s: %w", spec.File, t.ID, err)
 	}
 	cfg.Seed = t.Seed
@@ -39,9 +40,9 @@ func TrialConfig(spec sweep.Spec, t sweep.Trial, dir string) (Config, error) {
 	return cfg, cfg.Validate()
 }
 
-// Sweep runs every trial of the spec (skipping finished ones) and writes
+// runSweep runs every trial of the spec (skipping finished ones) and writes
 // results.csv, summary.csv and results.md into dir.
-func Sweep(ctx context.Context, spec sweep.Spec, dir string, o SweepOptions) (sweep.Table, error) {
+func runSweep(ctx context.Context, spec sweep.Spec, dir string, o sweepOptions) (sweep.Table, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
@@ -76,20 +77,20 @@ func Sweep(ctx context.Context, spec sweep.Spec, dir string, o SweepOptions) (sw
 // validator checks a trial's overrides against the configuration tree.
 func validator(spec sweep.Spec) sweep.ValidateFunc {
 	return func(overrides map[string]any) error {
-		cfg, err := LoadConfig(spec.Base, nil)
+		cfg, err := train.LoadConfig(spec.Base, nil)
 		if err != nil {
 			return err
 		}
-		if err := Apply(&cfg, overrides); err != nil {
+		if err := train.Apply(&cfg, overrides); err != nil {
 			return err
 		}
 		return cfg.Validate()
 	}
 }
 
-// ValidateSweep expands the spec and checks every trial's configuration
+// validateSweep expands the spec and checks every trial's configuration
 // before anything runs, naming the spec file and key of the first problem.
-func ValidateSweep(spec sweep.Spec) error {
+func validateSweep(spec sweep.Spec) error {
 	trials, err := sweep.Expand(spec)
 	if err != nil {
 		return err
@@ -98,7 +99,7 @@ func ValidateSweep(spec sweep.Spec) error {
 }
 
 func runTrialProcess(ctx context.Context, spec sweep.Spec, t sweep.Trial, dir string, command []string) (sweep.Result, error) {
-	cfg, err := TrialConfig(spec, t, dir)
+	cfg, err := trialConfig(spec, t, dir)
 	if err != nil {
 		return sweep.Result{}, err
 	}
@@ -146,7 +147,7 @@ func runTrialProcess(ctx context.Context, spec sweep.Spec, t sweep.Trial, dir st
 }
 
 // flatten names a run's metrics as sweeps compare them: test.overall.auc, valid.scenario.search.auc, ...
-func flatten(r *Result) map[string]float64 {
+func flatten(r *train.Result) map[string]float64 {
 	out := map[string]float64{}
 	for prefix, rep := range map[string]*metrics.Report{"valid": r.Valid, "test": r.Test} {
 		if rep == nil {
