@@ -1,6 +1,9 @@
-// Package train runs msrtrain's training: the configuration tree, the
-// training loop with evaluation, early stopping and checkpoints, knowledge
-// preparation for LLM4MSR, prediction, and sweeps.
+// Package train is msrtrain's trainer: the configuration tree, the training
+// loop with evaluation, early stopping, checkpoints and exact resume,
+// data-parallel training, and loading a trained model to evaluate or
+// predict. Knowledge preparation (train/knowledge), the run directory's
+// files (train/rundir), explanations and reports (train/insight) and sweeps
+// (cmd) live beside it.
 package train
 
 import (
@@ -19,6 +22,7 @@ import (
 	"github.com/msrtrain/msrtrain/data/choice"
 	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train/ddp"
+	"github.com/msrtrain/msrtrain/train/knowledge"
 )
 
 // Config is the whole typed configuration of a run. Defaults come from
@@ -26,15 +30,15 @@ import (
 // (train.lr=0.01) override the file. The resolved tree is written next to
 // every run's outputs.
 type Config struct {
-	Seed      int64           `yaml:"seed"`
-	Device    string          `yaml:"device"`  // auto, cpu, cuda, cuda:N
-	Threads   int             `yaml:"threads"` // CPU threads for torch work (see torch.SetCPUThreads); 0 = number of CPUs
-	Out       string          `yaml:"out"`     // run directory
-	Data      data.Config     `yaml:"data"`
-	Model     model.Config    `yaml:"model"`
-	Train     Options         `yaml:"train"`
-	Knowledge KnowledgeConfig `yaml:"knowledge"`
-	Dist      DistConfig      `yaml:"dist"`
+	Seed      int64            `yaml:"seed"`
+	Device    string           `yaml:"device"`  // auto, cpu, cuda, cuda:N
+	Threads   int              `yaml:"threads"` // CPU threads for torch work (see torch.SetCPUThreads); 0 = number of CPUs
+	Out       string           `yaml:"out"`     // run directory
+	Data      data.Config      `yaml:"data"`
+	Model     model.Config     `yaml:"model"`
+	Train     Options          `yaml:"train"`
+	Knowledge knowledge.Config `yaml:"knowledge"`
+	Dist      DistConfig       `yaml:"dist"`
 }
 
 // DistConfig tunes data-parallel training, which runs when msrtrain is
@@ -110,47 +114,6 @@ type EarlyStopping struct {
 	Patience int    `yaml:"patience"` // 0 = never stop early
 }
 
-// KnowledgeConfig says where LLM4MSR's knowledge vectors come from.
-type KnowledgeConfig struct {
-	Encoder Encoder `yaml:"encoder"`
-	// Dir holds the knowledge store; default <out>/knowledge.
-	Dir string `yaml:"dir"`
-	// MaxPerScenario caps the interactions per scenario in a user prompt (the paper's interaction threshold).
-	MaxPerScenario int          `yaml:"max_per_scenario"`
-	ScenarioPrompt string       `yaml:"scenario_template"` // path of a text/template; empty = built in
-	UserPrompt     string       `yaml:"user_template"`
-	Hash           HashConfig   `yaml:"hash"`
-	OpenAI         OpenAIConfig `yaml:"openai"`
-	File           FileConfig   `yaml:"file"`
-	Force          bool         `yaml:"force"` // start the store over when its encoder, model or templates changed
-}
-
-// HashConfig configures the built-in hashing text encoder.
-type HashConfig struct {
-	Dim  int    `yaml:"dim"`
-	Seed uint64 `yaml:"seed"`
-}
-
-// OpenAIConfig configures the OpenAI-compatible encoder (vLLM, llama.cpp, Ollama, TEI, OpenAI).
-type OpenAIConfig struct {
-	BaseURL        string  `yaml:"base_url"`
-	ChatModel      string  `yaml:"chat_model"`
-	EmbeddingModel string  `yaml:"embedding_model"`
-	APIKeyEnv      string  `yaml:"api_key_env"`
-	Dim            int     `yaml:"dim"`
-	Concurrency    int     `yaml:"concurrency"`
-	TimeoutSeconds float64 `yaml:"timeout_seconds"`
-	MaxRetries     int     `yaml:"max_retries"`
-	MaxTokens      int     `yaml:"max_tokens"`
-}
-
-// FileConfig names vectors computed elsewhere.
-type FileConfig struct {
-	Vectors string `yaml:"vectors"` // .safetensors or .npy, [N, D]
-	IDs     string `yaml:"ids"`     // JSON array or CSV of keys, row i ↔ id i
-	Tensor  string `yaml:"tensor"`  // tensor name in a safetensors file with several
-}
-
 // DefaultConfig trains LLM4MSR on STAR over the embedded synthetic dataset
 // with the built-in hash encoder.
 func DefaultConfig() Config {
@@ -166,13 +129,8 @@ func DefaultConfig() Config {
 			EarlyStopping: EarlyStopping{Metric: "overall.auc", Patience: 2},
 			LogEvery:      100, LoaderWorkers: 2,
 		},
-		Knowledge: KnowledgeConfig{
-			Encoder: EncoderHash, MaxPerScenario: 20,
-			Hash: HashConfig{Dim: 64, Seed: 1},
-			OpenAI: OpenAIConfig{BaseURL: "http://localhost:8000/v1", APIKeyEnv: "OPENAI_API_KEY", Concurrency: 4,
-				TimeoutSeconds: 120, MaxRetries: 5, MaxTokens: 512},
-		},
-		Dist: DistConfig{Backend: ddp.BackendAuto, TimeoutSeconds: 300, BucketMB: 25},
+		Knowledge: knowledge.DefaultConfig(),
+		Dist:      DistConfig{Backend: ddp.BackendAuto, TimeoutSeconds: 300, BucketMB: 25},
 	}
 }
 
@@ -210,7 +168,7 @@ func (c *Config) Validate() error {
 		OptimizerValues.Check("train.optimizer", t.Optimizer),
 		EmbeddingOptimizerValues.Check("train.embedding_optimizer", t.EmbeddingOptimizer),
 		DecayValues.Check("train.schedule.decay", t.Schedule.Decay),
-		EncoderValues.Check("knowledge.encoder", c.Knowledge.Encoder),
+		knowledge.EncoderValues.Check("knowledge.encoder", c.Knowledge.Encoder),
 	} {
 		if err != nil {
 			return err
@@ -222,7 +180,7 @@ func (c *Config) Validate() error {
 	if c.Knowledge.MaxPerScenario <= 0 {
 		return fmt.Errorf("knowledge.max_per_scenario = %d: must be positive", c.Knowledge.MaxPerScenario)
 	}
-	if c.Knowledge.Encoder == EncoderHash && c.Knowledge.Hash.Dim <= 0 {
+	if c.Knowledge.Encoder == knowledge.EncoderHash && c.Knowledge.Hash.Dim <= 0 {
 		return fmt.Errorf("knowledge.hash.dim = %d: must be positive", c.Knowledge.Hash.Dim)
 	}
 	if err := c.Data.Validate(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train/ddp"
+	"github.com/msrtrain/msrtrain/train/knowledge"
 )
 
 func TestConfigLayering(t *testing.T) {
@@ -112,7 +113,7 @@ func TestDocsListEveryChoice(t *testing.T) {
 		{"../README.md", "  optimizer: adam", OptimizerValues.Names()},
 		{"../README.md", "  embedding_optimizer: ", EmbeddingOptimizerValues.Names()},
 		{"../README.md", "  schedule: {", DecayValues.Names()},
-		{"../README.md", "  encoder: hash", EncoderValues.Names()},
+		{"../README.md", "  encoder: hash", knowledge.EncoderValues.Names()},
 	}
 	for _, tc := range tests {
 		b, err := os.ReadFile(tc.file)

@@ -9,8 +9,9 @@ import (
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
-	"github.com/msrtrain/msrtrain/data/knowledge"
+	kb "github.com/msrtrain/msrtrain/data/knowledge"
 	"github.com/msrtrain/msrtrain/train/ddp"
+	"github.com/msrtrain/msrtrain/train/knowledge"
 )
 
 // What a run does differently as one rank of a data-parallel job, with
@@ -172,19 +173,19 @@ func (r *run) gatherSparseGradients(then SparseGradientHook) SparseGradientHook 
 
 // buildKnowledge builds the knowledge store on rank 0 while the others
 // wait, then opens it everywhere (the others find it complete and read it).
-func (r *run) buildKnowledge(ctx context.Context, sp *data.Splits) (*knowledge.Store, knowledge.BuildStats, error) {
+func (r *run) buildKnowledge(ctx context.Context, sp *data.Splits) (*kb.Store, kb.BuildStats, error) {
 	cfg := r.cfg
 	if r.ranks == nil {
-		return BuildKnowledge(ctx, &cfg, sp, progressWriter(r.opts))
+		return knowledge.Build(ctx, cfg.Knowledge, cfg.Out, sp, progressWriter(r.opts))
 	}
 	if !r.rank0() {
 		if err := r.ranks.WaitFor("knowledge"); err != nil {
-			return nil, knowledge.BuildStats{}, err
+			return nil, kb.BuildStats{}, err
 		}
 		cfg.Knowledge.Force = false // rank 0 started it over already
-		return BuildKnowledge(ctx, &cfg, sp, io.Discard)
+		return knowledge.Build(ctx, cfg.Knowledge, cfg.Out, sp, io.Discard)
 	}
-	store, stats, err := BuildKnowledge(ctx, &cfg, sp, progressWriter(r.opts))
+	store, stats, err := knowledge.Build(ctx, cfg.Knowledge, cfg.Out, sp, progressWriter(r.opts))
 	if aerr := r.ranks.Announce("knowledge", err); err == nil && aerr != nil {
 		store.Close()
 		return nil, stats, aerr

@@ -129,6 +129,38 @@ func (s scorer) scoreFrozen(src data.Source, sink func(g *grouper, probs []float
 	return err
 }
 
+// ScoredRow is a row a loaded model scored: its user (vocabulary index),
+// its scenario and its click probability.
+type ScoredRow struct {
+	User, Scenario int64
+	Prob           float32
+}
+
+// ScoreRows scores every row of the parts of splits (mapped with the
+// model's vocabularies) in a fixed order: the parts as given, each in
+// evaluation batches without shuffling, grouped by scenario within a batch,
+// so that two calls line up row by row.
+func (l *Loaded) ScoreRows(splits *data.Splits, parts ...data.Part) ([]ScoredRow, error) {
+	s := l.scorer()
+	var out []ScoredRow
+	for _, part := range parts {
+		src, err := splits.Source(part, s.batches)
+		if err != nil {
+			return nil, err
+		}
+		err = s.score(src, func(g *grouper, probs []float32) error {
+			for i, p := range probs {
+				out = append(out, ScoredRow{User: g.user[i], Scenario: g.scenario[i], Prob: p})
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // watchedMetric is the validation metric early stopping watches.
 type watchedMetric struct {
 	scenario string // "" for overall

@@ -8,9 +8,9 @@ import (
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
-	"github.com/msrtrain/msrtrain/data/knowledge"
 	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train/ddp"
+	"github.com/msrtrain/msrtrain/train/knowledge"
 	"github.com/msrtrain/msrtrain/train/metrics"
 	"github.com/msrtrain/msrtrain/train/rundir"
 )
@@ -53,13 +53,9 @@ func LoadModel(path, device string, threads int) (*Loaded, error) {
 	l := &Loaded{Checkpoint: ck, Device: dev, group: newGrouper(ck.Vocabs.Schema(), dev)}
 	var know *model.Knowledge
 	if cfg.Model.Meta.Levels.Enabled() {
-		store, err := knowledge.Load(checkpointKnowledgeDir(ck))
+		know, l.UsersWithoutKnowledge, err = knowledge.Load(ck.KnowledgeDir(), ck.Vocabs, dev)
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint %s uses meta networks: %w", ck.Dir, err)
-		}
-		know, l.UsersWithoutKnowledge, err = ModelKnowledge(store, ck.Vocabs, dev)
-		if err != nil {
-			return nil, err
 		}
 	}
 	if l.Model, err = buildModel(cfg.Model, ck.Vocabs, know, dev); err != nil {
@@ -72,14 +68,11 @@ func LoadModel(path, device string, threads int) (*Loaded, error) {
 	return l, nil
 }
 
-// checkpointKnowledgeDir is the knowledge store a checkpoint's model was
-// trained with: knowledge.dir, or else <out>/knowledge beside
+// KnowledgeDir is the knowledge store a checkpoint's model was trained
+// with: knowledge.dir, or else <out>/knowledge beside
 // <out>/checkpoints/step-N, wherever the run directory is now.
-func checkpointKnowledgeDir(ck *Checkpoint) string {
-	if ck.Config.Knowledge.Dir != "" {
-		return ck.Config.Knowledge.Dir
-	}
-	return rundir.OfCheckpoint(ck.Dir).Knowledge()
+func (ck *Checkpoint) KnowledgeDir() string {
+	return ck.Config.Knowledge.StoreDir(string(rundir.OfCheckpoint(ck.Dir)))
 }
 
 // Close frees the model.

@@ -44,19 +44,3 @@ var DecayValues = choice.New("decay", DecayNone, DecayCosine, DecayLinear, Decay
 
 // UnmarshalYAML accepts one of DecayValues.
 func (d *Decay) UnmarshalYAML(n *yaml.Node) error { return DecayValues.Decode(n, d) }
-
-// Encoder is knowledge.encoder, what turns prompts into knowledge vectors.
-type Encoder string
-
-// The encoders.
-const (
-	EncoderHash   Encoder = "hash"   // built in, no LLM: hashed words (tests, smoke runs)
-	EncoderOpenAI Encoder = "openai" // an OpenAI-compatible server
-	EncoderFile   Encoder = "file"   // vectors computed elsewhere
-)
-
-// EncoderValues are knowledge.encoder's values.
-var EncoderValues = choice.New("knowledge encoder", EncoderHash, EncoderOpenAI, EncoderFile)
-
-// UnmarshalYAML accepts one of EncoderValues.
-func (e *Encoder) UnmarshalYAML(n *yaml.Node) error { return EncoderValues.Decode(n, e) }

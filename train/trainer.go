@@ -12,6 +12,7 @@ import (
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train/ddp"
+	"github.com/msrtrain/msrtrain/train/knowledge"
 	"github.com/msrtrain/msrtrain/train/metrics"
 	"github.com/msrtrain/msrtrain/train/rundir"
 )
@@ -230,7 +231,7 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 			return fmt.Errorf("knowledge: %w", err)
 		}
 		fmt.Fprintf(r.log, "knowledge: %d prompts (%d stored before, %d encoded) with %s in %s\n", stats.Prompts, stats.Stored, stats.Encoded, cfg.Knowledge.Encoder, store.Dir())
-		know, r.missing, err = ModelKnowledge(store, sp.Vocabs, r.dev)
+		know, r.missing, err = knowledge.ForModel(store, sp.Vocabs, r.dev)
 		store.Close()
 		if err != nil {
 			return err

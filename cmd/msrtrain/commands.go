@@ -13,6 +13,7 @@ import (
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/atomicfile"
 	"github.com/msrtrain/msrtrain/train"
+	"github.com/msrtrain/msrtrain/train/insight"
 	"github.com/msrtrain/msrtrain/train/sweep"
 )
 
@@ -80,7 +81,7 @@ func trainCommand() *cli.Command {
 			}
 			// The model is trained and saved whatever happens here: a
 			// report that fails is said, not made the run's failure.
-			path, err := train.WriteReport(res.Out, train.ReportOptions{Device: cfg.Device, Threads: cfg.Threads})
+			path, err := insight.WriteReport(res.Out, insight.ReportOptions{Device: cfg.Device, Threads: cfg.Threads})
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "report: %v (retry with: msrtrain report %s)\n", err, res.Out)
 				return nil
@@ -195,7 +196,7 @@ func reportCommand() *cli.Command {
 			if err := checkDevice(device); err != nil {
 				return err
 			}
-			path, err := train.WriteReport(c.Args().First(), train.ReportOptions{Device: device, Threads: c.Int("threads")})
+			path, err := insight.WriteReport(c.Args().First(), insight.ReportOptions{Device: device, Threads: c.Int("threads")})
 			if err != nil {
 				return err
 			}

@@ -12,8 +12,10 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/msrtrain/msrtrain/data"
-	"github.com/msrtrain/msrtrain/data/knowledge"
+	kb "github.com/msrtrain/msrtrain/data/knowledge"
 	"github.com/msrtrain/msrtrain/train"
+	"github.com/msrtrain/msrtrain/train/insight"
+	"github.com/msrtrain/msrtrain/train/knowledge"
 	"github.com/msrtrain/msrtrain/train/report"
 )
 
@@ -45,7 +47,7 @@ func knowledgeCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					prompts, _, err := train.RenderPrompts(cfg.Knowledge, sp)
+					prompts, _, err := knowledge.RenderPrompts(cfg.Knowledge, sp)
 					if err != nil {
 						return err
 					}
@@ -56,7 +58,7 @@ func knowledgeCommand() *cli.Command {
 						}
 						defer w.Close()
 					}
-					if err := knowledge.WritePromptsJSONL(w, prompts); err != nil {
+					if err := kb.WritePromptsJSONL(w, prompts); err != nil {
 						return err
 					}
 					fmt.Fprintf(os.Stderr, "%d prompts\n", len(prompts))
@@ -96,8 +98,8 @@ func knowledgeCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					cfg.Knowledge.Encoder = "file"
-					cfg.Knowledge.File = train.FileConfig{Vectors: c.String("vectors"), IDs: c.String("ids"), Tensor: c.String("tensor")}
+					cfg.Knowledge.Encoder = knowledge.EncoderFile
+					cfg.Knowledge.File = knowledge.FileConfig{Vectors: c.String("vectors"), IDs: c.String("ids"), Tensor: c.String("tensor")}
 					return buildKnowledge(c, &cfg, sp)
 				},
 			},
@@ -112,17 +114,17 @@ func knowledgeCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					store, err := knowledge.Load(train.KnowledgeDir(&cfg))
+					store, err := kb.Load(cfg.Knowledge.StoreDir(cfg.Out))
 					if err != nil {
 						return usage(err)
 					}
 					var keys []string
 					for _, s := range sp.Vocabs.Scenarios {
-						keys = append(keys, knowledge.ScenarioKey(s.Name))
+						keys = append(keys, kb.ScenarioKey(s.Name))
 					}
 					users := sp.Vocabs.Fields[0]
 					for i := 1; i < users.Size(); i++ {
-						keys = append(keys, knowledge.UserKey(users.Token(int64(i))))
+						keys = append(keys, kb.UserKey(users.Token(int64(i))))
 					}
 					return store.WriteInspect(os.Stdout, keys)
 				},
@@ -173,7 +175,7 @@ Examples:
 					return err
 				}
 			}
-			e, err := train.NewExplainer(cfg, loaded)
+			e, err := insight.NewExplainer(cfg, loaded)
 			if err != nil {
 				return usage(err)
 			}
@@ -183,7 +185,7 @@ Examples:
 				explain = func() (report.Explanation, error) { return e.ExplainScenario(scenario, !c.Bool("without-reasoning")) }
 			}
 			x, err := explain()
-			if errors.Is(err, train.ErrNoReasoning) {
+			if errors.Is(err, insight.ErrNoReasoning) {
 				return usage(fmt.Errorf("%w (--without-reasoning explains it anyway)", err))
 			}
 			if err != nil {
@@ -204,7 +206,7 @@ func buildKnowledge(c *cli.Context, cfg *train.Config, sp *data.Splits) error {
 	if train.IsTerminal(os.Stderr) {
 		progress = os.Stderr
 	}
-	store, stats, err := train.BuildKnowledge(c.Context, cfg, sp, progress)
+	store, stats, err := knowledge.Build(c.Context, cfg.Knowledge, cfg.Out, sp, progress)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,7 @@
-package train
+// Package insight reads a run back to explain it: what its LLM knowledge
+// is and does to the trained model (Explainer), and the run's HTML report
+// (WriteReport), for a run finished, interrupted or still training.
+package insight
 
 import (
 	"cmp"
@@ -8,8 +11,10 @@ import (
 	"strings"
 
 	"github.com/msrtrain/msrtrain/data"
-	"github.com/msrtrain/msrtrain/data/knowledge"
+	kb "github.com/msrtrain/msrtrain/data/knowledge"
 	"github.com/msrtrain/msrtrain/model"
+	"github.com/msrtrain/msrtrain/train"
+	"github.com/msrtrain/msrtrain/train/knowledge"
 	"github.com/msrtrain/msrtrain/train/report"
 )
 
@@ -28,10 +33,10 @@ var ErrNoReasoning = fmt.Errorf("no reasoning")
 // fallback for scenarios). Both are measured through the public model API:
 // the rows are scored twice, the second time with the knowledge swapped.
 type Explainer struct {
-	cfg     Config
-	loaded  *Loaded // nil: no effects
+	cfg     train.Config
+	loaded  *train.Loaded // nil: no effects
 	splits  *data.Splits
-	store   *knowledge.Store
+	store   *kb.Store
 	prompts map[string]string
 	main    map[int64]int // user index → scenario with most training rows
 
@@ -43,24 +48,24 @@ type Explainer struct {
 // NewExplainer reads the data and the knowledge store of cfg; with loaded
 // (a trained model of that configuration) it can also measure effects.
 // The caller closes the Explainer, and the model separately.
-func NewExplainer(cfg Config, loaded *Loaded) (*Explainer, error) {
+func NewExplainer(cfg train.Config, loaded *train.Loaded) (*Explainer, error) {
 	dcfg := cfg.Data
 	dcfg.Seed = cfg.Seed
 	var opts []data.Option
-	storeDir := KnowledgeDir(&cfg)
+	storeDir := cfg.Knowledge.StoreDir(cfg.Out)
 	if loaded != nil {
 		opts = append(opts, data.WithVocabs(loaded.Checkpoint.Vocabs))
-		storeDir = checkpointKnowledgeDir(loaded.Checkpoint)
+		storeDir = loaded.Checkpoint.KnowledgeDir()
 	}
 	sp, err := data.Load(dcfg, opts...)
 	if err != nil {
 		return nil, err
 	}
-	store, err := knowledge.Load(storeDir)
+	store, err := kb.Load(storeDir)
 	if err != nil {
 		return nil, err
 	}
-	prompts, _, err := RenderPrompts(cfg.Knowledge, sp)
+	prompts, _, err := knowledge.RenderPrompts(cfg.Knowledge, sp)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +132,7 @@ func (e *Explainer) ExplainUser(id string, requireReasoning bool) (report.Explan
 	if err != nil {
 		return report.Explanation{}, err
 	}
-	x, err := e.explain(knowledge.UserKey(id), requireReasoning)
+	x, err := e.explain(kb.UserKey(id), requireReasoning)
 	if err != nil {
 		return x, err
 	}
@@ -153,7 +158,7 @@ func (e *Explainer) ExplainScenario(name string, requireReasoning bool) (report.
 	if err != nil {
 		return report.Explanation{}, err
 	}
-	x, err := e.explain(knowledge.ScenarioKey(name), requireReasoning)
+	x, err := e.explain(kb.ScenarioKey(name), requireReasoning)
 	if err != nil {
 		return x, err
 	}
@@ -178,10 +183,10 @@ func (e *Explainer) explain(key string, requireReasoning bool) (report.Explanati
 		x.Prompt = "(no prompt: the key is not in the training split)"
 	}
 	var ok bool
-	if x.NearestScenarios, ok = e.store.Nearest(key, knowledge.ScenarioPrefix, 3); !ok {
+	if x.NearestScenarios, ok = e.store.Nearest(key, kb.ScenarioPrefix, 3); !ok {
 		return x, fmt.Errorf("knowledge store %s has no vector for %s (it uses the fallback); run `msrtrain knowledge build`", e.store.Dir(), key)
 	}
-	x.NearestUsers, _ = e.store.Nearest(key, knowledge.UserPrefix, 5)
+	x.NearestUsers, _ = e.store.Nearest(key, kb.UserPrefix, 5)
 	text, found, err := e.store.Reasoning(key)
 	if err != nil {
 		return x, err
@@ -271,7 +276,7 @@ func (e *Explainer) measure() error {
 	if m.Meta == nil {
 		return fmt.Errorf("the model has no meta networks")
 	}
-	scen, user, known, err := knowledgeMatrices(e.store, e.splits.Vocabs)
+	scen, user, known, err := knowledge.Matrices(e.store, e.splits.Vocabs)
 	if err != nil {
 		return err
 	}
@@ -340,26 +345,16 @@ type scoredRow struct {
 	logit          float64
 }
 
-// logits scores the train, valid and test rows in a fixed order (no
-// shuffle; batches grouped the same way every time), so two calls line up
-// row by row.
+// logits scores the train, valid and test rows in a fixed order, so two
+// calls line up row by row.
 func (e *Explainer) logits() ([]scoredRow, error) {
-	s := e.loaded.scorer()
-	var out []scoredRow
-	for _, part := range []data.Part{data.Train, data.Valid, data.Test} {
-		src, err := e.splits.Source(part, s.batches)
-		if err != nil {
-			return nil, err
-		}
-		err = s.score(src, func(g *grouper, probs []float32) error {
-			for i, p := range probs {
-				out = append(out, scoredRow{user: g.user[i], scenario: g.scenario[i], logit: logit(p)})
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
+	rows, err := e.loaded.ScoreRows(e.splits, data.Train, data.Valid, data.Test)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]scoredRow, len(rows))
+	for i, r := range rows {
+		out[i] = scoredRow{user: r.User, scenario: r.Scenario, logit: logit(r.Prob)}
 	}
 	return out, nil
 }
@@ -407,7 +402,7 @@ func (e *Explainer) KnowledgeView() *report.Knowledge {
 	users := e.splits.Vocabs.Fields[0]
 	names := e.names()
 	for i := int64(1); i < int64(users.Size()); i++ {
-		key := knowledge.UserKey(users.Token(i))
+		key := kb.UserKey(users.Token(i))
 		v, ok := e.store.Lookup(key)
 		s, active := e.main[i]
 		if ok && active {

@@ -1,10 +1,13 @@
-package train
+package insight
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	kb "github.com/msrtrain/msrtrain/data/knowledge"
+	"github.com/msrtrain/msrtrain/train"
 
 	"github.com/msrtrain/msrtrain/train/report"
 	"github.com/msrtrain/msrtrain/train/rundir"
@@ -49,7 +52,7 @@ func WriteReport(dir string, o ReportOptions) (string, error) {
 	}
 	r.Main.Bare = !cfg.Model.Meta.Levels.Enabled()
 	if base := run.Baseline(); fileExists(base.Metrics()) {
-		var baseRes *Result
+		var baseRes *rundir.Summary
 		if res != nil {
 			baseRes = res.Baseline
 		}
@@ -73,12 +76,12 @@ func WriteReport(dir string, o ReportOptions) (string, error) {
 }
 
 // ReadRunConfig reads the resolved configuration a run directory was trained with.
-func ReadRunConfig(dir string) (Config, error) {
+func ReadRunConfig(dir string) (train.Config, error) {
 	path := rundir.Dir(dir).Config()
 	if _, err := os.Stat(path); err != nil {
-		return Config{}, fmt.Errorf("%s is not a run directory: %w", dir, err)
+		return train.Config{}, fmt.Errorf("%s is not a run directory: %w", dir, err)
 	}
-	cfg, err := LoadConfig(path, nil)
+	cfg, err := train.LoadConfig(path, nil)
 	if err != nil {
 		return cfg, err
 	}
@@ -91,7 +94,7 @@ func fileExists(path string) bool {
 	return err == nil
 }
 
-func readReportModel(dir rundir.Dir, name string, res *Result) (report.Model, error) {
+func readReportModel(dir rundir.Dir, name string, res *rundir.Summary) (report.Model, error) {
 	m, err := report.ReadModel(dir, name)
 	if err != nil {
 		return m, err
@@ -109,18 +112,18 @@ func readReportModel(dir rundir.Dir, name string, res *Result) (report.Model, er
 // readBestState reads the best epoch (from 1; 0 before any) of an
 // unfinished run from its best checkpoint.
 func readBestState(dir string) (int, error) {
-	ckDir, err := CheckpointDir(dir, "best")
+	ckDir, err := train.CheckpointDir(dir, "best")
 	if err != nil {
 		return 0, err
 	}
-	ck, err := ReadCheckpoint(ckDir)
+	ck, err := train.ReadCheckpoint(ckDir)
 	if err != nil {
 		return 0, err
 	}
 	return ck.State.BestEpoch, nil
 }
 
-func runStatus(cfg Config, res *Result) (string, [][2]string) {
+func runStatus(cfg train.Config, res *rundir.Summary) (string, [][2]string) {
 	facts := [][2]string{
 		{"data", string(cfg.Data.Format)},
 		{"backbone", cfg.Model.Backbone},
@@ -153,17 +156,17 @@ func runEnvironment(dir rundir.Dir) string {
 	}
 	var b strings.Builder
 	b.WriteString("(the run recorded no environment; this is the machine that wrote the report)\n")
-	WriteEnvironment(&b)
+	train.WriteEnvironment(&b)
 	return b.String()
 }
 
 // explainForReport fills the knowledge view and, when the run has a best
 // checkpoint, the explanations of the users and scenarios whose knowledge
 // moves the model most.
-func explainForReport(dir string, cfg Config, o ReportOptions, r *report.Run) error {
-	var loaded *Loaded
-	if _, err := CheckpointDir(dir, "best"); err == nil {
-		if loaded, err = LoadModel(dir, o.Device, o.Threads); err != nil {
+func explainForReport(dir string, cfg train.Config, o ReportOptions, r *report.Run) error {
+	var loaded *train.Loaded
+	if _, err := train.CheckpointDir(dir, "best"); err == nil {
+		if loaded, err = train.LoadModel(dir, o.Device, o.Threads); err != nil {
 			return err
 		}
 		defer loaded.Close()
@@ -171,8 +174,8 @@ func explainForReport(dir string, cfg Config, o ReportOptions, r *report.Run) er
 	} else {
 		r.Notes = append(r.Notes, "No best checkpoint yet, so the report does not measure what the knowledge does to the model.")
 	}
-	if _, err := os.Stat(filepath.Join(KnowledgeDir(&cfg), "index.json")); err != nil && loaded == nil {
-		r.Notes = append(r.Notes, "No knowledge store yet in "+KnowledgeDir(&cfg)+".")
+	if storeDir := cfg.Knowledge.StoreDir(cfg.Out); !fileExists(filepath.Join(storeDir, kb.IndexFile)) && loaded == nil {
+		r.Notes = append(r.Notes, "No knowledge store yet in "+storeDir+".")
 		return nil
 	}
 	e, err := NewExplainer(cfg, loaded)

@@ -1,4 +1,4 @@
-package train
+package insight
 
 import (
 	"bytes"
@@ -7,39 +7,93 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/msrtrain/msrtrain/data/knowledge"
+	"github.com/msrtrain/msrtrain/cgo/torch"
+	kb "github.com/msrtrain/msrtrain/data/knowledge"
+	"github.com/msrtrain/msrtrain/train"
 	"github.com/msrtrain/msrtrain/train/report"
 	"github.com/msrtrain/msrtrain/train/report/reporttest"
 	"github.com/msrtrain/msrtrain/train/rundir"
 )
+
+// tinyConfig is a run that trains in about a second: small synthetic data, small layers.
+func tinyConfig(t *testing.T, overrides ...string) train.Config {
+	t.Helper()
+	base := []string{
+		"data.synthetic.rows=6000", "data.synthetic.users=400", "data.synthetic.items_per_scenario=80",
+		"train.epochs=2", "train.batch_size=128", "train.eval_batch_size=1000", "train.log_every=1000",
+		"model.star.hidden=[32,16]", "model.star.aux_hidden=[8]", "model.meta.layers=[8]",
+		"model.meta.generator.hidden=[16]", "knowledge.hash.dim=16", "threads=1", "device=cpu",
+	}
+	cfg, err := train.LoadConfig("", append(base, overrides...))
+	require.NoError(t, err)
+	cfg.Out = t.TempDir()
+	return cfg
+}
+
+// onTorchThread runs f on a fresh goroutine locked to its own OS thread, as the CLI does.
+func onTorchThread[T any](f func() (T, error)) (T, error) {
+	type out struct {
+		v   T
+		err error
+	}
+	ch := make(chan out)
+	go func() {
+		runtime.LockOSThread()
+		v, err := f()
+		ch <- out{v, err}
+	}()
+	o := <-ch
+	return o.v, o.err
+}
+
+func writeReport(t *testing.T, dir string) string {
+	t.Helper()
+	path, err := onTorchThread(func() (string, error) { return WriteReport(dir, ReportOptions{Device: "cpu", Threads: 1}) })
+	require.NoError(t, err)
+	return path
+}
 
 // A tiny run with its baseline writes steps.jsonl and a report page whose
 // every chart decodes and is not blank, with the explanations of the users
 // whose knowledge moves the model most.
 func TestTrainWritesReport(t *testing.T) {
 	cfg := tinyConfig(t, "train.baseline=true", "train.log_every=10")
-	res := trainTiny(t, context.Background(), cfg, false)
-	written, err := onTorchThread(func() (string, error) { return WriteReport(cfg.Out, ReportOptions{Device: "cpu", Threads: 1}) })
+	res, err := onTorchThread(func() (*train.Result, error) { return train.Train(context.Background(), cfg, train.RunOptions{}) })
 	require.NoError(t, err)
+	written := writeReport(t, cfg.Out)
 	require.Equal(t, filepath.Join(cfg.Out, rundir.ReportFile), written)
 
 	// 38 steps an epoch logged every 10 steps, each epoch's last interval
 	// closed at its end: 10, 20, 30, 38 | 40, 50, 60, 70, 76.
-	steps, err := rundir.Dir(cfg.Out).ReadSteps()
+	run := rundir.Dir(cfg.Out)
+	steps, err := run.ReadSteps()
 	require.NoError(t, err)
 	var at []int
 	for _, s := range steps {
 		at = append(at, s.Step)
 	}
-	assert.Equal(t, []int{10, 20, 30, 38, 40, 50, 60, 70, 76}, at)
-	assert.Equal(t, rundir.Step{Step: 38, Epoch: 1, Loss: steps[3].Loss, LR: cfg.Train.LR}, steps[3])
+	require.Equal(t, []int{10, 20, 30, 38, 40, 50, 60, 70, 76}, at)
+	assert.Equal(t, 1, steps[3].Epoch)
 	assert.Equal(t, 2, steps[4].Epoch)
+	for _, s := range steps {
+		assert.Equal(t, cfg.Train.LR, s.LR, "step %d: no schedule, so the configured rate", s.Step)
+	}
+	// The intervals' mean losses, weighted by their steps, are the epoch's
+	// mean loss that metrics.jsonl records from its own running sum.
+	epochs, err := run.ReadEpochs()
+	require.NoError(t, err)
+	require.Len(t, epochs, 2)
+	intervals := (10*(steps[0].Loss+steps[1].Loss+steps[2].Loss) + 8*steps[3].Loss) / 38
+	assert.InDelta(t, epochs[0].TrainLoss, intervals, 1e-9, "epoch 1: metrics.jsonl's train loss against steps.jsonl's intervals")
+	intervals = (2*steps[4].Loss + 10*(steps[5].Loss+steps[6].Loss+steps[7].Loss) + 6*steps[8].Loss) / 38
+	assert.InDelta(t, epochs[1].TrainLoss, intervals, 1e-9, "epoch 2")
 
 	// DeLong's paired test of the two models on the same test rows, in
 	// summary.json: overall first, then every scenario.
@@ -52,7 +106,7 @@ func TestTrainWritesReport(t *testing.T) {
 	assert.Less(t, overall.Low, *overall.Delta)
 	assert.Greater(t, overall.High, *overall.Delta)
 	assert.Equal(t, res.Test.Overall.Count, overall.Count)
-	summary, err := rundir.Dir(cfg.Out).ReadSummary()
+	summary, err := run.ReadSummary()
 	require.NoError(t, err)
 	assert.Equal(t, res.AUCDelta, summary.AUCDelta)
 	require.NotNil(t, summary.Test.Overall.AUCStdErr)
@@ -69,23 +123,26 @@ func TestTrainWritesReport(t *testing.T) {
 	assert.NotContains(t, page.Text, "No explanations")
 
 	// The same page again from the directory alone, as `msrtrain report` makes it.
-	again, err := onTorchThread(func() (string, error) { return WriteReport(cfg.Out, ReportOptions{Device: "cpu", Threads: 1}) })
+	first, err := os.ReadFile(written)
 	require.NoError(t, err)
-	assert.Equal(t, written, again)
+	require.NoError(t, os.Remove(written))
+	again, err := os.ReadFile(writeReport(t, cfg.Out))
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(first, again), "the regenerated page differs from the first (%d and %d bytes)", len(first), len(again))
 	explainTrainedRun(t, cfg)
 }
 
 // explainTrainedRun checks `knowledge explain` on a trained run: errors for
 // an unknown user and a store without reasoning, then, once the store has
 // reasoning, the prompt, the reasoning and the effects.
-func explainTrainedRun(t *testing.T, cfg Config) {
+func explainTrainedRun(t *testing.T, cfg train.Config) {
 	type explained struct {
 		x   report.Explanation
 		err error
 	}
 	explain := func(user, scenario string) explained {
 		out, _ := onTorchThread(func() (explained, error) {
-			l, err := LoadModel(cfg.Out, "cpu", 1)
+			l, err := train.LoadModel(cfg.Out, "cpu", 1)
 			if err != nil {
 				return explained{err: err}, nil
 			}
@@ -111,7 +168,7 @@ func explainTrainedRun(t *testing.T, cfg Config) {
 	assert.ErrorContains(t, noReasoning.err, "the hash encoder is not an LLM")
 
 	// Give user u1 and scenario search reasoning text, as an LLM's store has.
-	path := filepath.Join(cfg.Out, "knowledge", knowledge.ReasoningFile)
+	path := filepath.Join(cfg.Out, "knowledge", kb.ReasoningFile)
 	raw, err := os.ReadFile(path)
 	require.NoError(t, err)
 	var out bytes.Buffer
@@ -155,18 +212,20 @@ func TestReportOfInterruptedRun(t *testing.T) {
 	cfg := tinyConfig(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	res, err := onTorchThread(func() (*Result, error) {
-		return Train(ctx, cfg, RunOptions{afterStep: func(step int) {
-			if step == 50 { // in the second epoch, after the first one's checkpoint
-				cancel()
-			}
-		}})
+	steps := 0
+	stopAt50 := func([]*torch.Tensor) error {
+		if steps++; steps == 50 { // in the second epoch, after the first one's checkpoint
+			cancel()
+		}
+		return nil
+	}
+	res, err := onTorchThread(func() (*train.Result, error) {
+		return train.Train(ctx, cfg, train.RunOptions{GradientHook: stopAt50})
 	})
 	require.NoError(t, err)
 	require.True(t, res.Interrupted)
-	written, err := onTorchThread(func() (string, error) { return WriteReport(cfg.Out, ReportOptions{Device: "cpu", Threads: 1}) })
-	require.NoError(t, err)
-	page, err := reporttest.CheckPage(written)
+	require.Equal(t, 50, res.Steps)
+	page, err := reporttest.CheckPage(writeReport(t, cfg.Out))
 	require.NoError(t, err)
 	assert.Contains(t, page.Text, "not finished")
 	assert.Contains(t, page.Text, "No test metrics yet")

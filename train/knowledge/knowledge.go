@@ -1,4 +1,9 @@
-package train
+// Package knowledge prepares LLM4MSR's knowledge for a run: the knowledge
+// section of its configuration, the scenario- and user-level prompts of its
+// training split, the encoder that turns them into vectors, the store that
+// keeps them (data/knowledge, imported here as kb) and the matrices the
+// model's meta networks read.
+package knowledge
 
 import (
 	"context"
@@ -9,19 +14,19 @@ import (
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
-	"github.com/msrtrain/msrtrain/data/knowledge"
+	kb "github.com/msrtrain/msrtrain/data/knowledge"
 	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train/rundir"
 )
 
 // Profiles turns the training split into what LLM4MSR's prompts describe:
 // each scenario's statistics and each user's interactions per scenario.
-// Only the training split is used, so no test interaction leaks into knowledge.
-func Profiles(t *data.Table, stats []data.ScenarioStats, maxPerScenario int) ([]knowledge.ScenarioProfile, []knowledge.UserProfile) {
+// Only the training split is used, so no test interaction leaks into kb.
+func Profiles(t *data.Table, stats []data.ScenarioStats, maxPerScenario int) ([]kb.ScenarioProfile, []kb.UserProfile) {
 	names := t.Schema.ScenarioNames()
-	scenarios := make([]knowledge.ScenarioProfile, len(stats))
+	scenarios := make([]kb.ScenarioProfile, len(stats))
 	for i, st := range stats {
-		p := knowledge.ScenarioProfile{
+		p := kb.ScenarioProfile{
 			Name: st.Name, Rows: st.Rows, Users: st.Users, Items: st.Items,
 			PositiveRate: st.PositiveRate, TopCategories: st.TopCategories, SharedUsers: map[string]float64{},
 		}
@@ -35,16 +40,16 @@ func Profiles(t *data.Table, stats []data.ScenarioStats, maxPerScenario int) ([]
 		}
 		scenarios[i] = p
 	}
-	var users []knowledge.UserProfile
+	var users []kb.UserProfile
 	for _, h := range t.UserHistories(maxPerScenario) {
-		u := knowledge.UserProfile{ID: h.User, Text: h.Text}
+		u := kb.UserProfile{ID: h.User, Text: h.Text}
 		for s, items := range h.Scenarios {
 			if len(items) == 0 {
 				continue
 			}
-			si := knowledge.ScenarioInteractions{Scenario: names[s]}
+			si := kb.ScenarioInteractions{Scenario: names[s]}
 			for _, it := range items {
-				si.Items = append(si.Items, knowledge.Interaction{ID: it.Item, Text: it.Title, Category: it.Category, Clicked: it.Label > 0.5})
+				si.Items = append(si.Items, kb.Interaction{ID: it.Item, Text: it.Title, Category: it.Category, Clicked: it.Label > 0.5})
 			}
 			u.ByScenario = append(u.ByScenario, si)
 		}
@@ -54,11 +59,11 @@ func Profiles(t *data.Table, stats []data.ScenarioStats, maxPerScenario int) ([]
 }
 
 // RenderPrompts renders the scenario-level and user-level prompts of a training split.
-func RenderPrompts(kc KnowledgeConfig, sp *data.Splits) ([]knowledge.Prompt, *knowledge.Templates, error) {
+func RenderPrompts(kc Config, sp *data.Splits) ([]kb.Prompt, *kb.Templates, error) {
 	if sp.Train == nil {
 		return nil, nil, fmt.Errorf("knowledge: prompts need an in-memory training split (data.stream.enabled is on)")
 	}
-	tmpl, err := knowledge.LoadTemplates(kc.ScenarioPrompt, kc.UserPrompt)
+	tmpl, err := kb.LoadTemplates(kc.ScenarioPrompt, kc.UserPrompt)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -75,13 +80,13 @@ func RenderPrompts(kc KnowledgeConfig, sp *data.Splits) ([]knowledge.Prompt, *kn
 }
 
 // NewEncoder creates the configured encoder.
-func NewEncoder(kc KnowledgeConfig) (knowledge.Encoder, error) {
+func NewEncoder(kc Config) (kb.Encoder, error) {
 	switch kc.Encoder {
 	case EncoderHash:
-		return knowledge.NewHashEncoder(kc.Hash.Dim, kc.Hash.Seed), nil
+		return kb.NewHashEncoder(kc.Hash.Dim, kc.Hash.Seed), nil
 	case EncoderOpenAI:
 		o := kc.OpenAI
-		return knowledge.NewOpenAIEncoder(knowledge.OpenAIConfig{
+		return kb.NewOpenAIEncoder(kb.OpenAIConfig{
 			BaseURL: o.BaseURL, ChatModel: o.ChatModel, EmbeddingModel: o.EmbeddingModel, Dim: o.Dim,
 			APIKeyEnv: o.APIKeyEnv, MaxTokens: o.MaxTokens, Concurrency: o.Concurrency,
 			Timeout: time.Duration(o.TimeoutSeconds * float64(time.Second)), MaxRetries: o.MaxRetries,
@@ -90,42 +95,42 @@ func NewEncoder(kc KnowledgeConfig) (knowledge.Encoder, error) {
 		if kc.File.Vectors == "" || kc.File.IDs == "" {
 			return nil, fmt.Errorf("knowledge.encoder = file needs knowledge.file.vectors and knowledge.file.ids")
 		}
-		return knowledge.NewFileEncoder(kc.File.Vectors, kc.File.IDs, kc.File.Tensor, filepath.Base(kc.File.Vectors))
+		return kb.NewFileEncoder(kc.File.Vectors, kc.File.IDs, kc.File.Tensor, filepath.Base(kc.File.Vectors))
 	}
 	return nil, EncoderValues.Check("knowledge.encoder", kc.Encoder)
 }
 
-// KnowledgeDir is where a run keeps its knowledge store.
-func KnowledgeDir(cfg *Config) string {
-	if cfg.Knowledge.Dir != "" {
-		return cfg.Knowledge.Dir
+// StoreDir is where the run in out keeps its knowledge store: knowledge.dir, or <out>/knowledge.
+func (c Config) StoreDir(out string) string {
+	if c.Dir != "" {
+		return c.Dir
 	}
-	return rundir.Dir(cfg.Out).Knowledge()
+	return rundir.Dir(out).Knowledge()
 }
 
-// BuildKnowledge encodes every prompt the store lacks (resuming an
-// interrupted build) and returns the open store.
-func BuildKnowledge(ctx context.Context, cfg *Config, sp *data.Splits, progress io.Writer) (*knowledge.Store, knowledge.BuildStats, error) {
-	var stats knowledge.BuildStats
-	prompts, tmpl, err := RenderPrompts(cfg.Knowledge, sp)
+// Build encodes every prompt the store of the run in out lacks (resuming
+// an interrupted build) and returns the open store.
+func Build(ctx context.Context, c Config, out string, sp *data.Splits, progress io.Writer) (*kb.Store, kb.BuildStats, error) {
+	var stats kb.BuildStats
+	prompts, tmpl, err := RenderPrompts(c, sp)
 	if err != nil {
 		return nil, stats, err
 	}
-	enc, err := NewEncoder(cfg.Knowledge)
+	enc, err := NewEncoder(c)
 	if err != nil {
 		return nil, stats, err
 	}
-	dir := KnowledgeDir(cfg)
-	if cfg.Knowledge.Force {
-		if err := knowledge.Reset(dir); err != nil {
+	dir := c.StoreDir(out)
+	if c.Force {
+		if err := kb.Reset(dir); err != nil {
 			return nil, stats, err
 		}
 	}
-	store, err := knowledge.Open(dir, knowledge.Meta{Encoder: enc.Name(), Model: enc.Model(), Dim: enc.Dim(), TemplateHash: tmpl.Hash()})
+	store, err := kb.Open(dir, kb.Meta{Encoder: enc.Name(), Model: enc.Model(), Dim: enc.Dim(), TemplateHash: tmpl.Hash()})
 	if err != nil {
 		return nil, stats, err
 	}
-	stats, err = knowledge.Build(ctx, store, enc, prompts, progress)
+	stats, err = kb.Build(ctx, store, enc, prompts, progress)
 	if err != nil {
 		store.Close()
 		return nil, stats, err
@@ -133,11 +138,11 @@ func BuildKnowledge(ctx context.Context, cfg *Config, sp *data.Splits, progress 
 	return store, stats, nil
 }
 
-// ModelKnowledge lays the store's vectors out for the model: one row per
+// ForModel lays the store's vectors out for the model: one row per
 // scenario and one per entry of the user vocabulary. It returns how many
 // vocabulary users have no vector (they use the learned fallback).
-func ModelKnowledge(store *knowledge.Store, vocabs *data.Vocabs, dev torch.Device) (*model.Knowledge, int, error) {
-	scen, user, known, err := knowledgeMatrices(store, vocabs)
+func ForModel(store *kb.Store, vocabs *data.Vocabs, dev torch.Device) (*model.Knowledge, int, error) {
+	scen, user, known, err := Matrices(store, vocabs)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -151,13 +156,23 @@ func ModelKnowledge(store *knowledge.Store, vocabs *data.Vocabs, dev torch.Devic
 	return k, missing, err
 }
 
-// knowledgeMatrices are the row-major scenario and user matrices of
+// Load lays the vectors of the store in dir out for the model, like ForModel.
+func Load(dir string, vocabs *data.Vocabs, dev torch.Device) (*model.Knowledge, int, error) {
+	store, err := kb.Load(dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer store.Close()
+	return ForModel(store, vocabs, dev)
+}
+
+// Matrices are the row-major scenario and user matrices of
 // model.NewKnowledge, with which users have a vector (never row 0, the
 // out-of-vocabulary user).
-func knowledgeMatrices(store *knowledge.Store, vocabs *data.Vocabs) (scen, user []float32, known []bool, err error) {
+func Matrices(store *kb.Store, vocabs *data.Vocabs) (scen, user []float32, known []bool, err error) {
 	scenarioKeys := make([]string, len(vocabs.Scenarios))
 	for i, s := range vocabs.Scenarios {
-		scenarioKeys[i] = knowledge.ScenarioKey(s.Name)
+		scenarioKeys[i] = kb.ScenarioKey(s.Name)
 	}
 	scen, found := store.Matrix(scenarioKeys)
 	for i, ok := range found {
@@ -172,7 +187,7 @@ func knowledgeMatrices(store *knowledge.Store, vocabs *data.Vocabs) (scen, user 
 			userKeys[i] = "" // the out-of-vocabulary row: always the fallback
 			continue
 		}
-		userKeys[i] = knowledge.UserKey(users.Token(int64(i)))
+		userKeys[i] = kb.UserKey(users.Token(int64(i)))
 	}
 	user, known = store.Matrix(userKeys)
 	known[0] = false
