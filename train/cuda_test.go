@@ -18,6 +18,7 @@ import (
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/model"
+	"github.com/msrtrain/msrtrain/train/rundir"
 )
 
 func requireGPUs(t *testing.T, n int) {
@@ -198,11 +199,31 @@ func TestCUDAOutOfMemoryThenSmallerBatch(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// TestCUDADataParallelNCCL is the hook for distributed training on NCCL
-// with two or more GPUs. HOOK: distributed training (branch dist,
-// train/distributed_test.go) is not in this tree yet; once it is merged,
-// this runs its TestDataParallel* cases with device=cuda and dist.backend=nccl.
+// TestCUDADataParallelNCCL: on two GPUs, 2 ranks over NCCL (each on
+// cuda:LOCAL_RANK) with batch B take the steps that one process on cuda:0
+// takes with batch 2B, as TestDataParallelMatchesOneProcess checks over
+// Gloo on the CPU; the GPUs' kernels sum in other orders than the CPU's, so
+// parameters agree within cudaParamTolerance rather than 1e-5.
 func TestCUDADataParallelNCCL(t *testing.T) {
 	requireGPUs(t, 2)
-	t.Skip("distributed training is not in this build yet: run its tests (TestDataParallel*) with device=cuda, dist.backend=nccl once it is merged")
+	require.True(t, torch.NCCL.Compiled(), "two GPUs are visible but this libtorch has no NCCL: build against a CUDA libtorch with NCCL")
+	for _, meta := range []string{"none", "both"} {
+		t.Run("meta "+meta, func(t *testing.T) {
+			one := distConfig(t, 256, "model.meta.levels="+meta, "device=cuda:0")
+			oneRes := trainTiny(t, context.Background(), one, false)
+
+			two := distConfig(t, 128, "model.meta.levels="+meta, "device=cuda", "dist.backend=nccl")
+			errs, logs := launchRanks(t, 2, "train", two)
+			requireRanksOK(t, errs, logs)
+			twoRes, err := rundir.Dir(two.Out).ReadSummary()
+			require.NoError(t, err)
+			require.NotNil(t, twoRes, "the job wrote no summary.json")
+			assert.Equal(t, oneRes.Steps, twoRes.Steps)
+			assert.Equal(t, 2, twoRes.WorldSize)
+			assert.Equal(t, 256, twoRes.GlobalBatch)
+			diff := maxAbsDiff(t, latestParams(t, one.Out), latestParams(t, two.Out))
+			assert.Less(t, diff, cudaParamTolerance, "largest parameter difference after %d steps", oneRes.Steps)
+			assert.InDelta(t, *oneRes.Test.Overall.AUC, *twoRes.Test.Overall.AUC, 1e-3)
+		})
+	}
 }

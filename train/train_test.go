@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/atomicfile"
+	"github.com/msrtrain/msrtrain/data/safetensors"
 	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train/metrics"
 )
@@ -86,13 +88,57 @@ func TestTrainWritesOutputsAndLearns(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &sum))
 	require.Len(t, sum.Test.PerScenario, 3)
 	assert.Equal(t, "video", sum.Test.PerScenario[0].Scenario)
-	// The checkpoint's weights load in Python under PyTorch-style names.
+	checkCheckpointNames(t, cfg)
+}
+
+// checkCheckpointNames: the best checkpoint holds the vocabularies of the
+// synthetic data's four categorical fields, and the model's whole state
+// dict under PyTorch-style names (dotted module paths, buffers included),
+// which safetensors.torch.load_file reads into a module's load_state_dict.
+func checkCheckpointNames(t *testing.T, cfg Config) {
 	ckDir, err := CheckpointDir(cfg.Out, "best")
 	require.NoError(t, err)
 	ck, err := ReadCheckpoint(ckDir)
 	require.NoError(t, err)
 	assert.Equal(t, "star", ck.Config.Model.Backbone)
-	assert.GreaterOrEqual(t, len(ck.Vocabs.Fields), 2)
+	var fields []string
+	var rows int64
+	for _, f := range ck.Vocabs.Fields {
+		fields = append(fields, f.Name)
+		rows += int64(f.Size())
+	}
+	assert.Equal(t, []string{"user_id", "item_id", "item_category", "user_segment"}, fields)
+
+	tensors, meta, err := safetensors.ReadFile(filepath.Join(ckDir, modelFile))
+	require.NoError(t, err)
+	assert.Equal(t, "star", meta["backbone"])
+	assert.Equal(t, "pt", meta["format"])
+	pytorchName := regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$`)
+	var names []string
+	for name := range tensors {
+		assert.Regexp(t, pytorchName, name)
+		names = append(names, name)
+	}
+	shapes := map[string][]int64{
+		"embedding.weight":         {rows, cfg.Model.EmbeddingDim}, // every field's rows, out-of-vocabulary ones included
+		"meta.user.fallback":       {1, int64(cfg.Knowledge.Hash.Dim)},
+		"backbone.layers.0.weight": nil,
+		"backbone.pn.running_mean": nil, // a buffer: the partitioned norm's per-scenario statistics
+		"meta.scenario.head.bias":  nil,
+	}
+	for name, shape := range shapes {
+		if assert.Contains(t, tensors, name) && shape != nil {
+			assert.Equal(t, shape, tensors[name].Shape, name)
+		}
+	}
+	l, err := onTorchThread(func() (*Loaded, error) { return LoadModel(ckDir, "cpu", 1) })
+	require.NoError(t, err)
+	defer l.Close()
+	var want []string
+	for name := range l.Model.Store.StateDict() {
+		want = append(want, name)
+	}
+	assert.ElementsMatch(t, want, names, "the checkpoint holds the model's state dict, no more, no less")
 }
 
 // TestDeterminismAndExactResume: the same seed gives the same metrics to the

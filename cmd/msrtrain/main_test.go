@@ -133,7 +133,10 @@ func TestTrainEvalPredict(t *testing.T) {
 
 	// The same evaluation sharded over 2 ranks by the real launcher: rank 0
 	// gathers every prediction, so the metrics are one process's, exactly.
-	if _, err := os.Stat(torchrun); err == nil {
+	// make setup installs torchrun (python3-torch): missing, it is a failure.
+	{
+		_, err := os.Stat(torchrun)
+		require.NoError(t, err, "torchrun, from python3-torch, which make setup installs")
 		best, err := train.CheckpointDir(out, "best")
 		require.NoError(t, err)
 		onePath := filepath.Join(best, "eval-test.json")
@@ -153,7 +156,7 @@ func TestTrainEvalPredict(t *testing.T) {
 	}
 
 	// predict: score a CSV file, and check one row per input row, in order.
-	csvPath, _, rows := csvRun(t)
+	csvPath, csvModel, rows := csvRun(t)
 	if len(rows) != 301 || strings.Join(rows[0], ",") != "row,scenario,score" {
 		t.Fatalf("predict wrote %d lines, header %v; want 300 rows and a header", len(rows), rows[0])
 	}
@@ -165,6 +168,12 @@ func TestTrainEvalPredict(t *testing.T) {
 	if _, err := os.Stat(csvPath); err != nil {
 		t.Error(err)
 	}
+	// To standard output, a pipe here as in `msrtrain predict ... | head`
+	// (which an fsync refuses): the same CSV.
+	piped := mustRun(t, "predict", "--checkpoint", csvModel, "--input", csvPath, "--threads", "1")
+	got, err := csv.NewReader(strings.NewReader(piped)).ReadAll()
+	require.NoError(t, err)
+	assert.Equal(t, rows, got)
 }
 
 var csvFixture struct {
@@ -289,7 +298,8 @@ func TestReportAndExplain(t *testing.T) {
 
 // TestSweep runs a 2×2 grid with 2 seeds in which one point fails at run
 // time (the file encoder without a file, only needed when meta networks are
-// on), then reruns it: finished trials are skipped.
+// on), then reruns it: finished trials are skipped, the failed ones are
+// tried again (and fail again), and the results are the same.
 func TestSweep(t *testing.T) {
 	dir := t.TempDir()
 	base := filepath.Join(dir, "base.yaml")
@@ -321,14 +331,29 @@ grid:
 	if _, err := reporttest.CheckPage(filepath.Join(out, "results.html")); err != nil {
 		t.Error(err)
 	}
-	res, _ := os.ReadFile(filepath.Join(out, "results.csv"))
-	if ok, failed := strings.Count(string(res), ",ok,"), strings.Count(string(res), ",failed,"); ok != 6 || failed != 2 {
-		t.Errorf("results.csv has %d ok and %d failed trials, want 6 and 2:\n%s", ok, failed, res)
+	checkResults := func(when string) {
+		res, _ := os.ReadFile(filepath.Join(out, "results.csv"))
+		if ok, failed := strings.Count(string(res), ",ok,"), strings.Count(string(res), ",failed,"); ok != 6 || failed != 2 {
+			t.Errorf("%s: results.csv has %d ok and %d failed trials, want 6 and 2:\n%s", when, ok, failed, res)
+		}
 	}
-	_, stderr, _ = run(t, "sweep", "--out", out, spec)
+	checkResults("first run")
+	firstTable := stdout
+
+	stdout, stderr, code = run(t, "sweep", "--out", out, spec)
+	if code != 1 || !strings.Contains(stderr, "2 trial(s) failed") {
+		t.Errorf("rerun: exit %d, want 1 and the 2 failed trials named:\n%s", code, stderr)
+	}
 	if n := strings.Count(stderr, " ok ("); n != 0 {
 		t.Errorf("rerun ran %d finished trials again:\n%s", n, stderr)
 	}
+	if n := strings.Count(stderr, " failed ("); n != 2 {
+		t.Errorf("rerun tried %d failed trials again, want 2:\n%s", n, stderr)
+	}
+	if stdout != firstTable {
+		t.Errorf("rerun printed another results table:\n%s\nfirst run:\n%s", stdout, firstTable)
+	}
+	checkResults("rerun")
 }
 
 // TestGivenSplitFiles trains on a config file that gives train, valid and

@@ -39,6 +39,8 @@ const DefaultSystemPrompt = "You are a helpful assistant with expert knowledge o
 type OpenAIEncoder struct {
 	cfg    OpenAIConfig
 	apiKey string
+	// wait sleeps before a retry (sleep when nil); tests record the waits instead.
+	wait func(ctx context.Context, d time.Duration) error
 }
 
 // NewOpenAIEncoder validates cfg, fills defaults and reads the API key from

@@ -72,11 +72,25 @@ func (e *OpenAIEncoder) post(ctx context.Context, path string, body, out any) er
 		if attempt >= e.cfg.MaxRetries {
 			return fmt.Errorf("%w after %d attempts: %w", errGaveUp, attempt+1, err)
 		}
-		select {
-		case <-time.After(e.backoff(attempt, retryAfter)):
-		case <-ctx.Done():
-			return context.Cause(ctx)
+		wait := e.wait
+		if wait == nil {
+			wait = sleep
 		}
+		if err := wait(ctx, e.backoff(attempt, retryAfter)); err != nil {
+			return err
+		}
+	}
+}
+
+// sleep waits for d or until ctx ends (its cause).
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -188,11 +189,14 @@ func TestOpenAIEncoderHappyPath(t *testing.T) {
 }
 
 func TestOpenAIEncoderRetries(t *testing.T) {
+	// backoff is any wait testEncoder's backoff allows (BackoffBase 1ms
+	// doubled, capped at BackoffMax 5ms, jittered down to half).
+	const backoff = -1
 	tests := []struct {
 		name      string
 		fault     func(w http.ResponseWriter, kind string, attempt int) bool
 		wantCalls map[string]int // total per kind for the single prompt
-		minTime   time.Duration
+		wantWaits []time.Duration
 	}{
 		{"429 twice", func(w http.ResponseWriter, kind string, attempt int) bool {
 			if kind == "chat" && attempt <= 2 {
@@ -201,15 +205,15 @@ func TestOpenAIEncoderRetries(t *testing.T) {
 				return true
 			}
 			return false
-		}, map[string]int{"chat": 3, "embed": 1}, 0},
+		}, map[string]int{"chat": 3, "embed": 1}, []time.Duration{backoff, backoff}},
 		{"429 honours Retry-After", func(w http.ResponseWriter, kind string, attempt int) bool {
 			if kind == "embed" && attempt == 1 {
-				w.Header().Set("Retry-After", "1")
+				w.Header().Set("Retry-After", "7")
 				w.WriteHeader(http.StatusTooManyRequests)
 				return true
 			}
 			return false
-		}, map[string]int{"chat": 1, "embed": 2}, time.Second},
+		}, map[string]int{"chat": 1, "embed": 2}, []time.Duration{7 * time.Second}},
 		{"500 and 503", func(w http.ResponseWriter, kind string, attempt int) bool {
 			if attempt == 1 {
 				code := map[string]int{"chat": 500, "embed": 503}[kind]
@@ -217,13 +221,13 @@ func TestOpenAIEncoderRetries(t *testing.T) {
 				return true
 			}
 			return false
-		}, map[string]int{"chat": 2, "embed": 2}, 0},
+		}, map[string]int{"chat": 2, "embed": 2}, []time.Duration{backoff, backoff}},
 		{"timeout", func(w http.ResponseWriter, kind string, attempt int) bool {
 			if kind == "chat" && attempt == 1 {
 				time.Sleep(300 * time.Millisecond)
 			}
 			return false
-		}, map[string]int{"chat": 2, "embed": 1}, 0},
+		}, map[string]int{"chat": 2, "embed": 1}, []time.Duration{backoff}},
 		{"connection dropped", func(w http.ResponseWriter, kind string, attempt int) bool {
 			if kind == "embed" && attempt == 1 {
 				conn, _, _ := w.(http.Hijacker).Hijack()
@@ -231,7 +235,7 @@ func TestOpenAIEncoderRetries(t *testing.T) {
 				return true
 			}
 			return false
-		}, map[string]int{"chat": 1, "embed": 2}, 0},
+		}, map[string]int{"chat": 1, "embed": 2}, []time.Duration{backoff}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -240,7 +244,14 @@ func TestOpenAIEncoderRetries(t *testing.T) {
 				return tc.fault(w, kind, attempt)
 			})
 			e := testEncoder(t, srv.URL, func(c *OpenAIConfig) { c.Timeout = 100 * time.Millisecond })
-			start := time.Now()
+			var mu sync.Mutex
+			var waits []time.Duration
+			e.wait = func(ctx context.Context, d time.Duration) error {
+				mu.Lock()
+				defer mu.Unlock()
+				waits = append(waits, d)
+				return nil
+			}
 			prompts := testPrompts(1)
 			res, err := e.Encode(context.Background(), prompts)
 			require.NoError(t, err)
@@ -250,8 +261,13 @@ func TestOpenAIEncoderRetries(t *testing.T) {
 					t.Errorf("%s calls = %d, want %d", kind, got, n)
 				}
 			}
-			if el := time.Since(start); el < tc.minTime {
-				t.Errorf("took %v, want at least %v", el, tc.minTime)
+			require.Len(t, waits, len(tc.wantWaits), "one wait before each retry: %v", waits)
+			for i, want := range tc.wantWaits {
+				if want == backoff {
+					assert.True(t, waits[i] >= time.Millisecond/2 && waits[i] <= 5*time.Millisecond, "wait %d: %v, want a backoff in [0.5ms, 5ms]", i, waits[i])
+				} else {
+					assert.Equal(t, want, waits[i], "wait %d: the server's Retry-After", i)
+				}
 			}
 		})
 	}
