@@ -245,74 +245,113 @@ func (c sampler) draw(r *rand.Rand) int {
 }
 
 // Generate builds the synthetic dataset for cfg (defaults filled in) from
-// seed. The same (cfg, seed) gives the same data on every machine.
+// seed. The same (cfg, seed) gives the same data on every machine: the
+// phases below draw from one generator in this order.
 func Generate(cfg Synthetic, seed int64) (*SyntheticData, error) {
 	cfg.fillDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	S, C, D, U := cfg.Scenarios, cfg.Categories, cfg.Dim, cfg.Users
-	rng := rand.New(rand.NewPCG(uint64(seed), 0x5eed_da7a))
 	L, _ := cholesky(cfg.Correlation)
-	d := &SyntheticData{Config: cfg, Cholesky: L, Categories: synthCategoryNames[:C]}
+	g := &synthGen{
+		cfg: cfg, rng: rand.New(rand.NewPCG(uint64(seed), 0x5eed_da7a)),
+		d: &SyntheticData{Config: cfg, Cholesky: L, Categories: synthCategoryNames[:cfg.Categories]},
+	}
+	g.categories()
+	g.items()
+	g.users()
+	g.d.ScenarioInfo = synthScenarios(&g.cfg, g.catWeight, g.d.Categories)
+	raw := g.newRaw()
+	g.rows(raw, g.namer(raw))
+	g.d.Raw = raw
+	return g.d, nil
+}
 
-	// Category centres and each scenario's category preferences.
-	centre := make([][]float64, C)
+// synthGen is Generate's state from one phase to the next.
+type synthGen struct {
+	cfg Synthetic
+	rng *rand.Rand
+	d   *SyntheticData
+
+	centre    [][]float64 // [category] its centre
+	catWeight [][]float64 // [scenario][category] preference weights
+	catPref   []sampler   // [scenario] draws a category by catWeight
+
+	itemPop      []sampler // [scenario] draws one of its items by popularity
+	itemPopValue []float32 // [item] log popularity, the item_pop feature
+
+	activity []float64 // [user] activity weight
+	present  [][]int32 // [scenario] the users present in it
+	userPick []sampler // [scenario] draws one of present by activity
+}
+
+// categories draws the category centres and each scenario's category preferences.
+func (g *synthGen) categories() {
+	S, C, D := g.cfg.Scenarios, g.cfg.Categories, g.cfg.Dim
+	g.centre = make([][]float64, C)
 	for k := range C {
-		centre[k] = normals(rng, D)
+		g.centre[k] = normals(g.rng, D)
 	}
-	catPref := make([]sampler, S)
-	catWeight := make([][]float64, S)
+	g.catPref = make([]sampler, S)
+	g.catWeight = make([][]float64, S)
 	for s := range S {
-		catWeight[s] = make([]float64, C)
+		g.catWeight[s] = make([]float64, C)
 		for k := range C {
-			catWeight[s][k] = math.Exp(rng.NormFloat64())
+			g.catWeight[s][k] = math.Exp(g.rng.NormFloat64())
 		}
-		catPref[s] = newSampler(catWeight[s])
+		g.catPref[s] = newSampler(g.catWeight[s])
 	}
+}
 
-	// Items, scenario by scenario, with Zipf popularity over a random order.
-	N := cfg.ItemsPerScenario
-	itemPop := make([]sampler, S)
-	itemPopValue := make([]float32, S*N)
+// items draws the items, scenario by scenario, with Zipf popularity over a random order.
+func (g *synthGen) items() {
+	S, D, N := g.cfg.Scenarios, g.cfg.Dim, g.cfg.ItemsPerScenario
+	d := g.d
+	g.itemPop = make([]sampler, S)
+	g.itemPopValue = make([]float32, S*N)
 	for s := range S {
-		rank := rng.Perm(N)
+		rank := g.rng.Perm(N)
 		w := make([]float64, N)
 		for j := range N {
 			i := len(d.ItemScenario)
-			k := catPref[s].draw(rng)
-			v := normals(rng, D)
+			k := g.catPref[s].draw(g.rng)
+			v := normals(g.rng, D)
 			for x := range v {
-				v[x] = centre[k][x] + 0.5*v[x]
+				v[x] = g.centre[k][x] + 0.5*v[x]
 			}
 			d.ItemScenario = append(d.ItemScenario, s)
 			d.ItemCategory = append(d.ItemCategory, k)
 			d.ItemVector = append(d.ItemVector, v)
-			d.ItemBias = append(d.ItemBias, 0.3*rng.NormFloat64())
+			d.ItemBias = append(d.ItemBias, 0.3*g.rng.NormFloat64())
 			w[j] = 1 / float64(rank[j]+1)
-			itemPopValue[i] = float32(-math.Log(float64(rank[j]+1)) / math.Log(float64(N+1)))
+			g.itemPopValue[i] = float32(-math.Log(float64(rank[j]+1)) / math.Log(float64(N+1)))
 		}
-		itemPop[s] = newSampler(w)
+		g.itemPop[s] = newSampler(w)
 	}
+}
 
-	// Users: correlated interests and propensities, presence and activity.
+// users draws the users' correlated interests and propensities, their
+// presence in each scenario and their activity.
+func (g *synthGen) users() {
+	S, D, U := g.cfg.Scenarios, g.cfg.Dim, g.cfg.Users
+	d, L := g.d, g.d.Cholesky
 	d.UserInterest = make([][][]float64, U)
 	d.UserPropensity = make([][]float64, U)
 	d.UserPresent = make([][]bool, U)
-	activity := make([]float64, U)
-	present := make([][]int32, S)
+	g.activity = make([]float64, U)
+	g.present = make([][]int32, S)
 	presentW := make([][]float64, S)
 	for u := range U {
 		e := make([][]float64, S)
 		eta := make([]float64, S)
 		for t := range S {
-			e[t] = normals(rng, D)
-			eta[t] = rng.NormFloat64()
+			e[t] = normals(g.rng, D)
+			eta[t] = g.rng.NormFloat64()
 		}
 		d.UserInterest[u] = make([][]float64, S)
 		d.UserPropensity[u] = make([]float64, S)
 		d.UserPresent[u] = make([]bool, S)
-		activity[u] = math.Exp(0.8 * rng.NormFloat64())
+		g.activity[u] = math.Exp(0.8 * g.rng.NormFloat64())
 		for s := range S {
 			z := make([]float64, D)
 			a := 0.0
@@ -323,82 +362,102 @@ func Generate(cfg Synthetic, seed int64) (*SyntheticData, error) {
 				a += L[s][t] * eta[t]
 			}
 			d.UserInterest[u][s], d.UserPropensity[u][s] = z, a
-			if s == 0 || rng.Float64() < cfg.Presence[s] {
+			if s == 0 || g.rng.Float64() < g.cfg.Presence[s] {
 				d.UserPresent[u][s] = true
-				present[s] = append(present[s], int32(u))
-				presentW[s] = append(presentW[s], activity[u])
+				g.present[s] = append(g.present[s], int32(u))
+				presentW[s] = append(presentW[s], g.activity[u])
 			}
 		}
 	}
-	userPick := make([]sampler, S)
+	g.userPick = make([]sampler, S)
 	for s := range S {
-		if len(present[s]) == 0 { // tiny configs: make sure someone is there
-			present[s], presentW[s] = []int32{0}, []float64{1}
+		if len(g.present[s]) == 0 { // tiny configs: make sure someone is there
+			g.present[s], presentW[s] = []int32{0}, []float64{1}
 			d.UserPresent[0][s] = true
 		}
-		userPick[s] = newSampler(presentW[s])
+		g.userPick[s] = newSampler(presentW[s])
 	}
+}
 
-	// Text and the raw table's dictionaries.
-	d.ScenarioInfo = synthScenarios(&cfg, catWeight, d.Categories)
+// newRaw makes the raw table's columns and the dictionaries known before
+// any row: scenarios with their descriptions, categories and segments.
+func (g *synthGen) newRaw() *Raw {
 	raw := newRaw([]string{"user_id", "item_id", "item_category", "user_segment"},
 		[]string{"item_pop", "user_activity"}, []string{"click"}, true)
 	raw.addFile("synthetic")
-	for _, sc := range d.ScenarioInfo {
+	for _, sc := range g.d.ScenarioInfo {
 		raw.Scenario.Dict.add(sc.Name)
 		raw.Descriptions[sc.Name] = sc.Description
 	}
-	catMean := make([][]float64, C)
-	for k := range catMean {
-		catMean[k] = make([]float64, D)
-	}
-	catCount := make([]float64, C)
-	for i, k := range d.ItemCategory {
-		catCount[k]++
-		for x, v := range d.ItemVector[i] {
-			catMean[k][x] += v
-		}
-	}
-	for k := range catMean {
-		for x := range catMean[k] {
-			catMean[k][x] /= max(catCount[k], 1)
-		}
-	}
-	// Users and items get a code, a text and a dictionary entry when a row
-	// first names them: with millions of them and fewer rows, the ones no
-	// row names were most of the generator's memory and training never sees them.
-	userCode := make([]int32, U)
-	segment := make([]int32, U)
-	nameUser := func(u int) int32 {
-		if userCode[u] == 0 {
-			key := "u" + strconv.Itoa(u)
-			userCode[u] = raw.Cat[0].Dict.add(key)
-			text, top := synthUserText(d, u, catMean)
-			raw.Text.Users[key] = text
-			segment[u] = int32(top)
-		}
-		return userCode[u]
-	}
-	itemCode := make([]int32, len(d.ItemScenario))
-	nameItem := func(i int) int32 {
-		if itemCode[i] == 0 {
-			key := "i" + strconv.Itoa(i)
-			itemCode[i] = raw.Cat[1].Dict.add(key)
-			cat := d.Categories[d.ItemCategory[i]]
-			raw.Text.Items[key] = ItemText{
-				Title:    fmt.Sprintf("%s %s #%d", cat, synthScenarioNoun(d.ItemScenario[i]), i),
-				Category: cat,
-			}
-		}
-		return itemCode[i]
-	}
-	for _, name := range d.Categories {
+	for _, name := range g.d.Categories {
 		raw.Cat[2].Dict.add(name)
 		raw.Cat[3].Dict.add("likes " + name)
 	}
+	return raw
+}
 
-	// Rows.
-	R := cfg.Rows
+// synthNamer gives users and items a code, a text and a dictionary entry
+// when a row first names them: with millions of them and fewer rows, the
+// ones no row names were most of the generator's memory and training never
+// sees them.
+type synthNamer struct {
+	d        *SyntheticData
+	raw      *Raw
+	catMean  [][]float64 // [category] mean item vector, for the users' texts
+	userCode []int32
+	segment  []int32 // [user] the category they like most
+	itemCode []int32
+}
+
+func (g *synthGen) namer(raw *Raw) *synthNamer {
+	d := g.d
+	n := &synthNamer{d: d, raw: raw, userCode: make([]int32, g.cfg.Users), segment: make([]int32, g.cfg.Users),
+		itemCode: make([]int32, len(d.ItemScenario)), catMean: make([][]float64, g.cfg.Categories)}
+	for k := range n.catMean {
+		n.catMean[k] = make([]float64, g.cfg.Dim)
+	}
+	catCount := make([]float64, g.cfg.Categories)
+	for i, k := range d.ItemCategory {
+		catCount[k]++
+		for x, v := range d.ItemVector[i] {
+			n.catMean[k][x] += v
+		}
+	}
+	for k := range n.catMean {
+		for x := range n.catMean[k] {
+			n.catMean[k][x] /= max(catCount[k], 1)
+		}
+	}
+	return n
+}
+
+func (n *synthNamer) user(u int) int32 {
+	if n.userCode[u] == 0 {
+		key := "u" + strconv.Itoa(u)
+		n.userCode[u] = n.raw.Cat[0].Dict.add(key)
+		text, top := synthUserText(n.d, u, n.catMean)
+		n.raw.Text.Users[key] = text
+		n.segment[u] = int32(top)
+	}
+	return n.userCode[u]
+}
+
+func (n *synthNamer) item(i int) int32 {
+	if n.itemCode[i] == 0 {
+		key := "i" + strconv.Itoa(i)
+		n.itemCode[i] = n.raw.Cat[1].Dict.add(key)
+		cat := n.d.Categories[n.d.ItemCategory[i]]
+		n.raw.Text.Items[key] = ItemText{
+			Title:    fmt.Sprintf("%s %s #%d", cat, synthScenarioNoun(n.d.ItemScenario[i]), i),
+			Category: cat,
+		}
+	}
+	return n.itemCode[i]
+}
+
+// rows draws the impressions and their clicks into raw.
+func (g *synthGen) rows(raw *Raw, names *synthNamer) {
+	R, N, d := g.cfg.Rows, g.cfg.ItemsPerScenario, g.d
 	for _, c := range raw.Cat {
 		c.Codes = make([]int32, R)
 	}
@@ -412,27 +471,27 @@ func Generate(cfg Synthetic, seed int64) (*SyntheticData, error) {
 	d.TrueProb = make([]float32, R)
 	d.RowUser = make([]int32, R)
 	d.RowItem = make([]int32, R)
-	scenPick := newSampler(cfg.Share)
+	scenPick := newSampler(g.cfg.Share)
 	const span = 30 * 24 * 3600
-	logAct := make([]float32, U)
-	for u := range U {
-		logAct[u] = float32(math.Log(activity[u]))
+	logAct := make([]float32, len(g.activity))
+	for u, a := range g.activity {
+		logAct[u] = float32(math.Log(a))
 	}
 	for r := range R {
-		s := scenPick.draw(rng)
-		u := int(present[s][userPick[s].draw(rng)])
-		i := s*N + itemPop[s].draw(rng)
+		s := scenPick.draw(g.rng)
+		u := int(g.present[s][g.userPick[s].draw(g.rng)])
+		i := s*N + g.itemPop[s].draw(g.rng)
 		p := d.TrueProbability(u, i, s)
 		click := float32(0)
-		if rng.Float64() < p {
+		if g.rng.Float64() < p {
 			click = 1
 		}
 		raw.Scenario.Codes[r] = int32(s + 1)
-		raw.Cat[0].Codes[r] = nameUser(u)
-		raw.Cat[1].Codes[r] = nameItem(i)
+		raw.Cat[0].Codes[r] = names.user(u)
+		raw.Cat[1].Codes[r] = names.item(i)
 		raw.Cat[2].Codes[r] = int32(d.ItemCategory[i] + 1)
-		raw.Cat[3].Codes[r] = segment[u] + 1
-		raw.Num[0].Values[r] = itemPopValue[i]
+		raw.Cat[3].Codes[r] = names.segment[u] + 1
+		raw.Num[0].Values[r] = g.itemPopValue[i]
 		raw.Num[1].Values[r] = logAct[u]
 		raw.Labels[0].Values[r] = click
 		raw.Time[r] = int64(r) * span / int64(R)
@@ -440,8 +499,6 @@ func Generate(cfg Synthetic, seed int64) (*SyntheticData, error) {
 		d.TrueProb[r] = float32(p)
 		d.RowUser[r], d.RowItem[r] = int32(u), int32(i)
 	}
-	d.Raw = raw
-	return d, nil
 }
 
 func normals(r *rand.Rand, n int) []float64 {
