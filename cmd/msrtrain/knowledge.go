@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/msrtrain/msrtrain/data"
+	"github.com/msrtrain/msrtrain/data/atomicfile"
 	kb "github.com/msrtrain/msrtrain/data/knowledge"
 	"github.com/msrtrain/msrtrain/train"
 	"github.com/msrtrain/msrtrain/train/insight"
@@ -36,100 +36,110 @@ func knowledgeCommand() *cli.Command {
 		Name:  "knowledge",
 		Usage: "LLM4MSR knowledge: render prompts, build or import vectors, inspect a store",
 		Subcommands: []*cli.Command{
-			{
-				Name:  "prompts",
-				Usage: "write the scenario- and user-level prompts as JSONL, to read before spending GPU hours",
-				Description: `Example:
+			knowledgePromptsCommand(), knowledgeBuildCommand(), knowledgeImportCommand(),
+			knowledgeInspectCommand(), explainCommand(),
+		},
+	}
+}
+
+func knowledgePromptsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "prompts",
+		Usage: "write the scenario- and user-level prompts as JSONL, to read before spending GPU hours",
+		Description: `Example:
    msrtrain knowledge prompts --output prompts.jsonl`,
-				Flags: withGlobals(&cli.StringFlag{Name: "output", Value: "-", Usage: "JSONL file, or - for standard output"}),
-				Action: func(c *cli.Context) error {
-					cfg, sp, err := loadData(c)
-					if err != nil {
-						return err
-					}
-					prompts, _, err := knowledge.RenderPrompts(cfg.Knowledge, sp)
-					if err != nil {
-						return err
-					}
-					w := os.Stdout
-					if p := c.String("output"); p != "-" {
-						if w, err = os.Create(p); err != nil {
-							return err
-						}
-						defer w.Close()
-					}
-					if err := kb.WritePromptsJSONL(w, prompts); err != nil {
-						return err
-					}
-					fmt.Fprintf(os.Stderr, "%d prompts\n", len(prompts))
-					return nil
-				},
-			},
-			{
-				Name:  "build",
-				Usage: "encode every prompt the store lacks (resumes an interrupted build)",
-				Description: `Examples:
+		Flags: withGlobals(&cli.StringFlag{Name: "output", Value: "-", Usage: "JSONL file, or - for standard output"}),
+		Action: func(c *cli.Context) error {
+			cfg, sp, err := loadData(c)
+			if err != nil {
+				return err
+			}
+			prompts, _, err := knowledge.RenderPrompts(cfg.Knowledge, sp)
+			if err != nil {
+				return err
+			}
+			err = atomicfile.Output(c.String("output"), os.Stdout, func(w io.Writer) error {
+				return kb.WritePromptsJSONL(w, prompts)
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "%d prompts\n", len(prompts))
+			return nil
+		},
+	}
+}
+
+func knowledgeBuildCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "build",
+		Usage: "encode every prompt the store lacks (resumes an interrupted build)",
+		Description: `Examples:
    msrtrain knowledge build                                    # built-in hash encoder
    msrtrain knowledge build --set knowledge.encoder=openai \
        --set knowledge.openai.base_url=http://localhost:8000/v1 \
        --set knowledge.openai.chat_model=Qwen2-7B-Instruct \
        --set knowledge.openai.embedding_model=bge-m3 --set knowledge.openai.dim=1024 \
        --set knowledge.dir=knowledge/qwen`,
-				Flags: withGlobals(),
-				Action: func(c *cli.Context) error {
-					cfg, sp, err := loadData(c)
-					if err != nil {
-						return err
-					}
-					return buildKnowledge(c, &cfg, sp)
-				},
-			},
-			{
-				Name:  "import",
-				Usage: "import vectors computed elsewhere (.safetensors or .npy [N, D] plus an id list)",
-				Description: `Example (ids: a JSON array or a CSV of keys like "scenario:video", "user:42", row i ↔ id i):
+		Flags: withGlobals(),
+		Action: func(c *cli.Context) error {
+			cfg, sp, err := loadData(c)
+			if err != nil {
+				return err
+			}
+			return buildKnowledge(c, &cfg, sp)
+		},
+	}
+}
+
+func knowledgeImportCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "import",
+		Usage: "import vectors computed elsewhere (.safetensors or .npy [N, D] plus an id list)",
+		Description: `Example (ids: a JSON array or a CSV of keys like "scenario:video", "user:42", row i ↔ id i):
    msrtrain knowledge import --vectors chatglm2.safetensors --ids ids.json --set knowledge.dir=knowledge/chatglm2`,
-				Flags: withGlobals(
-					&cli.StringFlag{Name: "vectors", Required: true, Usage: ".safetensors or .npy matrix [N, D]"},
-					&cli.StringFlag{Name: "ids", Required: true, Usage: "JSON array or CSV of N keys"},
-					&cli.StringFlag{Name: "tensor", Usage: "tensor name in a safetensors file holding several"}),
-				Action: func(c *cli.Context) error {
-					cfg, sp, err := loadData(c)
-					if err != nil {
-						return err
-					}
-					cfg.Knowledge.Encoder = knowledge.EncoderFile
-					cfg.Knowledge.File = knowledge.FileConfig{Vectors: c.String("vectors"), IDs: c.String("ids"), Tensor: c.String("tensor")}
-					return buildKnowledge(c, &cfg, sp)
-				},
-			},
-			{
-				Name:  "inspect",
-				Usage: "coverage of the data's users and the scenario × scenario cosine similarity",
-				Description: `Example:
+		Flags: withGlobals(
+			&cli.StringFlag{Name: "vectors", Required: true, Usage: ".safetensors or .npy matrix [N, D]"},
+			&cli.StringFlag{Name: "ids", Required: true, Usage: "JSON array or CSV of N keys"},
+			&cli.StringFlag{Name: "tensor", Usage: "tensor name in a safetensors file holding several"}),
+		Action: func(c *cli.Context) error {
+			cfg, sp, err := loadData(c)
+			if err != nil {
+				return err
+			}
+			cfg.Knowledge.Encoder = knowledge.EncoderFile
+			cfg.Knowledge.File = knowledge.FileConfig{Vectors: c.String("vectors"), IDs: c.String("ids"), Tensor: c.String("tensor")}
+			return buildKnowledge(c, &cfg, sp)
+		},
+	}
+}
+
+func knowledgeInspectCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "inspect",
+		Usage: "coverage of the data's users and the scenario × scenario cosine similarity",
+		Description: `Example:
    msrtrain knowledge inspect --set knowledge.dir=runs/default/knowledge`,
-				Flags: withGlobals(),
-				Action: func(c *cli.Context) error {
-					cfg, sp, err := loadData(c)
-					if err != nil {
-						return err
-					}
-					store, err := kb.Load(cfg.Knowledge.StoreDir(cfg.Out))
-					if err != nil {
-						return usage(err)
-					}
-					var keys []string
-					for _, s := range sp.Vocabs.Scenarios {
-						keys = append(keys, kb.ScenarioKey(s.Name))
-					}
-					users := sp.Vocabs.Fields[0]
-					for i := 1; i < users.Size(); i++ {
-						keys = append(keys, kb.UserKey(users.Token(int64(i))))
-					}
-					return store.WriteInspect(os.Stdout, keys)
-				},
-			},
-			explainCommand(),
+		Flags: withGlobals(),
+		Action: func(c *cli.Context) error {
+			cfg, sp, err := loadData(c)
+			if err != nil {
+				return err
+			}
+			store, err := kb.Load(cfg.Knowledge.StoreDir(cfg.Out))
+			if err != nil {
+				return usage(err)
+			}
+			defer store.Close()
+			var keys []string
+			for _, s := range sp.Vocabs.Scenarios {
+				keys = append(keys, kb.ScenarioKey(s.Name))
+			}
+			users := sp.Vocabs.Fields[0]
+			for i := 1; i < users.Size(); i++ {
+				keys = append(keys, kb.UserKey(users.Token(int64(i))))
+			}
+			return store.WriteInspect(os.Stdout, keys)
 		},
 	}
 }
@@ -156,35 +166,18 @@ Examples:
 			if (user == "") == (scenario == "") {
 				return usage(fmt.Errorf("give one of --user ID or --scenario NAME"))
 			}
-			var loaded *train.Loaded
-			var cfg train.Config
-			if path := c.String("checkpoint"); path != "" {
-				device := flagString(c, "device", "auto")
-				if err := checkDevice(device); err != nil {
-					return err
-				}
-				var err error
-				if loaded, err = train.LoadModel(path, device, c.Int("threads")); err != nil {
-					return usage(err)
-				}
-				defer loaded.Close()
-				cfg = loaded.Checkpoint.Config
-			} else {
-				var err error
-				if cfg, err = resolveConfig(c); err != nil {
-					return err
-				}
-			}
-			e, err := insight.NewExplainer(cfg, loaded)
+			e, done, err := newExplainer(c)
 			if err != nil {
-				return usage(err)
+				return err
 			}
-			defer e.Close()
-			explain := func() (report.Explanation, error) { return e.ExplainUser(user, !c.Bool("without-reasoning")) }
-			if scenario != "" {
-				explain = func() (report.Explanation, error) { return e.ExplainScenario(scenario, !c.Bool("without-reasoning")) }
+			defer done()
+			requireReasoning := !c.Bool("without-reasoning")
+			var x report.Explanation
+			if user != "" {
+				x, err = e.ExplainUser(user, requireReasoning)
+			} else {
+				x, err = e.ExplainScenario(scenario, requireReasoning)
 			}
-			x, err := explain()
 			if errors.Is(err, insight.ErrNoReasoning) {
 				return usage(fmt.Errorf("%w (--without-reasoning explains it anyway)", err))
 			}
@@ -192,13 +185,42 @@ Examples:
 				return usage(err)
 			}
 			if c.Bool("json") {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(x)
+				return atomicfile.EncodeJSON(os.Stdout, x)
 			}
 			return x.WriteText(os.Stdout)
 		},
 	}
+}
+
+// newExplainer explains the --checkpoint's run with its model, or without
+// a model the configuration's data and store; done closes what it opened.
+func newExplainer(c *cli.Context) (e *insight.Explainer, done func(), err error) {
+	var loaded *train.Loaded
+	var cfg train.Config
+	if path := c.String("checkpoint"); path != "" {
+		device := flagString(c, "device", "auto")
+		if err := checkDevice(device); err != nil {
+			return nil, nil, err
+		}
+		if loaded, err = train.LoadModel(path, device, c.Int("threads")); err != nil {
+			return nil, nil, usage(err)
+		}
+		cfg = loaded.Checkpoint.Config
+	} else if cfg, err = resolveConfig(c); err != nil {
+		return nil, nil, err
+	}
+	if e, err = insight.NewExplainer(cfg, loaded); err != nil {
+		if loaded != nil {
+			loaded.Close()
+		}
+		return nil, nil, usage(err)
+	}
+	return e, func() {
+		e.Close()
+		if loaded != nil {
+			loaded.Close()
+		}
+	}, nil
 }
 
 func buildKnowledge(c *cli.Context, cfg *train.Config, sp *data.Splits) error {
@@ -218,83 +240,83 @@ func buildKnowledge(c *cli.Context, cfg *train.Config, sp *data.Splits) error {
 
 func dataCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "data",
-		Usage: "generate, inspect and validate datasets",
-		Subcommands: []*cli.Command{
-			{
-				Name:  "synth",
-				Usage: "write the synthetic dataset as CSV, with a data config that reads it back",
-				Description: `Example:
+		Name:        "data",
+		Usage:       "generate, inspect and validate datasets",
+		Subcommands: []*cli.Command{dataSynthCommand(), dataInspectCommand(), dataValidateCommand()},
+	}
+}
+
+func dataSynthCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "synth",
+		Usage: "write the synthetic dataset as CSV, with a data config that reads it back",
+		Description: `Example:
    msrtrain data synth --output synth.csv --set data.synthetic.rows=1000000`,
-				Flags: withGlobals(&cli.StringFlag{Name: "output", Required: true, Usage: "CSV file to write; <output>.yaml gets the data config"}),
-				Action: func(c *cli.Context) error {
-					cfg, err := resolveConfig(c)
-					if err != nil {
-						return err
-					}
-					sd, err := data.Generate(cfg.Data.Synthetic, cfg.Seed)
-					if err != nil {
-						return usage(err)
-					}
-					out := c.String("output")
-					f, err := os.Create(out)
-					if err != nil {
-						return err
-					}
-					if err := data.WriteCSV(f, sd.Raw); err != nil {
-						f.Close()
-						return err
-					}
-					if err := f.Close(); err != nil {
-						return err
-					}
-					abs, _ := filepath.Abs(out)
-					y, err := yaml.Marshal(map[string]any{"data": data.CSVConfig(sd.Raw, abs)})
-					if err != nil {
-						return err
-					}
-					if err := os.WriteFile(out+".yaml", y, 0o644); err != nil {
-						return err
-					}
-					fmt.Printf("%d rows in %s; train on it with: msrtrain train -c %s.yaml\n", sd.Raw.Len(), out, out)
-					return nil
-				},
-			},
-			{
-				Name:  "inspect",
-				Usage: "per-scenario statistics of the training split",
-				Description: `Example:
+		Flags: withGlobals(&cli.StringFlag{Name: "output", Required: true, Usage: "CSV file to write; <output>.yaml gets the data config"}),
+		Action: func(c *cli.Context) error {
+			cfg, err := resolveConfig(c)
+			if err != nil {
+				return err
+			}
+			sd, err := data.Generate(cfg.Data.Synthetic, cfg.Seed)
+			if err != nil {
+				return usage(err)
+			}
+			out := c.String("output")
+			if err := atomicfile.Write(out, func(w io.Writer) error { return data.WriteCSV(w, sd.Raw) }); err != nil {
+				return err
+			}
+			abs, _ := filepath.Abs(out)
+			y, err := yaml.Marshal(map[string]any{"data": data.CSVConfig(sd.Raw, abs)})
+			if err != nil {
+				return err
+			}
+			if err := atomicfile.WriteBytes(out+".yaml", y); err != nil {
+				return err
+			}
+			fmt.Printf("%d rows in %s; train on it with: msrtrain train -c %s.yaml\n", sd.Raw.Len(), out, out)
+			return nil
+		},
+	}
+}
+
+func dataInspectCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "inspect",
+		Usage: "per-scenario statistics of the training split",
+		Description: `Example:
    msrtrain data inspect -c douban.yaml`,
-				Flags: withGlobals(),
-				Action: func(c *cli.Context) error {
-					_, sp, err := loadData(c)
-					if err != nil {
-						return err
-					}
-					fmt.Printf("rows: train %d, valid %d, test %d; vocabularies: %v\n", tableLen(sp.Train), tableLen(sp.Valid), tableLen(sp.Test), sp.Vocabs.Sizes())
-					fmt.Print(data.FormatStats(sp.Stats))
-					return nil
-				},
-			},
-			{
-				Name:  "validate",
-				Usage: "read every row and report the first bad one (or, with data.skip_bad_rows, how many)",
-				Description: `Example:
+		Flags: withGlobals(),
+		Action: func(c *cli.Context) error {
+			_, sp, err := loadData(c)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("rows: train %d, valid %d, test %d; vocabularies: %v\n", tableLen(sp.Train), tableLen(sp.Valid), tableLen(sp.Test), sp.Vocabs.Sizes())
+			fmt.Print(data.FormatStats(sp.Stats))
+			return nil
+		},
+	}
+}
+
+func dataValidateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "validate",
+		Usage: "read every row and report the first bad one (or, with data.skip_bad_rows, how many)",
+		Description: `Example:
    msrtrain data validate -c mydata.yaml`,
-				Flags: withGlobals(),
-				Action: func(c *cli.Context) error {
-					_, sp, err := loadData(c)
-					if err != nil {
-						return err
-					}
-					if sp.Skipped.Count > 0 {
-						fmt.Printf("%d bad rows skipped: %s\n", sp.Skipped.Count, sp.Skipped)
-						return cli.Exit("", 1)
-					}
-					fmt.Printf("ok: %d rows\n", tableLen(sp.Train)+tableLen(sp.Valid)+tableLen(sp.Test))
-					return nil
-				},
-			},
+		Flags: withGlobals(),
+		Action: func(c *cli.Context) error {
+			_, sp, err := loadData(c)
+			if err != nil {
+				return err
+			}
+			if sp.Skipped.Count > 0 {
+				fmt.Printf("%d bad rows skipped: %s\n", sp.Skipped.Count, sp.Skipped)
+				return cli.Exit("", 1)
+			}
+			fmt.Printf("ok: %d rows\n", tableLen(sp.Train)+tableLen(sp.Valid)+tableLen(sp.Test))
+			return nil
 		},
 	}
 }
