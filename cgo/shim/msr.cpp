@@ -553,6 +553,13 @@ msr_err msr_zero_grad(const msr_tensor* ts, int n) {
   })
 }
 
+msr_err msr_index_copy_(msr_tensor dst, int64_t dim, msr_tensor index, msr_tensor src) {
+  GUARD({
+    at::NoGradGuard no_grad;
+    T(dst).index_copy_(dim, T(index), T(src));
+  })
+}
+
 msr_err msr_copy_(msr_tensor dst, msr_tensor src) {
   GUARD({
     at::NoGradGuard no_grad;

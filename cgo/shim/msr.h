@@ -107,6 +107,8 @@ msr_err msr_baddbmm(msr_tensor c, msr_tensor a, msr_tensor b, double beta, doubl
 enum msr_index_op { MSR_INDEX_SELECT, MSR_GATHER, MSR_SCATTER_ADD, MSR_INDEX_ADD };
 /* src is used by scatter_add and index_add only. */
 msr_err msr_index(int op, msr_tensor a, int64_t dim, msr_tensor index, msr_tensor src, msr_tensor* out);
+/* dst.index_copy_(dim, index, src): in place, without autograd. */
+msr_err msr_index_copy_(msr_tensor dst, int64_t dim, msr_tensor index, msr_tensor src);
 msr_err msr_masked_fill(msr_tensor a, msr_tensor mask, double value, msr_tensor* out);
 msr_err msr_masked_select(msr_tensor a, msr_tensor mask, msr_tensor* out);
 msr_err msr_where(msr_tensor cond, msr_tensor a, msr_tensor b, msr_tensor* out);
@@ -234,6 +236,31 @@ void msr_reducer_free(msr_reducer r);
 msr_err msr_reducer_begin(msr_reducer r);
 /* *started_early: how many buckets the backward pass started. */
 msr_err msr_reducer_finish(msr_reducer r, double* flags, int nflags, int* started_early);
+
+/* TorchScript modules (script.cpp): torch::jit::Module built from C and saved for torch.jit.load, or loaded.
+ * A tensor registered under a dotted path ("backbone.layers.0.weight") lands in submodules named by the path's
+ * parts, so the module's state dict has the path as its key; every module has the "training" attribute (false). */
+typedef struct msr_script_s* msr_script;
+enum msr_script_slot { MSR_SCRIPT_PARAMETER = 0, MSR_SCRIPT_BUFFER = 1 };
+/* A new empty module; name is its class name's last part. */
+msr_err msr_script_new(const char* name, msr_script* out);
+void msr_script_free(msr_script m);
+/* Registers a copy of t (detached) under path as a parameter or a buffer (enum msr_script_slot). */
+msr_err msr_script_register(msr_script m, const char* path, msr_tensor t, int kind);
+/* Compiles TorchScript source (methods of the top module, `self` being it); a compile error names its line. */
+msr_err msr_script_define(msr_script m, const char* src);
+/* Saves the module with extra files (name, bytes, size) that torch.jit.load(_extra_files=) reads back. */
+msr_err msr_script_save(msr_script m, const char* path, const char* const* extra_names, const char* const* extra_values,
+                        const int64_t* extra_sizes, int n_extra);
+/* Loads a saved module onto the CPU, in evaluation mode. */
+msr_err msr_script_load(const char* path, msr_script* out);
+/* The extra file name of a saved module; *value is malloc'd (free it with msr_free_buf), empty when absent. */
+msr_err msr_script_extra_file(const char* path, const char* name, char** value, int64_t* size);
+/* Calls a method on tensors, without gradients; it must return one tensor. */
+msr_err msr_script_call(msr_script m, const char* method, const msr_tensor* in, int n, msr_tensor* out);
+/* Every parameter, then every buffer, recursively: *names is their "\n"-terminated names and *tensors their
+   handles (aliases), both malloc'd (free them with msr_free_buf; the handles with msr_free_tensors). */
+msr_err msr_script_state(msr_script m, char** names, msr_tensor** tensors, int* n);
 
 /* Benchmark support: runs `iters` additions of a and b in a C++ loop and returns the seconds taken. */
 msr_err msr_bench_add_loop(msr_tensor a, msr_tensor b, int iters, double* seconds);

@@ -133,3 +133,12 @@ func (t *Tensor) Init(kind InitKind, p1, p2 float64) error {
 	}
 	return check("init", C.msr_init(C.int(kind), t.h, C.double(p1), C.double(p2)))
 }
+
+// IndexCopyFrom writes src's slices into t at index along dim (t's
+// index_copy_), in place and outside autograd.
+func (t *Tensor) IndexCopyFrom(dim int64, index, src *Tensor) error {
+	if bad := firstErr(t, index, src); bad != nil {
+		return bad.err
+	}
+	return check("index_copy_", C.msr_index_copy_(t.h, C.int64_t(dim), index.h, src.h))
+}
