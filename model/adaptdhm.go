@@ -221,3 +221,35 @@ func (m *AdaptDHM) network(k int, z *torch.Tensor) *torch.Tensor {
 	}
 	return h
 }
+
+// Script emits Forward in evaluation mode as TorchScript (see nn.Script):
+// the centres stay as they are, each row goes to its nearest cluster, and
+// each cluster with rows runs its network on them.
+func (m *AdaptDHM) Script(s *nn.Script, in ScriptInput) string {
+	z := s.Let("torch.cat([%s, torch.embedding(%s, %s)], 1)", in.X, s.Ref(m.embedding), in.Scenario)
+	c := s.Ref(m.centers)
+	unit := s.Let("%s / torch.norm(%s, 2, [1], True).clamp_min(1e-12)", c, c)
+	cluster := s.Let("%s.mm(%s.t()).argmax(1)", z, unit)
+	y := s.Let("torch.zeros(%s, 1, dtype=%s.dtype, device=%s.device)", in.Rows, z, z)
+	for k := range m.centers.Shape()[0] {
+		idx := s.Let("(%s == %d).nonzero().view(-1)", cluster, k)
+		s.Block(fmt.Sprintf("if %s.size(0) > 0:", idx), func() {
+			s.Line("%s.index_copy_(0, %s, %s)", y, idx, m.scriptNetwork(s, int(k), s.Let("%s.index_select(0, %s)", z, idx)))
+		})
+	}
+	return s.Let("%s.view(-1)", y)
+}
+
+// scriptNetwork emits network.
+func (m *AdaptDHM) scriptNetwork(s *nn.Script, k int, z string) string {
+	h := z
+	last := len(m.layers) - 1
+	for l, layer := range m.layers {
+		h = s.Let("torch.linear(%s, %s * %s.select(0, %d), %s + %s.select(0, %d))", h,
+			s.Ref(layer.weight), s.Ref(layer.scenarioWeight), k, s.Ref(layer.bias), s.Ref(layer.scenarioBias), k)
+		if l < last {
+			h = m.act.Script(s, h)
+		}
+	}
+	return h
+}

@@ -193,3 +193,29 @@ func pruneFactors(v, alpha *torch.Tensor, c AdaSparseConfig) *torch.Tensor {
 	}
 	return g.Mul(g.GeScalar(c.Epsilon).ToDType(g.DType()))
 }
+
+// Script emits Forward in evaluation mode (α as it stands) as TorchScript (see nn.Script).
+func (m *AdaSparse) Script(s *nn.Script, in ScriptInput) string {
+	domain := scriptScenarioSide(s, in, m.embedding, m.fields)
+	alpha := s.Ref(m.alpha)
+	z := s.Let("torch.cat([%s, %s], 1)", domain, m.scriptPrune(s, 0, domain, in.X, alpha))
+	for l, layer := range m.layers {
+		z = m.scriptPrune(s, l+1, domain, layer.Script(s, z), alpha)
+	}
+	return s.Let("%s.view(-1)", m.out.Script(s, z))
+}
+
+// scriptPrune emits prune.
+func (m *AdaSparse) scriptPrune(s *nn.Script, l int, domain, h, alpha string) string {
+	v := m.pruners[l].Script(s, s.Let("torch.cat([%s, %s], 1)", domain, h))
+	var g string
+	switch m.cfg.Form {
+	case PrunerBinarization:
+		g = s.Let("torch.sigmoid(%s * %s)", v, alpha)
+	case PrunerScaling:
+		g = s.Let("torch.sigmoid(%s) * %s", v, nn.Float(m.cfg.Beta))
+	default:
+		g = s.Let("torch.sigmoid(%s * %s) * %s", v, alpha, nn.Float(m.cfg.Beta))
+	}
+	return s.Let("%s * (%s >= %s).to(%s.dtype) * %s", g, g, nn.Float(m.cfg.Epsilon), g, h)
+}

@@ -149,3 +149,24 @@ func newGateNU(p nn.Path, in, out int64, c GateNUConfig) *gateNU {
 func (g *gateNU) Forward(x *torch.Tensor) *torch.Tensor {
 	return g.out.Forward(g.hidden.Forward(x).Relu()).Sigmoid().MulScalar(g.scale)
 }
+
+// Script emits Forward as TorchScript (see nn.Script).
+func (m *EPNet) Script(s *nn.Script, in ScriptInput) string {
+	domain := scriptScenarioSide(s, in, m.embedding, m.fields)
+	delta := m.gate.Script(s, s.Let("torch.cat([%s, %s], 1)", domain, in.X))
+	return s.Let("%s.view(-1)", m.out.Script(s, m.tower.Script(s, s.Let("%s * %s", delta, in.X))))
+}
+
+// scriptScenarioSide emits scenarioSide.
+func scriptScenarioSide(s *nn.Script, in ScriptInput, embedding *torch.Tensor, fields FieldLayout) string {
+	e := s.Let("torch.embedding(%s, %s)", s.Ref(embedding), in.Scenario)
+	if f := fields.script(s, in.Fields, RoleScenario); f != "" {
+		return s.Let("torch.cat([%s, %s], 1)", e, f)
+	}
+	return e
+}
+
+// Script emits Forward.
+func (g *gateNU) Script(s *nn.Script, x string) string {
+	return s.Let("torch.sigmoid(%s) * %s", g.out.Script(s, s.Let("torch.relu(%s)", g.hidden.Script(s, x))), nn.Float(g.scale))
+}

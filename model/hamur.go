@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
@@ -191,4 +192,31 @@ func (n *scenarioNorm) Forward(seg Segment, x *torch.Tensor) *torch.Tensor {
 	s := int64(seg.Scenario)
 	return n.store.BatchNorm(x, n.weight.Select(0, s), n.bias.Select(0, s),
 		n.runningMean.Select(0, s), n.runningVar.Select(0, s), 0.1, 1e-5)
+}
+
+// Script emits Forward as TorchScript (see nn.Script).
+func (m *HAMUR) Script(s *nn.Script, in ScriptInput) string {
+	instance := s.Let("%s.view(-1, %d, %d)", m.hyperOut.Script(s, m.hyper.Script(s, in.X)), m.rank, m.rank)
+	out := scriptEachSegment(s, in, 0, func(seg scriptSegment) string {
+		h := m.networks[seg.Scenario].Script(s, seg.Rows(in.X))
+		return m.out[seg.Scenario].Script(s, m.adapter.Script(s, seg, h, seg.Rows(instance)))
+	})
+	return s.Let("%s.view(-1)", out)
+}
+
+// Script emits Forward.
+func (a *hyperAdapter) Script(s *nn.Script, seg scriptSegment, h, instance string) string {
+	sel := func(t *torch.Tensor) string { return fmt.Sprintf("%s.select(0, %d)", s.Ref(t), seg.Scenario) }
+	down := s.Let("torch.sigmoid(%s + %s)", scriptLowRank(s, h, sel(a.downU), instance, sel(a.downV)), sel(a.downBias))
+	up := scriptLowRank(s, down, sel(a.upU), instance, sel(a.upV))
+	if a.norm != nil {
+		n := a.norm
+		up = nn.ScriptBatchNorm(s, up, sel(n.weight), sel(n.bias), sel(n.runningMean), sel(n.runningVar), 0.1, 1e-5)
+	}
+	return s.Let("%s + %s", h, up)
+}
+
+// scriptLowRank emits lowRank.
+func scriptLowRank(s *nn.Script, x, u, instance, v string) string {
+	return s.Let("%s.matmul(%s).unsqueeze(2).mul(%s).sum(1).matmul(%s)", x, u, instance, v)
 }

@@ -224,3 +224,45 @@ func (l *encoderLayer) Forward(x *torch.Tensor) *torch.Tensor {
 	h := l.norm1.Forward(x.Add(l.out.Forward(l.value.Forward(x))))
 	return l.norm2.Forward(h.Add(l.ff2.Forward(l.ff1.Forward(h).Relu())))
 }
+
+// Script emits Forward as TorchScript (see nn.Script).
+func (m *M2M) Script(s *nn.Script, in ScriptInput) string {
+	u := in.X
+	for _, l := range m.encoder {
+		u = l.Script(s, u)
+	}
+	experts := m.experts.Script(s, u)
+	scenario := m.act.Script(s, m.scenarioKnowledge.Script(s, s.Ref(m.scenarioEmbedding)))
+	task := s.Let("%s.view(-1)", m.act.Script(s, m.taskKnowledge.Script(s, s.Ref(m.taskEmbedding))))
+	attW, attB := m.attention.script(s, scenario)
+	expertW := s.Let("%s.narrow(1, 0, %d)", attW, m.h)
+	taskTerm := s.Let("%s.matmul(%s.narrow(1, %d, %d)) + %s", task, attW, m.h, m.h, attB)
+	towers := make([][2]string, len(m.tower))
+	for l, unit := range m.tower {
+		towers[l][0], towers[l][1] = unit.script(s, scenario)
+	}
+	o := scriptEachSegment(s, in, 0, func(seg scriptSegment) string {
+		sc := seg.Scenario
+		e := s.Let("%s.narrow(1, %s, %s)", experts, seg.Start, seg.Len)
+		logits := m.act.Script(s, s.Let("%s.matmul(%s.select(0, %d)) + %s.select(0, %d)", e, expertW, sc, taskTerm, sc))
+		a := s.Let("%s.matmul(%s)", logits, s.Ref(m.v))
+		o := scriptMix(s, e, s.Let("torch.softmax(%s, 0).t()", a))
+		for _, w := range towers {
+			o = m.act.Script(s, s.Let("%s.matmul(%s.select(0, %d)) + %s.select(0, %d) + %s", o, w[0], sc, w[1], sc, o))
+		}
+		return o
+	})
+	return s.Let("%s.view(-1)", m.output.Script(s, o))
+}
+
+// script emits generate.
+func (u metaUnit) script(s *nn.Script, knowledge string) (w, b string) {
+	return s.Let("%s.view(-1, %d, %d)", u.weight.Script(s, knowledge), u.in, u.out), u.bias.Script(s, knowledge)
+}
+
+// Script emits Forward.
+func (l *encoderLayer) Script(s *nn.Script, x string) string {
+	h := l.norm1.Script(s, s.Let("%s + %s", x, l.out.Script(s, l.value.Script(s, x))))
+	ff := l.ff2.Script(s, s.Let("torch.relu(%s)", l.ff1.Script(s, h)))
+	return l.norm2.Script(s, s.Let("%s + %s", h, ff))
+}

@@ -156,3 +156,31 @@ func (m *M3oE) Forward(in Input) *torch.Tensor {
 	f := shared.Add(balanced.Mul(m.domainWeight.Sigmoid())).Add(task.Mul(m.taskWeight.Sigmoid()))
 	return m.towers.Forward(in, f)
 }
+
+// Script emits Forward as TorchScript (see nn.Script).
+func (m *M3oE) Script(s *nn.Script, in ScriptInput) string {
+	z := in.X
+	if m.star != nil {
+		w, b := m.star.scriptEffective(s)
+		star := scriptEachSegment(s, in, 0, func(seg scriptSegment) string {
+			return s.Let("torch.linear(%s, %s.select(0, %d), %s.select(0, %d))", seg.Rows(in.X), w, seg.Scenario, b, seg.Scenario)
+		})
+		z = s.Let("%s + %s", m.bottom.Script(s, star), m.skip.Script(s, in.X))
+	}
+	experts := m.experts.Script(s, z)
+	gate := s.Let("torch.softmax(%s, 1)", scriptPickScenario(s, in, m.gates.Script(s, z), m.k))
+	shared := scriptMix(s, s.Let("%s.narrow(0, 0, %d)", experts, m.k), gate)
+	domains := s.Let("%s.narrow(0, %d, %d)", experts, m.k, m.scenarios)
+	beta := s.Let("torch.sigmoid(%s)", s.Ref(m.balance))
+	own := scriptEachSegment(s, in, 0, func(seg scriptSegment) string {
+		return s.Let("%s.select(0, %d).narrow(0, %s, %s)", domains, seg.Scenario, seg.Start, seg.Len)
+	})
+	balanced := s.Let("%s * %s", own, beta)
+	if m.scenarios > 1 {
+		c := s.Let("(1 - %s) / %s", beta, nn.Float(float64(m.scenarios-1)))
+		balanced = s.Let("%s * (%s - %s) + %s.sum(0) * %s", own, beta, c, domains, c)
+	}
+	task := s.Let("%s.select(0, %d)", experts, m.k+m.scenarios)
+	f := s.Let("%s + %s * torch.sigmoid(%s) + %s * torch.sigmoid(%s)", shared, balanced, s.Ref(m.domainWeight), task, s.Ref(m.taskWeight))
+	return m.towers.Script(s, in, f)
+}

@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -273,11 +274,14 @@ type Meta struct {
 }
 
 // frozenMeta holds the head's outputs for every scenario [S, perKey] and
-// the generator's outputs h for every user [U, G]: G numbers a user where
-// the built layers would take perKey, and applying the head through its
-// linearity costs no more per row than reading them.
+// the generator's outputs h for every user [U, G], or, when those would
+// take more memory than FreezeOptions allows, for the most recently used
+// users (recent): G numbers a user where the built layers would take
+// perKey, and applying the head through its linearity costs no more per
+// row than reading them (see meta_cache.go).
 type frozenMeta struct {
 	scenario, user *torch.Tensor
+	recent         *userCache // nil when user holds every user's
 }
 
 // NewMeta builds the networks under p ("meta.scenario.*", "meta.user.*").
@@ -369,9 +373,12 @@ func (m *Meta) userLayers(x, users *torch.Tensor) *torch.Tensor {
 	}
 	z := m.user.input(x)
 	var h *torch.Tensor // [B, G]
-	if m.frozen != nil {
+	switch {
+	case m.frozen != nil && m.frozen.user != nil:
 		h = m.frozen.user.IndexSelect(0, users)
-	} else {
+	case m.frozen != nil:
+		h = m.frozen.recent.hidden(m, users)
+	default:
 		distinct, row := users.Unique()
 		h = m.user.hidden(m.userKnowledge(distinct)).IndexSelect(0, row)
 	}
@@ -384,50 +391,129 @@ func (m *Meta) userLayers(x, users *torch.Tensor) *torch.Tensor {
 
 func (m *Meta) act(x *torch.Tensor) *torch.Tensor { return m.cfg.Activation.Apply(x) }
 
-// freezeChunk bounds the rows of knowledge one step of Freeze runs through the generator.
-const freezeChunk = 1 << 16
+// scriptedMeta is what the exported module's meta networks read: the
+// frozen tables (Freeze) as buffers, the knowledge they were computed
+// from, and the layout of the user table. Users with knowledge get rows
+// 0 … Users-1 of the knowledge table in user-vocabulary order (row r is
+// vocabulary index KnowledgeUsers[r]); the cache's row Users is the
+// learned fallback's, which every row whose knowledge row is -1 reads.
+type scriptedMeta struct {
+	// KnowledgeUsers are the user-vocabulary indices of the users with knowledge, in knowledge-row order.
+	KnowledgeUsers []int64
+}
 
-// Freeze computes both levels' key tables over every scenario and every
-// user once, so that Forward only indexes them; the weights must not change
-// until thaw, which frees the tables. Run it in evaluation mode (see Model.Freeze).
-func (m *Meta) Freeze() (thaw func(), err error) {
-	f := &frozenMeta{}
-	torch.NoGrad(func() {
-		if m.scenario != nil {
-			f.scenario = scoped(func() *torch.Tensor { return m.scenario.head.Forward(m.scenario.hidden(m.Knowledge.Scenario)) })
+// scriptBuffers adds the knowledge and the frozen tables as buffers
+// ("meta.knowledge.{scenario,user}", "meta.cache.{scenario_head,user_hidden}");
+// m must be frozen.
+func (m *Meta) scriptBuffers(s *nn.Script) (scriptedMeta, error) {
+	var out scriptedMeta
+	if m.frozen == nil {
+		return out, fmt.Errorf("meta: export needs the frozen tables (Model.Freeze)")
+	}
+	if m.scenario != nil {
+		s.Buffer("meta.knowledge.scenario", m.Knowledge.Scenario)
+		s.Buffer("meta.cache.scenario_head", m.frozen.scenario)
+	}
+	if m.user != nil {
+		known, err := m.Knowledge.UserKnown.Float32s()
+		if err != nil {
+			return out, fmt.Errorf("meta: reading which users have knowledge: %w", err)
 		}
-		if m.user != nil {
-			users := m.Knowledge.User.Shape()[0]
-			var chunks []*torch.Tensor
-			for start := int64(0); start < users; start += freezeChunk {
-				idx := torch.Arange(float64(start), float64(min(start+freezeChunk, users)), 1, torch.Int64, m.dev)
-				chunks = append(chunks, scoped(func() *torch.Tensor { return m.user.hidden(m.userKnowledge(idx)) }))
-				idx.Close()
-			}
-			if len(chunks) == 1 {
-				f.user = chunks[0]
-			} else {
-				f.user = scoped(func() *torch.Tensor { return torch.Cat(chunks, 0) })
-				for _, c := range chunks {
-					c.Close()
-				}
+		for u, k := range known {
+			if k > 0 {
+				out.KnowledgeUsers = append(out.KnowledgeUsers, int64(u))
 			}
 		}
+		rows := torch.FromSlice(append([]int64{}, out.KnowledgeUsers...), int64(len(out.KnowledgeUsers))).ToDevice(m.dev, false)
+		s.Buffer("meta.knowledge.user", m.Knowledge.User.IndexSelect(0, rows))
+		// The vocabulary's row 0 (out of vocabulary) is always the fallback's.
+		s.Buffer("meta.cache.user_hidden", torch.Cat([]*torch.Tensor{m.frozen.user.IndexSelect(0, rows), m.frozen.user.Narrow(0, 0, 1)}, 0))
+	}
+	return out, nil
+}
+
+// Script emits Forward in evaluation mode over the frozen tables (see
+// scriptBuffers); knowledgeRows is the rows' knowledge-table rows [B], -1
+// for users without knowledge.
+func (m *Meta) Script(s *nn.Script, in ScriptInput, knowledgeRows string) string {
+	parts := []string{in.X}
+	if m.scenario != nil {
+		parts = append(parts, m.scriptScenarioLayers(s, in))
+	}
+	if m.user != nil {
+		parts = append(parts, m.scriptUserLayers(s, in.X, knowledgeRows))
+	}
+	if m.cfg.Fusion == FusionResidual {
+		return s.Let("%s", strings.Join(parts, " + "))
+	}
+	return s.Let("torch.cat([%s], 1)", strings.Join(parts, ", "))
+}
+
+// scriptInput emits input.
+func (n *metaNet) scriptInput(s *nn.Script, x string) string {
+	if n.inProj == nil {
+		return x
+	}
+	return s.Let("%s.matmul(%s)", x, s.Ref(n.inProj))
+}
+
+// scriptScenarioLayers emits scenarioLayers over the frozen head outputs.
+func (m *Meta) scriptScenarioLayers(s *nn.Script, in ScriptInput) string {
+	head := torch.ScriptRef("meta.cache.scenario_head")
+	var w, b []string
+	for _, l := range m.scenario.layers {
+		w = append(w, s.Let("(%s.narrow(1, %d, %d) * %s).reshape(-1, %d, %d)", head, l.off, l.in*l.out, nn.Float(l.scale), l.in, l.out))
+		b = append(b, s.Let("%s.narrow(1, %d, %d)", head, l.bias(), l.out))
+	}
+	x := m.scenario.scriptInput(s, in.X)
+	return scriptEachSegment(s, in, 0, func(seg scriptSegment) string {
+		z := seg.Rows(x)
+		for l := range w {
+			z = m.cfg.Activation.Script(s, s.Let("torch.addmm(%s.select(0, %d), %s, %s.select(0, %d))", b[l], seg.Scenario, z, w[l], seg.Scenario))
+		}
+		return z
 	})
-	thaw = func() {
-		m.frozen = nil
-		for _, t := range []*torch.Tensor{f.scenario, f.user} {
-			t.Close()
-		}
+}
+
+// scriptUserLayers emits userLayers over the frozen generator outputs.
+func (m *Meta) scriptUserLayers(s *nn.Script, x, knowledgeRows string) string {
+	table := torch.ScriptRef("meta.cache.user_hidden")
+	rows := s.Let("torch.where(%s >= 0, %s, torch.full_like(%s, %s.size(0) - 1))", knowledgeRows, knowledgeRows, knowledgeRows, table)
+	h := s.Let("%s.index_select(0, %s)", table, rows)
+	z := m.user.scriptInput(s, x)
+	head := m.user.head
+	for _, l := range m.user.layers {
+		z = m.cfg.Activation.Script(s, s.Let("self.generated_layer(%s, %s, %s, %s, %d, %d, %d, %s)",
+			z, s.Ref(head.Weight), s.Ref(head.Bias), h, l.in, l.out, l.off, nn.Float(l.scale)))
 	}
-	for _, t := range []*torch.Tensor{f.scenario, f.user} {
-		if t != nil {
-			if err := t.Err(); err != nil {
-				thaw()
-				return nil, fmt.Errorf("meta: precomputing the meta layers: %w", err)
-			}
-		}
+	return z
+}
+
+// scriptGeneratedLayer is torch.GeneratedLayer's forward (cgo/shim/meta_layer.cpp) as a TorchScript method.
+const scriptGeneratedLayer = `def generated_layer(self, z: Tensor, weight: Tensor, bias: Tensor, h: Tensor, n_in: int, n_out: int, offset: int, scale: float) -> Tensor:
+    gens = weight.size(1)
+    basis = torch.cat([weight.narrow(0, offset, n_in * n_out), bias.narrow(0, offset, n_in * n_out).unsqueeze(1)], 1).view(n_in, n_out, gens + 1).permute(0, 2, 1).reshape(n_in, (gens + 1) * n_out)
+    p = z.mm(basis).view(-1, gens + 1, n_out)
+    ones = torch.ones(h.size(0), 1, dtype=h.dtype, device=h.device)
+    y = (p * torch.cat([h, ones], 1).unsqueeze(2)).sum(1) * scale
+    return torch.addmm(y, h, weight.narrow(0, offset + n_in * n_out, n_out).t()) + bias.narrow(0, offset + n_in * n_out, n_out)
+`
+
+// scriptRebuild emits the body of the module's rebuild_meta_cache: the
+// frozen tables computed again from the knowledge buffers (after a serving
+// team replaces knowledge vectors), as Freeze computes them.
+func (m *Meta) scriptRebuild(s *nn.Script) {
+	if m.scenario != nil {
+		h := m.scenario.scriptHidden(s, torch.ScriptRef("meta.knowledge.scenario"))
+		s.Line("%s = %s", torch.ScriptRef("meta.cache.scenario_head"), m.scenario.head.Script(s, h))
 	}
-	m.frozen = f
-	return thaw, nil
+	if m.user != nil {
+		k := s.Let("torch.cat([%s, %s], 0)", torch.ScriptRef("meta.knowledge.user"), s.Ref(m.UserFallback))
+		s.Line("%s = %s", torch.ScriptRef("meta.cache.user_hidden"), m.user.scriptHidden(s, k))
+	}
+}
+
+// scriptHidden emits hidden.
+func (n *metaNet) scriptHidden(s *nn.Script, k string) string {
+	return n.gen.Script(s, n.proj.Script(s, k))
 }

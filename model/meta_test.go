@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/model/nn"
 )
@@ -284,7 +287,7 @@ func TestMetaFrozenMatchesTraining(t *testing.T) {
 			var live, frozen, thawed *torch.Tensor
 			torch.NoGrad(func() {
 				live = m.Forward(in, torch.FromSlice(metaTestUsers))
-				thaw, err := m.Freeze()
+				thaw, err := m.Freeze(FreezeOptions{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -335,4 +338,44 @@ func TestMetaConfigErrors(t *testing.T) {
 	if _, err := NewMeta(nn.NewStore(torch.CPU).Root(), 10, nil, DefaultMetaConfig()); err == nil {
 		t.Error("meta networks without knowledge should be refused")
 	}
+}
+
+// TestMetaUserCacheMatchesFullTable: with room for fewer users than a
+// batch holds, the recent-users cache scores as the table of every user
+// does, batch after batch, and evicts the least recently used.
+func TestMetaUserCacheMatchesFullTable(t *testing.T) {
+	lockThread(t)
+	cfg := DefaultMetaConfig()
+	cfg.Layers = []int64{7, 5}
+	store, m := metaFixture(t, cfg, 10)
+	store.SetTraining(false)
+	batches := [][]int64{{3, 1, 3, 5, 1, 0}, {1, 1, 2}, {2, 4}, {1, 3}, {4, 4, 4}}
+	x := torch.Randn([]int64{6, 10}, torch.Float32, torch.CPU)
+	defer x.Close()
+	score := func(o FreezeOptions) ([][]float32, CacheStats) {
+		var out [][]float32
+		thaw, err := m.Freeze(o)
+		require.NoError(t, err)
+		defer thaw()
+		torch.NoGrad(func() {
+			for _, users := range batches {
+				sc := torch.NewScope()
+				n := int64(len(users))
+				in := Input{X: x.Narrow(0, 0, n), Scenario: torch.Zeros([]int64{n}, torch.Int64, torch.CPU), Counts: []int64{n, 0, 0}}
+				out = append(out, values(t, m.Forward(in, torch.FromSlice(users))))
+				sc.Close()
+			}
+		})
+		return out, m.CacheStats()
+	}
+	full, fullStats := score(FreezeOptions{})
+	assert.Equal(t, CacheStats{Users: 6, Bytes: 6 * 4 * 16, AllUsers: true}, fullStats)
+	recent, stats := score(FreezeOptions{UserCacheBytes: 2 * 4 * 16})
+	for i := range full {
+		assert.LessOrEqual(t, maxAbsDiff(full[i], recent[i]), 1e-6, "batch %d", i)
+	}
+	// Batch 1: 4 distinct users, 2 kept (0, 1); batch 2: 1 hit; batch 3: 2 hit;
+	// batch 4: 1 and 3 miss, evicting 2 and 4; batch 5: 4 misses.
+	assert.Equal(t, CacheStats{Users: 2, Bytes: 2 * 4 * 16, Hits: 2, Misses: 9}, stats)
+	assert.Equal(t, CacheStats{}, m.CacheStats(), "thawed")
 }

@@ -73,3 +73,10 @@ func (m *MMoE) Forward(in Input) *torch.Tensor {
 	gate := pickScenario(in, m.gates.Forward(in.X), m.experts.n).Softmax(1) // [B, E]
 	return m.towers.Forward(in, mix(experts, gate))
 }
+
+// Script emits Forward as TorchScript (see nn.Script).
+func (m *MMoE) Script(s *nn.Script, in ScriptInput) string {
+	experts := m.experts.Script(s, in.X)
+	gate := s.Let("torch.softmax(%s, 1)", scriptPickScenario(s, in, m.gates.Script(s, in.X), m.experts.n))
+	return m.towers.Script(s, in, scriptMix(s, experts, gate))
+}

@@ -70,6 +70,7 @@ type Model struct {
 	Embedding *nn.EmbeddingCollection
 	Meta      *Meta // nil when model.meta.levels is none
 	Backbone  Backbone
+	frozen    bool // between Freeze and its thaw
 }
 
 // New builds a model on dev. know may be nil when the meta networks are off.
@@ -142,21 +143,40 @@ func (m *Model) Forward(b Batch) *torch.Tensor {
 
 // Freeze readies the model for scoring with weights that do not change:
 // evaluation mode, and the meta networks' layers computed once for every
-// scenario and every user (Meta.Freeze). thaw restores the previous mode
-// and frees the precomputed layers.
-func (m *Model) Freeze() (thaw func(), err error) {
+// scenario and every user (Meta.Freeze, with FreezeOptions' defaults).
+// thaw restores the previous mode and frees the precomputed layers.
+func (m *Model) Freeze() (thaw func(), err error) { return m.FreezeWith(FreezeOptions{}) }
+
+// FreezeWith is Freeze with bounds on the tables it keeps. A server freezes
+// its model once and scores every request on it; freezing a frozen model
+// again changes nothing and its thaw does nothing, so code that freezes
+// around one scoring pass (evaluation, prediction) runs on a server's
+// frozen model as is.
+func (m *Model) FreezeWith(o FreezeOptions) (thaw func(), err error) {
+	if m.frozen {
+		return func() {}, nil
+	}
 	training := m.Store.Training()
 	m.Store.SetTraining(false)
-	restore := func() { m.Store.SetTraining(training) }
+	restore := func() { m.Store.SetTraining(training); m.frozen = false }
+	m.frozen = true
 	if m.Meta == nil {
 		return restore, nil
 	}
-	thawMeta, err := m.Meta.Freeze()
+	thawMeta, err := m.Meta.Freeze(o)
 	if err != nil {
 		restore()
 		return nil, err
 	}
 	return func() { thawMeta(); restore() }, nil
+}
+
+// CacheStats describes a frozen model's table of users' meta layers (zero when not frozen or without the user level).
+func (m *Model) CacheStats() CacheStats {
+	if m.Meta == nil {
+		return CacheStats{}
+	}
+	return m.Meta.CacheStats()
 }
 
 // Close frees the model's parameters and knowledge.

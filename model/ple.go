@@ -124,3 +124,20 @@ func (m *PLE) Forward(in Input) *torch.Tensor {
 	}
 	return m.towers.Forward(in, a)
 }
+
+// Script emits Forward as TorchScript (see nn.Script).
+func (m *PLE) Script(s *nn.Script, in ScriptInput) string {
+	a, c := in.X, in.X
+	for _, lv := range m.levels {
+		specific := scriptEachSegment(s, in, 1, func(seg scriptSegment) string {
+			return lv.specific[seg.Scenario].Script(s, seg.Rows(a))
+		})
+		experts := s.Let("torch.cat([%s, %s], 0)", specific, lv.shared.Script(s, c))
+		next := scriptMix(s, experts, s.Let("torch.softmax(%s, 1)", scriptPickScenario(s, in, lv.gates.Script(s, a), m.k)))
+		if lv.sharedGate != nil {
+			c = scriptMix(s, experts, s.Let("torch.softmax(%s, 1)", lv.sharedGate.Script(s, c)))
+		}
+		a = next
+	}
+	return m.towers.Script(s, in, a)
+}

@@ -127,3 +127,20 @@ func (t *ppTower) Forward(h, g *torch.Tensor) *torch.Tensor {
 	}
 	return t.out.Forward(t.gates[len(t.layers)].Forward(g).Mul(h))
 }
+
+// Script emits Forward as TorchScript (see nn.Script).
+func (m *PPNet) Script(s *nn.Script, in ScriptInput) string {
+	gateIn := s.Let("torch.cat([%s, %s], 1)", m.fields.script(s, in.Fields, m.idRoles...), in.X)
+	out := scriptEachSegment(s, in, 0, func(seg scriptSegment) string {
+		return m.towers[seg.Scenario].Script(s, seg.Rows(in.X), seg.Rows(gateIn))
+	})
+	return s.Let("%s.view(-1)", out)
+}
+
+// Script emits Forward.
+func (t *ppTower) Script(s *nn.Script, h, g string) string {
+	for l, layer := range t.layers {
+		h = layer.Script(s, s.Let("%s * %s", t.gates[l].Script(s, g), h))
+	}
+	return t.out.Script(s, s.Let("%s * %s", t.gates[len(t.layers)].Script(s, g), h))
+}

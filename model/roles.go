@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
+	"github.com/msrtrain/msrtrain/model/nn"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -109,16 +110,8 @@ func (l FieldLayout) Width(rs ...Role) int64 {
 // no field has any of the roles.
 func (l FieldLayout) Select(fields *torch.Tensor, rs ...Role) *torch.Tensor {
 	var parts []*torch.Tensor
-	for _, r := range rs {
-		idx := l.Indices(r)
-		for start := 0; start < len(idx); {
-			end := start + 1
-			for end < len(idx) && idx[end] == idx[end-1]+1 {
-				end++
-			}
-			parts = append(parts, fields.Narrow(1, idx[start], int64(end-start)).Flatten(1, 2))
-			start = end
-		}
+	for _, r := range l.runs(rs) {
+		parts = append(parts, fields.Narrow(1, r[0], r[1]).Flatten(1, 2))
 	}
 	switch len(parts) {
 	case 0:
@@ -127,6 +120,38 @@ func (l FieldLayout) Select(fields *torch.Tensor, rs ...Role) *torch.Tensor {
 		return parts[0]
 	}
 	return torch.Cat(parts, 1)
+}
+
+// script emits Select on the variable fields; "" when no field has any of the roles.
+func (l FieldLayout) script(s *nn.Script, fields string, rs ...Role) string {
+	var parts []string
+	for _, r := range l.runs(rs) {
+		parts = append(parts, fmt.Sprintf("%s.narrow(1, %d, %d).flatten(1, 2)", fields, r[0], r[1]))
+	}
+	switch len(parts) {
+	case 0:
+		return ""
+	case 1:
+		return s.Let("%s", parts[0])
+	}
+	return s.Let("torch.cat([%s], 1)", strings.Join(parts, ", "))
+}
+
+// runs are Select's runs of consecutive fields: (first field, count) each.
+func (l FieldLayout) runs(rs []Role) [][2]int64 {
+	var out [][2]int64
+	for _, r := range rs {
+		idx := l.Indices(r)
+		for start := 0; start < len(idx); {
+			end := start + 1
+			for end < len(idx) && idx[end] == idx[end-1]+1 {
+				end++
+			}
+			out = append(out, [2]int64{idx[start], int64(end - start)})
+			start = end
+		}
+	}
+	return out
 }
 
 // validate checks the layout against the fields' count when the data gives one.

@@ -206,3 +206,83 @@ func pickScenario(in Input, t *torch.Tensor, k int64) *torch.Tensor {
 	idx := in.Scenario.View(b, 1, 1).Expand(b, 1, k)
 	return t.View(b, -1, k).Gather(1, idx).View(b, k)
 }
+
+// ScriptInput is Input as the exported TorchScript module sees it: the
+// names of its variables, rows grouped by scenario as the trainer groups
+// them. Counts and Starts are List[int] variables (rows per scenario and
+// the first row of each), computed from the batch at run time.
+type ScriptInput struct {
+	X, Scenario, Fields string
+	Rows                string // the batch size, an int variable
+	Counts, Starts      string
+	Scenarios           int
+}
+
+// scriptSegment is Segment in emitted source: its rows are a narrow with
+// start and length read from the batch.
+type scriptSegment struct {
+	Scenario   int
+	Start, Len string
+}
+
+// Rows is the segment's rows of x.
+func (s scriptSegment) Rows(x string) string {
+	return fmt.Sprintf("%s.narrow(0, %s, %s)", x, s.Start, s.Len)
+}
+
+// scriptEachSegment emits eachSegment: f's code for every scenario, run
+// only when the batch has rows of it, the outputs joined along dim in
+// scenario order (row order).
+func scriptEachSegment(s *nn.Script, in ScriptInput, dim int, f func(seg scriptSegment) string) string {
+	parts := s.Fresh("parts")
+	s.Line("%s: List[Tensor] = []", parts)
+	for sc := 0; sc < in.Scenarios; sc++ {
+		seg := scriptSegment{Scenario: sc, Start: fmt.Sprintf("%s[%d]", in.Starts, sc), Len: fmt.Sprintf("%s[%d]", in.Counts, sc)}
+		s.Block(fmt.Sprintf("if %s > 0:", seg.Len), func() {
+			s.Line("%s.append(%s)", parts, f(seg))
+		})
+	}
+	return s.Let("torch.cat(%s, %d)", parts, dim)
+}
+
+// Script emits Forward: each scenario's rows through its own tower, logits [B].
+func (t *scenarioTowers) Script(s *nn.Script, in ScriptInput, h string) string {
+	out := scriptEachSegment(s, in, 0, func(seg scriptSegment) string {
+		return t.towers[seg.Scenario].Script(s, seg.Rows(h))
+	})
+	return s.Let("%s.view(-1)", out)
+}
+
+// Script emits Forward: x [B, in] to every expert's output [n, B, out].
+func (e *expertStack) Script(s *nn.Script, x string) string {
+	var h string
+	for i, l := range e.layers {
+		w, b := s.Ref(l.weight), s.Ref(l.bias)
+		if i == 0 {
+			y := s.Let("torch.linear(%s, %s.view(%d, %d), %s.view(%d))", x, w, e.n*l.out, l.in, b, e.n*l.out)
+			if l.bn != nil {
+				y = l.bn.Script(s, y)
+			}
+			h = s.Let("%s.view(-1, %d, %d).transpose(0, 1)", y, e.n, l.out)
+		} else {
+			h = s.Let("torch.baddbmm(%s.unsqueeze(1), %s, %s.transpose(1, 2))", b, h, w)
+			if l.bn != nil {
+				flat := s.Let("%s.transpose(0, 1).reshape(-1, %d)", h, e.n*l.out)
+				h = s.Let("%s.view(-1, %d, %d).transpose(0, 1)", l.bn.Script(s, flat), e.n, l.out)
+			}
+		}
+		h = e.act.Script(s, h)
+	}
+	return h
+}
+
+// scriptMix emits mix: Σ_k gate[:, k] · experts[k].
+func scriptMix(s *nn.Script, experts, gate string) string {
+	return s.Let("%s.mul(%s.t().unsqueeze(2)).sum(0)", experts, gate)
+}
+
+// scriptPickScenario emits pickScenario: each row's own scenario's k columns of t [B, S·k].
+func scriptPickScenario(s *nn.Script, in ScriptInput, t string, k int64) string {
+	idx := s.Let("%s.view(%s, 1, 1).expand(%s, 1, %d)", in.Scenario, in.Rows, in.Rows, k)
+	return s.Let("%s.view(%s, -1, %d).gather(1, %s).view(%s, %d)", t, in.Rows, k, idx, in.Rows, k)
+}

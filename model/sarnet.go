@@ -114,3 +114,14 @@ func (m *SARNet) Forward(in Input) *torch.Tensor {
 	experts := torch.Cat([]*torch.Tensor{m.shared.Forward(x), specific}, 0) // [K, B, h]
 	return m.tower.Forward(mix(experts, m.gate.Forward(x).Softmax(1))).View(-1)
 }
+
+// Script emits Forward as TorchScript (see nn.Script).
+func (m *SARNet) Script(s *nn.Script, in ScriptInput) string {
+	x := s.Let("%s * torch.embedding(%s, %s) + torch.embedding(%s, %s)", in.X, s.Ref(m.weight), in.Scenario, s.Ref(m.bias), in.Scenario)
+	specific := scriptEachSegment(s, in, 1, func(seg scriptSegment) string {
+		return m.specific[seg.Scenario].Script(s, seg.Rows(x))
+	})
+	experts := s.Let("torch.cat([%s, %s], 0)", m.shared.Script(s, x), specific)
+	gate := s.Let("torch.softmax(%s, 1)", m.gate.Script(s, x))
+	return s.Let("%s.view(-1)", m.tower.Script(s, scriptMix(s, experts, gate)))
+}

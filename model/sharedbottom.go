@@ -57,3 +57,8 @@ func newSharedBottom(p nn.Path, in Shape, cfg BackboneConfig) Backbone {
 func (m *SharedBottom) Forward(in Input) *torch.Tensor {
 	return m.towers.Forward(in, m.bottom.Forward(in.X))
 }
+
+// Script emits Forward as TorchScript (see nn.Script).
+func (m *SharedBottom) Script(s *nn.Script, in ScriptInput) string {
+	return m.towers.Script(s, in, m.bottom.Script(s, in.X))
+}

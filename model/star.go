@@ -210,3 +210,48 @@ func (n *partitionedNorm) forSegments() func(seg Segment, x *torch.Tensor) *torc
 			n.runningMean.Select(0, s), n.runningVar.Select(0, s), n.momentum, n.eps)
 	}
 }
+
+// Script emits Forward as TorchScript (see nn.Script).
+func (m *STAR) Script(s *nn.Script, in ScriptInput) string {
+	var norm func(seg scriptSegment, x string) string
+	if m.pn != nil {
+		norm = m.pn.scriptSegments(s)
+	}
+	weights := make([]string, len(m.layers))
+	biases := make([]string, len(m.layers))
+	for l, layer := range m.layers {
+		weights[l], biases[l] = layer.scriptEffective(s)
+	}
+	last := len(m.layers) - 1
+	main := scriptEachSegment(s, in, 0, func(seg scriptSegment) string {
+		h := seg.Rows(in.X)
+		if norm != nil {
+			h = norm(seg, h)
+		}
+		for l := range m.layers {
+			h = s.Let("torch.linear(%s, %s.select(0, %d), %s.select(0, %d))", h, weights[l], seg.Scenario, biases[l], seg.Scenario)
+			if l < last {
+				h = m.act.Script(s, h)
+			}
+		}
+		return h
+	})
+	aux := m.aux.Script(s, s.Let("torch.cat([%s, torch.embedding(%s, %s)], 1)", in.X, s.Ref(m.embedding), in.Scenario))
+	return s.Let("(%s + %s).view(-1)", main, aux)
+}
+
+// scriptEffective emits effective: every part's W ⊙ W_s and b + b_s.
+func (l *starLinear) scriptEffective(s *nn.Script) (w, b string) {
+	return s.Let("%s * %s", s.Ref(l.scenarioWeight), s.Ref(l.weight)), s.Let("%s + %s", s.Ref(l.scenarioBias), s.Ref(l.bias))
+}
+
+// scriptSegments emits forSegments: γ·γ_s and β+β_s once, then each
+// segment's normalisation with its scenario's running statistics.
+func (n *partitionedNorm) scriptSegments(s *nn.Script) func(seg scriptSegment, x string) string {
+	gamma := s.Let("%s * %s", s.Ref(n.scenarioWeight), s.Ref(n.weight))
+	beta := s.Let("%s + %s", s.Ref(n.scenarioBias), s.Ref(n.bias))
+	return func(seg scriptSegment, x string) string {
+		sel := func(t string) string { return fmt.Sprintf("%s.select(0, %d)", t, seg.Scenario) }
+		return nn.ScriptBatchNorm(s, x, sel(gamma), sel(beta), sel(s.Ref(n.runningMean)), sel(s.Ref(n.runningVar)), n.momentum, n.eps)
+	}
+}
