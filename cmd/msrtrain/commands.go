@@ -13,6 +13,7 @@ import (
 	"github.com/msrtrain/msrtrain/data"
 	"github.com/msrtrain/msrtrain/data/atomicfile"
 	"github.com/msrtrain/msrtrain/train"
+	"github.com/msrtrain/msrtrain/train/export"
 	"github.com/msrtrain/msrtrain/train/insight"
 	"github.com/msrtrain/msrtrain/train/sweep"
 )
@@ -175,6 +176,40 @@ func predictCommand() *cli.Command {
 				return err
 			}
 			fmt.Fprintf(os.Stderr, "scored %d rows\n", n)
+			return nil
+		},
+	}
+}
+
+func exportCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "export",
+		Usage: "write a checkpoint as a TorchScript module with its feature encoding and a Triton model repository",
+		Description: `Writes DIR/model.pt (torch.jit.load, torch::jit::load), DIR/features.json and
+DIR/vocabularies.json (how to encode a raw request as training did) and
+DIR/triton/<name>/ (config.pbtxt and 1/model.pt for Triton's pytorch_libtorch backend).
+
+Example:
+   msrtrain export --checkpoint runs/default --out exported/star`,
+		Flags: withGlobals(checkpointFlag(),
+			&cli.StringFlag{Name: "name", Usage: "the model's name in the Triton repository", DefaultText: "msrtrain_<backbone>"},
+			&cli.IntFlag{Name: "max-batch-size", Value: export.DefaultMaxBatchSize, Usage: "Triton's max_batch_size (the module takes any batch)"}),
+		Action: func(c *cli.Context) error {
+			dir, err := train.CheckpointDir(c.String("checkpoint"), "best")
+			if err != nil {
+				return usage(err)
+			}
+			out := flagString(c, "out", "")
+			if out == "" {
+				return usage(fmt.Errorf("export needs --out DIR"))
+			}
+			feats, err := export.Export(export.Options{Checkpoint: dir, Out: out, Name: c.String("name"),
+				MaxBatchSize: c.Int("max-batch-size"), Threads: c.Int("threads")})
+			if err != nil {
+				return err
+			}
+			fmt.Printf("exported %s (%s, meta levels %s) to %s; Triton model %q in %s\n", feats.Model.Checkpoint,
+				feats.Model.Backbone, feats.Model.MetaLevels, out, feats.Model.TritonName, filepath.Join(out, export.TritonDir))
 			return nil
 		},
 	}

@@ -220,6 +220,24 @@ func csvRun(t *testing.T) (csvPath, run string, predicted [][]string) {
 	return f.csv, f.run, f.predicted
 }
 
+// TestExport: msrtrain export writes the directory a serving team gets
+// (train/export tests its scores); a second export into it is refused.
+func TestExport(t *testing.T) {
+	_, ckpt, _ := csvRun(t)
+	exported := filepath.Join(t.TempDir(), "exported")
+	exportOut := mustRun(t, "export", "--checkpoint", ckpt, "--out", exported, "--name", "ranker", "--threads", "1")
+	assert.Contains(t, exportOut, `Triton model "ranker"`)
+	for _, f := range []string{"model.pt", "features.json", "vocabularies.json", "triton/ranker/config.pbtxt", "triton/ranker/1/model.pt"} {
+		assert.FileExists(t, filepath.Join(exported, f))
+	}
+	if _, errOut, code := run(t, "export", "--checkpoint", ckpt, "--out", exported); code != 1 || !strings.Contains(errOut, "not empty") {
+		t.Errorf("export into a full directory: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := run(t, "export", "--checkpoint", ckpt); code != 2 || !strings.Contains(errOut, "--out") {
+		t.Errorf("export without --out: exit %d, %q", code, errOut)
+	}
+}
+
 func TestBadInputIsAClearErrorWithStatus2(t *testing.T) {
 	dir := t.TempDir()
 	badYAML := filepath.Join(dir, "bad.yaml")
