@@ -152,6 +152,7 @@ func processCPU(b *testing.B) time.Duration {
 // metaBench is one model with its training step and its scoring of a fixed batch.
 type metaBench struct {
 	model        *Model
+	input        func() Batch // the fixed batch, copied in from Go slices
 	train, score func() error
 	close        func()
 }
@@ -237,5 +238,5 @@ func newMetaBench(b *testing.B, backbone, levels string, vocab []int64, batch in
 		})
 		return err
 	}
-	return metaBench{model: m, train: train, score: score, close: func() { opt.Close(); m.Close() }}
+	return metaBench{model: m, input: input, train: train, score: score, close: func() { opt.Close(); m.Close() }}
 }
