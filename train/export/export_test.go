@@ -44,36 +44,16 @@ func trainedRun(t *testing.T) (run, rows string) {
 	require.NoError(t, err)
 	cfg.Data = data.CSVConfig(sd.Raw, rows)
 	cfg.Out = filepath.Join(dir, "run")
-	_, err = onTorchThread(func() (*train.Result, error) { return train.Train(t.Context(), cfg, train.RunOptions{}) })
+	_, err = train.Train(t.Context(), cfg, train.RunOptions{})
 	require.NoError(t, err)
 	return cfg.Out, rows
-}
-
-// onTorchThread runs f on a goroutine locked to its OS thread, as the CLI does.
-func onTorchThread[T any](f func() (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	ch := make(chan result)
-	go func() {
-		runtime.LockOSThread()
-		v, err := f()
-		ch <- result{v, err}
-	}()
-	r := <-ch
-	return r.v, r.err
 }
 
 // withUnseenValues rewrites some rows of a CSV with values training never
 // saw: users (every 7th row), items (every 5th) and an empty category.
 func withUnseenValues(t *testing.T, in, out string, keep int) {
 	t.Helper()
-	f, err := os.Open(in)
-	require.NoError(t, err)
-	defer f.Close()
-	records, err := csv.NewReader(f).ReadAll()
-	require.NoError(t, err)
+	records := readCSV(t, in)
 	header := records[0]
 	col := map[string]int{}
 	for i, h := range header {
@@ -97,15 +77,21 @@ func withUnseenValues(t *testing.T, in, out string, keep int) {
 	require.NoError(t, os.WriteFile(out, buf.Bytes(), 0o644))
 }
 
-func readPredictions(t *testing.T, path string) []float64 {
+func readCSV(t *testing.T, path string) [][]string {
 	t.Helper()
 	f, err := os.Open(path)
 	require.NoError(t, err)
 	defer f.Close()
 	records, err := csv.NewReader(f).ReadAll()
 	require.NoError(t, err)
+	return records
+}
+
+// readPredictions reads predict's scores, row by row.
+func readPredictions(t *testing.T, path string) []float64 {
+	t.Helper()
 	var out []float64
-	for _, r := range records[1:] {
+	for _, r := range readCSV(t, path)[1:] {
 		v, err := strconv.ParseFloat(r[2], 64)
 		require.NoError(t, err)
 		out = append(out, v)
@@ -118,12 +104,15 @@ func readPredictions(t *testing.T, path string) []float64 {
 // through Features.Encode and the binding in Go, give msrtrain predict's
 // scores; the directory is complete, and a failed export leaves nothing.
 func TestExportScoresRawRowsAsPredict(t *testing.T) {
+	// All torch work on this goroutine's OS thread, as the CLI does.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	run, rows := trainedRun(t)
 	raw := filepath.Join(t.TempDir(), "raw.csv")
 	withUnseenValues(t, rows, raw, 400)
 	out := filepath.Join(t.TempDir(), "exported")
 
-	feats, err := onTorchThread(func() (*Features, error) { return Export(Options{Checkpoint: run, Out: out, Threads: 1}) })
+	feats, err := Export(Options{Checkpoint: run, Out: out, Threads: 1})
 	require.NoError(t, err)
 	for _, f := range []string{ModelFile, FeaturesFile, VocabulariesFile, "triton/msrtrain_star/config.pbtxt", "triton/msrtrain_star/1/model.pt"} {
 		assert.FileExists(t, filepath.Join(out, f))
@@ -136,14 +125,10 @@ func TestExportScoresRawRowsAsPredict(t *testing.T) {
 
 	// predict's scores, the reference.
 	var predicted bytes.Buffer
-	_, err = onTorchThread(func() (int, error) {
-		l, err := train.LoadModel(run, "cpu", 1)
-		if err != nil {
-			return 0, err
-		}
-		defer l.Close()
-		return l.Predict(raw, &predicted)
-	})
+	l, err := train.LoadModel(run, "cpu", 1)
+	require.NoError(t, err)
+	_, err = l.Predict(raw, &predicted)
+	l.Close()
 	require.NoError(t, err)
 	predPath := filepath.Join(t.TempDir(), "predicted.csv")
 	require.NoError(t, os.WriteFile(predPath, predicted.Bytes(), 0o644))
@@ -171,16 +156,12 @@ func TestExportScoresRawRowsAsPredict(t *testing.T) {
 	enc, err := read.Encode(rawRows)
 	require.NoError(t, err)
 	assert.Contains(t, enc.UserKnowledgeRow, int64(-1), "unseen users have no knowledge")
-	got, err := onTorchThread(func() ([]float32, error) {
-		m, err := torch.LoadScriptModule(filepath.Join(out, ModelFile))
-		if err != nil {
-			return nil, err
-		}
-		defer m.Close()
-		sc := torch.NewScope()
-		defer sc.Close()
-		return m.Forward(enc.Tensors()...).Float32s()
-	})
+	m, err := torch.LoadScriptModule(filepath.Join(out, ModelFile))
+	require.NoError(t, err)
+	defer m.Close()
+	sc := torch.NewScope()
+	defer sc.Close()
+	got, err := m.Forward(enc.Tensors()...).Float32s()
 	require.NoError(t, err)
 	for i := range want {
 		require.InDelta(t, want[i], got[i], 1e-5, "row %d (Go binding)", i)
@@ -193,11 +174,11 @@ func TestExportScoresRawRowsAsPredict(t *testing.T) {
 	}
 
 	// Into a directory that holds something: refused, nothing touched.
-	_, err = onTorchThread(func() (*Features, error) { return Export(Options{Checkpoint: run, Out: out}) })
+	_, err = Export(Options{Checkpoint: run, Out: out})
 	assert.ErrorContains(t, err, "not empty")
 	// A failure after loading (a bad Triton name) leaves no directory behind.
 	other := filepath.Join(t.TempDir(), "other")
-	_, err = onTorchThread(func() (*Features, error) { return Export(Options{Checkpoint: run, Out: other, Name: "bad name"}) })
+	_, err = Export(Options{Checkpoint: run, Out: other, Name: "bad name"})
 	assert.ErrorContains(t, err, `"bad name"`)
 	assert.NoDirExists(t, other)
 	entries, _ := os.ReadDir(filepath.Dir(other))
@@ -214,11 +195,7 @@ func mustRead(t *testing.T, path string) []byte {
 // readRawRows reads a CSV into Encode's rows by column name.
 func readRawRows(t *testing.T, path string, f *Features) []Row {
 	t.Helper()
-	file, err := os.Open(path)
-	require.NoError(t, err)
-	defer file.Close()
-	records, err := csv.NewReader(file).ReadAll()
-	require.NoError(t, err)
+	records := readCSV(t, path)
 	var rows []Row
 	for _, r := range records[1:] {
 		row := Row{Categorical: map[string]string{}, Numeric: map[string]float64{}}

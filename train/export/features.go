@@ -191,13 +191,9 @@ func newFeatures(vocabs *data.Vocabs, spec model.Spec, exp *model.Exported, info
 // vocabularies beside it, checking that they agree.
 func ReadFeatures(dir string) (*Features, error) {
 	path := filepath.Join(dir, FeaturesFile)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
 	var f Features
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := readJSON(path, &f); err != nil {
+		return nil, err
 	}
 	if f.Format != FeaturesFormat {
 		return nil, fmt.Errorf("%s: format %d; this msrtrain reads format %d", path, f.Format, FeaturesFormat)
@@ -206,19 +202,26 @@ func ReadFeatures(dir string) (*Features, error) {
 		return nil, fmt.Errorf("%s: vocabularies_file = %q: want a file name beside it", path, f.VocabulariesFile)
 	}
 	vpath := filepath.Join(dir, f.VocabulariesFile)
-	vb, err := os.ReadFile(vpath)
-	if err != nil {
-		return nil, err
-	}
 	var v Vocabularies
-	if err := json.Unmarshal(vb, &v); err != nil {
-		return nil, fmt.Errorf("%s: %w", vpath, err)
+	if err := readJSON(vpath, &v); err != nil {
+		return nil, err
 	}
 	if err := f.check(&v); err != nil {
 		return nil, fmt.Errorf("%s and %s: %w", path, vpath, err)
 	}
 	f.attach(&v)
 	return &f, nil
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
 }
 
 // check verifies that the vocabularies fit the description.
