@@ -1,6 +1,7 @@
 package model
 
 import (
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 )
+
+var scoringThreadsFlag = flag.Int("scoring-threads", 1, "CPU threads BenchmarkScoringCost scores with")
 
 // BenchmarkScoringCost measures frozen scoring (Model.Freeze: evaluation
 // mode, no gradients, the scenarios' and users' tables computed up front,
@@ -35,13 +38,19 @@ import (
 //
 //	go test -run '^$' -bench ScoringCost -benchtime 1x ./model/
 //
-// (-args -backbones=star,mmoe measures some backbones only.)
+// It runs on one CPU thread (-args -scoring-threads=N for more), where CPU
+// time is wall time without the waits of other processes and of spinning
+// BLAS threads, so the CPU-time ratio holds on a machine busy with other
+// work. -args -backbones=star,mmoe measures some backbones only.
 func BenchmarkScoringCost(b *testing.B) {
 	defer setUpBench(b)()
-	const pairs, batch = 15, 4096
+	if err := torch.SetCPUThreads(*scoringThreadsFlag); err != nil {
+		b.Fatal(err)
+	}
+	const pairs, batch = 21, 4096
 	vocab := metaBenchData[0].vocab
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "ScoringCost: batch %d, %d alternating pairs; × = median / bare, wall time (CPU time)\n", batch, pairs)
+	fmt.Fprintf(w, "ScoringCost: batch %d, %d alternating pairs, %d thread(s); × = median / bare, wall time (CPU time)\n", batch, pairs, *scoringThreadsFlag)
 	fmt.Fprintln(w, "backbone\tbare ms\tLLM4MSR ms\t×\twidened ms\twidened ×\tfloor ×\t")
 	for _, name := range benchedBackbones(b) {
 		b.Run(name, func(b *testing.B) {
