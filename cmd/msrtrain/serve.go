@@ -10,7 +10,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/msrtrain/msrtrain/train"
 	"github.com/msrtrain/msrtrain/train/serve"
 )
 
@@ -22,7 +21,7 @@ func serveCommand() *cli.Command {
 	d := serve.DefaultOptions()
 	return &cli.Command{
 		Name:  "serve",
-		Usage: "score raw rows over HTTP/JSON with a checkpoint, batching concurrent requests",
+		Usage: "score raw rows over HTTP/JSON with a checkpoint (or an exported directory), batching concurrent requests",
 		Description: `POST /v1/score {"rows": [{"scenario": ..., "user_id": ..., "item_id": ..., other fields by name}]}
 answers {"model": ..., "scores": [a click probability per row, in order]}; GET /v1/model lists
 the fields. /healthz, /readyz and Prometheus /metrics beside them. SIGHUP (or POST /admin/reload
@@ -31,6 +30,7 @@ requests; SIGTERM or Ctrl-C drains the requests in flight and exits.
 
 Examples:
    msrtrain serve --checkpoint runs/douban --addr :8080
+   msrtrain serve --checkpoint exported/douban --addr :8080              # msrtrain export's directory, scored by its TorchScript module
    msrtrain serve --checkpoint runs/douban --admin-addr 127.0.0.1:9090   # then: curl -X POST 127.0.0.1:9090/admin/reload`,
 		Flags: withGlobals(checkpointFlag(),
 			&cli.StringFlag{Name: "addr", Value: d.Addr, Usage: "where the scoring API, health checks and metrics listen"},
@@ -46,7 +46,7 @@ Examples:
 			&cli.DurationFlag{Name: "drain-timeout", Value: d.DrainTimeout, Usage: "longest shutdown waits for requests in flight"},
 		),
 		Action: func(c *cli.Context) error {
-			if _, err := train.CheckpointDir(c.String("checkpoint"), "best"); err != nil {
+			if err := serve.IsModelPath(c.String("checkpoint")); err != nil {
 				return usage(err)
 			}
 			device := flagString(c, "device", "auto")
@@ -59,7 +59,7 @@ Examples:
 			}
 			opts := serve.Options{
 				Checkpoint:     c.String("checkpoint"),
-				Load:           serve.CheckpointLoader(device, c.Int("threads")),
+				Load:           serve.AnyLoader(device, c.Int("threads")),
 				Addr:           c.String("addr"),
 				AdminAddr:      c.String("admin-addr"),
 				AdminToken:     token,

@@ -397,3 +397,45 @@ func (e *Encoded) Tensors() []*torch.Tensor {
 		torch.FromSlice(e.Scenario, n), torch.FromSlice(e.UserKnowledgeRow, n),
 	}
 }
+
+// IsExported reports whether dir looks like an exported directory (model.pt and features.json).
+func IsExported(dir string) bool {
+	for _, f := range []string{ModelFile, FeaturesFile} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || !st.Mode().IsRegular() {
+			return false
+		}
+	}
+	return true
+}
+
+// DataVocabs are the vocabularies as data.Encode takes them, so that rows
+// read as training read its files (data.Raw) encode exactly as training
+// encoded them.
+func (f *Features) DataVocabs() *data.Vocabs {
+	v := &data.Vocabs{Labels: []string{f.Label}}
+	for _, s := range f.Scenarios {
+		v.Scenarios = append(v.Scenarios, data.ScenarioInfo{Name: s.Name, Description: s.Description})
+	}
+	for _, c := range f.Categorical {
+		v.Fields = append(v.Fields, data.NewVocab(c.Name, c.MinCount, f.vocab.Fields[c.Name]))
+	}
+	for _, n := range f.Numeric {
+		v.Numeric = append(v.Numeric, n.Name)
+	}
+	v.Schema() // built now, so that concurrent readers only read it
+	return v
+}
+
+// KnowledgeRows are the user_knowledge_row values of a table's rows
+// (encoded with DataVocabs), MissingRow for every row without the user level.
+func (f *Features) KnowledgeRows(t *data.Table) []int64 {
+	rows := make([]int64, t.Len())
+	fields := len(f.Categorical)
+	for i := range rows {
+		rows[i] = f.UserKnowledge.MissingRow
+		if f.UserKnowledge.Used {
+			rows[i] = f.UserKnowledgeRow(t.Cat[i*fields+f.UserKnowledge.Column])
+		}
+	}
+	return rows
+}
