@@ -41,10 +41,20 @@ const scriptTestKnowledgeDim = 8
 const scriptTestWidth = 4*4 + 2
 
 type scriptCase struct {
-	name     string
-	backbone string
-	levels   MetaLevels
-	edit     func(*MetaConfig)
+	name      string
+	backbone  string
+	levels    MetaLevels
+	edit      func(*MetaConfig)
+	noNumeric bool // the data has no numeric features: num is [B, 0]
+}
+
+// spec is the case's data: scriptTestSpec, without numeric features when the case says so.
+func (c scriptCase) spec() Spec {
+	s := scriptTestSpec
+	if c.noNumeric {
+		s.Numeric = 0
+	}
+	return s
 }
 
 func scriptCases() []scriptCase {
@@ -63,6 +73,7 @@ func scriptCases() []scriptCase {
 		scriptCase{name: "star/both/factorized", backbone: "star", levels: LevelsBoth, edit: func(c *MetaConfig) {
 			c.Head, c.Rank, c.Layers = MetaHeadFactorized, 5, []int64{7, 6}
 		}},
+		scriptCase{name: "ppnet/both/no numeric features", backbone: "ppnet", levels: LevelsBoth, noNumeric: true},
 	)
 }
 
@@ -103,14 +114,14 @@ func buildScriptModel(t *testing.T, c scriptCase) *Model {
 	if c.levels.Enabled() {
 		know = scriptTestKnowledge(t, r)
 	}
-	m, err := New(cfg, scriptTestSpec, know, torch.CPU)
+	m, err := New(cfg, c.spec(), know, torch.CPU)
 	require.NoError(t, err)
 	t.Cleanup(m.Close)
 	opt := newAdam(t, m.Store, 1e-2)
 	defer opt.Close()
 	for range 4 {
 		sc := torch.NewScope()
-		b := scriptTestRows(r, 48, nil)
+		b := scriptTestRows(r, 48, nil, c.spec().Numeric)
 		batch, _ := b.grouped()
 		y := torch.Rand([]int64{int64(b.n)}, torch.Float32, torch.CPU).GtScalar(0.5).ToDType(torch.Float32)
 		adamStep(t, opt, torch.BCEWithLogits(m.Forward(batch), y, nil, nil, torch.ReduceMean))
@@ -122,20 +133,20 @@ func buildScriptModel(t *testing.T, c scriptCase) *Model {
 
 // scriptRows are encoded rows in no particular order.
 type scriptRows struct {
-	n        int
-	cat      []int64 // [n, fields]
-	num      []float32
-	scenario []int64
+	n, numeric int
+	cat        []int64 // [n, fields]
+	num        []float32
+	scenario   []int64
 }
 
 // scriptTestRows draws n rows of the given scenarios (all when nil), with
 // out-of-vocabulary items (every fifth row), users (every seventh) and context values.
-func scriptTestRows(r *rand.Rand, n int, scenarios []int64) scriptRows {
+func scriptTestRows(r *rand.Rand, n int, scenarios []int64, numeric int) scriptRows {
 	if scenarios == nil {
 		scenarios = []int64{0, 1, 2}
 	}
 	sizes := scriptTestSpec.VocabSizes
-	b := scriptRows{n: n}
+	b := scriptRows{n: n, numeric: numeric}
 	for i := range n {
 		for f, size := range sizes {
 			v := r.Int64N(size)
@@ -144,7 +155,7 @@ func scriptTestRows(r *rand.Rand, n int, scenarios []int64) scriptRows {
 			}
 			b.cat = append(b.cat, v)
 		}
-		for range scriptTestSpec.Numeric {
+		for range numeric {
 			b.num = append(b.num, float32(r.NormFloat64()))
 		}
 		b.scenario = append(b.scenario, scenarios[r.IntN(len(scenarios))])
@@ -161,7 +172,7 @@ func (b scriptRows) grouped() (Batch, []int) {
 	}
 	slices.SortStableFunc(order, func(i, j int) int { return int(b.scenario[i] - b.scenario[j]) })
 	fields := len(scriptTestSpec.VocabSizes)
-	numeric := scriptTestSpec.Numeric
+	numeric := b.numeric
 	counts := make([]int64, scriptTestSpec.Scenarios)
 	var cat, scen []int64
 	var num []float32
@@ -172,7 +183,11 @@ func (b scriptRows) grouped() (Batch, []int) {
 		counts[b.scenario[i]]++
 	}
 	n := int64(b.n)
-	return Batch{Cat: torch.FromSlice(cat, n, int64(fields)), Num: torch.FromSlice(num, n, int64(numeric)), Scenario: torch.FromSlice(scen, n), Counts: counts}, order
+	batch := Batch{Cat: torch.FromSlice(cat, n, int64(fields)), Scenario: torch.FromSlice(scen, n), Counts: counts}
+	if numeric > 0 { // as the trainer's batches: no tensor without numeric features
+		batch.Num = torch.FromSlice(num, n, int64(numeric))
+	}
+	return batch, order
 }
 
 // goScores scores the rows with the frozen model as msrtrain's scoring does.
@@ -213,7 +228,7 @@ func (b scriptRows) tensors(rows []int64) []*torch.Tensor {
 	n := int64(b.n)
 	return []*torch.Tensor{
 		torch.FromSlice(b.cat, n, int64(len(scriptTestSpec.VocabSizes))),
-		torch.FromSlice(b.num, n, int64(scriptTestSpec.Numeric)),
+		torch.FromSlice(b.num, n, int64(b.numeric)),
 		torch.FromSlice(b.scenario, n), torch.FromSlice(rows, n),
 	}
 }
@@ -303,7 +318,7 @@ func TestExportedModuleMatchesGo(t *testing.T) {
 		var bigRows []int64
 		var bigWant []float32
 		for bi, b := range batches {
-			rows := scriptTestRows(r, b.rows, b.scenarios)
+			rows := scriptTestRows(r, b.rows, b.scenarios, c.spec().Numeric)
 			krows := knowledgeRows(rows, exp)
 			want := goScores(t, m, rows)
 			what := c.name + ", " + b.name
@@ -316,7 +331,7 @@ func TestExportedModuleMatchesGo(t *testing.T) {
 			input := filepath.Join(dir, fmt.Sprintf("in%d-%d", ci, bi))
 			rows.write(t, input, krows)
 			out := filepath.Join(dir, fmt.Sprintf("out%d-%d", ci, bi))
-			fmt.Fprintf(&manifest, "case %s %d %d %d %s\n", input, rows.n, len(scriptTestSpec.VocabSizes), scriptTestSpec.Numeric, out)
+			fmt.Fprintf(&manifest, "case %s %d %d %d %s\n", input, rows.n, len(scriptTestSpec.VocabSizes), rows.numeric, out)
 			expect = append(expect, expectation{what, want, out})
 			if b.rows == 4096 {
 				big, bigRows, bigWant = rows, krows, want
@@ -327,7 +342,7 @@ func TestExportedModuleMatchesGo(t *testing.T) {
 			input := filepath.Join(dir, fmt.Sprintf("in%d-rebuilt", ci))
 			big.write(t, input, bigRows)
 			out := filepath.Join(dir, fmt.Sprintf("out%d-rebuilt", ci))
-			fmt.Fprintf(&manifest, "rebuild\ncase %s %d %d %d %s\n", input, big.n, len(scriptTestSpec.VocabSizes), scriptTestSpec.Numeric, out)
+			fmt.Fprintf(&manifest, "rebuild\ncase %s %d %d %d %s\n", input, big.n, len(scriptTestSpec.VocabSizes), big.numeric, out)
 			expect = append(expect, expectation{c.name + ", 4096 rows after rebuild_meta_cache", bigWant, out})
 			assert.Contains(t, bigRows, int64(MissingKnowledgeRow), "users without knowledge")
 			if c.levels.User() {
