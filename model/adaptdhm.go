@@ -3,7 +3,10 @@ package model
 import (
 	"fmt"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/msrtrain/msrtrain/cgo/torch"
+	"github.com/msrtrain/msrtrain/data/choice"
 	"github.com/msrtrain/msrtrain/model/nn"
 )
 
@@ -23,15 +26,38 @@ type AdaptDHMConfig struct {
 	RoutingIterations int `yaml:"routing_iterations"`
 	// ScenarioEmbeddingDim is the width of the scenario embedding joined to the input (default 16).
 	ScenarioEmbeddingDim int64 `yaml:"scenario_embedding_dim"`
+	// CenterUpdate is what a centre moves towards: the routed mean (default, the paper's) or sum.
+	CenterUpdate CenterUpdate `yaml:"center_update"`
 }
+
+// CenterUpdate is what AdaptDHM's cluster centres move towards at each routing iteration.
+type CenterUpdate string
+
+// The centre updates.
+const (
+	// CenterMean: the mean of the batch's rows weighted by their routing
+	// to the cluster, Σ_i r_ik z_i / Σ_i r_ik: a moving average (the paper's).
+	CenterMean CenterUpdate = "mean"
+	// CenterSum: the weighted sum Σ_i r_ik z_i (Scenario-Wise-Rec's). It
+	// grows with the batch, so at batch 512 it outweighs β·c_k about a
+	// hundredfold and the centre follows the last batch almost wholly.
+	CenterSum CenterUpdate = "sum"
+)
+
+// CenterUpdateValues are model.adaptdhm.center_update's values.
+var CenterUpdateValues = choice.New("AdaptDHM centre update", CenterMean, CenterSum)
+
+// UnmarshalYAML accepts one of CenterUpdateValues.
+func (u *CenterUpdate) UnmarshalYAML(n *yaml.Node) error { return CenterUpdateValues.Decode(n, u) }
 
 // DefaultAdaptDHMConfig: 3 clusters, β = 0.9, 3 routing iterations,
 // hierarchical layers [64, 64] → 1 with ReLU, a 16-wide scenario embedding,
-// no dropout: Scenario-Wise-Rec's example scripts (the paper gives no sizes).
+// no dropout: Scenario-Wise-Rec's example scripts (the paper gives no
+// sizes); centres move towards the routed mean, as in the paper.
 func DefaultAdaptDHMConfig() AdaptDHMConfig {
 	return AdaptDHMConfig{
 		Hidden: []int64{64, 64}, Activation: nn.ReLU,
-		Clusters: 3, Beta: 0.9, RoutingIterations: 3, ScenarioEmbeddingDim: 16,
+		Clusters: 3, Beta: 0.9, RoutingIterations: 3, ScenarioEmbeddingDim: 16, CenterUpdate: CenterMean,
 	}
 }
 
@@ -49,6 +75,9 @@ func (c AdaptDHMConfig) Validate(key string) error {
 	if err := atLeast(key+".routing_iterations", int64(c.RoutingIterations), 1); err != nil {
 		return err
 	}
+	if err := CenterUpdateValues.Check(key+".center_update", c.CenterUpdate); err != nil {
+		return err
+	}
 	return atLeast(key+".scenario_embedding_dim", c.ScenarioEmbeddingDim, 1)
 }
 
@@ -64,8 +93,11 @@ func (c AdaptDHMConfig) Validate(key string) error {
 // centres c_1 … c_K, repeated T times on each training batch:
 //
 //	r_ik = softmax_k(z_i · c_k)
-//	c_k  ← normalize(β c_k + (1 − β) Σ_i r_ik z_i)
+//	c_k  ← normalize(β c_k + (1 − β) Σ_i r_ik z_i / Σ_i r_ik)
 //
+// a moving average of the batch's mean routed to each cluster
+// (model.adaptdhm.center_update = sum drops the division, as
+// Scenario-Wise-Rec does; see CenterSum),
 // then each sample goes to its closest distribution k(i) = argmax_k z_i · c_k
 // (in evaluation the centres stay as they are).
 //
@@ -96,6 +128,7 @@ type AdaptDHM struct {
 	drop       *nn.Dropout
 	beta       float64
 	iterations int
+	update     CenterUpdate
 }
 
 // newAdaptDHM creates "scenario_embedding.weight", the "centers" buffer and
@@ -110,6 +143,7 @@ func newAdaptDHM(p nn.Path, in Shape, cfg BackboneConfig) Backbone {
 		act:        c.Activation,
 		beta:       c.Beta,
 		iterations: c.RoutingIterations,
+		update:     c.CenterUpdate,
 	}
 	m.centers = p.Buffer("centers", []int64{int64(c.Clusters), width}, nn.Normal(1))
 	for l, h := range append(append([]int64(nil), c.Hidden...), 1) {
@@ -169,7 +203,11 @@ func (m *AdaptDHM) route(z *torch.Tensor) ([]int64, error) {
 			for i := 0; i < m.iterations && err == nil; i++ {
 				c := m.unitCenters()
 				r := z.Mm(c.T()).Softmax(1) // [B, K]
-				err = m.centers.CopyFrom(unitRows(c.MulScalar(m.beta).Add(r.T().Mm(z).MulScalar(1 - m.beta))))
+				routed := r.T().Mm(z)       // [K, D]: Σ_i r_ik z_i
+				if m.update == CenterMean {
+					routed = routed.Div(r.Sum(false, 0).Unsqueeze(1).ClampMin(1e-12))
+				}
+				err = m.centers.CopyFrom(unitRows(c.MulScalar(m.beta).Add(routed.MulScalar(1 - m.beta))))
 			}
 		}
 	})

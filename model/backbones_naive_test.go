@@ -1,6 +1,8 @@
 package model
 
 import (
+	"math"
+	"slices"
 	"testing"
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
@@ -32,7 +34,11 @@ func naiveSelect(in Input, scenarios int, perScenario func(s int) *torch.Tensor)
 func naiveExpert(e *expertStack, k int64, x *torch.Tensor) *torch.Tensor {
 	h := x
 	for _, l := range e.layers {
-		h = e.act.Apply(torch.Linear(h, l.weight.Select(0, k), l.bias.Select(0, k)))
+		h = torch.Linear(h, l.weight.Select(0, k), l.bias.Select(0, k))
+		if l.lnWeight != nil {
+			h = torch.LayerNorm(h, []int64{l.out}, l.lnWeight.Select(0, k), l.lnBias.Select(0, k), layerNormEps)
+		}
+		h = e.act.Apply(h)
 	}
 	return h
 }
@@ -72,8 +78,40 @@ func naiveMMoE(m *MMoE, in Input) *torch.Tensor {
 	})
 }
 
-// naivePLE runs the whole network as if every row belonged to scenario s.
+// naivePLE is the paper's multi-task PLE with a task per scenario: every
+// row carries every scenario's path and the shared path through every
+// level, every expert runs on every row, the shared gate mixes all of
+// them, and each row keeps its own scenario's tower.
 func naivePLE(m *PLE, in Input) *torch.Tensor {
+	if m.ownGate {
+		return naivePLEOwnGate(m, in)
+	}
+	scenarios := len(in.Counts)
+	paths := slices.Repeat([]*torch.Tensor{in.X}, scenarios)
+	c := in.X
+	for _, lv := range m.levels {
+		specific := make([][]*torch.Tensor, scenarios)
+		var all []*torch.Tensor
+		for t := range scenarios {
+			specific[t] = naiveExperts(lv.specific[t], paths[t])
+			all = append(all, specific[t]...)
+		}
+		shared := naiveExperts(lv.shared, c)
+		next := make([]*torch.Tensor, scenarios)
+		for t := range scenarios {
+			next[t] = naiveMix(append(slices.Clone(specific[t]), shared...), naiveGate(paths[t], lv.gates.Weight, lv.gates.Bias, int64(t), m.k))
+		}
+		if lv.sharedGate != nil {
+			width := int64(len(all) + len(shared))
+			c = naiveMix(append(all, shared...), naiveGate(c, lv.sharedGate.Weight, lv.sharedGate.Bias, 0, width))
+		}
+		paths = next
+	}
+	return naiveSelect(in, scenarios, func(s int) *torch.Tensor { return m.towers.towers[s].Forward(paths[s]) })
+}
+
+// naivePLEOwnGate runs the own-gate variant as if every row belonged to scenario s.
+func naivePLEOwnGate(m *PLE, in Input) *torch.Tensor {
 	return naiveSelect(in, len(in.Counts), func(s int) *torch.Tensor {
 		a, c := in.X, in.X
 		for _, lv := range m.levels {
@@ -144,7 +182,7 @@ func naiveForward(t *testing.T, bb Backbone, in Input, training bool) *torch.Ten
 	case *M2M:
 		return naiveM2M(m, in)
 	case *AdaptDHM:
-		return naiveAdaptDHM(m, in)
+		return naiveAdaptDHM(t, m, in)
 	case *M3oE:
 		return naiveM3oE(m, in)
 
@@ -216,10 +254,10 @@ func naiveM2M(m *M2M, in Input) *torch.Tensor {
 // naiveAdaptDHM runs every cluster's network on every row and keeps each
 // row's own cluster, assigned by the centres as they are (in training the
 // routed pass has just updated them and assigned with the updated ones).
-func naiveAdaptDHM(m *AdaptDHM, in Input) *torch.Tensor {
+func naiveAdaptDHM(t *testing.T, m *AdaptDHM, in Input) *torch.Tensor {
 	z := torch.Cat([]*torch.Tensor{in.X, torch.Embedding(m.embedding, in.Scenario)}, 1)
 	clusters := int(m.centers.Shape()[0])
-	byCluster := Input{X: z, Scenario: m.nearest(z), Counts: make([]int64, clusters)}
+	byCluster := Input{X: z, Scenario: naiveNearest(t, z, m.centers), Counts: make([]int64, clusters)}
 	return naiveSelect(byCluster, clusters, func(k int) *torch.Tensor {
 		h := z
 		for l, layer := range m.layers {
@@ -233,6 +271,29 @@ func naiveAdaptDHM(m *AdaptDHM, in Input) *torch.Tensor {
 	})
 }
 
+// naiveNearest is each row's cluster, argmax_k z_i · c_k / |c_k|, computed
+// in float64 from the values: [B] int64.
+func naiveNearest(t *testing.T, z, centers *torch.Tensor) *torch.Tensor {
+	zv, cv := values(t, z.Detach()), values(t, centers)
+	d := int(z.Shape()[1])
+	k := len(cv) / d
+	nearest := make([]int64, len(zv)/d)
+	for i := range nearest {
+		best := math.Inf(-1)
+		for c := range k {
+			var dot, norm float64
+			for j := range d {
+				dot += float64(zv[i*d+j]) * float64(cv[c*d+j])
+				norm += float64(cv[c*d+j]) * float64(cv[c*d+j])
+			}
+			if score := dot / math.Sqrt(norm); score > best {
+				best, nearest[i] = score, int64(c)
+			}
+		}
+	}
+	return torch.FromSlice(nearest)
+}
+
 // naiveM3oE writes the domain balance as the paper does, a sum over the other domains.
 func naiveM3oE(m *M3oE, in Input) *torch.Tensor {
 	scenarios := len(in.Counts)
@@ -244,7 +305,11 @@ func naiveM3oE(m *M3oE, in Input) *torch.Tensor {
 			z = m.bottom.Forward(star).Add(m.skip.Forward(in.X))
 		}
 		experts := naiveExperts(m.experts, z)
-		shared := naiveMix(experts[:m.k], naiveGate(z, m.gates.Weight, m.gates.Bias, int64(d), m.k))
+		gateIn := z
+		if m.detachGates {
+			gateIn = z.Detach()
+		}
+		shared := naiveMix(experts[:m.k], naiveGate(gateIn, m.gates.Weight, m.gates.Bias, int64(d), m.k))
 		domains := experts[m.k : m.k+m.scenarios]
 		beta := m.balance.Sigmoid()
 		balanced := domains[d].Mul(beta)
@@ -253,7 +318,10 @@ func naiveM3oE(m *M3oE, in Input) *torch.Tensor {
 				balanced = balanced.Add(e.Mul(beta.RSubScalar(1)).DivScalar(float64(scenarios - 1)))
 			}
 		}
-		f := shared.Add(balanced.Mul(m.domainWeight.Sigmoid())).Add(experts[m.k+m.scenarios].Mul(m.taskWeight.Sigmoid()))
+		f := shared.Add(balanced.Mul(m.domainWeight.Sigmoid()))
+		if m.taskWeight != nil {
+			f = f.Add(experts[m.k+m.scenarios].Mul(m.taskWeight.Sigmoid()))
+		}
 		return m.towers.towers[d].Forward(f)
 	})
 }
@@ -406,11 +474,34 @@ func gradients(t *testing.T, store *nn.Store, loss *torch.Tensor) [][]float32 {
 func TestBackboneMatchesNaive(t *testing.T) {
 	lockThread(t)
 	const dim = 10
+	type variant struct {
+		name, setting string
+		cfg           BackboneConfig
+	}
+	var variants []variant
 	for _, name := range BackboneNames() {
+		variants = append(variants, variant{name, "default", smallBackboneConfig()})
+	}
+	for _, v := range []struct {
+		name, setting string
+		set           func(*BackboneConfig)
+	}{
+		{"ple", "shared_gate=own", func(c *BackboneConfig) { c.PLE.SharedGate = SharedGateOwn }},
+		{"ple", "levels=3", func(c *BackboneConfig) { c.PLE.Levels = 3 }},
+		{"m3oe", "structure=scenario_wise_rec", func(c *BackboneConfig) { c.M3oE.Structure = StructureScenarioWiseRec }},
+		{"epnet", "structure=scenario_wise_rec", func(c *BackboneConfig) { c.EPNet.Structure = StructureScenarioWiseRec }},
+		{"adaptdhm", "center_update=sum", func(c *BackboneConfig) { c.AdaptDHM.CenterUpdate = CenterSum }},
+	} {
+		cfg := smallBackboneConfig()
+		v.set(&cfg)
+		variants = append(variants, variant{v.name, v.setting, cfg})
+	}
+	for _, v := range variants {
+		name := v.name + " (" + v.setting + ")"
 		for _, counts := range [][]int64{{5, 9, 6}, {7, 0, 4}, {0, 8, 0}, {1, 6, 3}} {
 			for _, training := range []bool{false, true} {
 				sc := torch.NewScope()
-				store, bb := buildBackbone(t, name, dim, testScenarios, smallBackboneConfig(), 4)
+				store, bb := buildBackbone(t, v.name, dim, testScenarios, v.cfg, 4)
 				for i := 0; i < 3; i++ { // move STAR's running statistics off their initial values
 					bb.Forward(makeInput([]int64{6, 7, 8}, dim))
 				}

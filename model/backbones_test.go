@@ -26,7 +26,7 @@ func smallBackboneConfig() BackboneConfig {
 	return BackboneConfig{
 		SharedBottom: SharedBottomConfig{Bottom: mlp(16, 12), Tower: mlp(8, 4)},
 		MMoE:         MMoEConfig{Experts: 3, Expert: mlp(16, 12), Tower: mlp(8)},
-		PLE:          PLEConfig{Levels: 2, SpecificExperts: 2, SharedExperts: 3, Expert: mlp(16, 12), Tower: mlp(8)},
+		PLE:          PLEConfig{Levels: 2, SpecificExperts: 2, SharedExperts: 3, Expert: mlp(16, 12), Tower: mlp(8), SharedGate: SharedGateAll},
 		STAR: STARConfig{Hidden: []int64{16, 8}, Activation: nn.ReLU, PartitionedNorm: true,
 			AuxHidden: []int64{6}, ScenarioEmbeddingDim: 4},
 
@@ -34,10 +34,10 @@ func smallBackboneConfig() BackboneConfig {
 		M2M: M2MConfig{EncoderLayers: 2, EncoderFeedforward: 6, Experts: 3, Expert: mlp(12, 8),
 			ScenarioEmbeddingDim: 4, TowerLayers: 2, Activation: nn.LeakyReLU, Output: mlp(6)},
 		AdaptDHM: AdaptDHMConfig{Hidden: []int64{16, 8}, Activation: nn.ReLU, Clusters: 3, Beta: 0.9,
-			RoutingIterations: 3, ScenarioEmbeddingDim: 4},
-		M3oE: M3oEConfig{Bottom: []int64{16, 12}, Activation: nn.ReLU, Experts: 3, Expert: mlp(12, 8), Tower: mlp(8)},
+			RoutingIterations: 3, ScenarioEmbeddingDim: 4, CenterUpdate: CenterMean},
+		M3oE: M3oEConfig{Bottom: []int64{16, 12}, Activation: nn.ReLU, Experts: 3, Expert: mlp(12, 8), Tower: mlp(8), Structure: StructurePaper},
 
-		EPNet: EPNetConfig{ScenarioEmbeddingDim: 3, Gate: GateNUConfig{Hidden: 5, Scale: 2}, Tower: mlp(12, 6)},
+		EPNet: EPNetConfig{ScenarioEmbeddingDim: 3, Gate: GateNUConfig{Hidden: 5, Scale: 2}, Tower: mlp(12, 6), Structure: StructurePaper},
 		PPNet: PPNetConfig{IDRoles: []Role{RoleUser, RoleItem}, Gate: DefaultGateNUConfig(), Tower: mlp(12, 6)},
 		AdaSparse: AdaSparseConfig{ScenarioEmbeddingDim: 3, Network: mlp(12, 6), Form: PrunerFusion,
 			Epsilon: 0.01, Beta: 2, Alpha: 1, AlphaStep: 1e-3},
@@ -286,13 +286,17 @@ func isScenarioParam(name string) bool {
 }
 
 // mlpParams is the closed-form count of an MLP: Σ (in·h + h), plus 2h for
-// each BatchNorm (after every layer but a tower's last).
+// each BatchNorm and each LayerNorm (after every layer but a tower's last).
 func mlpParams(in int64, c nn.MLPConfig) int64 {
 	var n int64
 	for i, h := range c.Hidden {
 		n += in*h + h
-		if c.BatchNorm && (c.OutputActivation || i < len(c.Hidden)-1) {
-			n += 2 * h
+		if c.OutputActivation || i < len(c.Hidden)-1 {
+			for _, on := range []bool{c.BatchNorm, c.LayerNorm} {
+				if on {
+					n += 2 * h
+				}
+			}
 		}
 		in = h
 	}
@@ -323,11 +327,15 @@ func closedFormParams(name string, in, s int64, cfg BackboneConfig) int64 {
 		c := cfg.PLE
 		k := int64(c.SpecificExperts + c.SharedExperts)
 		var n int64
+		shared := s*int64(c.SpecificExperts) + int64(c.SharedExperts) // every expert of the level
+		if c.SharedGate == SharedGateOwn {
+			shared = k
+		}
 		for l := 0; l < c.Levels; l++ {
 			n += (s*int64(c.SpecificExperts) + int64(c.SharedExperts)) * expert(in, c.Expert)
 			n += in*s*k + s*k // scenario gates
 			if l < c.Levels-1 {
-				n += in*k + k // shared gate
+				n += in*shared + shared // shared gate
 			}
 			in = last(c.Expert.Hidden, in)
 		}
@@ -373,22 +381,31 @@ func closedFormParams(name string, in, s int64, cfg BackboneConfig) int64 {
 		return n
 	case "m3oe":
 		c := cfg.M3oE
+		peer := c.Structure == StructureScenarioWiseRec
+		c.Expert.LayerNorm, c.Tower.LayerNorm = peer, peer
 		var n int64
 		x := in
 		if len(c.Bottom) > 0 {
 			n += (1 + s) * (in*c.Bottom[0] + c.Bottom[0])
-			n += mlpParams(c.Bottom[0], nn.MLPConfig{Hidden: c.Bottom[1:], OutputActivation: true})
+			n += mlpParams(c.Bottom[0], nn.MLPConfig{Hidden: c.Bottom[1:], OutputActivation: true, LayerNorm: peer})
 			x = last(c.Bottom, in)
-			n += in*x + x
+			n += mlpParams(in, nn.MLPConfig{Hidden: []int64{x}, OutputActivation: true, LayerNorm: peer}) // skip
 		}
 		k := int64(c.Experts)
-		n += (k + s + 1) * expert(x, c.Expert)
-		n += x*s*k + s*k + 3
+		experts, scalars := k+s+1, int64(3) // the task expert; balance, domain and task weights
+		if peer {
+			experts, scalars = k+s, 2
+		}
+		n += experts * expert(x, c.Expert)
+		n += x*s*k + s*k + scalars
 		return n + tower(last(c.Expert.Hidden, x), c.Tower)
 
 	case "epnet":
 		c := cfg.EPNet
 		domain := c.ScenarioEmbeddingDim + testFields.Width(RoleScenario)
+		if c.Structure == StructureScenarioWiseRec {
+			c.Tower.Hidden = nil // one Linear to the logit
+		}
 		return s*c.ScenarioEmbeddingDim + gateNUParams(domain+in, in, c.Gate) + mlpParams(in, towerConfig(c.Tower))
 	case "ppnet":
 		c := cfg.PPNet
@@ -435,6 +452,12 @@ func TestBackboneParameterCounts(t *testing.T) {
 	// Optional parts off: M2M's encoder and meta tower, M3oE's star bottom.
 	noPN.M2M.EncoderLayers, noPN.M2M.TowerLayers = 0, 0
 	noPN.M3oE.Bottom = nil
+	// The other settings: Scenario-Wise-Rec's EPNet and M3oE, PLE's own-scenario shared gate.
+	peer := func(cfg BackboneConfig) BackboneConfig {
+		cfg.EPNet.Structure, cfg.M3oE.Structure = StructureScenarioWiseRec, StructureScenarioWiseRec
+		cfg.PLE.SharedGate = SharedGateOwn
+		return cfg
+	}
 	for _, variant := range []struct {
 		name string
 		cfg  BackboneConfig
@@ -443,6 +466,9 @@ func TestBackboneParameterCounts(t *testing.T) {
 		{"default", DefaultBackboneConfig()},
 		{"batch_norm", withNormAndDropout(smallBackboneConfig(), 0.1)},
 		{"no_pn_or_optional_parts", noPN},
+		{"other_settings", peer(smallBackboneConfig())},
+		{"other_settings_default", peer(DefaultBackboneConfig())},
+		{"other_settings_3_levels", func() BackboneConfig { c := peer(smallBackboneConfig()); c.PLE.Levels = 3; return c }()},
 	} {
 		for _, name := range BackboneNames() {
 			for _, shape := range []struct{ in, s int64 }{{10, 3}, {128, 5}, {7, 1}} {

@@ -14,14 +14,20 @@ type EPNetConfig struct {
 	// Gate is the Gate NU's hidden width and scale γ (default: hidden = the gated width, γ = 2).
 	Gate GateNUConfig `yaml:"gate"`
 	// Tower is the shared network after the personalised embedding, before its logit
-	// (default [128, 64, 32], relu, then → 1; Scenario-Wise-Rec's scripts).
+	// (default [128, 64, 32], relu, then → 1: the fcn_dims of Scenario-Wise-Rec's
+	// scripts, which its code never builds). Structure scenario_wise_rec has no
+	// tower and does not read it.
 	Tower nn.MLPConfig `yaml:"tower"`
+	// Structure is paper (default: the personalised embedding feeds a tower)
+	// or scenario_wise_rec (a gated logistic regression).
+	Structure Structure `yaml:"structure"`
 }
 
 // DefaultEPNetConfig: a 16-wide scenario embedding, Gate NU with γ = 2 and
-// hidden width = gated width, tower [128, 64, 32] → 1 with ReLU.
+// hidden width = gated width, tower [128, 64, 32] → 1 with ReLU: the paper's structure.
 func DefaultEPNetConfig() EPNetConfig {
 	return EPNetConfig{
+		Structure:            StructurePaper,
 		ScenarioEmbeddingDim: 16,
 		Gate:                 DefaultGateNUConfig(),
 		Tower:                nn.MLPConfig{Hidden: []int64{128, 64, 32}, Activation: nn.ReLU},
@@ -34,6 +40,9 @@ func (c EPNetConfig) Validate(key string) error {
 		return err
 	}
 	if err := c.Gate.Validate(key + ".gate"); err != nil {
+		return err
+	}
+	if err := StructureValues.Check(key+".structure", c.Structure); err != nil {
 		return err
 	}
 	return validateMLP(key+".tower", c.Tower, false)
@@ -63,11 +72,19 @@ func (c EPNetConfig) NeededRoles(key string) (string, []Role) { return key, nil 
 // Scenario-Wise-Rec feeds it (the domain indicator's embedding). The only
 // per-scenario parameter is e_s, looked up per row; gate and tower are shared.
 //
-// Departures from Scenario-Wise-Rec (scenario_wise_rec/models/multi_domain/epnet.py):
-// none in the math; its MLP puts BatchNorm after every layer, here
-// model.epnet.tower.batch_norm, off by default as in the other backbones.
+// Structure. The paper's EPNet personalises the embedding that the rest
+// of the network reads, so the default (model.epnet.structure = paper)
+// follows it with a shared tower, model.epnet.tower. Scenario-Wise-Rec
+// (scenario_wise_rec/models/multi_domain/epnet.py) passes its fcn_dims
+// positionally as its MLP's output_layer flag, so its MLP is one Linear to
+// the logit and its EPNet a gated logistic regression, ŷ = w·O_ep + b:
+// structure scenario_wise_rec builds exactly that (no tower; the tower
+// section is not read). Otherwise they agree; its MLP would put BatchNorm
+// after every hidden layer, here model.epnet.tower.batch_norm, off by
+// default as in the other backbones.
 //
-// Parameters: "scenario_embedding.weight" [S, d_s], "gate.{hidden,out}.*", "tower.*", "out.*".
+// Parameters: "scenario_embedding.weight" [S, d_s], "gate.{hidden,out}.*",
+// "tower.*" (paper), "out.*".
 type EPNet struct {
 	fields    FieldLayout
 	embedding *torch.Tensor // [S, ScenarioEmbeddingDim]
@@ -83,6 +100,9 @@ func newEPNet(p nn.Path, in Shape, cfg BackboneConfig) Backbone {
 	domain := c.ScenarioEmbeddingDim + in.Fields.Width(RoleScenario)
 	m.gate = newGateNU(p.Sub("gate"), domain+in.Width, in.Width, c.Gate)
 	tower := c.Tower
+	if c.Structure == StructureScenarioWiseRec {
+		tower.Hidden = nil
+	}
 	tower.OutputActivation = true
 	m.tower = nn.NewMLP(p.Sub("tower"), in.Width, tower)
 	m.out = nn.NewLinear(p.Sub("out"), m.tower.Out, 1, true)

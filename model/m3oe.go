@@ -17,21 +17,26 @@ type M3oEConfig struct {
 	Activation nn.Activation `yaml:"activation"`
 	// Experts is the number of shared experts (default 4).
 	Experts int `yaml:"experts"`
-	// Expert is every expert's MLP, shared, domain and task (default [64, 32], relu); its last layer is activated too.
+	// Expert is every expert's MLP, shared, domain and task (default [32], relu); its last layer is activated too.
 	Expert nn.MLPConfig `yaml:"expert"`
 	// Tower is each scenario's MLP before its logit (default [32], relu, then → 1).
 	Tower nn.MLPConfig `yaml:"tower"`
+	// Structure is paper (default) or scenario_wise_rec (see M3oE).
+	Structure Structure `yaml:"structure"`
 }
 
 // DefaultM3oEConfig: star bottom [128, 64], 4 shared experts, one domain
-// expert per scenario and one task expert, all [64, 32] with ReLU, towers
-// [32] → 1: Scenario-Wise-Rec's example scripts (fcn_dims [128, 64, 64, 32],
-// expert_num 4; its tower's hidden layer is as wide as the experts' output).
+// expert per scenario and one task expert, each one layer 64 → 32 with
+// ReLU, towers [32] → 1, the paper's structure: the widths of
+// Scenario-Wise-Rec's example scripts (fcn_dims [128, 64, 64, 32]: a star
+// layer to 128, the bottom MLP to 64, experts from 64 to 32; expert_num 4;
+// its tower's hidden layer is as wide as the experts' output).
 func DefaultM3oEConfig() M3oEConfig {
 	return M3oEConfig{
 		Bottom: []int64{128, 64}, Activation: nn.ReLU, Experts: 4,
-		Expert: nn.MLPConfig{Hidden: []int64{64, 32}, Activation: nn.ReLU},
-		Tower:  nn.MLPConfig{Hidden: []int64{32}, Activation: nn.ReLU},
+		Expert:    nn.MLPConfig{Hidden: []int64{32}, Activation: nn.ReLU},
+		Tower:     nn.MLPConfig{Hidden: []int64{32}, Activation: nn.ReLU},
+		Structure: StructurePaper,
 	}
 }
 
@@ -47,6 +52,9 @@ func (c M3oEConfig) Validate(key string) error {
 		return err
 	}
 	if err := validateMLP(key+".expert", c.Expert, true); err != nil {
+		return err
+	}
+	if err := StructureValues.Check(key+".structure", c.Structure); err != nil {
 		return err
 	}
 	return validateMLP(key+".tower", c.Tower, false)
@@ -81,11 +89,19 @@ func (c M3oEConfig) Validate(key string) error {
 // objective; they are trained jointly with the model here, as in
 // Scenario-Wise-Rec (with its sigmoid relaxation). With one task the task
 // balance has no other tasks to mix, so T enters with its fusion weight
-// only; Scenario-Wise-Rec leaves the task expert out (its task weights then
-// get no gradient). Scenario-Wise-Rec follows every expert, bottom and tower
-// layer with a LayerNorm and feeds the gates a detached z; here the MLP
-// sections' batch_norm option normalises, and the gates learn from the loss
-// like the experts. The star factors start at W_d = 1, b_d = 0, as STAR's.
+// only. The star factors start at W_d = 1, b_d = 0, as STAR's
+// (Scenario-Wise-Rec starts W and W_d Xavier-uniform).
+//
+// Structure. model.m3oe.structure = paper (default) is the above, with
+// the MLP sections' batch_norm option to normalise. scenario_wise_rec
+// builds Scenario-Wise-Rec's module (scenario_wise_rec/models/multi_domain/m3oe.py)
+// from the same sections: a LayerNorm after every layer of the bottom MLP,
+// the skip connection, the experts and the towers' hidden layers, no task
+// expert (f has no α_T T(z) term and there is no "task_weight"), and gates
+// that read a detached z, so they learn nothing from the loss through z.
+// At the defaults its trainable parameters are those of the peer's module
+// that take part in its forward pass (the peer also creates two scalar
+// task weights that its forward never reads).
 //
 // Routing: the shared experts, every domain expert (the balance mixes all of
 // them into every sample, so each is needed on every row) and the task
@@ -97,34 +113,44 @@ type M3oE struct {
 	bottom, skip                      *nn.MLP
 	experts                           *expertStack // K shared, then S domain, then 1 task expert
 	k, scenarios                      int64
-	gates                             *nn.Linear // [S·K, width]
-	balance, domainWeight, taskWeight *torch.Tensor
+	gates                             *nn.Linear    // [S·K, width]
+	balance, domainWeight, taskWeight *torch.Tensor // taskWeight nil without a task expert
 	towers                            *scenarioTowers
+	detachGates                       bool // the gates read a detached z (scenario_wise_rec)
 }
 
 // newM3oE creates "star.{weight, bias, scenario_weight, scenario_bias}", "bottom.*" and
 // "skip.*" (with a bottom), "experts.<layer>.*" (shared experts 0 … K−1, domain experts
-// K … K+S−1, the task expert K+S), "gates.*", "balance", "domain_weight",
-// "task_weight" and "towers.<s>.*" under p.
+// K … K+S−1, the task expert K+S in the paper's structure), "gates.*", "balance",
+// "domain_weight", "task_weight" (paper) and "towers.<s>.*" under p.
 func newM3oE(p nn.Path, in Shape, cfg BackboneConfig) Backbone {
 	inDim, scenarios := in.Width, in.Scenarios
 	c := cfg.M3oE
-	m := &M3oE{k: int64(c.Experts), scenarios: int64(scenarios)}
+	peer := c.Structure == StructureScenarioWiseRec
+	m := &M3oE{k: int64(c.Experts), scenarios: int64(scenarios), detachGates: peer}
+	expert, tower := c.Expert, c.Tower
+	expert.LayerNorm, tower.LayerNorm = peer, peer
 	width := inDim
 	if len(c.Bottom) > 0 {
 		m.star = newStarLinear(p.Sub("star"), inDim, c.Bottom[0], scenarios, "scenario")
-		mlp := nn.MLPConfig{Hidden: c.Bottom[1:], Activation: c.Activation, OutputActivation: true}
+		mlp := nn.MLPConfig{Hidden: c.Bottom[1:], Activation: c.Activation, OutputActivation: true, LayerNorm: peer}
 		m.bottom = nn.NewMLP(p.Sub("bottom"), c.Bottom[0], mlp)
 		last := c.Bottom[len(c.Bottom)-1]
-		m.skip = nn.NewMLP(p.Sub("skip"), inDim, nn.MLPConfig{Hidden: []int64{last}, Activation: c.Activation, OutputActivation: true})
+		m.skip = nn.NewMLP(p.Sub("skip"), inDim, nn.MLPConfig{Hidden: []int64{last}, Activation: c.Activation, OutputActivation: true, LayerNorm: peer})
 		width = last
 	}
-	m.experts = newExpertStack(p.Sub("experts"), m.k+m.scenarios+1, width, c.Expert)
+	experts := m.k + m.scenarios
+	if !peer {
+		experts++ // the task expert
+	}
+	m.experts = newExpertStack(p.Sub("experts"), experts, width, expert)
 	m.gates = nn.NewLinear(p.Sub("gates"), width, m.scenarios*m.k, true)
 	m.balance = p.Param("balance", []int64{1}, nn.Ones)
 	m.domainWeight = p.Param("domain_weight", []int64{1}, nn.Ones)
-	m.taskWeight = p.Param("task_weight", []int64{1}, nn.Ones)
-	m.towers = newScenarioTowers(p.Sub("towers"), m.experts.Out, scenarios, c.Tower)
+	if !peer {
+		m.taskWeight = p.Param("task_weight", []int64{1}, nn.Ones)
+	}
+	m.towers = newScenarioTowers(p.Sub("towers"), m.experts.Out, scenarios, tower)
 	return m
 }
 
@@ -139,8 +165,12 @@ func (m *M3oE) Forward(in Input) *torch.Tensor {
 		})
 		z = m.bottom.Forward(star).Add(m.skip.Forward(in.X))
 	}
-	experts := m.experts.Forward(z) // [K+S+1, B, h]
-	shared := mix(experts.Narrow(0, 0, m.k), pickScenario(in, m.gates.Forward(z), m.k).Softmax(1))
+	experts := m.experts.Forward(z) // [K+S(+1), B, h]
+	gateIn := z
+	if m.detachGates {
+		gateIn = z.Detach()
+	}
+	shared := mix(experts.Narrow(0, 0, m.k), pickScenario(in, m.gates.Forward(gateIn), m.k).Softmax(1))
 	domains := experts.Narrow(0, m.k, m.scenarios) // [S, B, h]
 	beta := m.balance.Sigmoid()
 	// β D_d + (1−β)/(S−1) Σ_{j≠d} D_j = (β − c) D_d + c Σ_j D_j with c = (1−β)/(S−1).
@@ -152,8 +182,10 @@ func (m *M3oE) Forward(in Input) *torch.Tensor {
 		c := beta.RSubScalar(1).DivScalar(float64(m.scenarios - 1))
 		balanced = own.Mul(beta.Sub(c)).Add(domains.Sum(false, 0).Mul(c))
 	}
-	task := experts.Select(0, m.k+m.scenarios)
-	f := shared.Add(balanced.Mul(m.domainWeight.Sigmoid())).Add(task.Mul(m.taskWeight.Sigmoid()))
+	f := shared.Add(balanced.Mul(m.domainWeight.Sigmoid()))
+	if m.taskWeight != nil {
+		f = f.Add(experts.Select(0, m.k+m.scenarios).Mul(m.taskWeight.Sigmoid()))
+	}
 	return m.towers.Forward(in, f)
 }
 

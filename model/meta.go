@@ -32,9 +32,23 @@ import (
 // multiply-adds for the full head's first layer (G the generator's width)
 // and in·R + R·out·(G+1) for the factorized one.
 //
-// The scenario-level and the user-level networks run in parallel at the
-// bottom, and their outputs are fused with x before the backbone:
-// concat [x, z_scenario, z_user] (default) or the residual x + z_scenario + z_user.
+// Where the meta layers sit (model.meta.placement). The paper's Figure 2
+// caption has the two networks generate "scenario- and user-level meta
+// layers in parallel and at bottom"; its full text is not at hand, and the
+// caption reads two ways:
+//
+//	bottom: both levels at the bottom (default). Their outputs are fused
+//	        with x before the backbone: concat [x, z_scenario, z_user] or
+//	        the residual x + z_scenario + z_user.
+//	branch: the user-level layers at the bottom, fused with x as above
+//	        ([x, z_user] or x + z_user); the scenario-level layers a branch
+//	        beside the backbone that reads the same x and joins it at the
+//	        logit: ŷ = σ(f([x, z_user]) + v·z_scenario + c), with v, c
+//	        learned and shared ("meta.scenario.logit"). Every backbone ends
+//	        in one logit per row, so the branch joins every backbone the
+//	        same way, through a scenario-conditioned term in its logit.
+//
+// In both, every meta layer reads the bottom representation x.
 // The generator and the head run once per scenario and once per distinct
 // user in a batch, never once per row; with frozen weights (evaluation,
 // prediction) they run once per scenario and user for the whole pass.
@@ -70,9 +84,27 @@ type MetaConfig struct {
 	Layers []int64 `yaml:"layers"`
 	// Activation follows every meta layer.
 	Activation nn.Activation `yaml:"activation"`
-	// Fusion joins x with the meta outputs.
+	// Fusion joins x with the meta outputs at the bottom.
 	Fusion Fusion `yaml:"fusion"`
+	// Placement puts the scenario-level layers at the bottom or beside the backbone.
+	Placement MetaPlacement `yaml:"placement"`
 }
+
+// MetaPlacement says where the scenario-level meta layers join the model
+// (the user-level ones are always at the bottom).
+type MetaPlacement string
+
+// The placements.
+const (
+	PlacementBottom MetaPlacement = "bottom" // fused with x before the backbone
+	PlacementBranch MetaPlacement = "branch" // a term of the backbone's logit
+)
+
+// MetaPlacementValues are model.meta.placement's values.
+var MetaPlacementValues = choice.New("meta placement", PlacementBottom, PlacementBranch)
+
+// UnmarshalYAML accepts one of MetaPlacementValues.
+func (p *MetaPlacement) UnmarshalYAML(n *yaml.Node) error { return MetaPlacementValues.Decode(n, p) }
 
 // MetaLevels selects which meta networks run: none, scenario, user or both.
 type MetaLevels string
@@ -123,6 +155,9 @@ func (f Fusion) width(in, out int64, nets int) int64 {
 
 // apply fuses parts = [x, z...].
 func (f Fusion) apply(parts []*torch.Tensor) *torch.Tensor {
+	if len(parts) == 1 {
+		return parts[0]
+	}
 	if f == FusionResidual {
 		out := parts[0]
 		for _, z := range parts[1:] {
@@ -147,6 +182,7 @@ func DefaultMetaConfig() MetaConfig {
 		Layers:        []int64{16},
 		Activation:    nn.ReLU,
 		Fusion:        FusionConcat,
+		Placement:     PlacementBottom,
 	}
 }
 
@@ -181,15 +217,27 @@ func (c MetaConfig) Validate(field string) error {
 	if err := FusionValues.Check(field+".fusion", c.Fusion); err != nil {
 		return err
 	}
+	if err := MetaPlacementValues.Check(field+".placement", c.Placement); err != nil {
+		return err
+	}
 	return c.Generator.Validate(field + ".generator")
 }
 
-// Knowledge holds the frozen knowledge vectors on the model's device.
+// Knowledge holds the knowledge vectors on the model's device: frozen, or
+// with Learned trained with the model.
 type Knowledge struct {
 	Scenario  *torch.Tensor // [scenarios, K]
 	User      *torch.Tensor // [user vocabulary size, K]; rows of unknown users are zero
 	UserKnown *torch.Tensor // [user vocabulary size, 1] float32: 1 where the user has a vector
 	Dim       int64
+	// Learned makes NewMeta turn Scenario and User (of the levels that run)
+	// into parameters of the model, "meta.knowledge.scenario" and
+	// "meta.knowledge.user", that start from these values and train with
+	// it: a vector per scenario and per user with no text behind it, the
+	// ablation that tells what the meta networks learn from ids alone.
+	Learned bool
+	// inStore marks the tensors the model's store owns (and frees).
+	scenarioInStore, userInStore bool
 }
 
 // metaNet is one level: projection, generator, a head emitting every meta
@@ -263,14 +311,17 @@ func (m *metaNet) generate(flat *torch.Tensor) generated {
 
 // Meta holds the two levels and the fallback vector of users without knowledge.
 type Meta struct {
-	cfg          MetaConfig
-	scenario     *metaNet
-	user         *metaNet
-	UserFallback *torch.Tensor // [1, K], learned
-	Knowledge    *Knowledge
-	OutDim       int64 // width of the fused representation
-	frozen       *frozenMeta
-	dev          torch.Device
+	cfg      MetaConfig
+	scenario *metaNet
+	user     *metaNet
+	// scenarioLogit reads the scenario-level layers' output out to a term of
+	// the logit (placement branch); nil when they sit at the bottom.
+	scenarioLogit *nn.Linear
+	UserFallback  *torch.Tensor // [1, K], learned
+	Knowledge     *Knowledge
+	OutDim        int64 // width of the fused representation
+	frozen        *frozenMeta
+	dev           torch.Device
 }
 
 // frozenMeta holds the head's outputs for every scenario [S, perKey] and
@@ -294,10 +345,14 @@ func NewMeta(p nn.Path, inDim int64, know *Knowledge, cfg MetaConfig) (*Meta, er
 	if cfg.Fusion == FusionResidual && last != inDim {
 		return nil, fmt.Errorf("model.meta.fusion = residual needs the last meta layer (%d) to equal the input width (%d)", last, inDim)
 	}
-	nets := 0
+	nets := 0 // fused at the bottom
 	if cfg.Levels.Scenario() {
 		m.scenario = newMetaNet(p.Sub("scenario"), know.Dim, inDim, cfg)
-		nets++
+		if cfg.Placement == PlacementBranch {
+			m.scenarioLogit = nn.NewLinear(p.Sub("scenario").Sub("logit"), last, 1, true)
+		} else {
+			nets++
+		}
 	}
 	if cfg.Levels.User() {
 		m.user = newMetaNet(p.Sub("user"), know.Dim, inDim, cfg)
@@ -305,20 +360,65 @@ func NewMeta(p nn.Path, inDim int64, know *Knowledge, cfg MetaConfig) (*Meta, er
 		nets++
 	}
 	m.OutDim = cfg.Fusion.width(inDim, last, nets)
+	if know.Learned {
+		if err := know.adopt(p.Sub("knowledge"), cfg.Levels); err != nil {
+			return nil, err
+		}
+	}
 	return m, nil
 }
 
-// Forward fuses x with the scenario-level and user-level meta layers' outputs.
+// adopt turns the vectors of the levels that run into parameters of p's
+// store, initialised with their values; the store then owns them.
+func (k *Knowledge) adopt(p nn.Path, levels MetaLevels) error {
+	param := func(name string, t *torch.Tensor) (*torch.Tensor, error) {
+		v := p.Param(name, t.Shape(), nn.Zeros)
+		var err error
+		torch.NoGrad(func() { err = v.CopyFrom(t) })
+		if err != nil {
+			return nil, fmt.Errorf("meta: learned knowledge %s: %w", name, err)
+		}
+		t.Close()
+		return v, nil
+	}
+	var err error
+	if levels.Scenario() && !k.scenarioInStore {
+		if k.Scenario, err = param("scenario", k.Scenario); err != nil {
+			return err
+		}
+		k.scenarioInStore = true
+	}
+	if levels.User() && !k.userInStore {
+		if k.User, err = param("user", k.User); err != nil {
+			return err
+		}
+		k.userInStore = true
+	}
+	return nil
+}
+
+// Forward fuses x with the outputs of the meta layers at the bottom: the
+// user level's, and the scenario level's unless it is a branch (see Logit).
 // users are the rows' user indices [B] (the user vocabulary's, 0 = unknown).
 func (m *Meta) Forward(in Input, users *torch.Tensor) *torch.Tensor {
 	parts := []*torch.Tensor{in.X}
-	if m.scenario != nil {
+	if m.scenario != nil && m.scenarioLogit == nil {
 		parts = append(parts, m.scenarioLayers(in))
 	}
 	if m.user != nil {
 		parts = append(parts, m.userLayers(in.X, users))
 	}
 	return m.cfg.Fusion.apply(parts)
+}
+
+// Logit is the scenario branch's term of each row's logit, v·z_scenario + c
+// [B], which the model adds to the backbone's; nil when the scenario-level
+// layers sit at the bottom (or do not run).
+func (m *Meta) Logit(in Input) *torch.Tensor {
+	if m.scenarioLogit == nil {
+		return nil
+	}
+	return m.scenarioLogit.Forward(m.scenarioLayers(in)).View(-1)
 }
 
 // scenarioHead is the head's output for every scenario [S, perKey].

@@ -21,13 +21,7 @@ func metaFixture(t *testing.T, cfg MetaConfig, inDim int64) (*nn.Store, *Meta) {
 	}
 	const dim = 12
 	r := rand.New(rand.NewPCG(1, 2))
-	randVec := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(r.NormFloat64())
-		}
-		return v
-	}
+	randVec := func(n int) []float32 { return normals(r, n) }
 	known := []bool{false, true, true, true, true, false}
 	user := randVec(len(known) * dim)
 	for i, k := range known {

@@ -135,10 +135,16 @@ func (m *Model) Forward(b Batch) *torch.Tensor {
 		}
 		in.OnAnyRank = onAnyRank
 	}
-	if m.Meta != nil {
-		in.X = m.Meta.Forward(in, b.Cat.Select(1, 0))
+	if m.Meta == nil {
+		return m.Backbone.Forward(in)
 	}
-	return m.Backbone.Forward(in)
+	branch := m.Meta.Logit(in) // reads x before the fusion
+	in.X = m.Meta.Forward(in, b.Cat.Select(1, 0))
+	logit := m.Backbone.Forward(in)
+	if branch != nil {
+		logit = logit.Add(branch)
+	}
+	return logit
 }
 
 // Freeze readies the model for scoring with weights that do not change:
@@ -187,11 +193,14 @@ func (m *Model) Close() {
 	}
 }
 
-// Close frees the knowledge tensors.
+// Close frees the knowledge tensors the model's store does not own.
 func (k *Knowledge) Close() {
-	for _, t := range []*torch.Tensor{k.Scenario, k.User, k.UserKnown} {
-		if t != nil {
-			t.Close()
+	for _, t := range []struct {
+		t       *torch.Tensor
+		inStore bool
+	}{{k.Scenario, k.scenarioInStore}, {k.User, k.userInStore}, {k.UserKnown, false}} {
+		if t.t != nil && !t.inStore {
+			t.t.Close()
 		}
 	}
 }

@@ -25,6 +25,11 @@ func TestPlacementOnMeta(t *testing.T) {
 	}{
 		{"defaults", func(c BackboneConfig) BackboneConfig { return c }},
 		{"norm+dropout", func(c BackboneConfig) BackboneConfig { return withNormAndDropout(c, 0.1) }},
+		{"other settings", func(c BackboneConfig) BackboneConfig {
+			c.PLE.SharedGate, c.AdaptDHM.CenterUpdate = SharedGateOwn, CenterSum
+			c.EPNet.Structure, c.M3oE.Structure = StructureScenarioWiseRec, StructureScenarioWiseRec
+			return c
+		}},
 	}
 	for _, name := range BackboneNames() {
 		for _, levels := range []MetaLevels{LevelsNone, LevelsBoth} {
@@ -37,6 +42,11 @@ func TestPlacementOnMeta(t *testing.T) {
 				})
 			}
 		}
+		t.Run(name+"/meta=both/branch", func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Backbone, cfg.Meta.Placement = name, PlacementBranch
+			placementStep(t, cfg)
+		})
 	}
 }
 

@@ -49,7 +49,13 @@ func TestDefaultBackboneConfig(t *testing.T) {
 	}
 	// The documented defaults of EPNet, PPNet, AdaSparse and HAMUR.
 	assert.Equal(t, EPNetConfig{ScenarioEmbeddingDim: 16, Gate: GateNUConfig{Scale: 2},
-		Tower: nn.MLPConfig{Hidden: []int64{128, 64, 32}, Activation: nn.ReLU}}, cfg.EPNet)
+		Tower: nn.MLPConfig{Hidden: []int64{128, 64, 32}, Activation: nn.ReLU}, Structure: StructurePaper}, cfg.EPNet)
+	// The paper's forms by default: PLE's shared gate over every expert, M3oE's
+	// task expert on experts of one layer, AdaptDHM's moving average of the routed mean.
+	assert.Equal(t, SharedGateAll, cfg.PLE.SharedGate)
+	assert.Equal(t, StructurePaper, cfg.M3oE.Structure)
+	assert.Equal(t, []int64{32}, cfg.M3oE.Expert.Hidden)
+	assert.Equal(t, CenterMean, cfg.AdaptDHM.CenterUpdate)
 	assert.Equal(t, PPNetConfig{IDRoles: []Role{RoleUser, RoleItem}, Gate: GateNUConfig{Scale: 2},
 		Tower: nn.MLPConfig{Hidden: []int64{128, 64, 32}, Activation: nn.ReLU}}, cfg.PPNet)
 	assert.Equal(t, AdaSparseConfig{ScenarioEmbeddingDim: 16, Network: nn.MLPConfig{Hidden: []int64{32, 32}, Activation: nn.ReLU, Dropout: 0.2},
@@ -104,6 +110,10 @@ func TestBackboneConfigValidate(t *testing.T) {
 		{"adaptdhm", func(c *BackboneConfig) { c.AdaptDHM.RoutingIterations = 0 }, "model.adaptdhm.routing_iterations = 0"},
 		{"adaptdhm", func(c *BackboneConfig) { c.AdaptDHM.ScenarioEmbeddingDim = 0 }, "model.adaptdhm.scenario_embedding_dim = 0"},
 		{"adaptdhm", func(c *BackboneConfig) { c.AdaptDHM.Dropout = 1 }, "model.adaptdhm.dropout"},
+		{"adaptdhm", func(c *BackboneConfig) { c.AdaptDHM.CenterUpdate = "median" }, `model.adaptdhm.center_update = "median": want mean or sum`},
+		{"ple", func(c *BackboneConfig) { c.PLE.SharedGate = "none" }, `model.ple.shared_gate = "none": want all or own`},
+		{"epnet", func(c *BackboneConfig) { c.EPNet.Structure = "peer" }, `model.epnet.structure = "peer": want paper or scenario_wise_rec`},
+		{"m3oe", func(c *BackboneConfig) { c.M3oE.Structure = "" }, `model.m3oe.structure = "": want paper or scenario_wise_rec`},
 		{"m3oe", func(c *BackboneConfig) { c.M3oE.Bottom = []int64{64} }, "model.m3oe.bottom = [64]: needs a star layer"},
 		{"m3oe", func(c *BackboneConfig) { c.M3oE.Bottom = []int64{64, 0} }, "model.m3oe.bottom.hidden[1] = 0"},
 		{"m3oe", func(c *BackboneConfig) { c.M3oE.Experts = 0 }, "model.m3oe.experts = 0"},
@@ -208,9 +218,9 @@ m3oe: {bottom: [], experts: 2, tower: {hidden: [8, 4]}}
 	want.EncoderLayers, want.Experts, want.ScenarioEmbeddingDim, want.TowerLayers, want.Activation = 0, 6, 8, 2, nn.Tanh
 	assert.Equal(t, want, cfg.M2M)
 	assert.Equal(t, AdaptDHMConfig{Hidden: []int64{32}, Activation: nn.ReLU, Dropout: 0.1, Clusters: 5, Beta: 0.5,
-		RoutingIterations: 1, ScenarioEmbeddingDim: 4}, cfg.AdaptDHM)
+		RoutingIterations: 1, ScenarioEmbeddingDim: 4, CenterUpdate: CenterMean}, cfg.AdaptDHM)
 	assert.Equal(t, M3oEConfig{Bottom: []int64{}, Activation: nn.ReLU, Experts: 2, Expert: def.M3oE.Expert,
-		Tower: nn.MLPConfig{Hidden: []int64{8, 4}, Activation: nn.ReLU}}, cfg.M3oE)
+		Tower: nn.MLPConfig{Hidden: []int64{8, 4}, Activation: nn.ReLU}, Structure: StructurePaper}, cfg.M3oE)
 }
 
 // TestBackboneRolesYAML: the new sections read their keys, typed options

@@ -139,6 +139,8 @@ type stackedLayer struct {
 	weight, bias *torch.Tensor // [n, out, in], [n, out]
 	in, out      int64
 	bn           *nn.BatchNorm1d // over n·out features, nil without
+	// lnWeight, lnBias [n, out]: each expert's LayerNorm (MLPConfig.LayerNorm), nil without
+	lnWeight, lnBias *torch.Tensor
 }
 
 func newExpertStack(p nn.Path, n, in int64, cfg nn.MLPConfig) *expertStack {
@@ -156,6 +158,10 @@ func newExpertStack(p nn.Path, n, in int64, cfg nn.MLPConfig) *expertStack {
 		if cfg.BatchNorm {
 			l.bn = nn.NewBatchNorm1d(lp.Sub("bn"), n*h)
 		}
+		if cfg.LayerNorm {
+			l.lnWeight = lp.Sub("ln").Param("weight", []int64{n, h}, nn.Ones)
+			l.lnBias = lp.Sub("ln").Param("bias", []int64{n, h}, nn.Zeros)
+		}
 		e.layers = append(e.layers, l)
 		e.Out = h
 	}
@@ -164,6 +170,9 @@ func newExpertStack(p nn.Path, n, in int64, cfg nn.MLPConfig) *expertStack {
 	}
 	return e
 }
+
+// layerNormEps is PyTorch's LayerNorm default, as nn.LayerNorm's.
+const layerNormEps = 1e-5
 
 // Forward maps x [B, in] to every expert's output [n, B, out].
 func (e *expertStack) Forward(x *torch.Tensor) *torch.Tensor {
@@ -181,6 +190,9 @@ func (e *expertStack) Forward(x *torch.Tensor) *torch.Tensor {
 				flat := h.Transpose(0, 1).Reshape(-1, e.n*l.out)
 				h = l.bn.Forward(flat).View(-1, e.n, l.out).Transpose(0, 1)
 			}
+		}
+		if l.lnWeight != nil {
+			h = torch.LayerNorm(h, []int64{l.out}, nil, nil, layerNormEps).Mul(l.lnWeight.Unsqueeze(1)).Add(l.lnBias.Unsqueeze(1))
 		}
 		h = e.act.Apply(h)
 		if e.drop != nil {

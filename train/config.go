@@ -180,8 +180,13 @@ func (c *Config) Validate() error {
 	if c.Knowledge.MaxPerScenario <= 0 {
 		return fmt.Errorf("knowledge.max_per_scenario = %d: must be positive", c.Knowledge.MaxPerScenario)
 	}
-	if c.Knowledge.Encoder == knowledge.EncoderHash && c.Knowledge.Hash.Dim <= 0 {
-		return fmt.Errorf("knowledge.hash.dim = %d: must be positive", c.Knowledge.Hash.Dim)
+	for _, d := range []struct {
+		enc knowledge.Encoder
+		dim int
+	}{{knowledge.EncoderHash, c.Knowledge.Hash.Dim}, {knowledge.EncoderLearned, c.Knowledge.Learned.Dim}, {knowledge.EncoderRandom, c.Knowledge.Random.Dim}} {
+		if c.Knowledge.Encoder == d.enc && d.dim <= 0 {
+			return fmt.Errorf("knowledge.%s.dim = %d: must be positive", d.enc, d.dim)
+		}
 	}
 	if err := c.Data.Validate(); err != nil {
 		return fmt.Errorf("data: %w", err)

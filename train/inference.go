@@ -52,7 +52,11 @@ func LoadModel(path, device string, threads int) (*Loaded, error) {
 	}
 	l := &Loaded{Checkpoint: ck, Device: dev, group: newGrouper(ck.Vocabs.Schema(), dev)}
 	var know *model.Knowledge
-	if cfg.Model.Meta.Levels.Enabled() {
+	if cfg.Model.Meta.Levels.Enabled() && !cfg.Knowledge.Encoder.FromText() {
+		if know, err = knowledge.IDKnowledge(cfg.Knowledge, cfg.Seed, ck.Vocabs, dev); err != nil {
+			return nil, err
+		}
+	} else if cfg.Model.Meta.Levels.Enabled() {
 		know, l.UsersWithoutKnowledge, err = knowledge.Load(ck.KnowledgeDir(), ck.Vocabs, dev)
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint %s uses meta networks: %w", ck.Dir, err)

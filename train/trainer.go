@@ -225,7 +225,12 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 		fmt.Fprintf(r.log, "skipped %d bad rows (data.skip_bad_rows); first: %v\n", sp.Skipped.Count, sp.Skipped.First)
 	}
 	var know *model.Knowledge
-	if cfg.Model.Meta.Levels.Enabled() {
+	if cfg.Model.Meta.Levels.Enabled() && !cfg.Knowledge.Encoder.FromText() {
+		if know, err = knowledge.IDKnowledge(cfg.Knowledge, cfg.Seed, sp.Vocabs, r.dev); err != nil {
+			return fmt.Errorf("knowledge: %w", err)
+		}
+		fmt.Fprintf(r.log, "knowledge: %s, a vector per scenario and per user with no text\n", cfg.Knowledge.Encoder)
+	} else if cfg.Model.Meta.Levels.Enabled() {
 		store, stats, err := r.buildKnowledge(ctx, sp)
 		if err != nil {
 			return fmt.Errorf("knowledge: %w", err)

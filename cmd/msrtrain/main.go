@@ -59,7 +59,7 @@ Example, on the embedded synthetic data, LLM4MSR on STAR against the bare backbo
 		// --set model.star.hidden=[32,16] is one override, not two.
 		DisableSliceFlagSeparator: true,
 		Commands: []*cli.Command{
-			trainCommand(), evalCommand(), predictCommand(), exportCommand(), reportCommand(), sweepCommand(),
+			trainCommand(), evalCommand(), predictCommand(), exportCommand(), reportCommand(), sweepCommand(), ablateCommand(),
 			knowledgeCommand(), dataCommand(), serveCommand(), infoCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main decides the exit status

@@ -259,6 +259,7 @@ func TestBadInputIsAClearErrorWithStatus2(t *testing.T) {
 		{"missing config file", []string{"-c", filepath.Join(dir, "nope.yaml"), "train"}, "nope.yaml"},
 		{"no checkpoint", []string{"eval", "--checkpoint", dir}, "holds no checkpoint"},
 		{"sweep spec key", []string{"sweep", "--out", dir, spec}, "model.backbon"},
+		{"ablate without seeds", []string{"ablate", "--seeds", "0", "--out", dir}, "--seeds and --workers must be at least 1"},
 		{"unknown flag", []string{"train", "--epochs", "3"}, "flag provided but not defined"},
 	}
 	for _, tc := range tests {
@@ -372,6 +373,38 @@ grid:
 		t.Errorf("rerun printed another results table:\n%s\nfirst run:\n%s", stdout, firstTable)
 	}
 	checkResults("rerun")
+}
+
+// TestAblate runs the ablation table on tiny data with one seed (the
+// paired statistics are train/sweep's tests'): every point against the bare
+// backbone; then a learned-knowledge trial's report says it has no
+// knowledge view, and explain refuses it.
+func TestAblate(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "ablate")
+	stdout := mustRun(t, "ablate", "--out", out, "--seeds", "1", "--workers", "2", "--threads", "1",
+		"--set", "data.synthetic.rows=2000", "--set", "data.synthetic.users=150", "--set", "data.synthetic.items_per_scenario=40",
+		"--set", "train.epochs=1", "--set", "train.batch_size=256", "--set", "model.star.hidden=[8]",
+		"--set", "model.meta.layers=[4]", "--set", "model.meta.generator.hidden=[8]", "--set", "knowledge.hash.dim=8",
+		"--set", "knowledge.learned.dim=8", "--set", "knowledge.random.dim=8")
+	for _, want := range []string{"## Paired differences from the baseline", "| baseline |", "| random | bottom |", "| hash | branch |"} {
+		assert.Contains(t, stdout, want)
+	}
+	// 7 points: none, both, scenario, user, learned, random, branch.
+	assert.Equal(t, 7+2, strings.Count(stdout, "\n|"), "a header, a rule and one row per point:\n%s", stdout)
+	res, err := os.ReadFile(filepath.Join(out, "results.csv"))
+	require.NoError(t, err)
+	assert.Equal(t, 7, strings.Count(string(res), ",ok,"), "7 points, one seed")
+
+	trials, err := filepath.Glob(filepath.Join(out, "trials", "p004-s1-*"))
+	require.NoError(t, err)
+	require.Len(t, trials, 1, "the learned encoder's trial")
+	mustRun(t, "report", "--threads", "1", trials[0])
+	page, err := os.ReadFile(filepath.Join(trials[0], "report.html"))
+	require.NoError(t, err)
+	assert.Contains(t, string(page), "knowledge.encoder = learned: the vectors have no text and no store")
+	_, errOut, code := run(t, "knowledge", "explain", "--checkpoint", trials[0], "--user", "u1", "--threads", "1")
+	assert.NotZero(t, code)
+	assert.Contains(t, errOut, "knowledge.encoder = learned: its vectors have no prompt, reasoning or store to explain")
 }
 
 // TestGivenSplitFiles trains on a config file that gives train, valid and

@@ -139,7 +139,7 @@ func (d *Dropout) Forward(x *torch.Tensor) *torch.Tensor {
 	return torch.Dropout(x, d.P, true)
 }
 
-// MLPConfig describes a stack of Linear → BatchNorm? → activation → Dropout? blocks.
+// MLPConfig describes a stack of Linear → BatchNorm? → LayerNorm? → activation → Dropout? blocks.
 type MLPConfig struct {
 	Hidden     []int64    `yaml:"hidden"`
 	Activation Activation `yaml:"activation"`
@@ -147,6 +147,9 @@ type MLPConfig struct {
 	Dropout    float64    `yaml:"dropout"`
 	// OutputActivation applies the activation after the last layer too (off for towers that end in a logit).
 	OutputActivation bool `yaml:"-"`
+	// LayerNorm normalises every activated layer's output before its
+	// activation, as Scenario-Wise-Rec's M3oE does; backbones set it, no config key does.
+	LayerNorm bool `yaml:"-"`
 }
 
 // Validate checks sizes and rates.
@@ -175,6 +178,7 @@ type MLP struct {
 type mlpBlock struct {
 	linear  *Linear
 	bn      *BatchNorm1d
+	ln      *LayerNorm
 	drop    *Dropout
 	act     Activation
 	lastAct bool
@@ -191,6 +195,9 @@ func NewMLP(p Path, in int64, cfg MLPConfig) *MLP {
 		if blk.lastAct {
 			if cfg.BatchNorm {
 				blk.bn = NewBatchNorm1d(bp.Sub("bn"), h)
+			}
+			if cfg.LayerNorm {
+				blk.ln = NewLayerNorm(bp.Sub("ln"), h)
 			}
 			if cfg.Dropout > 0 {
 				blk.drop = NewDropout(bp, cfg.Dropout)
@@ -211,6 +218,9 @@ func (m *MLP) Forward(x *torch.Tensor) *torch.Tensor {
 		}
 		if b.bn != nil {
 			x = b.bn.Forward(x)
+		}
+		if b.ln != nil {
+			x = b.ln.Forward(x)
 		}
 		x = b.act.Apply(x)
 		if b.drop != nil {

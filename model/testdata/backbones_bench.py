@@ -167,7 +167,8 @@ class PLE:
                 "specific": [Experts(ks, width, [128, 64]) for _ in range(SCENARIOS)],
                 "shared": Experts(kc, width, [128, 64]),
                 "gates": Linear(width, SCENARIOS * self.k),
-                "shared_gate": Linear(width, self.k) if l < levels - 1 else None,
+                # the paper's shared gate: every scenario's experts and the shared ones
+                "shared_gate": Linear(width, SCENARIOS * ks + kc) if l < levels - 1 else None,
             }
             self.levels.append(lv)
             width = 64
@@ -184,15 +185,30 @@ class PLE:
         return ps + self.towers.params()
 
     def __call__(self, x, scen, counts):
-        a = c = x
-        for lv in self.levels:
-            spec = each_segment(counts, 1, lambda s, st, n: lv["specific"][s](a.narrow(0, st, n)))
-            experts = torch.cat([spec, lv["shared"](c)], 0)
-            nxt = mix(experts, pick(scen, lv["gates"](a), self.k).softmax(1))
-            if lv["shared_gate"] is not None:
-                c = mix(experts, lv["shared_gate"](c).softmax(1))
-            a = nxt
-        return self.towers(counts, a)
+        # as model/ple.go: every scenario's path while a later shared gate reads them, then each row's own
+        paths, own, c, k = None, x, x, self.k
+        for l, lv in enumerate(self.levels):
+            if lv["shared_gate"] is None:
+                spec = each_segment(counts, 1, lambda s, st, n: lv["specific"][s](own.narrow(0, st, n)))
+                experts = torch.cat([spec, lv["shared"](c)], 0)
+                own = mix(experts, pick(scen, lv["gates"](own), k).softmax(1))
+                continue
+            path = [x] * SCENARIOS if paths is None else paths
+            specific = [lv["specific"][t](path[t]) for t in range(SCENARIOS)]
+            shared = lv["shared"](c)
+            next_c = mix(torch.cat(specific + [shared], 0), lv["shared_gate"](c).softmax(1))
+            if l + 1 < len(self.levels) - 1:
+                w, b = lv["gates"].w, lv["gates"].b
+                paths = [mix(torch.cat([specific[t], shared], 0),
+                             F.linear(path[t], w.narrow(0, t * k, k), b.narrow(0, t * k, k)).softmax(1))
+                         for t in range(SCENARIOS)]
+            else:
+                if paths is not None:
+                    own = each_segment(counts, 0, lambda s, st, n: paths[s].narrow(0, st, n))
+                mine = each_segment(counts, 1, lambda s, st, n: specific[s].narrow(1, st, n))
+                own = mix(torch.cat([mine, shared], 0), pick(scen, lv["gates"](own), k).softmax(1))
+            c = next_c
+        return self.towers(counts, own)
 
 
 class STAR:
@@ -290,6 +306,8 @@ class IMMoE(torch.nn.Module):
 
 
 class IPLE(torch.nn.Module):
+    """As Scenario-Wise-Rec writes it: every row carries every scenario's path and the shared one."""
+
     def __init__(self, levels=2, ks=2, kc=2):
         super().__init__()
         k, width = ks + kc, IN_DIM
@@ -300,26 +318,20 @@ class IPLE(torch.nn.Module):
                                                for _ in range(SCENARIOS)])
             lv.shared = torch.nn.ModuleList([seq_mlp(width, [128, 64], True) for _ in range(kc)])
             lv.gates = torch.nn.ModuleList([torch.nn.Linear(width, k) for _ in range(SCENARIOS)])
-            lv.shared_gate = torch.nn.Linear(width, k) if l < levels - 1 else None
+            lv.shared_gate = torch.nn.Linear(width, SCENARIOS * ks + kc) if l < levels - 1 else None
             self.levels.append(lv)
             width = 64
         self.towers = ITowers(width)
 
     def forward(self, x, scen, counts):
-        a = c = x
+        paths, c = [x] * SCENARIOS, x
         for lv in self.levels:
+            specific = [[e(paths[s]) for e in lv.specific[s]] for s in range(SCENARIOS)]
             shared = [e(c) for e in lv.shared]
-            new_a, new_c = [], []
-            for s, st, n in segments(counts):
-                a_s, c_s = a.narrow(0, st, n), c.narrow(0, st, n)
-                experts = torch.stack([e(a_s) for e in lv.specific[s]] + [o.narrow(0, st, n) for o in shared], 1)
-                new_a.append(gated(experts, lv.gates[s](a_s)))
-                if lv.shared_gate is not None:
-                    new_c.append(gated(experts, lv.shared_gate(c_s)))
-            a = torch.cat(new_a, 0)
-            if new_c:
-                c = torch.cat(new_c, 0)
-        return self.towers(counts, a)
+            paths = [gated(torch.stack(specific[s] + shared, 1), lv.gates[s](paths[s])) for s in range(SCENARIOS)]
+            if lv.shared_gate is not None:
+                c = gated(torch.stack([o for sp in specific for o in sp] + shared, 1), lv.shared_gate(c))
+        return self.towers(counts, each_segment(counts, 0, lambda s, a, n: paths[s].narrow(0, a, n)))
 
 
 class ISTAR(torch.nn.Module):
@@ -474,7 +486,8 @@ class AdaptDHM:
             for _ in range(self.iters):
                 c = unit_rows(self.centers)
                 r = (zd @ c.t()).softmax(1)
-                self.centers.copy_(unit_rows(self.beta * c + (1 - self.beta) * (r.t() @ zd)))
+                routed = (r.t() @ zd) / r.sum(0).unsqueeze(1).clamp_min(1e-12)  # the routed mean
+                self.centers.copy_(unit_rows(self.beta * c + (1 - self.beta) * routed))
             assign = (zd @ unit_rows(self.centers).t()).argmax(1).tolist()
         rows = [[] for _ in range(self.k)]
         for i, k in enumerate(assign):
@@ -494,7 +507,7 @@ class AdaptDHM:
 
 
 class M3oE:
-    def __init__(self, bottom=(128, 64), k=4, expert=(64, 32), tower=(32,)):
+    def __init__(self, bottom=(128, 64), k=4, expert=(32,), tower=(32,)):
         s, d = SCENARIOS, IN_DIM
         self.k = k
         self.star = star_params(d, bottom[0], s)
@@ -606,7 +619,8 @@ class IAdaptDHM(torch.nn.Module):
             zd = z.detach()
             for _ in range(self.iters):
                 r = (zd @ self.centers.t()).softmax(1)
-                self.centers = F.normalize(self.beta * self.centers + (1 - self.beta) * (r.t() @ zd), dim=1)
+                routed = (r.t() @ zd) / r.sum(0).unsqueeze(1).clamp_min(1e-12)  # the routed mean
+                self.centers = F.normalize(self.beta * self.centers + (1 - self.beta) * routed, dim=1)
             assign = (zd @ self.centers.t()).argmax(1)
         order = assign.argsort()
         sizes = torch.bincount(assign, minlength=self.k).tolist()
@@ -626,7 +640,7 @@ class IAdaptDHM(torch.nn.Module):
 
 
 class IM3oE(torch.nn.Module):
-    def __init__(self, bottom=(128, 64), k=4, expert=(64, 32), tower=(32,)):
+    def __init__(self, bottom=(128, 64), k=4, expert=(32,), tower=(32,)):
         super().__init__()
         s, d = SCENARIOS, IN_DIM
         self.shared_w = torch.nn.Parameter(uniform((bottom[0], d), d).detach())

@@ -49,6 +49,9 @@ type Explainer struct {
 // (a trained model of that configuration) it can also measure effects.
 // The caller closes the Explainer, and the model separately.
 func NewExplainer(cfg train.Config, loaded *train.Loaded) (*Explainer, error) {
+	if !cfg.Knowledge.Encoder.FromText() {
+		return nil, fmt.Errorf("knowledge.encoder = %s: its vectors have no prompt, reasoning or store to explain", cfg.Knowledge.Encoder)
+	}
 	dcfg := cfg.Data
 	dcfg.Seed = cfg.Seed
 	var opts []data.Option

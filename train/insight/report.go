@@ -67,7 +67,9 @@ func WriteReport(dir string, o ReportOptions) (string, error) {
 		}
 	}
 	r.Status, r.Facts = runStatus(cfg, res)
-	if cfg.Model.Meta.Levels.Enabled() {
+	if cfg.Model.Meta.Levels.Enabled() && !cfg.Knowledge.Encoder.FromText() {
+		r.Notes = append(r.Notes, fmt.Sprintf("knowledge.encoder = %s: the vectors have no text and no store, so the report has no knowledge view.", cfg.Knowledge.Encoder))
+	} else if cfg.Model.Meta.Levels.Enabled() {
 		if err := explainForReport(dir, cfg, o, &r); err != nil {
 			return "", fmt.Errorf("report: knowledge: %w", err)
 		}

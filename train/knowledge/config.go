@@ -18,6 +18,8 @@ type Config struct {
 	Hash           HashConfig   `yaml:"hash"`
 	OpenAI         OpenAIConfig `yaml:"openai"`
 	File           FileConfig   `yaml:"file"`
+	Learned        IDConfig     `yaml:"learned"`
+	Random         IDConfig     `yaml:"random"`
 	Force          bool         `yaml:"force"` // start the store over when its encoder, model or templates changed
 }
 
@@ -25,6 +27,12 @@ type Config struct {
 type HashConfig struct {
 	Dim  int    `yaml:"dim"`
 	Seed uint64 `yaml:"seed"`
+}
+
+// IDConfig sizes the vectors of the learned and random encoders, which
+// have no text: one per user and per scenario.
+type IDConfig struct {
+	Dim int `yaml:"dim"`
 }
 
 // OpenAIConfig configures the OpenAI-compatible encoder (vLLM, llama.cpp, Ollama, TEI, OpenAI).
@@ -51,7 +59,7 @@ type FileConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		Encoder: EncoderHash, MaxPerScenario: 20,
-		Hash: HashConfig{Dim: 64, Seed: 1},
+		Hash: HashConfig{Dim: 64, Seed: 1}, Learned: IDConfig{Dim: 64}, Random: IDConfig{Dim: 64},
 		OpenAI: OpenAIConfig{BaseURL: "http://localhost:8000/v1", APIKeyEnv: "OPENAI_API_KEY", Concurrency: 4,
 			TimeoutSeconds: 120, MaxRetries: 5, MaxTokens: 512},
 	}
@@ -65,10 +73,18 @@ const (
 	EncoderHash   Encoder = "hash"   // built in, no LLM: hashed words (tests, smoke runs)
 	EncoderOpenAI Encoder = "openai" // an OpenAI-compatible server
 	EncoderFile   Encoder = "file"   // vectors computed elsewhere
+	// The ablations with no text: a vector per user and per scenario that
+	// the model trains (learned) or that stays as drawn from the seed (random).
+	EncoderLearned Encoder = "learned"
+	EncoderRandom  Encoder = "random"
 )
 
 // EncoderValues are knowledge.encoder's values.
-var EncoderValues = choice.New("knowledge encoder", EncoderHash, EncoderOpenAI, EncoderFile)
+var EncoderValues = choice.New("knowledge encoder", EncoderHash, EncoderOpenAI, EncoderFile, EncoderLearned, EncoderRandom)
+
+// FromText reports whether the encoder turns prompts into vectors kept in
+// a knowledge store; learned and random read no text and keep no store.
+func (e Encoder) FromText() bool { return e != EncoderLearned && e != EncoderRandom }
 
 // UnmarshalYAML accepts one of EncoderValues.
 func (e *Encoder) UnmarshalYAML(n *yaml.Node) error { return EncoderValues.Decode(n, e) }

@@ -96,6 +96,8 @@ func NewEncoder(kc Config) (kb.Encoder, error) {
 			return nil, fmt.Errorf("knowledge.encoder = file needs knowledge.file.vectors and knowledge.file.ids")
 		}
 		return kb.NewFileEncoder(kc.File.Vectors, kc.File.IDs, kc.File.Tensor, filepath.Base(kc.File.Vectors))
+	case EncoderLearned, EncoderRandom:
+		return nil, fmt.Errorf("knowledge.encoder = %s reads no prompts and keeps no knowledge store; it needs no build", kc.Encoder)
 	}
 	return nil, EncoderValues.Check("knowledge.encoder", kc.Encoder)
 }

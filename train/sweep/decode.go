@@ -13,7 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-var specFields = []string{"base", "method", "trials", "sample_seed", "seeds", "workers", "metric", "maximize", "grid", "space"}
+var specFields = []string{"base", "method", "trials", "sample_seed", "seeds", "workers", "metric", "maximize", "grid", "space", "points", "baseline"}
 
 // keyPattern is a dotted config key: "train.lr", "model.tower_sizes".
 var keyPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$`)
@@ -39,7 +39,7 @@ func decodeSpec(data []byte, file string) (Spec, error) {
 		return Spec{}, d.errf(root, "a sweep spec is a mapping of fields (%s)", strings.Join(specFields, ", "))
 	}
 	s := Spec{File: file, Seeds: []int64{1}, Workers: 1, Maximize: true, SampleSeed: 1}
-	var grid, space *yaml.Node
+	var grid, space, points, baseline *yaml.Node
 	at := map[string]*yaml.Node{} // field name -> its key node, for error lines
 	where := func(field string) *yaml.Node {
 		if n, ok := at[field]; ok {
@@ -71,6 +71,10 @@ func decodeSpec(data []byte, file string) (Spec, error) {
 			grid = v
 		case "space":
 			space = v
+		case "points":
+			points = v
+		case "baseline":
+			baseline = v
 		default:
 			return d.errf(k, "unknown field %q (known: %s)", k.Value, strings.Join(specFields, ", "))
 		}
@@ -90,16 +94,33 @@ func decodeSpec(data []byte, file string) (Spec, error) {
 		if space != nil {
 			s.Method = MethodRandom
 		}
+		if points != nil {
+			s.Method = MethodPoints
+		}
+	}
+	sections := []struct {
+		method, name, lists string
+		node                *yaml.Node
+	}{
+		{MethodGrid, "grid", "grid", grid},
+		{MethodRandom, "space", "space (choice: [...] for discrete values)", space},
+		{MethodPoints, "points", "points", points},
+	}
+	for _, sec := range sections {
+		if sec.node == nil || s.Method == sec.method {
+			continue
+		}
+		for _, own := range sections {
+			if own.method == s.Method {
+				return Spec{}, d.errf(where(sec.name), "%s is for method %s; method %s lists its values under %s", sec.name, sec.method, s.Method, own.lists)
+			}
+		}
 	}
 	switch {
-	case s.Method != MethodGrid && s.Method != MethodRandom:
-		return Spec{}, d.errf(where("method"), "method %q: want %s or %s", s.Method, MethodGrid, MethodRandom)
-	case s.Method == MethodGrid && space != nil:
-		return Spec{}, d.errf(where("space"), "space is for method random; a grid lists values under grid")
-	case s.Method == MethodRandom && grid != nil:
-		return Spec{}, d.errf(where("grid"), "grid is for method grid; random search uses space (choice: [...] for discrete values)")
-	case s.Method == MethodGrid && s.Trials != 0:
-		return Spec{}, d.errf(where("trials"), "trials is for method random; a grid runs every point")
+	case s.Method != MethodGrid && s.Method != MethodRandom && s.Method != MethodPoints:
+		return Spec{}, d.errf(where("method"), "method %q: want %s, %s or %s", s.Method, MethodGrid, MethodRandom, MethodPoints)
+	case s.Method != MethodRandom && s.Trials != 0:
+		return Spec{}, d.errf(where("trials"), "trials is for method random; method %s runs every point", s.Method)
 	case s.Method == MethodRandom && s.Trials < 1:
 		return Spec{}, d.errf(where("trials"), "method random needs trials >= 1, got %d", s.Trials)
 	case s.Workers < 1:
@@ -117,10 +138,57 @@ func decodeSpec(data []byte, file string) (Spec, error) {
 			return Spec{}, err
 		}
 	}
-	if len(s.Grid)+len(s.Space) == 0 {
-		return Spec{}, d.errf(root, "nothing to sweep: add keys under %s", map[string]string{MethodGrid: "grid", MethodRandom: "space"}[s.Method])
+	if points != nil {
+		if s.Points, err = d.points(points); err != nil {
+			return Spec{}, err
+		}
+	}
+	if baseline != nil {
+		b, err := d.point(baseline)
+		if err != nil {
+			return Spec{}, fmt.Errorf("%w (field baseline)", err)
+		}
+		s.Baseline = &b
+	}
+	if len(s.Grid)+len(s.Space)+len(s.Points) == 0 {
+		return Spec{}, d.errf(root, "nothing to sweep: add keys under %s", map[string]string{MethodGrid: "grid", MethodRandom: "space", MethodPoints: "points"}[s.Method])
 	}
 	return s, nil
+}
+
+// points decodes a list of points, each a mapping of keys to values ({}
+// is the base config itself).
+func (d decoder) points(n *yaml.Node) ([]Point, error) {
+	if n.Kind != yaml.SequenceNode {
+		return nil, d.errf(n, "points: want a list of mappings of config keys to values")
+	}
+	var out []Point
+	for i, it := range n.Content {
+		p, err := d.point(it)
+		if err != nil {
+			return nil, fmt.Errorf("%w (point %d)", err, i)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// point decodes one mapping of config keys to values.
+func (d decoder) point(n *yaml.Node) (Point, error) {
+	p := Point{Overrides: map[string]any{}, Line: n.Line}
+	err := d.eachPair(n, func(k, v *yaml.Node) error {
+		if err := d.key(k); err != nil {
+			return err
+		}
+		val, err := d.value(v)
+		if err != nil {
+			return err
+		}
+		p.Keys = append(p.Keys, k.Value)
+		p.Overrides[k.Value] = val
+		return nil
+	})
+	return p, err
 }
 
 // eachPair calls fn for every key/value of a mapping, rejecting duplicate

@@ -38,6 +38,11 @@ func Expand(spec Spec) ([]Trial, error) {
 	if err != nil {
 		return nil, err
 	}
+	if spec.Baseline != nil {
+		if _, err := baselinePoint(spec, points); err != nil {
+			return nil, err
+		}
+	}
 	width := max(3, len(fmt.Sprint(len(points)-1)))
 	var trials []Trial
 	for p, ov := range points {
@@ -81,8 +86,36 @@ func points(spec Spec, limit int) ([]map[string]any, error) {
 			return nil, tooMany(fmt.Sprint(spec.Trials))
 		}
 		return randomPoints(spec)
+	case MethodPoints:
+		if len(spec.Points) > limit {
+			return nil, tooMany(fmt.Sprint(len(spec.Points)))
+		}
+		out := make([]map[string]any, len(spec.Points))
+		for i, p := range spec.Points {
+			out[i] = p.Overrides
+		}
+		return out, nil
 	}
-	return nil, fmt.Errorf("%s: method %q: want %s or %s", spec.File, spec.Method, MethodGrid, MethodRandom)
+	return nil, fmt.Errorf("%s: method %q: want %s, %s or %s", spec.File, spec.Method, MethodGrid, MethodRandom, MethodPoints)
+}
+
+// baselinePoint is the index of the one point the spec's baseline selects.
+func baselinePoint(spec Spec, points []map[string]any) (int, error) {
+	b := spec.Baseline
+	found := -1
+	for i, ov := range points {
+		if !b.matches(ov) {
+			continue
+		}
+		if found >= 0 {
+			return 0, fmt.Errorf("%s:%d: baseline matches points %d and %d; give the keys that single one out", spec.File, b.Line, found, i)
+		}
+		found = i
+	}
+	if found < 0 {
+		return 0, fmt.Errorf("%s:%d: baseline matches no point of the sweep", spec.File, b.Line)
+	}
+	return found, nil
 }
 
 // gridPoints enumerates the n points of the grid, the last key fastest.

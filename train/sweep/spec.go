@@ -1,7 +1,8 @@
-// Package sweep runs hyperparameter sweeps: it expands a grid or random
-// search over dotted config keys into trials (N seeds per point), runs them
-// with K workers, each in its own directory, resumes by skipping finished
-// trials, and summarizes the results as mean ± std per point.
+// Package sweep runs hyperparameter sweeps: it expands a grid, a random
+// search or a list of points over dotted config keys into trials (N seeds
+// per point), runs them with K workers, each in its own directory, resumes
+// by skipping finished trials, and summarizes the results as mean ± std per
+// point and, against a baseline point, as paired differences over seeds.
 //
 // The package knows nothing about the config itself: a trial is a map of
 // dotted keys to values ("train.lr" → 0.01) that the caller applies to its
@@ -12,12 +13,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // Search methods.
 const (
 	MethodGrid   = "grid"
 	MethodRandom = "random"
+	MethodPoints = "points" // an explicit list of points, e.g. one factor at a time
 )
 
 // Distributions of a random-search dimension.
@@ -43,6 +46,29 @@ type Spec struct {
 	Maximize   bool    // whether a larger Metric is better (default: the metric's own direction, see metrics.Metrics)
 	Grid       []Axis  // grid only
 	Space      []Dim   // random only
+	Points     []Point // points only
+	// Baseline, when set, selects the one point every other point is
+	// compared with, seed by seed (Delta).
+	Baseline *Point
+}
+
+// Point is a set of overrides listed in the spec (under points, or as the
+// baseline), keys in the order the spec gives them.
+type Point struct {
+	Keys      []string
+	Overrides map[string]any
+	Line      int
+}
+
+// matches reports whether overrides ov set every key of p to p's value.
+func (p Point) matches(ov map[string]any) bool {
+	for _, k := range p.Keys {
+		v, ok := ov[k]
+		if !ok || formatValue(v) != formatValue(p.Overrides[k]) {
+			return false
+		}
+	}
+	return true
 }
 
 // Axis is one grid key and the values it takes.
@@ -104,6 +130,13 @@ func (s Spec) Keys() []string {
 	for _, d := range s.Space {
 		keys = append(keys, d.Key)
 	}
+	for _, p := range s.Points {
+		for _, k := range p.Keys {
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
 	return keys
 }
 
@@ -117,6 +150,11 @@ func (s Spec) line(key string) int {
 	for _, d := range s.Space {
 		if d.Key == key {
 			return d.Line
+		}
+	}
+	for _, p := range s.Points {
+		if _, ok := p.Overrides[key]; ok {
+			return p.Line
 		}
 	}
 	return 0

@@ -23,7 +23,21 @@ type PointSummary struct {
 	Failed    int             `json:"failed"`
 	Pending   int             `json:"pending"`
 	Stats     map[string]Stat `json:"stats"` // by metric name, over the ok trials
-	Failures  []Outcome       `json:"failures,omitempty"`
+	// Deltas are the paired differences from the baseline point, by metric
+	// name; nil without a baseline, and for the baseline itself.
+	Deltas   map[string]Delta `json:"deltas,omitempty"`
+	Failures []Outcome        `json:"failures,omitempty"`
+}
+
+// Delta is a point's metric minus the baseline's, paired by seed over the
+// seeds where both trials are ok: the mean and sample standard deviation
+// of the N differences and the 95% Student t interval of their mean
+// (Lo = Hi = Mean for one pair: no interval).
+type Delta struct {
+	Mean   float64 `json:"mean"`
+	Std    float64 `json:"std"`
+	N      int     `json:"n"`
+	Lo, Hi float64
 }
 
 // Table is a sweep's summary: every point, best first by Metric, and every
@@ -31,9 +45,10 @@ type PointSummary struct {
 type Table struct {
 	Metric   string         `json:"metric"`
 	Maximize bool           `json:"maximize"`
-	Random   bool           `json:"random"`  // a random search: the keys were sampled, not a grid
-	Keys     []string       `json:"keys"`    // overridden config keys, in spec order
-	Metrics  []string       `json:"metrics"` // every metric name reported, sorted
+	Random   bool           `json:"random"`             // a random search: the keys were sampled, not a grid
+	Baseline string         `json:"baseline,omitempty"` // the point id the deltas compare with
+	Keys     []string       `json:"keys"`               // overridden config keys, in spec order
+	Metrics  []string       `json:"metrics"`            // every metric name reported, sorted
 	Points   []PointSummary `json:"points"`
 	Trials   []Outcome      `json:"trials"`
 }
@@ -68,10 +83,23 @@ func Summarize(spec Spec, outcomes []Outcome) Table {
 			p.Pending++
 		}
 	}
+	base := -1
+	if spec.Baseline != nil {
+		for _, pt := range order {
+			if spec.Baseline.matches(byPoint[pt].Overrides) {
+				base = pt
+				t.Baseline = byPoint[pt].PointID
+				break
+			}
+		}
+	}
 	for _, pt := range order {
 		p := byPoint[pt]
 		for k, vs := range values[pt] {
 			p.Stats[k] = stat(vs)
+		}
+		if base >= 0 && pt != base {
+			p.Deltas = pairedDeltas(outcomes, pt, base)
 		}
 		t.Points = append(t.Points, *p)
 	}
@@ -127,4 +155,55 @@ func (t Table) Failed() int {
 		}
 	}
 	return n
+}
+
+// pairedDeltas compares point with base seed by seed, for every metric both
+// trials of a seed report.
+func pairedDeltas(outcomes []Outcome, point, base int) map[string]Delta {
+	bySeed := map[int64]map[string]float64{} // the baseline's ok trials
+	for _, o := range outcomes {
+		if o.Trial.Point == base && o.Result.Status == StatusOK {
+			bySeed[o.Trial.Seed] = o.Result.Metrics
+		}
+	}
+	diffs := map[string][]float64{}
+	for _, o := range outcomes {
+		b, ok := bySeed[o.Trial.Seed]
+		if o.Trial.Point != point || o.Result.Status != StatusOK || !ok {
+			continue
+		}
+		for k, v := range o.Result.Metrics {
+			if bv, ok := b[k]; ok {
+				diffs[k] = append(diffs[k], v-bv)
+			}
+		}
+	}
+	out := map[string]Delta{}
+	for k, ds := range diffs {
+		s := stat(ds)
+		half := 0.0
+		if s.N > 1 {
+			half = tQuantile975(s.N-1) * s.Std / math.Sqrt(float64(s.N))
+		}
+		out[k] = Delta{Mean: s.Mean, Std: s.Std, N: s.N, Lo: s.Mean - half, Hi: s.Mean + half}
+	}
+	return out
+}
+
+// tTable975 holds the 0.975 quantiles of Student's t for 1 … 30 degrees of freedom.
+var tTable975 = []float64{12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
+	2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
+	2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423}
+
+// tQuantile975 is the 0.975 quantile of Student's t with df degrees of
+// freedom: the table to 30, then the Cornish–Fisher expansion around the
+// normal quantile (within 1e-4 there).
+func tQuantile975(df int) float64 {
+	if df <= len(tTable975) {
+		return tTable975[df-1]
+	}
+	const z = 1.959963984540054
+	n := float64(df)
+	z3, z5 := z*z*z, z*z*z*z*z
+	return z + (z3+z)/(4*n) + (5*z5+16*z3+3*z)/(96*n*n)
 }

@@ -193,6 +193,7 @@ func (t Table) WriteMarkdown(w io.Writer) error {
 	}
 
 	b.WriteString("\n")
+	t.writeDeltas(&b)
 
 	groups, leaves := splitMetrics(t.Metrics, t.Metric)
 	for i, p := range t.Points {
@@ -224,6 +225,53 @@ func (t Table) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// WriteDeltas writes the section of results.md that compares every point
+// with the baseline (nothing without one).
+func (t Table) WriteDeltas(w io.Writer) error {
+	var b strings.Builder
+	t.writeDeltas(&b)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeDeltas writes, with a baseline, every point in spec order with its
+// metric and its paired difference from the baseline.
+func (t Table) writeDeltas(b *strings.Builder) {
+	if t.Baseline == "" {
+		return
+	}
+	fmt.Fprintf(b, "## Paired differences from the baseline\n\n"+
+		"Δ is a point's `%s` minus the baseline's (`%s`) seed by seed: the mean ± std of the differences "+
+		"over n seeds where both ran, and the 95%% Student t interval of their mean.\n\n", t.Metric, t.Baseline)
+	head := append(append([]string{"point"}, t.Keys...), t.Metric, "n", "Δ", "95% CI")
+	mdRow(b, head)
+	mdRow(b, slices.Repeat([]string{"---"}, len(head)))
+	points := slices.Clone(t.Points)
+	slices.SortFunc(points, func(a, b PointSummary) int { return a.Point - b.Point })
+	for _, p := range points {
+		row := append(append([]string{p.PointID}, t.overrideCells(p.Overrides)...), meanStd(p.Stats, t.Metric))
+		d, ok := p.Deltas[t.Metric]
+		switch {
+		case p.PointID == t.Baseline:
+			row = append(row, "", "baseline", "")
+		case !ok:
+			row = append(row, "0", "-", "-")
+		default:
+			row = append(row, strconv.Itoa(d.N), signed(d.Mean)+" ± "+fixed(d.Std), "["+signed(d.Lo)+", "+signed(d.Hi)+"]")
+		}
+		mdRow(b, row)
+	}
+	b.WriteString("\n")
+}
+
+// signed renders a difference with its sign: +0.0123, -0.0045.
+func signed(v float64) string {
+	if v >= 0 {
+		return "+" + fixed(v)
+	}
+	return fixed(v)
 }
 
 // splitMetrics splits metric names at their last dot into row groups and
