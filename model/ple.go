@@ -1,6 +1,9 @@
 package model
 
 import (
+	"slices"
+	"strings"
+
 	"go.yaml.in/yaml/v3"
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
@@ -227,10 +230,63 @@ func (m *PLE) forwardOwnGate(in Input) *torch.Tensor {
 
 // Script emits Forward as TorchScript (see nn.Script).
 func (m *PLE) Script(s *nn.Script, in ScriptInput) string {
+	if m.ownGate {
+		return m.scriptOwnGate(s, in)
+	}
+	var paths []string
+	path := func(t int) string {
+		if paths == nil {
+			return in.X
+		}
+		return paths[t]
+	}
+	softmax := func(x string) string { return s.Let("torch.softmax(%s, 1)", x) }
+	own, c := in.X, in.X
+	for l, lv := range m.levels {
+		if lv.sharedGate == nil {
+			mine := own
+			specific := scriptEachSegment(s, in, 1, func(seg scriptSegment) string {
+				return lv.specific[seg.Scenario].Script(s, seg.Rows(mine))
+			})
+			experts := s.Let("torch.cat([%s, %s], 0)", specific, lv.shared.Script(s, c))
+			own = scriptMix(s, experts, softmax(scriptPickScenario(s, in, lv.gates.Script(s, own), m.k)))
+			continue
+		}
+		specific := make([]string, m.scenarios)
+		for t := range specific {
+			specific[t] = lv.specific[t].Script(s, path(t))
+		}
+		shared := lv.shared.Script(s, c)
+		nextC := scriptMix(s, s.Let("torch.cat([%s], 0)", strings.Join(append(slices.Clone(specific), shared), ", ")), softmax(lv.sharedGate.Script(s, c)))
+		if l+1 < len(m.levels)-1 {
+			next := make([]string, m.scenarios)
+			for t := range next {
+				gate := s.Let("torch.linear(%s, %s.narrow(0, %d, %d), %s.narrow(0, %d, %d))",
+					path(t), s.Ref(lv.gates.Weight), int64(t)*m.k, m.k, s.Ref(lv.gates.Bias), int64(t)*m.k, m.k)
+				next[t] = scriptMix(s, s.Let("torch.cat([%s, %s], 0)", specific[t], shared), softmax(gate))
+			}
+			paths = next
+		} else {
+			if paths != nil {
+				own = scriptEachSegment(s, in, 0, func(seg scriptSegment) string { return seg.Rows(paths[seg.Scenario]) })
+			}
+			mine := scriptEachSegment(s, in, 1, func(seg scriptSegment) string {
+				return s.Let("%s.narrow(1, %s, %s)", specific[seg.Scenario], seg.Start, seg.Len)
+			})
+			own = scriptMix(s, s.Let("torch.cat([%s, %s], 0)", mine, shared), softmax(scriptPickScenario(s, in, lv.gates.Script(s, own), m.k)))
+		}
+		c = nextC
+	}
+	return m.towers.Script(s, in, own)
+}
+
+// scriptOwnGate emits forwardOwnGate.
+func (m *PLE) scriptOwnGate(s *nn.Script, in ScriptInput) string {
 	a, c := in.X, in.X
 	for _, lv := range m.levels {
+		cur := a
 		specific := scriptEachSegment(s, in, 1, func(seg scriptSegment) string {
-			return lv.specific[seg.Scenario].Script(s, seg.Rows(a))
+			return lv.specific[seg.Scenario].Script(s, seg.Rows(cur))
 		})
 		experts := s.Let("torch.cat([%s, %s], 0)", specific, lv.shared.Script(s, c))
 		next := scriptMix(s, experts, s.Let("torch.softmax(%s, 1)", scriptPickScenario(s, in, lv.gates.Script(s, a), m.k)))
