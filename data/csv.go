@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -88,7 +89,8 @@ func resolve(cols *Columns, header []string, ncol int, file string, o readOption
 			}
 		}
 		if at < 0 {
-			return -1, &RowError{File: file, Line: 1, Column: r.Name, Err: fmt.Errorf("%w (%s)", ErrMissingColumn, role)}
+			return -1, &RowError{File: file, Line: 1, Column: r.Name,
+				Err: fmt.Errorf("%w (%s); the file's columns are %s", ErrMissingColumn, role, quotedList(header))}
 		}
 		return at, nil
 	}
@@ -139,6 +141,15 @@ func resolve(cols *Columns, header []string, ncol int, file string, o readOption
 		return nil, err
 	}
 	return s, nil
+}
+
+// quotedList lists names for a message: "a", "b", "c".
+func quotedList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
 }
 
 // readCSVFile opens file and appends its rows to raw.

@@ -143,7 +143,7 @@ func TestBadInput(t *testing.T) {
 		{"bad time", header + "a,u,i,c,1,1,noon,t\n", nil, `d.csv:2: column "ts": value "noon"`},
 		{"empty file", "", ErrEmptyFile, `d.csv:1: no data rows`},
 		{"header only", header, ErrEmptyFile, `d.csv:1: no data rows`},
-		{"missing column", "scen,user,item,city,price,ts,title\na,u,i,c,1,5,t\n", ErrMissingColumn, `d.csv:1: column "click"`},
+		{"missing column", "scen,user,item,city,price,ts,title\na,u,i,c,1,5,t\n", ErrMissingColumn, `d.csv:1: column "click": value "": required column missing (label); the file's columns are "scen", "user"`},
 		{"invalid UTF-8", header + "a,u,i,Par\xffis,1,1,5,t\n", ErrInvalidUTF8, `d.csv:2: column "city": value "Par\xffis"`},
 		{"truncated last line", header + "a,u,i,c,1,1,5,t\na,u,i,c,1", ErrTruncated, `d.csv:3: column "click": value "a,u,i,c,1"`},
 		{"unterminated quote", header + "a,u,i,c,1,1,5,\"oops\n", ErrQuote, `d.csv:2: column "title"`},

@@ -85,7 +85,9 @@ func firstLine(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	line, err := bufio.NewReader(f).ReadString('\n')
+	r := bufio.NewReader(f)
+	skipBOM(r)
+	line, err := r.ReadString('\n')
 	if err != nil && line == "" {
 		return "", &RowError{File: path, Line: 1, Err: ErrEmptyFile}
 	}

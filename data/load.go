@@ -41,6 +41,9 @@ func Load(cfg Config, opts ...Option) (*Splits, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.checkPaths(); err != nil {
+		return nil, err
+	}
 	if cfg.Stream.Enabled {
 		return loadStream(cfg, lo)
 	}
@@ -135,11 +138,12 @@ func (c *Config) paths() []string {
 
 // ReadFile reads one file (a directory for kuaisar) in cfg's format, for
 // evaluation or prediction; map it with saved vocabularies by Encode. Label
-// columns may be missing (predict data): the labels are then 0.
+// columns may be missing (predict data): the labels are then 0. Generated
+// data is read as the CSV that `msrtrain data synth` writes (WriteCSV).
 func ReadFile(cfg Config, path string) (*Raw, error) {
 	cfg.fillDefaults()
 	if cfg.Format.Generated() {
-		return nil, fmt.Errorf("data: format %s has no files to read", cfg.Format)
+		cfg = CSVConfig(newSyntheticRaw(), path)
 	}
 	return readFiles(&cfg, []string{path}, true)
 }

@@ -30,7 +30,20 @@ type scanner struct {
 }
 
 func newScanner(file string, r io.Reader, delim byte) *scanner {
-	return &scanner{file: file, r: bufio.NewReaderSize(r, 1<<20), delim: delim, next: 1}
+	br := bufio.NewReaderSize(r, 1<<20)
+	skipBOM(br)
+	return &scanner{file: file, r: br, delim: delim, next: 1}
+}
+
+// utf8BOM is the byte-order mark spreadsheet programs put at the start of
+// a UTF-8 file; it is not part of the first column's name or value.
+const utf8BOM = "\ufeff"
+
+// skipBOM drops a UTF-8 byte-order mark at the start of r.
+func skipBOM(r *bufio.Reader) {
+	if b, err := r.Peek(len(utf8BOM)); err == nil && string(b) == utf8BOM {
+		r.Discard(len(utf8BOM))
+	}
 }
 
 // readLine returns the next line without its newline, and whether it had one.

@@ -382,8 +382,7 @@ func (g *synthGen) users() {
 // newRaw makes the raw table's columns and the dictionaries known before
 // any row: scenarios with their descriptions, categories and segments.
 func (g *synthGen) newRaw() *Raw {
-	raw := newRaw([]string{"user_id", "item_id", "item_category", "user_segment"},
-		[]string{"item_pop", "user_activity"}, []string{"click"}, true)
+	raw := newSyntheticRaw()
 	raw.addFile("synthetic")
 	for _, sc := range g.d.ScenarioInfo {
 		raw.Scenario.Dict.add(sc.Name)
@@ -629,4 +628,10 @@ func synthUserText(d *SyntheticData, u int, catMean [][]float64) (string, int) {
 	}
 	fmt.Fprintf(&b, " Most active in %s.", synthScenarioName(best))
 	return b.String(), affs[0].k
+}
+
+// newSyntheticRaw is an empty table with the generator's fields.
+func newSyntheticRaw() *Raw {
+	return newRaw([]string{"user_id", "item_id", "item_category", "user_segment"},
+		[]string{"item_pop", "user_activity"}, []string{"click"}, true)
 }
