@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -203,7 +204,10 @@ func LoadConfig(path string, overrides []string) (Config, error) {
 		if err != nil {
 			return cfg, fmt.Errorf("config: %w", err)
 		}
-		if err := decodeStrict(b, &cfg); err != nil {
+		if err := decodeFile(b, &cfg); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+		if err := cfg.resolvePaths(filepath.Dir(path)); err != nil {
 			return cfg, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
@@ -230,7 +234,9 @@ func LoadConfig(path string, overrides []string) (Config, error) {
 }
 
 // Apply sets dotted keys (model.star.hidden → [128, 64]) on cfg. A key the
-// configuration does not have is an error naming it and its known siblings.
+// configuration does not have is an error naming it, the closest known key
+// and its known siblings. Relative paths it sets are relative to the
+// working directory, and made absolute.
 func Apply(cfg *Config, sets map[string]any) error {
 	if len(sets) == 0 {
 		return nil
@@ -260,7 +266,36 @@ func Apply(cfg *Config, sets map[string]any) error {
 			return fmt.Errorf("config key %s = %v: %s", key, sets[key], typeError(err))
 		}
 	}
+	if err := fresh.resolvePaths(""); err != nil {
+		return err
+	}
 	*cfg = fresh
+	return nil
+}
+
+// resolvePaths makes the files and directories the configuration names
+// absolute, joined to base (the directory of the config file that names
+// them) or to the working directory when base is "". A run stores them
+// so, and eval, predict, report and explain work from any directory. out
+// is not among them: like --out, it is where the user stands.
+func (c *Config) resolvePaths(base string) error {
+	if err := c.Data.ResolvePaths(base); err != nil {
+		return err
+	}
+	k := &c.Knowledge
+	for _, p := range []struct {
+		key  string
+		path *string
+	}{
+		{"knowledge.dir", &k.Dir}, {"knowledge.scenario_template", &k.ScenarioPrompt}, {"knowledge.user_template", &k.UserPrompt},
+		{"knowledge.file.vectors", &k.File.Vectors}, {"knowledge.file.ids", &k.File.IDs},
+	} {
+		abs, err := data.ResolvePath(base, *p.path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.key, err)
+		}
+		*p.path = abs
+	}
 	return nil
 }
 
@@ -298,7 +333,7 @@ func setPath(tree map[string]any, key string, value any) error {
 	for i, p := range parts {
 		next, ok := node[p]
 		if !ok {
-			return fmt.Errorf("unknown config key %q (%s has: %s)", key, parentName(parts[:i]), strings.Join(sortedKeys(node), ", "))
+			return unknownKeyError(parts[:i+1], node)
 		}
 		if i == len(parts)-1 {
 			node[p] = value
@@ -319,6 +354,17 @@ func setPath(tree map[string]any, key string, value any) error {
 	return nil
 }
 
+// unknownKeyError names a key the configuration lacks by its dotted path,
+// with the closest key of its section (a likely typo) and the section's keys.
+func unknownKeyError(parts []string, section map[string]any) error {
+	parent, siblings := parts[:len(parts)-1], sortedKeys(section)
+	msg := fmt.Sprintf("unknown config key %q", strings.Join(parts, "."))
+	if s := choice.Suggest(parts[len(parts)-1], siblings); s != "" {
+		msg += fmt.Sprintf("; did you mean %q?", strings.Join(append(parent[:len(parent):len(parent)], s), "."))
+	}
+	return fmt.Errorf("%s (%s has: %s)", msg, parentName(parent), strings.Join(siblings, ", "))
+}
+
 func parentName(parts []string) string {
 	if len(parts) == 0 {
 		return "the top level"
@@ -333,6 +379,86 @@ func sortedKeys(m map[string]any) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// decodeFile decodes a config file strictly. Its errors name keys by their
+// dotted path, as --set does, not by the Go types behind them: an unknown
+// key with the closest known one, a bad value with its key and line.
+func decodeFile(b []byte, cfg *Config) error {
+	err := decodeStrict(b, cfg)
+	if err == nil {
+		return nil
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) != nil || len(doc.Content) == 0 {
+		return err
+	}
+	defaults := DefaultConfig()
+	tree, terr := toTree(&defaults)
+	if terr != nil {
+		return err
+	}
+	lines := map[int]string{}
+	if uerr := walkKeys(doc.Content[0], tree, nil, lines); uerr != nil {
+		return uerr
+	}
+	var te *yaml.TypeError
+	var ce *choice.Error
+	switch {
+	case errors.As(err, &te):
+		msgs := make([]string, len(te.Errors))
+		for i, m := range te.Errors {
+			msgs[i] = withKey(m, lines)
+		}
+		return errors.New(strings.Join(msgs, "; "))
+	case errors.As(err, &ce) && lines[ce.Line] != "":
+		plain := *ce
+		plain.Line = 0
+		return fmt.Errorf("line %d: %s: %w", ce.Line, lines[ce.Line], &plain)
+	}
+	return err
+}
+
+// walkKeys checks the keys of a YAML mapping against the configuration
+// tree (the key list --set uses), returning the first unknown one, and
+// records the dotted key on each line for messages about values. It does
+// not descend where the tree has no section (lists, unset sections).
+func walkKeys(n *yaml.Node, tree map[string]any, path []string, lines map[int]string) error {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Value == "<<" { // a YAML merge key
+			continue
+		}
+		key := append(path[:len(path):len(path)], k.Value)
+		child, ok := tree[k.Value]
+		if !ok {
+			err := unknownKeyError(key, tree)
+			return fmt.Errorf("line %d: %w", k.Line, err)
+		}
+		lines[k.Line] = strings.Join(key, ".")
+		if v.Line != k.Line {
+			lines[v.Line] = strings.Join(key, ".")
+		}
+		if sub, ok := child.(map[string]any); ok {
+			if err := walkKeys(v, sub, key, lines); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// withKey puts the key of a "line N: ..." message after the line.
+func withKey(msg string, lines map[int]string) string {
+	var line int
+	if _, err := fmt.Sscanf(msg, "line %d:", &line); err != nil || lines[line] == "" {
+		return msg
+	}
+	_, rest, _ := strings.Cut(msg, ": ")
+	return fmt.Sprintf("line %d: %s: %s", line, lines[line], rest)
 }
 
 // decodeStrict decodes YAML into cfg, refusing unknown keys (with their line).

@@ -41,7 +41,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		sets []string
 		want string
 	}{
-		{[]string{"train.lrr=1"}, `unknown config key "train.lrr" (train has: `},
+		{[]string{"train.lrr=1"}, `unknown config key "train.lrr"; did you mean "train.lr"? (train has: `},
 		{[]string{"nope=1"}, `unknown config key "nope" (the top level has: `},
 		{[]string{"train.lr.x=1"}, `config key "train.lr.x": train.lr is a value, not a section`},
 		{[]string{"train.epochs=[1]"}, "config key train.epochs = [1]: cannot unmarshal"},
@@ -75,7 +75,49 @@ func TestConfigFileErrorsNameTheLine(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "run.yaml")
 	require.NoError(t, os.WriteFile(file, []byte("seed: 1\nmodel:\n  meta:\n    levels: all\n"), 0o644))
 	_, err := LoadConfig(file, nil)
-	assert.EqualError(t, err, "config "+file+`: line 4: unknown meta levels "all": want none, scenario, user or both`)
+	assert.EqualError(t, err, "config "+file+`: line 4: model.meta.levels: unknown meta levels "all": want none, scenario, user or both`)
+}
+
+// A config file's keys are named by their dotted path, as --set names them,
+// and a typo gets the closest key of the same list.
+func TestConfigFileKeysByPath(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "run.yaml")
+	for _, tc := range []struct{ yaml, want string }{
+		{"train:\n  lr: 0.01\n  epocs: 3\n", `line 3: unknown config key "train.epocs"; did you mean "train.epochs"? (train has: baseline, batch_size, `},
+		{"model:\n  star: {hiden: [8]}\n", `line 2: unknown config key "model.star.hiden"; did you mean "model.star.hidden"? (model.star has: `},
+		{"trian:\n  lr: 1\n", `line 1: unknown config key "trian"; did you mean "train"? (the top level has: `},
+		{"data:\n  columns: {user: {nme: u}}\n", `line 2: unknown config key "data.columns.user.nme"; did you mean "data.columns.user.name"?`},
+		{"train:\n  epochs: many\n", "line 2: train.epochs: cannot unmarshal !!str `many` into int"},
+	} {
+		require.NoError(t, os.WriteFile(file, []byte(tc.yaml), 0o644))
+		_, err := LoadConfig(file, nil)
+		require.Error(t, err, tc.yaml)
+		assert.Contains(t, err.Error(), "config "+file+": "+tc.want)
+		assert.NotContains(t, err.Error(), "not found in type", "a Go type name in %q", err)
+	}
+	_, err := LoadConfig("", []string{"train.epocs=3"})
+	assert.ErrorContains(t, err, `unknown config key "train.epocs"; did you mean "train.epochs"? (train has: `)
+}
+
+// Paths in a config file are relative to the file; paths given by --set,
+// to the working directory. Both are stored absolute.
+func TestConfigPathsResolve(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "conf", "run.yaml")
+	require.NoError(t, os.MkdirAll(filepath.Dir(file), 0o755))
+	require.NoError(t, os.WriteFile(file, []byte("data: {format: csv, path: clicks.csv, files: [../more.csv, /abs/x.csv]}\nknowledge: {dir: kn, user_template: t/user.tmpl}\n"), 0o644))
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	cfg, err := LoadConfig(file, []string{"data.train=given.csv", "knowledge.file.vectors=v.npy"})
+	require.NoError(t, err)
+	conf := filepath.Dir(file)
+	assert.Equal(t, filepath.Join(conf, "clicks.csv"), cfg.Data.Path)
+	assert.Equal(t, []string{filepath.Join(dir, "more.csv"), "/abs/x.csv"}, cfg.Data.Files)
+	assert.Equal(t, filepath.Join(conf, "kn"), cfg.Knowledge.Dir)
+	assert.Equal(t, filepath.Join(conf, "t", "user.tmpl"), cfg.Knowledge.UserPrompt)
+	assert.Equal(t, filepath.Join(wd, "given.csv"), cfg.Data.Train)
+	assert.Equal(t, filepath.Join(wd, "v.npy"), cfg.Knowledge.File.Vectors)
+	assert.Equal(t, "runs/default", cfg.Out, "out stays where the user stands, like --out")
 }
 
 func TestScheduleShapesTheLearningRate(t *testing.T) {

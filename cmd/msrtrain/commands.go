@@ -156,20 +156,29 @@ func predictCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "predict",
 		Usage: "score every row of a data file with a checkpoint; writes row,scenario,score CSV in input order",
-		Description: `Example:
-   msrtrain predict --checkpoint runs/douban --input new_rows.csv --output scores.csv`,
+		Description: `The input is in the checkpoint's data format (labels optional). A run trained on the built-in
+synthetic data reads the CSV that data synth writes; with the run's config it writes the run's own rows.
+Examples:
+   msrtrain predict --checkpoint runs/douban --input new_rows.csv --output scores.csv
+   msrtrain data synth -c runs/default/config.yaml --output rows.csv     # a synthetic run's rows
+   msrtrain predict --checkpoint runs/default --input rows.csv | head`,
 		Flags: withGlobals(checkpointFlag(),
 			&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Required: true, Usage: "rows in the checkpoint's data format (labels optional)"},
-			&cli.StringFlag{Name: "output", Value: "-", Usage: "CSV file, or - for standard output"}),
+			&cli.StringFlag{Name: "output", Value: stdoutName, Usage: "CSV file (written whole or not at all), or - for standard output"}),
 		Action: func(c *cli.Context) error {
+			input := c.String("input")
+			if _, err := os.Stat(input); err != nil {
+				return usage(fmt.Errorf("--input: %w", err))
+			}
 			m, err := loadModel(c, false)
 			if err != nil {
 				return err
 			}
 			defer m.Close()
 			var n int
-			err = atomicfile.Output(c.String("output"), os.Stdout, func(w io.Writer) error {
-				n, err = m.Predict(c.String("input"), w)
+			err = writeOutput(c.String("output"), func(w io.Writer) error {
+				var err error
+				n, err = m.Predict(input, w)
 				return err
 			})
 			if err != nil {
@@ -224,14 +233,15 @@ func reportCommand() *cli.Command {
    msrtrain report runs/default      # then open runs/default/report.html in a browser`,
 		Flags: withGlobals(),
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return usage(fmt.Errorf("report takes one run directory"))
+			dir, err := oneArg(c, "report", "one run directory")
+			if err != nil {
+				return err
 			}
 			device := flagString(c, "device", "auto")
 			if err := checkDevice(device); err != nil {
 				return err
 			}
-			path, err := insight.WriteReport(c.Args().First(), insight.ReportOptions{Device: device, Threads: c.Int("threads")})
+			path, err := insight.WriteReport(dir, insight.ReportOptions{Device: device, Threads: c.Int("threads")})
 			if err != nil {
 				return err
 			}

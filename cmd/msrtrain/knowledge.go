@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -58,7 +57,7 @@ func knowledgePromptsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			err = atomicfile.Output(c.String("output"), os.Stdout, func(w io.Writer) error {
+			err = writeOutput(c.String("output"), func(w io.Writer) error {
 				return kb.WritePromptsJSONL(w, prompts)
 			})
 			if err != nil {
@@ -159,7 +158,6 @@ Examples:
 			&cli.StringFlag{Name: "user", Usage: "a raw user id of the data"},
 			&cli.StringFlag{Name: "scenario", Usage: "a scenario name"},
 			&cli.StringFlag{Name: "checkpoint", Aliases: []string{"ckpt"}, Usage: "a run directory (its best checkpoint) or a checkpoint directory"},
-			&cli.BoolFlag{Name: "without-reasoning", Usage: "explain even when the store has no reasoning text (the hash encoder's, imported vectors)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the explanation as JSON"}),
 		Action: func(c *cli.Context) error {
 			user, scenario := c.String("user"), c.String("scenario")
@@ -171,15 +169,13 @@ Examples:
 				return err
 			}
 			defer done()
-			requireReasoning := !c.Bool("without-reasoning")
+			// A store without reasoning text (the hash encoder's, imported
+			// vectors) is explained all the same: the output says what it lacks.
 			var x report.Explanation
 			if user != "" {
-				x, err = e.ExplainUser(user, requireReasoning)
+				x, err = e.ExplainUser(user, false)
 			} else {
-				x, err = e.ExplainScenario(scenario, requireReasoning)
-			}
-			if errors.Is(err, insight.ErrNoReasoning) {
-				return usage(fmt.Errorf("%w (--without-reasoning explains it anyway)", err))
+				x, err = e.ExplainScenario(scenario, false)
 			}
 			if err != nil {
 				return usage(err)
@@ -241,8 +237,8 @@ func buildKnowledge(c *cli.Context, cfg *train.Config, sp *data.Splits) error {
 func dataCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "data",
-		Usage:       "generate, inspect and validate datasets",
-		Subcommands: []*cli.Command{dataSynthCommand(), dataInspectCommand(), dataValidateCommand()},
+		Usage:       "start a config for a CSV, generate, inspect and validate datasets",
+		Subcommands: []*cli.Command{dataInitCommand(), dataSynthCommand(), dataInspectCommand(), dataValidateCommand()},
 	}
 }
 
@@ -266,8 +262,8 @@ func dataSynthCommand() *cli.Command {
 			if err := atomicfile.Write(out, func(w io.Writer) error { return data.WriteCSV(w, sd.Raw) }); err != nil {
 				return err
 			}
-			abs, _ := filepath.Abs(out)
-			y, err := yaml.Marshal(map[string]any{"data": data.CSVConfig(sd.Raw, abs)})
+			// Beside the CSV, the config names it by its base name: paths in a config are relative to it.
+			y, err := yaml.Marshal(map[string]any{"data": data.CSVConfig(sd.Raw, filepath.Base(out))})
 			if err != nil {
 				return err
 			}
@@ -312,8 +308,8 @@ func dataValidateCommand() *cli.Command {
 				return err
 			}
 			if sp.Skipped.Count > 0 {
-				fmt.Printf("%d bad rows skipped: %s\n", sp.Skipped.Count, sp.Skipped)
-				return cli.Exit("", 1)
+				fmt.Println(sp.Skipped)
+				return cli.Exit("", 1) // the bad rows, just printed, are the whole message
 			}
 			fmt.Printf("ok: %d rows\n", tableLen(sp.Train)+tableLen(sp.Valid)+tableLen(sp.Test))
 			return nil

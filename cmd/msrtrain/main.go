@@ -1,5 +1,6 @@
-// Command msrtrain trains multi-scenario recommendation models (Shared-Bottom,
-// MMoE, PLE, STAR) with LLM4MSR's knowledge-driven meta networks on libtorch.
+// Command msrtrain trains multi-scenario recommendation models (every
+// backbone of model's registry) with LLM4MSR's knowledge-driven meta
+// networks on libtorch.
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train"
 )
 
@@ -49,11 +51,7 @@ func newApp() *cli.App {
 		Name:    "msrtrain",
 		Usage:   "train multi-scenario recommenders with LLM4MSR on libtorch",
 		Version: version,
-		Description: `Trains one model on several scenarios (Shared-Bottom, MMoE, PLE or STAR), optionally with
-LLM4MSR's hierarchical meta networks fed by knowledge vectors from an LLM.
-
-Example, on the embedded synthetic data, LLM4MSR on STAR against the bare backbone:
-   msrtrain train --set train.baseline=true`,
+		Description: appDescription(),
 		Flags:                globalFlags(),
 		EnableBashCompletion: true,
 		// --set model.star.hidden=[32,16] is one override, not two.
@@ -66,17 +64,41 @@ Example, on the embedded synthetic data, LLM4MSR on STAR against the bare backbo
 	}
 }
 
+// appDescription is the top-level help; the backbones come from the
+// registry, so that it lists every one there is.
+func appDescription() string {
+	names := model.BackboneNames()
+	return fmt.Sprintf(`Trains one model on several scenarios with one of %d backbones (model.backbone: %s),
+optionally with LLM4MSR's hierarchical meta networks fed by knowledge vectors from an LLM.
+
+Example, on the embedded synthetic data, LLM4MSR on STAR against the bare backbone:
+   msrtrain train --baseline
+From your own CSV to predictions:
+   msrtrain data init --output run.yaml clicks.csv && msrtrain train -c run.yaml --out runs/clicks
+   msrtrain predict --checkpoint runs/clicks --input clicks.csv --output scores.csv`,
+		len(names), strings.Join(names, ", "))
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Asked for, SIGPIPE no longer kills the process on a write to a closed
+	// standard output: the write returns EPIPE (see writeOutput).
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	err := newApp().RunContext(ctx, os.Args)
-	if err == nil {
+	if err == nil || errors.Is(err, errReaderGone) {
 		return
 	}
-	fmt.Fprintln(os.Stderr, "msrtrain:", err)
+	if msg := err.Error(); msg != "" { // cli.Exit("", n): the command said everything already
+		fmt.Fprintln(os.Stderr, "msrtrain:", msg)
+	}
 	var ue usageError
-	if errors.As(err, &ue) || isFlagError(err) {
+	var ec cli.ExitCoder
+	switch {
+	case errors.As(err, &ue) || isFlagError(err):
 		os.Exit(2)
+	case errors.As(err, &ec):
+		os.Exit(ec.ExitCode())
 	}
 	os.Exit(1)
 }
@@ -111,6 +133,20 @@ func flagString(c *cli.Context, name, def string) string {
 		return ctx.String(name)
 	}
 	return def
+}
+
+// oneArg returns the command's one positional argument. Flags must come
+// before it (urfave/cli stops reading flags at the first argument), so
+// flags after it are a usage error that shows the order.
+func oneArg(c *cli.Context, command, what string) (string, error) {
+	args := c.Args().Slice()
+	if len(args) > 1 && strings.HasPrefix(args[1], "-") {
+		return "", usage(fmt.Errorf("%s: flags go before %s: msrtrain %s %s %s", command, args[0], command, strings.Join(args[1:], " "), args[0]))
+	}
+	if len(args) != 1 {
+		return "", usage(fmt.Errorf("%s takes %s", command, what))
+	}
+	return args[0], nil
 }
 
 // resolveConfig builds the run configuration: defaults, then --config, then --set, then the global flags.

@@ -62,3 +62,19 @@ func TestFromKindsMapsNamesBack(t *testing.T) {
 	_, err = shades.Parse("pink")
 	assert.EqualError(t, err, `unknown shade "pink": want dark or light`)
 }
+
+func TestSuggest(t *testing.T) {
+	keys := []string{"epochs", "batch_size", "lr", "embedding_lr", "log_every"}
+	for _, tc := range []struct{ word, want string }{
+		{"epocs", "epochs"},
+		{"epohcs", "epochs"}, // two letters swapped
+		{"batchsize", "batch_size"},
+		{"lrr", "lr"},
+		{"momentum", ""}, // nothing close
+		{"x", ""},
+	} {
+		if got := Suggest(tc.word, keys); got != tc.want {
+			t.Errorf("Suggest(%q) = %q, want %q", tc.word, got, tc.want)
+		}
+	}
+}
