@@ -385,22 +385,24 @@ func sortedKeys(m map[string]any) []string {
 // dotted path, as --set does, not by the Go types behind them: an unknown
 // key with the closest known one, a bad value with its key and line.
 func decodeFile(b []byte, cfg *Config) error {
+	defaults := DefaultConfig()
 	err := decodeStrict(b, cfg)
-	if err == nil {
-		return nil
-	}
 	var doc yaml.Node
 	if yaml.Unmarshal(b, &doc) != nil || len(doc.Content) == 0 {
 		return err
 	}
-	defaults := DefaultConfig()
 	tree, terr := toTree(&defaults)
 	if terr != nil {
 		return err
 	}
+	// Also when decoding succeeded: a type with its own UnmarshalYAML may
+	// have let an unknown key through.
 	lines := map[int]string{}
 	if uerr := walkKeys(doc.Content[0], tree, nil, lines); uerr != nil {
 		return uerr
+	}
+	if err == nil {
+		return nil
 	}
 	var te *yaml.TypeError
 	var ce *choice.Error
@@ -442,7 +444,7 @@ func walkKeys(n *yaml.Node, tree map[string]any, path []string, lines map[int]st
 		if v.Line != k.Line {
 			lines[v.Line] = strings.Join(key, ".")
 		}
-		if sub, ok := child.(map[string]any); ok {
+		if sub, ok := child.(map[string]any); ok && len(sub) > 0 {
 			if err := walkKeys(v, sub, key, lines); err != nil {
 				return err
 			}

@@ -59,7 +59,12 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	defer prog.finish()
 
 	var tp throughput
-	for r.state.EpochsDone < cfg.Train.Epochs {
+	if r.stoppedEarly() && r.state.EpochsDone < cfg.Train.Epochs {
+		es := cfg.Train.EarlyStopping
+		fmt.Fprintf(r.log, "no more epochs: after epoch %d %s had not improved for %d epochs (best: epoch %d), where a run of %d epochs from the start stops early; a larger train.early_stopping.patience lets it go on\n",
+			r.state.EpochsDone, es.Metric, r.state.SinceBest, r.state.BestEpoch, cfg.Train.Epochs)
+	}
+	for r.state.EpochsDone < cfg.Train.Epochs && !r.stoppedEarly() {
 		loss, err := r.trainEpoch(ctx, src, total, prog, &tp, steps)
 		if err != nil {
 			return res, err
@@ -170,11 +175,24 @@ func (r *run) endEpoch(loss epochLoss, epochs *rundir.Log[rundir.Epoch]) (stop b
 		return false, err
 	}
 	es := r.cfg.Train.EarlyStopping
-	if es.Patience > 0 && r.state.SinceBest >= es.Patience {
-		fmt.Fprintf(r.log, "early stopping: %s has not improved for %d epochs\n", es.Metric, es.Patience)
+	switch {
+	case epoch == r.cfg.Train.Epochs:
+		if r.state.BestEpoch != epoch && r.state.BestEpoch > 0 {
+			fmt.Fprintf(r.log, "trained all %d epochs; the best by %s is epoch %d, and the test uses its weights\n", epoch, es.Metric, r.state.BestEpoch)
+		}
+	case r.stoppedEarly():
+		fmt.Fprintf(r.log, "early stopping after epoch %d of %d: %s has not improved for %d epochs (best: epoch %d)\n",
+			epoch, r.cfg.Train.Epochs, es.Metric, es.Patience, r.state.BestEpoch)
 		return true, nil
 	}
 	return false, nil
+}
+
+// stoppedEarly reports whether the watched metric has gone
+// train.early_stopping.patience epochs without improving.
+func (r *run) stoppedEarly() bool {
+	p := r.cfg.Train.EarlyStopping.Patience
+	return p > 0 && r.state.SinceBest >= p
 }
 
 // watch records the epoch's validation in the early-stopping state and

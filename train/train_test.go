@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
-	"github.com/msrtrain/msrtrain/data/atomicfile"
 	"github.com/msrtrain/msrtrain/data/safetensors"
 	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train/metrics"
@@ -179,17 +179,9 @@ func requireExactResume(t *testing.T, full Config, a *Result) {
 	first := split
 	first.Train.Epochs = 1
 	trainTiny(t, context.Background(), first, false)
-	// The resumed run must use the same configuration as the checkpoint, so
-	// rewrite the saved epochs: this is what "train longer" looks like.
-	ckDir, err := CheckpointDir(split.Out, "latest")
-	require.NoError(t, err)
-	ck, err := ReadCheckpoint(ckDir)
-	require.NoError(t, err)
-	ck.Config.Train.Epochs = full.Train.Epochs
-	yml, err := ck.Config.Marshal()
-	require.NoError(t, err)
-	require.NoError(t, atomicfile.WriteBytes(filepath.Join(ckDir, configFile), yml))
+	// The finished one-epoch run, resumed with more epochs, goes on to them.
 	c := trainTiny(t, context.Background(), split, true)
+	assert.Equal(t, full.Train.Epochs, c.Epochs)
 	assert.Equal(t, testAUC(t, a), testAUC(t, c), "AUC: uninterrupted vs resumed")
 	assert.Equal(t, *a.Test.Overall.LogLoss, *c.Test.Overall.LogLoss, "logloss: uninterrupted vs resumed")
 }
@@ -223,8 +215,68 @@ func TestResumeRefusesAnotherConfig(t *testing.T) {
 	trainTiny(t, context.Background(), cfg, false)
 	other := cfg
 	other.Model.Backbone = "mmoe"
+	other.Train.LR = 0.01
 	_, err := onTorchThread(func() (*Result, error) { return Train(context.Background(), other, RunOptions{Resume: true}) })
-	assert.ErrorContains(t, err, "differs from the checkpoint", "resume with another backbone")
+	assert.ErrorContains(t, err, "differs from the checkpoint's (config.yaml): model.backbone: star → mmoe; train.lr: 0.001 → 0.01; resume with the same config")
+	fewer := cfg
+	fewer.Train.Epochs = 0
+	_, err = onTorchThread(func() (*Result, error) { return Train(context.Background(), fewer, RunOptions{Resume: true}) })
+	assert.ErrorContains(t, err, "train.epochs = 0")
+}
+
+// TestEarlyStoppingSaysWhatHappened: a model that cannot change (learning
+// rates far below float32's resolution) never improves on its first epoch.
+// A run that trains all its epochs says which was best rather than that it
+// stopped early; one that stops early says so; resumed with more epochs it
+// trains none, as a run of that length would have stopped at the same
+// place, and with more patience it goes on.
+func TestEarlyStoppingSaysWhatHappened(t *testing.T) {
+	frozen := []string{"train.lr=1e-12", "train.embedding_lr=1e-12", "model.star.partitioned_norm=false", "model.meta.levels=none", "train.early_stopping.patience=2"}
+	trainLog := func(cfg Config, resume bool) (*Result, string) {
+		var log bytes.Buffer
+		res, err := onTorchThread(func() (*Result, error) {
+			return Train(context.Background(), cfg, RunOptions{Resume: resume, Log: &log})
+		})
+		require.NoError(t, err, log.String())
+		return res, log.String()
+	}
+	all := tinyConfig(t, append(frozen, "train.epochs=3")...)
+	res, log := trainLog(all, false)
+	assert.Equal(t, 3, res.Epochs)
+	assert.Equal(t, 1, res.BestEpoch)
+	assert.NotContains(t, log, "early stopping")
+	assert.Contains(t, log, "trained all 3 epochs; the best by overall.auc is epoch 1, and the test uses its weights")
+
+	stops := tinyConfig(t, append(frozen, "train.epochs=4")...)
+	res, log = trainLog(stops, false)
+	assert.Equal(t, 3, res.Epochs)
+	assert.Contains(t, log, "early stopping after epoch 3 of 4: overall.auc has not improved for 2 epochs (best: epoch 1)")
+
+	longer := stops
+	longer.Train.Epochs = 6
+	res, log = trainLog(longer, true)
+	assert.Equal(t, 3, res.Epochs, "no epoch after an early stop")
+	assert.Contains(t, log, "no more epochs: after epoch 3 overall.auc had not improved for 2 epochs (best: epoch 1)")
+
+	patient := longer
+	patient.Train.EarlyStopping.Patience = 3
+	res, log = trainLog(patient, true)
+	assert.Equal(t, 4, res.Epochs, "one more epoch of patience")
+	assert.Contains(t, log, "train.epochs 4 → 6: continuing from epoch 4")
+	assert.Contains(t, log, "early stopping after epoch 4 of 6")
+}
+
+// TestRaisingEpochsWithADecayThatSpansTheRun: cosine decay is spread over
+// every epoch, so the log says the continued run follows the new schedule.
+func TestRaisingEpochsWithADecayThatSpansTheRun(t *testing.T) {
+	cfg := tinyConfig(t, "train.epochs=1", "train.schedule.decay=cosine", "model.meta.levels=none")
+	trainTiny(t, context.Background(), cfg, false)
+	cfg.Train.Epochs = 2
+	var log bytes.Buffer
+	res, err := onTorchThread(func() (*Result, error) { return Train(context.Background(), cfg, RunOptions{Resume: true, Log: &log}) })
+	require.NoError(t, err)
+	assert.Equal(t, 2, res.Epochs)
+	assert.Contains(t, log.String(), "train.schedule.decay = cosine spreads over every epoch: from step 38 on the learning rate follows the 2-epoch schedule")
 }
 
 func TestNonFiniteLossStops(t *testing.T) {

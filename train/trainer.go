@@ -5,8 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"reflect"
 	"runtime"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
@@ -164,7 +170,7 @@ func trainOne(ctx context.Context, cfg Config, opts RunOptions) (*Result, *metri
 		if resumeFrom, err = ReadCheckpoint(dir); err != nil {
 			return nil, nil, fmt.Errorf("resume: %w", err)
 		}
-		if err := sameRun(resumeFrom.Config, cfg); err != nil {
+		if err := sameRun(resumeFrom.Config, cfg, resumeFrom.State); err != nil {
 			return nil, nil, fmt.Errorf("resume %s: %w", dir, err)
 		}
 	}
@@ -193,15 +199,118 @@ func trainOne(ctx context.Context, cfg Config, opts RunOptions) (*Result, *metri
 }
 
 // sameRun refuses to resume into a different configuration, which would
-// silently mix two runs. How the ranks talk (dist) may change.
-func sameRun(saved, now Config) error {
+// silently mix two runs, naming the keys that differ. How the ranks talk
+// (dist) may change, and so may train.epochs, down to the epochs already
+// done, and train.early_stopping.patience, upwards: a finished, stopped or
+// interrupted run continues to the new count (see continuing).
+func sameRun(saved, now Config, state State) error {
+	if now.Train.Epochs < state.EpochsDone {
+		return fmt.Errorf("train.epochs = %d: the run has already trained %d epochs", now.Train.Epochs, state.EpochsDone)
+	}
+	was, is := saved.Train.EarlyStopping.Patience, now.Train.EarlyStopping.Patience
+	if is != was && was != 0 && (is == 0 || is > was) {
+		saved.Train.EarlyStopping.Patience = is // more patience: a run that stopped early can go on
+	}
 	saved.Dist, now.Dist = DistConfig{}, DistConfig{}
-	a, _ := saved.Marshal()
-	b, _ := now.Marshal()
-	if string(a) != string(b) {
-		return fmt.Errorf("the configuration differs from the checkpoint's (%s); resume with the same config, or start a new --out", configFile)
+	saved.Train.Epochs = now.Train.Epochs
+	diff, err := configDiff(saved, now)
+	if err != nil {
+		return err
+	}
+	if len(diff) > 0 {
+		const shown = 5
+		more := ""
+		if len(diff) > shown {
+			more = fmt.Sprintf(" and %d more", len(diff)-shown)
+			diff = diff[:shown]
+		}
+		return fmt.Errorf("the configuration differs from the checkpoint's (%s): %s%s; resume with the same config (train.epochs may change, train.early_stopping.patience grow), or start a new --out",
+			configFile, strings.Join(diff, "; "), more)
 	}
 	return nil
+}
+
+// configDiff lists the keys whose values differ between two configurations,
+// as "key: saved → now", sorted by key.
+func configDiff(saved, now Config) ([]string, error) {
+	a, err := toTree(&saved)
+	if err != nil {
+		return nil, err
+	}
+	b, err := toTree(&now)
+	if err != nil {
+		return nil, err
+	}
+	flatA, flatB := map[string]any{}, map[string]any{}
+	flattenTree(a, "", flatA)
+	flattenTree(b, "", flatB)
+	keys := map[string]bool{}
+	for k := range flatA {
+		keys[k] = true
+	}
+	for k := range flatB {
+		keys[k] = true
+	}
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		va, vb := flatA[k], flatB[k]
+		if !reflect.DeepEqual(va, vb) {
+			out = append(out, fmt.Sprintf("%s: %s → %s", k, flowYAML(va), flowYAML(vb)))
+		}
+	}
+	return out, nil
+}
+
+// flattenTree maps every leaf of a configuration tree to its dotted key.
+func flattenTree(tree map[string]any, prefix string, out map[string]any) {
+	for k, v := range tree {
+		if sub, ok := v.(map[string]any); ok && len(sub) > 0 {
+			flattenTree(sub, prefix+k+".", out)
+			continue
+		}
+		out[prefix+k] = v
+	}
+}
+
+// flowYAML writes a value on one line, as --set would take it.
+func flowYAML(v any) string {
+	if v == nil {
+		return "(unset)"
+	}
+	n := &yaml.Node{}
+	if err := n.Encode(v); err != nil {
+		return fmt.Sprint(v)
+	}
+	setFlow(n)
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func setFlow(n *yaml.Node) {
+	n.Style |= yaml.FlowStyle
+	for _, c := range n.Content {
+		setFlow(c)
+	}
+}
+
+// continuing says, when a resumed run goes on past the epoch count it was
+// started with, what that changes: nothing with a constant or step-decayed
+// learning rate (the run is the one that had trained that long from the
+// start), but cosine and linear decay spread over the whole run, so from the
+// resume on they follow the schedule of the new count.
+func (r *run) continuing(ck *Checkpoint) {
+	was, now := ck.Config.Train.Epochs, r.cfg.Train.Epochs
+	if was == now {
+		return
+	}
+	fmt.Fprintf(r.log, "train.epochs %d → %d: continuing from epoch %d\n", was, now, r.state.EpochsDone+1)
+	if d := r.cfg.Train.Schedule.Decay; d == DecayCosine || d == DecayLinear {
+		fmt.Fprintf(r.log, "train.schedule.decay = %s spreads over every epoch: from step %d on the learning rate follows the %d-epoch schedule, so this run differs from one trained %d epochs from the start\n",
+			d, r.state.Step, now, now)
+	}
 }
 
 func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
@@ -265,6 +374,7 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 		}
 		r.state = ck.State
 		fmt.Fprintf(r.log, "resumed from %s at epoch %d, batch %d (step %d)\n", ck.Dir, r.state.EpochsDone+1, r.state.Batch, r.state.Step)
+		r.continuing(ck)
 	}
 	if r.ranks != nil && cfg.Dist.SyncBatchNorm {
 		r.model.Store.SyncBatchStats(r.ranks.SumOverRanks)
