@@ -48,6 +48,12 @@ func Build(ctx context.Context, s *Store, enc Encoder, prompts []Prompt, progres
 	}()
 
 	n := batchSize(enc)
+	// Prompts that failed are counted over the whole build, so that the
+	// error says how many of all the prompts got no vector.
+	var failed *PromptsFailed
+	failure := func() error {
+		return fmt.Errorf("knowledge: %s encoder: %w (%d encoded and stored; rerun to retry the rest)", enc.Name(), failed, stats.Encoded)
+	}
 	for start := 0; start < len(todo); start += n {
 		if err := ctx.Err(); err != nil {
 			return stats, context.Cause(ctx)
@@ -65,9 +71,25 @@ func Build(ctx context.Context, s *Store, enc Encoder, prompts []Prompt, progres
 		if bar != nil {
 			bar.Add(len(chunk))
 		}
+		var pf *PromptsFailed
+		if badErr == nil && errors.As(encErr, &pf) {
+			if failed == nil {
+				failed = &PromptsFailed{Prompts: len(todo), First: pf.First}
+			}
+			failed.Failed += pf.Failed
+			failed.NotTried += pf.NotTried
+			if pf.NotTried > 0 { // an error every request would hit: stop here
+				failed.NotTried += len(todo) - start - len(chunk)
+				return stats, failure()
+			}
+			continue
+		}
 		if err := errors.Join(encErr, badErr); err != nil {
 			return stats, fmt.Errorf("knowledge: %s encoder: %w", enc.Name(), err)
 		}
+	}
+	if failed != nil {
+		return stats, failure()
 	}
 	return stats, nil
 }

@@ -53,3 +53,32 @@ func checkVector(key string, v []float32, dim int) error {
 	}
 	return nil
 }
+
+// PromptsFailed is the error of an Encode call in which some prompts got no
+// result: Failed had an error, NotTried were never sent because an error
+// that every request would hit stopped the call. Build adds up these counts
+// over the whole build.
+type PromptsFailed struct {
+	Prompts  int // in the call
+	Failed   int
+	NotTried int
+	First    error // the first prompt's error
+}
+
+func (e *PromptsFailed) Error() string {
+	msg := fmt.Sprintf("%d of %d prompts failed", e.Failed, e.Prompts)
+	if e.NotTried > 0 {
+		msg += fmt.Sprintf(" and %d were not tried", e.NotTried)
+	}
+	return msg + "; first: " + e.First.Error()
+}
+
+func (e *PromptsFailed) Unwrap() error { return e.First }
+
+// plural is "1 attempt", "2 attempts".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

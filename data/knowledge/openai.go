@@ -45,9 +45,10 @@ type OpenAIEncoder struct {
 
 // NewOpenAIEncoder validates cfg, fills defaults and reads the API key from
 // the environment (requests carry no Authorization header when it is unset).
+// MaxRetries is taken as given: 0 means one attempt per request.
 func NewOpenAIEncoder(cfg OpenAIConfig) (*OpenAIEncoder, error) {
-	if cfg.BaseURL == "" || cfg.EmbeddingModel == "" || cfg.Dim <= 0 {
-		return nil, fmt.Errorf("openai encoder: base URL, embedding model and a positive dim are required")
+	if missing := cfg.missing(); len(missing) > 0 {
+		return nil, missing
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	def := func(v *int, d int) {
@@ -63,11 +64,7 @@ func NewOpenAIEncoder(cfg OpenAIConfig) (*OpenAIEncoder, error) {
 	def(&cfg.MaxTokens, 512)
 	def(&cfg.Concurrency, 4)
 	def(&cfg.EmbedBatch, 16)
-	if cfg.MaxRetries < 0 {
-		cfg.MaxRetries = 0
-	} else if cfg.MaxRetries == 0 {
-		cfg.MaxRetries = 5
-	}
+	cfg.MaxRetries = max(cfg.MaxRetries, 0)
 	defDur(&cfg.Timeout, 2*time.Minute)
 	defDur(&cfg.BackoffBase, 500*time.Millisecond)
 	defDur(&cfg.BackoffMax, 30*time.Second)
@@ -81,6 +78,28 @@ func NewOpenAIEncoder(cfg OpenAIConfig) (*OpenAIEncoder, error) {
 		cfg.HTTPClient = &http.Client{}
 	}
 	return &OpenAIEncoder{cfg: cfg, apiKey: os.Getenv(cfg.APIKeyEnv)}, nil
+}
+
+// MissingSettings is NewOpenAIEncoder's error for required settings left
+// empty: BaseURL, EmbeddingModel, Dim (OpenAIConfig's field names).
+type MissingSettings []string
+
+func (m MissingSettings) Error() string {
+	return "openai encoder: missing " + strings.Join(m, ", ")
+}
+
+// missing lists the required settings cfg lacks.
+func (cfg OpenAIConfig) missing() MissingSettings {
+	var out MissingSettings
+	for _, f := range []struct {
+		name  string
+		lacks bool
+	}{{"BaseURL", cfg.BaseURL == ""}, {"EmbeddingModel", cfg.EmbeddingModel == ""}, {"Dim", cfg.Dim <= 0}} {
+		if f.lacks {
+			out = append(out, f.name)
+		}
+	}
+	return out
 }
 
 func (e *OpenAIEncoder) Name() string { return "openai" }
@@ -102,104 +121,15 @@ func (e *OpenAIEncoder) BatchSize() int { return max(4*e.cfg.Concurrency, e.cfg.
 // prompt + reasoning in batches of EmbedBatch. A prompt that fails (a 4xx,
 // a malformed answer) does not stop the others; an error every request
 // would hit (retries exhausted, 401, 403, 404) or a cancelled context stops
-// new requests. It returns every result that completed, with the first
-// error (and how many prompts failed).
+// new requests. It returns every result that completed and, when some
+// prompts got none, a *PromptsFailed counting them.
 func (e *OpenAIEncoder) Encode(ctx context.Context, prompts []Prompt) ([]Result, error) {
-	var (
-		mu       sync.Mutex
-		firstErr error
-		failures int
-		stop     bool
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, e.cfg.Concurrency)
-	)
-	fail := func(err error, n int) {
-		mu.Lock()
-		defer mu.Unlock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		failures += n
-		stop = stop || stopsBatch(err)
-	}
-	stopped := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return stop || ctx.Err() != nil
-	}
-	// run starts fn in a goroutine when a slot frees, unless stopped.
-	run := func(fn func()) bool {
-		if !acquire(ctx, sem) {
-			return false
-		}
-		if stopped() {
-			<-sem
-			return false
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			fn()
-		}()
-		return true
-	}
-
-	reasoning := make([]string, len(prompts))
-	chatted := make([]bool, len(prompts))
-	for i, p := range prompts {
-		if e.cfg.ChatModel == "" {
-			chatted[i] = true
-			continue
-		}
-		started := run(func() {
-			r, err := e.chat(ctx, p.Text)
-			if err != nil {
-				fail(fmt.Errorf("%s: chat completion: %w", p.Key, err), 1)
-				return
-			}
-			reasoning[i], chatted[i] = r, true
-		})
-		if !started {
-			break
-		}
-	}
-	wg.Wait()
+	rs := newRequests(ctx, e.cfg.Concurrency)
+	reasoning, chatted := e.chatPhase(rs, prompts)
 	// What was reasoned about is still worth embedding even if the chat
 	// endpoint failed for good: only embedding errors stop this phase.
-	stop = false
-
-	var ready []int
-	for i := range prompts {
-		if chatted[i] {
-			ready = append(ready, i)
-		}
-	}
-	vectors := make([][]float32, len(prompts))
-	for start := 0; start < len(ready); start += e.cfg.EmbedBatch {
-		batch := ready[start:min(start+e.cfg.EmbedBatch, len(ready))]
-		started := run(func() {
-			inputs := make([]string, len(batch))
-			for j, i := range batch {
-				inputs[j] = embeddingInput(prompts[i].Text, reasoning[i])
-			}
-			vecs, err := e.embed(ctx, inputs)
-			if err != nil {
-				fail(fmt.Errorf("%s: embeddings: %w", batchName(prompts, batch), err), len(batch))
-				return
-			}
-			for j, i := range batch {
-				if err := checkVector(prompts[i].Key, vecs[j], e.cfg.Dim); err != nil {
-					fail(fmt.Errorf("embeddings from %s: %w", e.cfg.BaseURL, err), 1)
-					continue
-				}
-				vectors[i] = vecs[j]
-			}
-		})
-		if !started {
-			break
-		}
-	}
-	wg.Wait()
+	rs.resume()
+	vectors := e.embedPhase(rs, prompts, reasoning, chatted)
 
 	var out []Result
 	for i, p := range prompts {
@@ -210,11 +140,136 @@ func (e *OpenAIEncoder) Encode(ctx context.Context, prompts []Prompt) ([]Result,
 	if err := ctx.Err(); err != nil {
 		return out, context.Cause(ctx)
 	}
-	if failures > 1 {
-		firstErr = fmt.Errorf("%d of %d prompts failed; first: %w", failures, len(prompts), firstErr)
+	if rs.failures == 0 {
+		return out, nil
 	}
-	return out, firstErr
+	return out, &PromptsFailed{Prompts: len(prompts), Failed: rs.failures, NotTried: len(prompts) - len(out) - rs.failures, First: rs.firstErr}
 }
+
+// chatPhase asks the chat model about every prompt; chatted[i] says the
+// prompt is ready to embed (always, without a chat model).
+func (e *OpenAIEncoder) chatPhase(rs *requests, prompts []Prompt) (reasoning []string, chatted []bool) {
+	reasoning, chatted = make([]string, len(prompts)), make([]bool, len(prompts))
+	for i, p := range prompts {
+		if e.cfg.ChatModel == "" {
+			chatted[i] = true
+			continue
+		}
+		started := rs.start(func() {
+			r, err := e.chat(rs.ctx, p.Text)
+			if err != nil {
+				rs.fail(fmt.Errorf("%s: chat completion: %w", p.Key, err), 1)
+				return
+			}
+			reasoning[i], chatted[i] = r, true
+		})
+		if !started {
+			break
+		}
+	}
+	rs.wait()
+	return reasoning, chatted
+}
+
+// embedPhase embeds the chatted prompts with their reasoning, EmbedBatch
+// inputs per request; vectors[i] is nil where prompt i got none.
+func (e *OpenAIEncoder) embedPhase(rs *requests, prompts []Prompt, reasoning []string, chatted []bool) [][]float32 {
+	var ready []int
+	for i := range prompts {
+		if chatted[i] {
+			ready = append(ready, i)
+		}
+	}
+	vectors := make([][]float32, len(prompts))
+	for start := 0; start < len(ready); start += e.cfg.EmbedBatch {
+		batch := ready[start:min(start+e.cfg.EmbedBatch, len(ready))]
+		started := rs.start(func() {
+			inputs := make([]string, len(batch))
+			for j, i := range batch {
+				inputs[j] = embeddingInput(prompts[i].Text, reasoning[i])
+			}
+			vecs, err := e.embed(rs.ctx, inputs)
+			if err != nil {
+				rs.fail(fmt.Errorf("%s: embeddings: %w", batchName(prompts, batch), err), len(batch))
+				return
+			}
+			for j, i := range batch {
+				if err := checkVector(prompts[i].Key, vecs[j], e.cfg.Dim); err != nil {
+					rs.fail(fmt.Errorf("embeddings from %s: %w", e.cfg.BaseURL, err), 1)
+					continue
+				}
+				vectors[i] = vecs[j]
+			}
+		})
+		if !started {
+			break
+		}
+	}
+	rs.wait()
+	return vectors
+}
+
+// requests runs an encoder's HTTP requests, a bounded number at a time,
+// and counts the prompts that failed. The first error that every further
+// request would hit too (stopsBatch) stops new requests.
+type requests struct {
+	ctx      context.Context
+	sem      chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	firstErr error
+	failures int
+	stop     bool
+}
+
+func newRequests(ctx context.Context, concurrency int) *requests {
+	return &requests{ctx: ctx, sem: make(chan struct{}, concurrency)}
+}
+
+// fail records an error that cost n prompts their result.
+func (rs *requests) fail(err error, n int) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.firstErr == nil {
+		rs.firstErr = err
+	}
+	rs.failures += n
+	rs.stop = rs.stop || stopsBatch(err)
+}
+
+func (rs *requests) stopped() bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.stop || rs.ctx.Err() != nil
+}
+
+// resume lets new requests start again after a phase that stopped.
+func (rs *requests) resume() {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.stop = false
+}
+
+// start runs fn in a goroutine when a slot frees, unless requests stopped;
+// it reports whether fn started.
+func (rs *requests) start(fn func()) bool {
+	if !acquire(rs.ctx, rs.sem) {
+		return false
+	}
+	if rs.stopped() {
+		<-rs.sem
+		return false
+	}
+	rs.wg.Add(1)
+	go func() {
+		defer func() { <-rs.sem; rs.wg.Done() }()
+		fn()
+	}()
+	return true
+}
+
+// wait waits for every started request.
+func (rs *requests) wait() { rs.wg.Wait() }
 
 // acquire takes a semaphore slot unless ctx ends first.
 func acquire(ctx context.Context, sem chan struct{}) bool {

@@ -70,7 +70,7 @@ func (e *OpenAIEncoder) post(ctx context.Context, path string, body, out any) er
 			return err
 		}
 		if attempt >= e.cfg.MaxRetries {
-			return fmt.Errorf("%w after %d attempts: %w", errGaveUp, attempt+1, err)
+			return fmt.Errorf("%w after %s: %w", errGaveUp, plural(attempt+1, "attempt"), err)
 		}
 		wait := e.wait
 		if wait == nil {

@@ -392,26 +392,21 @@ func TestOpenAIBuildResumes(t *testing.T) {
 		t.Fatalf("reopen: %d vectors, %v", s.Len(), err)
 	}
 	st, err = Build(context.Background(), s, e, prompts, nil)
-	// Build stops after the chunk with the error (prompts 8-15), keeping
-	// the rest of that chunk.
-	if err == nil || !strings.Contains(err.Error(), "user:13") || st.Encoded != 7 {
+	// A refusal of one prompt stops nothing: every other prompt is stored,
+	// and the error counts the build's prompts.
+	if err == nil || !strings.Contains(err.Error(), "openai encoder: 1 of 12 prompts failed; first: user:13: chat completion") ||
+		!strings.Contains(err.Error(), "(11 encoded and stored; rerun to retry the rest)") || st.Encoded != 11 {
 		t.Fatalf("build with a refused prompt: %+v, %v", st, err)
 	}
 
-	// Run 3: only the missing prompts are sent.
+	// Run 3: only the missing prompt is sent.
 	f.setFault(nil)
 	s, _ = Open(dir, meta)
 	st, err = Build(context.Background(), s, e, prompts, nil)
-	if err != nil || st != (BuildStats{Prompts: 20, Stored: 15, Encoded: 5}) {
+	if err != nil || st != (BuildStats{Prompts: 20, Stored: 19, Encoded: 1}) {
 		t.Fatalf("final build: %+v, %v", st, err)
 	}
-	want := map[string]int{}
-	for _, i := range []int{13, 16, 17, 18, 19} {
-		want[fmt.Sprintf("chat:prompt %d", i)] = 1
-	}
-	want["embed:prompt 13\n\nanalysis of prompt 13"] = 1 // first input of each embeddings batch
-	want["embed:prompt 17\n\nanalysis of prompt 17"] = 1
-	want["embed:prompt 19\n\nanalysis of prompt 19"] = 1
+	want := map[string]int{"chat:prompt 13": 1, "embed:prompt 13\n\nanalysis of prompt 13": 1}
 	if calls, _ := f.snapshot(); !reflect.DeepEqual(calls, want) {
 		t.Errorf("final build sent %v, want %v", calls, want)
 	}
@@ -422,4 +417,34 @@ func TestOpenAIBuildResumes(t *testing.T) {
 		res = append(res, Result{Key: p.Key, Reasoning: r, Vector: v})
 	}
 	checkResults(t, f, res, prompts)
+}
+
+// A server that fails every request for good: the error counts the whole
+// build's prompts (those of the first chunk that failed, and every one not
+// tried after), and max_retries 0 means one attempt.
+func TestOpenAIBuildCountsEveryPrompt(t *testing.T) {
+	f, srv := newFakeAI(t)
+	f.setFault(func(w http.ResponseWriter, r *http.Request, kind, content string, attempt int) bool {
+		http.Error(w, "no model loaded", http.StatusServiceUnavailable)
+		return true
+	})
+	e := testEncoder(t, srv.URL, func(c *OpenAIConfig) { c.Concurrency = 2; c.EmbedBatch = 2; c.MaxRetries = 0 }) // 8 prompts per chunk
+	s, err := Open(t.TempDir(), Meta{Encoder: e.Name(), Model: e.Model(), Dim: e.Dim()})
+	require.NoError(t, err)
+	st, err := Build(context.Background(), s, e, testPrompts(30), nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "knowledge: openai encoder: 2 of 30 prompts failed and 28 were not tried; first: user:")
+	assert.Contains(t, err.Error(), "giving up after 1 attempt: POST ")
+	assert.Contains(t, err.Error(), "(0 encoded and stored; rerun to retry the rest)")
+	assert.Equal(t, 0, st.Encoded)
+	assert.Equal(t, 2, f.total("chat"), "two requests in flight, no retry, then none")
+}
+
+// The missing-settings error names each setting that is missing.
+func TestOpenAIEncoderNamesMissingSettings(t *testing.T) {
+	_, err := NewOpenAIEncoder(OpenAIConfig{BaseURL: "http://x/v1"})
+	assert.EqualError(t, err, "openai encoder: missing EmbeddingModel, Dim")
+	assert.Equal(t, MissingSettings{"EmbeddingModel", "Dim"}, err)
+	_, err = NewOpenAIEncoder(OpenAIConfig{EmbeddingModel: "m", Dim: 8})
+	assert.EqualError(t, err, "openai encoder: missing BaseURL")
 }

@@ -7,9 +7,11 @@ package knowledge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
@@ -86,11 +88,21 @@ func NewEncoder(kc Config) (kb.Encoder, error) {
 		return kb.NewHashEncoder(kc.Hash.Dim, kc.Hash.Seed), nil
 	case EncoderOpenAI:
 		o := kc.OpenAI
-		return kb.NewOpenAIEncoder(kb.OpenAIConfig{
+		enc, err := kb.NewOpenAIEncoder(kb.OpenAIConfig{
 			BaseURL: o.BaseURL, ChatModel: o.ChatModel, EmbeddingModel: o.EmbeddingModel, Dim: o.Dim,
 			APIKeyEnv: o.APIKeyEnv, MaxTokens: o.MaxTokens, Concurrency: o.Concurrency,
 			Timeout: time.Duration(o.TimeoutSeconds * float64(time.Second)), MaxRetries: o.MaxRetries,
 		})
+		var missing kb.MissingSettings
+		if errors.As(err, &missing) {
+			keys := map[string]string{"BaseURL": "knowledge.openai.base_url", "EmbeddingModel": "knowledge.openai.embedding_model", "Dim": "knowledge.openai.dim (the embedding model's dimension)"}
+			named := make([]string, len(missing))
+			for i, f := range missing {
+				named[i] = keys[f]
+			}
+			return nil, fmt.Errorf("knowledge.encoder = openai needs %s", strings.Join(named, " and "))
+		}
+		return enc, err
 	case EncoderFile:
 		if kc.File.Vectors == "" || kc.File.IDs == "" {
 			return nil, fmt.Errorf("knowledge.encoder = file needs knowledge.file.vectors and knowledge.file.ids")
