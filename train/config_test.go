@@ -149,8 +149,8 @@ func TestDocsListEveryChoice(t *testing.T) {
 		values    []string
 	}{
 		{"../README.md", "  format: synthetic", data.FormatValues.Names()},
-		{"../data/README.md", "format: csv", data.FormatValues.Names()},
-		{"../data/README.md", "  method: auto", data.SplitMethodValues.Names()},
+		{"../data/README.md", "  format: csv", data.FormatValues.Names()},
+		{"../data/README.md", "    method: auto", data.SplitMethodValues.Names()},
 		{"../README.md", "    levels: both", model.MetaLevelValues.Names()},
 		{"../README.md", "    fusion: concat", model.FusionValues.Names()},
 		{"../README.md", "    placement: bottom", model.MetaPlacementValues.Names()},
@@ -211,4 +211,26 @@ func TestOpenAIEncoderNamesMissingKeys(t *testing.T) {
 	kc.OpenAI.EmbeddingModel, kc.OpenAI.Dim = "bge-m3", 1024
 	_, err = NewEncoder(kc)
 	assert.NoError(t, err)
+}
+
+// TestDocsConfigBlocksLoad: the configuration blocks the READMEs show load
+// as written, as a user pasting them into run.yaml would load them.
+func TestDocsConfigBlocksLoad(t *testing.T) {
+	for _, tc := range []struct{ file, after string }{
+		{"../README.md", "### Configuration"},
+		{"../data/README.md", "## YAML data config"},
+	} {
+		b, err := os.ReadFile(tc.file)
+		require.NoError(t, err)
+		_, rest, ok := strings.Cut(string(b), tc.after)
+		require.True(t, ok, "%s has no %q", tc.file, tc.after)
+		_, rest, ok = strings.Cut(rest, "```yaml\n")
+		require.True(t, ok, "%s: no yaml block after %q", tc.file, tc.after)
+		block, _, _ := strings.Cut(rest, "```")
+		path := filepath.Join(t.TempDir(), "run.yaml")
+		require.NoError(t, os.WriteFile(path, []byte(block), 0o644))
+		cfg, err := LoadConfig(path, nil)
+		require.NoError(t, err, "%s, the block after %q", tc.file, tc.after)
+		assert.NoError(t, cfg.Validate(), "%s, the block after %q", tc.file, tc.after)
+	}
 }
