@@ -41,7 +41,7 @@ func Load(cfg Config, opts ...Option) (*Splits, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := cfg.checkPaths(); err != nil {
+	if err := cfg.CheckPaths(); err != nil {
 		return nil, err
 	}
 	if cfg.Stream.Enabled {

@@ -50,9 +50,9 @@ func ResolvePath(base, path string) (string, error) {
 	return filepath.Abs(path)
 }
 
-// checkPaths names the config key of a file or directory that cannot be
-// read, before any reading starts.
-func (c *Config) checkPaths() error {
+// CheckPaths names the config key of a file or directory that is not
+// there, before any reading starts.
+func (c *Config) CheckPaths() error {
 	if c.Format.Generated() {
 		return nil
 	}

@@ -192,6 +192,9 @@ func (c *Config) Validate() error {
 	if err := c.Data.Validate(); err != nil {
 		return fmt.Errorf("data: %w", err)
 	}
+	if err := c.Data.CheckPaths(); err != nil {
+		return err
+	}
 	return c.Model.Validate()
 }
 

@@ -227,8 +227,10 @@ func TestDocsConfigBlocksLoad(t *testing.T) {
 		_, rest, ok = strings.Cut(rest, "```yaml\n")
 		require.True(t, ok, "%s: no yaml block after %q", tc.file, tc.after)
 		block, _, _ := strings.Cut(rest, "```")
-		path := filepath.Join(t.TempDir(), "run.yaml")
+		dir := t.TempDir()
+		path := filepath.Join(dir, "run.yaml")
 		require.NoError(t, os.WriteFile(path, []byte(block), 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "clicks.csv"), nil, 0o644)) // the file the data block names
 		cfg, err := LoadConfig(path, nil)
 		require.NoError(t, err, "%s, the block after %q", tc.file, tc.after)
 		assert.NoError(t, cfg.Validate(), "%s, the block after %q", tc.file, tc.after)

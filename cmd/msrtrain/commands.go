@@ -37,7 +37,8 @@ func trainCommand() *cli.Command {
    msrtrain --device cuda train -c run.yaml --set model.backbone=mmoe --out runs/mmoe
    msrtrain train --out runs/mmoe --resume         # continue an interrupted run exactly
    msrtrain train --nproc 2                        # data parallel: 2 processes on this machine
-   torchrun --nproc_per_node 2 --no_python msrtrain train   # the same, launched by torchrun`,
+   torchrun --nproc_per_node 2 --redirects 2 --tee 2 --no_python msrtrain train   # the same, launched by torchrun
+                                                   # (--redirects 2 --tee 2: Debian's torchrun 1.13 crashes without them)`,
 		Flags: withGlobals(
 			&cli.BoolFlag{Name: "resume", Usage: "continue from <out>/checkpoints/latest"},
 			&cli.BoolFlag{Name: "baseline", Usage: "also train the backbone without meta networks and compare"},
@@ -122,7 +123,7 @@ func evalCommand() *cli.Command {
 		Usage: "compute a checkpoint's AUC, gAUC and logloss on a split of its data",
 		Description: `Examples:
    msrtrain eval --checkpoint runs/default --split test
-   torchrun --nproc_per_node 2 --no_python msrtrain eval --checkpoint runs/default   # each rank scores a shard`,
+   torchrun --nproc_per_node 2 --redirects 2 --tee 2 --no_python msrtrain eval --checkpoint runs/default   # each rank scores a shard`,
 		Flags: withGlobals(checkpointFlag(),
 			&cli.StringFlag{Name: "split", Value: "test", Usage: "train, valid or test"}),
 		Action: func(c *cli.Context) error {

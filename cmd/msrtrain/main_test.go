@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
@@ -12,11 +13,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train"
 	"github.com/msrtrain/msrtrain/train/report/reporttest"
 )
@@ -46,6 +49,8 @@ func TestMain(m *testing.M) {
 	}
 	workDir = dir
 	binary = filepath.Join(dir, "msrtrain")
+	// The CLI's children inherit it: run outputs must be group-readable under it.
+	syscall.Umask(0o022)
 	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building msrtrain: %v\n%s", err, out)
 		os.Exit(1)
@@ -65,7 +70,14 @@ var tiny = []string{
 
 func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runIn(t, "", args...)
+}
+
+// runIn runs msrtrain in directory dir ("" for this one).
+func runIn(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
@@ -155,25 +167,78 @@ func TestTrainEvalPredict(t *testing.T) {
 		assert.Equal(t, 1, strings.Count(string(outBytes), "overall"), "only rank 0 prints the table:\n%s", outBytes)
 	}
 
-	// predict: score a CSV file, and check one row per input row, in order.
-	csvPath, csvModel, rows := csvRun(t)
-	if len(rows) != 301 || strings.Join(rows[0], ",") != "row,scenario,score" {
-		t.Fatalf("predict wrote %d lines, header %v; want 300 rows and a header", len(rows), rows[0])
+	// Outputs follow the umask (022 here, see TestMain): the group reads them.
+	for _, f := range []string{"config.yaml", "summary.json", "metrics.jsonl", "report.html", "checkpoints/best", "knowledge/index.json"} {
+		requireGroupReadable(t, filepath.Join(out, f))
+	}
+	best, err := train.CheckpointDir(out, "best")
+	require.NoError(t, err)
+	for _, f := range []string{"model.safetensors", "optimizer.safetensors", "vocabs.json", "config.yaml", "state.json"} {
+		requireGroupReadable(t, filepath.Join(best, f))
+	}
+
+	// predict on the synthetic run: data synth with the run's own config
+	// writes the run's rows, which predict reads; one score per row, in order.
+	dir := t.TempDir()
+	rowsPath := filepath.Join(dir, "rows.csv")
+	mustRun(t, "data", "synth", "-c", filepath.Join(out, "config.yaml"), "--output", rowsPath)
+	scores := filepath.Join(dir, "scores.csv")
+	mustRun(t, "predict", "--checkpoint", out, "--input", rowsPath, "--output", scores, "--threads", "1")
+	requireGroupReadable(t, scores)
+	f, _ := os.Open(scores)
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	require.NoError(t, err)
+	if len(rows) != 5001 || strings.Join(rows[0], ",") != "row,scenario,score" {
+		t.Fatalf("predict wrote %d lines, header %v; want 5000 rows and a header", len(rows), rows[0])
 	}
 	for i, r := range rows[1:] {
 		if r[0] != fmt.Sprint(i) {
 			t.Fatalf("row %d is numbered %s: not in input order", i, r[0])
 		}
 	}
-	if _, err := os.Stat(csvPath); err != nil {
-		t.Error(err)
-	}
-	// To standard output, a pipe here as in `msrtrain predict ... | head`
-	// (which an fsync refuses): the same CSV.
-	piped := mustRun(t, "predict", "--checkpoint", csvModel, "--input", csvPath, "--threads", "1")
-	got, err := csv.NewReader(strings.NewReader(piped)).ReadAll()
+
+	// A predict that fails leaves no file behind.
+	failed := filepath.Join(dir, "failed.csv")
+	_, errOut, code := run(t, "predict", "--checkpoint", out, "--input", filepath.Join(dir, "nope.csv"), "--output", failed, "--threads", "1")
+	assert.Equal(t, 2, code, errOut)
+	assert.Contains(t, errOut, "--input: stat "+filepath.Join(dir, "nope.csv")+": no such file or directory")
+	bad := filepath.Join(dir, "bad.csv")
+	require.NoError(t, os.WriteFile(bad, []byte("scenario,user_id\nvideo,u1\n"), 0o644))
+	_, errOut, code = run(t, "predict", "--checkpoint", out, "--input", bad, "--output", failed, "--threads", "1")
+	assert.Equal(t, 1, code, errOut)
+	assert.Contains(t, errOut, `column "item_id": value "": required column missing`)
+	assert.NoFileExists(t, failed)
+
+	// Into a pipe: whole, without fsync (which a pipe refuses)...
+	cmd := exec.Command(binary, "predict", "--checkpoint", out, "--input", rowsPath, "--threads", "1")
+	var piped, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &piped, &stderr
+	require.NoError(t, cmd.Run(), stderr.String())
+	assert.Equal(t, 5001, strings.Count(piped.String(), "\n"))
+	// ... and into a reader that leaves after the first line, as head does:
+	// a quiet end with status 0.
+	cmd = exec.Command(binary, "predict", "--checkpoint", out, "--input", rowsPath, "--threads", "1")
+	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	assert.Equal(t, rows, got)
+	stderr.Reset()
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	first, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "row,scenario,score\n", first)
+	stdout.Close()
+	require.NoError(t, cmd.Wait(), "predict | head: %s", stderr.String())
+	assert.NotContains(t, stderr.String(), "msrtrain:")
+}
+
+// requireGroupReadable fails unless the group may read path, as a umask of
+// 022 grants.
+func requireGroupReadable(t *testing.T, path string) {
+	t.Helper()
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.NotZero(t, st.Mode().Perm()&0o040, "%s has mode %v: not group-readable under umask 022", path, st.Mode().Perm())
 }
 
 var csvFixture struct {
@@ -183,10 +248,8 @@ var csvFixture struct {
 	err       error
 }
 
-// csvRun is a model trained on a CSV file (predict reads a file with the
-// checkpoint's data config, so a model trained on the embedded synthetic
-// data cannot predict), the file, and predict's output for it; made once
-// for the tests that share it.
+// csvRun is a model trained on a CSV file, the file, and predict's output
+// for it; made once for the tests that share it.
 func csvRun(t *testing.T) (csvPath, run string, predicted [][]string) {
 	t.Helper()
 	f := &csvFixture
@@ -244,6 +307,8 @@ func TestBadInputIsAClearErrorWithStatus2(t *testing.T) {
 	os.WriteFile(badYAML, []byte("train:\n  lr: 0.01\n  epocs: 3\n"), 0o644)
 	spec := filepath.Join(dir, "spec.yaml")
 	os.WriteFile(spec, []byte("metric: test.overall.auc\ngrid:\n  model.backbon: [star]\n"), 0o644)
+	missingData := filepath.Join(dir, "missing.yaml")
+	os.WriteFile(missingData, []byte("data: {format: csv, path: clicks.csv, columns: {scenario: s, user: u, item: i, labels: [y]}}\n"), 0o644)
 	tests := []struct {
 		name string
 		args []string
@@ -255,8 +320,10 @@ func TestBadInputIsAClearErrorWithStatus2(t *testing.T) {
 		{"negative lr", []string{"train", "--set", "train.lr=-1"}, "train.lr = -1: must be positive"},
 		{"zero batch", []string{"train", "--set", "train.batch_size=0"}, "train.batch_size = 0"},
 		{"unknown backbone", []string{"train", "--set", "model.backbone=dcn"}, `model.backbone = "dcn"`},
-		{"unknown key in a file", []string{"-c", badYAML, "train"}, "epocs"},
+		{"unknown key in a file", []string{"-c", badYAML, "train"}, `config ` + badYAML + `: line 3: unknown config key "train.epocs"; did you mean "train.epochs"? (train has: `},
 		{"missing config file", []string{"-c", filepath.Join(dir, "nope.yaml"), "train"}, "nope.yaml"},
+		{"missing data file", []string{"-c", missingData, "data", "validate"}, "data.path: " + filepath.Join(dir, "clicks.csv") + ": no such file or directory"},
+		{"flags after the argument", []string{"data", "init", "clicks.csv", "--output", "run.yaml"}, "data init: flags go before clicks.csv: msrtrain data init --output run.yaml clicks.csv"},
 		{"no checkpoint", []string{"eval", "--checkpoint", dir}, "holds no checkpoint"},
 		{"sweep spec key", []string{"sweep", "--out", dir, spec}, "model.backbon"},
 		{"ablate without seeds", []string{"ablate", "--seeds", "0", "--out", dir}, "--seeds and --workers must be at least 1"},
@@ -297,8 +364,7 @@ func TestReportAndExplain(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no reasoning", []string{"--user", "u1"}, "no reasoning for user:u1 in knowledge store " + filepath.Join(out, "knowledge") + ": the hash encoder is not an LLM"},
-		{"unknown user", []string{"--user", "nobody", "--without-reasoning"}, `user "nobody" is not in the training data of synthetic`},
+		{"unknown user", []string{"--user", "nobody"}, `user "nobody" is not in the training data of synthetic`},
 		{"unknown scenario", []string{"--scenario", "radio"}, `scenario "radio" is not in the data; its scenarios are video, search, shop`},
 		{"neither", nil, "give one of --user ID or --scenario NAME"},
 	} {
@@ -307,7 +373,9 @@ func TestReportAndExplain(t *testing.T) {
 			t.Errorf("%s: exit %d, stderr %q; want exit 2 and %q", tc.name, code, errOut, tc.want)
 		}
 	}
-	got := mustRun(t, append(explain, "--user", "u1", "--without-reasoning")...)
+	// The default run's store is the hash encoder's, with no reasoning: the
+	// command the report suggests explains it all the same.
+	got := mustRun(t, append(explain, "--user", "u1")...)
 	for _, want := range []string{"user:u1 (most rows in", "prompt:\n  You are an expert", "reasoning: none (the hash encoder is not an LLM", "nearest scenarios", "effect on the model's logits, against the learned fallback vector:", "mean |shift|"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("explain output lacks %q:\n%s", want, got)
@@ -453,4 +521,27 @@ train: {epochs: 1, batch_size: 100}
 	require.NoError(t, json.Unmarshal(b, &summary))
 	assert.Equal(t, 3, summary.Steps, "300 training rows in batches of 100")
 	assert.Equal(t, 50, summary.Test.Overall.Count, "the test split is test.csv")
+}
+
+// TestDataValidateReportsSkippedRows: the skipped rows are the whole
+// message, with no empty "msrtrain:" line after them.
+func TestDataValidateReportsSkippedRows(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "d.csv"), []byte("s,u,i,y\na,1,2,1\na,1,3,7\nb,2,2,0\n"), 0o644))
+	cfg := filepath.Join(dir, "run.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("data: {format: csv, path: d.csv, skip_bad_rows: true, columns: {scenario: s, user: u, item: i, labels: [y]}}\n"), 0o644))
+	stdout, stderr, code := run(t, "-c", cfg, "data", "validate")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stdout, "skipped 1 bad row(s); first:\n  "+filepath.Join(dir, "d.csv")+`:3: column "y": value "7": label must be 0 or 1`)
+	assert.Empty(t, stderr)
+}
+
+// TestHelpListsEveryBackbone: --help names every backbone of the registry.
+func TestHelpListsEveryBackbone(t *testing.T) {
+	help := mustRun(t, "--help")
+	names := model.BackboneNames()
+	assert.Contains(t, help, fmt.Sprintf("one of %d backbones (model.backbone: %s)", len(names), strings.Join(names, ", ")))
+	for _, c := range []string{"train", "eval"} {
+		assert.Contains(t, mustRun(t, c, "--help"), "torchrun --nproc_per_node 2 --redirects 2 --tee 2 --no_python", "msrtrain %s --help", c)
+	}
 }
