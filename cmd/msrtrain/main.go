@@ -48,10 +48,10 @@ func globalFlags() []cli.Flag {
 
 func newApp() *cli.App {
 	return &cli.App{
-		Name:    "msrtrain",
-		Usage:   "train multi-scenario recommenders with LLM4MSR on libtorch",
-		Version: version,
-		Description: appDescription(),
+		Name:                 "msrtrain",
+		Usage:                "train multi-scenario recommenders with LLM4MSR on libtorch",
+		Version:              version,
+		Description:          appDescription(),
 		Flags:                globalFlags(),
 		EnableBashCompletion: true,
 		// --set model.star.hidden=[32,16] is one override, not two.
