@@ -192,7 +192,7 @@ func (c *Config) Validate() error {
 	if err := c.Data.Validate(); err != nil {
 		return fmt.Errorf("data: %w", err)
 	}
-	if err := c.Data.CheckPaths(); err != nil {
+	if err := c.checkPaths(); err != nil {
 		return err
 	}
 	return c.Model.Validate()
@@ -286,18 +286,42 @@ func (c *Config) resolvePaths(base string) error {
 		return err
 	}
 	k := &c.Knowledge
-	for _, p := range []struct {
-		key  string
-		path *string
-	}{
-		{"knowledge.dir", &k.Dir}, {"knowledge.scenario_template", &k.ScenarioPrompt}, {"knowledge.user_template", &k.UserPrompt},
-		{"knowledge.file.vectors", &k.File.Vectors}, {"knowledge.file.ids", &k.File.IDs},
-	} {
+	for _, p := range append(k.inputs(), configPath{"knowledge.dir", &k.Dir}) {
 		abs, err := data.ResolvePath(base, *p.path)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.key, err)
 		}
 		*p.path = abs
+	}
+	return nil
+}
+
+// configPath is a path of the configuration and its key.
+type configPath struct {
+	key  string
+	path *string
+}
+
+// inputs are the files the knowledge settings read.
+func (k *KnowledgeConfig) inputs() []configPath {
+	return []configPath{
+		{"knowledge.scenario_template", &k.ScenarioPrompt}, {"knowledge.user_template", &k.UserPrompt},
+		{"knowledge.file.vectors", &k.File.Vectors}, {"knowledge.file.ids", &k.File.IDs},
+	}
+}
+
+// checkPaths names the key of an input file that is not there.
+func (c *Config) checkPaths() error {
+	if err := c.Data.CheckPaths(); err != nil {
+		return err
+	}
+	for _, p := range c.Knowledge.inputs() {
+		if *p.path == "" {
+			continue
+		}
+		if _, err := os.Stat(*p.path); err != nil {
+			return fmt.Errorf("%s: %s: %w", p.key, *p.path, errors.Unwrap(err))
+		}
 	}
 	return nil
 }

@@ -236,3 +236,22 @@ func TestDocsConfigBlocksLoad(t *testing.T) {
 		assert.NoError(t, cfg.Validate(), "%s, the block after %q", tc.file, tc.after)
 	}
 }
+
+// A file the configuration names that is not there is an error naming its key.
+func TestConfigMissingFilesNameTheirKeys(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ set, key string }{
+		{"data.path", "data.path"},
+		{"knowledge.user_template", "knowledge.user_template"},
+		{"knowledge.file.vectors", "knowledge.file.vectors"},
+	} {
+		missing := filepath.Join(dir, "nope")
+		sets := []string{tc.set + "=" + missing}
+		if strings.HasPrefix(tc.set, "data.") {
+			sets = append(sets, "data.format=csv")
+		}
+		cfg, err := LoadConfig("", sets)
+		require.NoError(t, err)
+		assert.EqualError(t, cfg.Validate(), tc.key+": "+missing+": no such file or directory")
+	}
+}
