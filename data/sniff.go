@@ -38,9 +38,29 @@ type SniffedColumn struct {
 	Empty    int // empty cells in the sample
 	Values   []string
 	Ones     float64 // binary columns: share of 1s
-	Role     string  // scenario, user, item, label, time, item_title, item_category, categorical, numeric, or "" (left out)
+	Role     ColumnRole
+	ByName   bool // the role was guessed from the column's name
+	FreeText bool // text that reads as prose: no feature
 	Why      string
 }
+
+// ColumnRole is what a sniffed column is used as: its key under data.columns.
+type ColumnRole string
+
+// The roles SniffCSV gives columns; RoleNone leaves a column out.
+const (
+	RoleNone         ColumnRole = ""
+	RoleScenario     ColumnRole = "scenario"
+	RoleUser         ColumnRole = "user"
+	RoleItem         ColumnRole = "item"
+	RoleLabel        ColumnRole = "label"
+	RoleRating       ColumnRole = "rating" // a label through a threshold
+	RoleTime         ColumnRole = "time"
+	RoleItemTitle    ColumnRole = "item_title"
+	RoleItemCategory ColumnRole = "item_category"
+	RoleCategorical  ColumnRole = "categorical"
+	RoleNumeric      ColumnRole = "numeric"
+)
 
 // ColumnKind is what a column's values look like.
 type ColumnKind string
@@ -61,17 +81,17 @@ const sniffRows = 20000
 // Words in a column's name that suggest its role; a name matches when one
 // of its words (split at _, -, spaces, dots and case changes) is listed.
 var roleWords = []struct {
-	role  string
+	role  ColumnRole
 	words []string
 }{
-	{"scenario", []string{"scenario", "scene", "domain", "channel", "surface", "tab", "page", "slot", "placement", "section", "platform", "site", "app", "market", "pid", "entrance"}},
-	{"user", []string{"user", "uid", "userid", "customer", "member", "reader", "visitor", "viewer", "buyer", "account", "client", "person", "listener", "player"}},
-	{"item", []string{"item", "iid", "itemid", "product", "asin", "sku", "movie", "book", "song", "track", "video", "ad", "article", "doc", "post", "goods", "offer", "listing", "poi", "news", "mid", "course", "game"}},
-	{"label", []string{"label", "click", "clicked", "clk", "target", "y", "conversion", "converted", "purchase", "purchased", "buy", "bought", "like", "liked", "watched", "outcome", "response", "is_click", "finish", "follow"}},
-	{"rating", []string{"rating", "ratings", "stars", "star", "overall", "score"}},
-	{"time", []string{"time", "timestamp", "ts", "date", "datetime", "when", "created", "at"}},
-	{"item_title", []string{"title", "headline", "caption"}},
-	{"item_category", []string{"category", "categories", "genre", "cate", "cat", "categoryid"}},
+	{RoleScenario, []string{"scenario", "scene", "domain", "channel", "surface", "tab", "page", "slot", "placement", "section", "platform", "site", "app", "market", "pid", "entrance"}},
+	{RoleUser, []string{"user", "uid", "userid", "customer", "member", "reader", "visitor", "viewer", "buyer", "account", "client", "person", "listener", "player"}},
+	{RoleItem, []string{"item", "iid", "itemid", "product", "asin", "sku", "movie", "book", "song", "track", "video", "ad", "article", "doc", "post", "goods", "offer", "listing", "poi", "news", "mid", "course", "game"}},
+	{RoleLabel, []string{"label", "click", "clicked", "clk", "target", "y", "conversion", "converted", "purchase", "purchased", "buy", "bought", "like", "liked", "watched", "outcome", "response", "is_click", "finish", "follow"}},
+	{RoleRating, []string{"rating", "ratings", "stars", "star", "overall", "score"}},
+	{RoleTime, []string{"time", "timestamp", "ts", "date", "datetime", "when", "created", "at"}},
+	{RoleItemTitle, []string{"title", "headline", "caption"}},
+	{RoleItemCategory, []string{"category", "categories", "genre", "cate", "cat", "categoryid"}},
 }
 
 // notEventTime are words that make a date-named column something other
@@ -303,7 +323,7 @@ func describeColumn(i int, name string, records [][]string) SniffedColumn {
 	default:
 		c.Kind = KindText
 		if (spaces*2 > filled && c.Distinct*2 > filled) || long*2 > filled {
-			c.Why = "free text"
+			c.FreeText, c.Why = true, "free text"
 		}
 	}
 	return c
@@ -350,7 +370,7 @@ func nameWords(name string) []string {
 }
 
 // nameSays returns the role the column's name suggests, or "".
-func nameSays(name string) string {
+func nameSays(name string) ColumnRole {
 	words := nameWords(name)
 	for _, rw := range roleWords {
 		for _, w := range words {
@@ -359,13 +379,13 @@ func nameSays(name string) string {
 			}
 		}
 	}
-	return ""
+	return RoleNone
 }
 
 // assignRoles gives each column a role: by name first, then by content.
 func (s *Sniffed) assignRoles() {
-	free := func(c *SniffedColumn) bool { return c.Role == "" && c.Kind != KindEmpty && c.Why != "free text" }
-	take := func(role string, pick func(c *SniffedColumn) bool, why func(c *SniffedColumn) string) *SniffedColumn {
+	free := func(c *SniffedColumn) bool { return c.Role == RoleNone && c.Kind != KindEmpty && !c.FreeText }
+	take := func(role ColumnRole, pick func(c *SniffedColumn) bool, why func(c *SniffedColumn) string) *SniffedColumn {
 		for i := range s.Columns {
 			c := &s.Columns[i]
 			if free(c) && pick(c) {
@@ -375,23 +395,27 @@ func (s *Sniffed) assignRoles() {
 		}
 		return nil
 	}
-	byName := func(role string, fits func(c *SniffedColumn) bool) *SniffedColumn {
-		return take(role, func(c *SniffedColumn) bool { return nameSays(c.Name) == role && fits(c) },
+	byName := func(role ColumnRole, fits func(c *SniffedColumn) bool) *SniffedColumn {
+		c := take(role, func(c *SniffedColumn) bool { return nameSays(c.Name) == role && fits(c) },
 			func(c *SniffedColumn) string { return "guess, by its name" })
+		if c != nil {
+			c.ByName = true
+		}
+		return c
 	}
 	anyKind := func(*SniffedColumn) bool { return true }
 	idLike := func(c *SniffedColumn) bool {
 		return c.Kind == KindInteger || c.Kind == KindText || c.Kind == KindBinary
 	}
-	label := byName("label", func(c *SniffedColumn) bool { return c.Kind == KindBinary })
+	label := byName(RoleLabel, func(c *SniffedColumn) bool { return c.Kind == KindBinary })
 	if label == nil {
-		label = take("label", func(c *SniffedColumn) bool {
+		label = take(RoleLabel, func(c *SniffedColumn) bool {
 			says := nameSays(c.Name)
-			return c.Kind == KindBinary && (says == "" || says == "rating")
+			return c.Kind == KindBinary && (says == "" || says == RoleRating)
 		}, func(c *SniffedColumn) string { return "guess, by content: the only values are 0 and 1" })
 	}
 	if label == nil {
-		label = byName("rating", func(c *SniffedColumn) bool { return c.Kind == KindInteger || c.Kind == KindNumber })
+		label = byName(RoleRating, func(c *SniffedColumn) bool { return c.Kind == KindInteger || c.Kind == KindNumber })
 		if label != nil {
 			label.Why = "guess, by its name: a rating, so the label is rating > 3 (change the threshold to suit)"
 		}
@@ -402,31 +426,31 @@ func (s *Sniffed) assignRoles() {
 	// Other outcomes (a purchase beside a click) would leak the label as
 	// features: they go to labels too, after the one trained.
 	for label != nil {
-		if byName("label", func(c *SniffedColumn) bool { return c.Kind == KindBinary }) == nil {
+		if byName(RoleLabel, func(c *SniffedColumn) bool { return c.Kind == KindBinary }) == nil {
 			break
 		}
 	}
 	for i := range s.Columns {
-		if c := &s.Columns[i]; c.Role == "label" && c != label && c.Why == "guess, by its name" {
+		if c := &s.Columns[i]; c.Role == RoleLabel && c != label && c.ByName {
 			c.Why = "another outcome, by its name: kept out of the features (labels[0] is the one trained)"
 		}
 	}
-	for _, role := range []string{"scenario", "user", "item"} {
+	for _, role := range []ColumnRole{RoleScenario, RoleUser, RoleItem} {
 		byName(role, idLike)
 	}
-	take("time", func(c *SniffedColumn) bool {
-		return nameSays(c.Name) == "time" && (c.Kind == KindDate || c.Kind == KindInteger || c.Kind == KindNumber) && !hasWord(c.Name, notEventTime)
+	take(RoleTime, func(c *SniffedColumn) bool {
+		return nameSays(c.Name) == RoleTime && (c.Kind == KindDate || c.Kind == KindInteger || c.Kind == KindNumber) && !hasWord(c.Name, notEventTime)
 	}, func(*SniffedColumn) string {
 		return "guess, by its name: when the interaction happened (for split.method: time)"
 	})
-	byName("item_title", func(c *SniffedColumn) bool { return c.Kind == KindText })
+	byName(RoleItemTitle, func(c *SniffedColumn) bool { return c.Kind == KindText })
 	for i := range s.Columns {
-		if c := &s.Columns[i]; c.Role == "" && c.Why == "free text" && nameSays(c.Name) == "item_title" && s.role("item_title") == nil {
-			c.Role, c.Why = "item_title", "guess, by its name"
+		if c := &s.Columns[i]; c.Role == RoleNone && c.FreeText && nameSays(c.Name) == RoleItemTitle && s.role(RoleItemTitle) == nil {
+			c.Role, c.Why, c.ByName = RoleItemTitle, "guess, by its name", true
 		}
 	}
-	byName("item_category", anyKind)
-	if s.role("scenario") == nil {
+	byName(RoleItemCategory, anyKind)
+	if s.role(RoleScenario) == nil {
 		// Few values, each with a real share of the rows: the scenarios.
 		var best *SniffedColumn
 		for i := range s.Columns {
@@ -437,12 +461,12 @@ func (s *Sniffed) assignRoles() {
 			}
 		}
 		if best != nil {
-			best.Role, best.Why = "scenario", "guess, by content: few distinct values"
+			best.Role, best.Why = RoleScenario, "guess, by content: few distinct values"
 		} else {
 			s.Notes = append(s.Notes, "no column looks like the scenario: set columns.scenario (a column with one value per scenario)")
 		}
 	}
-	for _, role := range []string{"user", "item"} {
+	for _, role := range []ColumnRole{RoleUser, RoleItem} {
 		if s.role(role) != nil {
 			continue
 		}
@@ -460,10 +484,10 @@ func (s *Sniffed) assignRoles() {
 		}
 		best.Role, best.Why = role, "guess, by content: the most distinct values of the columns left"
 	}
-	if s.role("user") != nil && s.role("item") != nil && s.role("user").Why != "guess, by its name" && s.role("item").Why != "guess, by its name" &&
-		s.role("item").Index < s.role("user").Index {
-		u, it := s.role("user"), s.role("item")
-		u.Role, it.Role = "item", "user" // files list the user before the item
+	if s.role(RoleUser) != nil && s.role(RoleItem) != nil && !s.role(RoleUser).ByName && !s.role(RoleItem).ByName &&
+		s.role(RoleItem).Index < s.role(RoleUser).Index {
+		u, it := s.role(RoleUser), s.role(RoleItem)
+		u.Role, it.Role = RoleItem, RoleUser // files list the user before the item
 	}
 	for i := range s.Columns {
 		c := &s.Columns[i]
@@ -472,16 +496,16 @@ func (s *Sniffed) assignRoles() {
 		}
 		switch c.Kind {
 		case KindNumber:
-			c.Role = "numeric"
+			c.Role = RoleNumeric
 		case KindDate:
 			c.Why = "dates other than the interaction's time are left out"
 		case KindInteger:
-			c.Role = "categorical"
+			c.Role = RoleCategorical
 			if c.Distinct > 1000 && !hasWord(c.Name, []string{"id"}) {
-				c.Role, c.Why = "numeric", "many values: a quantity, not ids?"
+				c.Role, c.Why = RoleNumeric, "many values: a quantity, not ids?"
 			}
 		default:
-			c.Role = "categorical"
+			c.Role = RoleCategorical
 		}
 	}
 }
@@ -496,7 +520,7 @@ func hasWord(name string, words []string) bool {
 }
 
 // role is the column given role, or nil.
-func (s *Sniffed) role(role string) *SniffedColumn {
+func (s *Sniffed) role(role ColumnRole) *SniffedColumn {
 	for i := range s.Columns {
 		if s.Columns[i].Role == role {
 			return &s.Columns[i]
@@ -547,27 +571,27 @@ func (s *Sniffed) config() Config {
 		c := &s.Columns[i]
 		r := s.ref(c)
 		switch c.Role {
-		case "scenario":
+		case RoleScenario:
 			cols.Scenario = r
-		case "user":
+		case RoleUser:
 			cols.User = r
-		case "item":
+		case RoleItem:
 			cols.Item = r
-		case "label":
+		case RoleLabel:
 			cols.Labels = append(cols.Labels, r)
-		case "rating":
+		case RoleRating:
 			r.As, r.Threshold = "like", &three
 			cols.Labels = append(cols.Labels, r)
-		case "time":
+		case RoleTime:
 			cols.Time = r
-		case "item_title":
+		case RoleItemTitle:
 			cols.ItemTitle = r
-		case "item_category":
+		case RoleItemCategory:
 			cols.ItemCategory = r
 			cols.Categorical = append(cols.Categorical, r)
-		case "categorical":
+		case RoleCategorical:
 			cols.Categorical = append(cols.Categorical, r)
-		case "numeric":
+		case RoleNumeric:
 			cols.Numeric = append(cols.Numeric, r)
 		}
 	}
@@ -602,14 +626,14 @@ func (s *Sniffed) WriteYAML(w io.Writer, path string) error {
 		}
 		return strconv.Itoa(*r.Index)
 	}
-	for _, role := range []string{"scenario", "user", "item"} {
+	for _, role := range []ColumnRole{RoleScenario, RoleUser, RoleItem} {
 		if c := s.role(role); c != nil {
-			line(2, role+": "+refText(c), joinComment(c.Why, s.describe(c)))
+			line(2, string(role)+": "+refText(c), joinComment(c.Why, s.describe(c)))
 		} else {
-			line(2, "# "+role+": ?", "not found: name the column")
+			line(2, "# "+string(role)+": ?", "not found: name the column")
 		}
 	}
-	list := func(key string, roles ...string) {
+	list := func(key string, roles ...ColumnRole) {
 		var cs []*SniffedColumn
 		for i := range s.Columns {
 			if slices.Contains(roles, s.Columns[i].Role) {
@@ -623,23 +647,23 @@ func (s *Sniffed) WriteYAML(w io.Writer, path string) error {
 		line(2, key+":", "")
 		for _, c := range cs {
 			text := refText(c)
-			if r := s.ref(c); c.Role == "rating" && r.As == "" {
+			if r := s.ref(c); c.Role == RoleRating && r.As == "" {
 				text = fmt.Sprintf("{%s: %s, as: like, threshold: 3}", map[bool]string{true: "name", false: "index"}[r.Index == nil], text)
 			}
 			line(3, "- "+text, joinComment(c.Why, s.describe(c)))
 		}
 	}
-	list("categorical", "categorical", "item_category")
-	list("numeric", "numeric")
-	list("labels", "label", "rating")
-	for _, role := range []string{"time", "item_title", "item_category"} {
+	list("categorical", RoleCategorical, RoleItemCategory)
+	list("numeric", RoleNumeric)
+	list("labels", RoleLabel, RoleRating)
+	for _, role := range []ColumnRole{RoleTime, RoleItemTitle, RoleItemCategory} {
 		if c := s.role(role); c != nil {
-			line(2, role+": "+refText(c), c.Why)
+			line(2, string(role)+": "+refText(c), c.Why)
 		}
 	}
 	var left []string
 	for _, c := range s.Columns {
-		if c.Role == "" {
+		if c.Role == RoleNone {
 			why := c.Why
 			if why == "" {
 				why = string(c.Kind)
@@ -650,7 +674,7 @@ func (s *Sniffed) WriteYAML(w io.Writer, path string) error {
 	if len(left) > 0 {
 		line(1, "# left out: "+strings.Join(left, ", "), "")
 	}
-	if sc := s.role("scenario"); sc != nil && sc.Distinct <= 32 {
+	if sc := s.role(RoleScenario); sc != nil && sc.Distinct <= 32 {
 		line(1, "# scenarios:", "optional: what each scenario is, for LLM4MSR's scenario prompts")
 		for _, v := range sc.Values {
 			line(1, fmt.Sprintf("#   - {name: %s, description: \"\"}", yamlScalar(v)), "")
