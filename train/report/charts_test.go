@@ -282,7 +282,7 @@ func TestSuggestedCommands(t *testing.T) {
 	r := fakeRun(dir)
 	r.Explanations = append(r.Explanations, Explanation{Key: "user:8"}, Explanation{Key: "scenario:feed's", Reasoning: "it has"})
 	want := []string{
-		"msrtrain knowledge explain --checkpoint '" + dir + "' --user 7 --without-reasoning",
+		"msrtrain knowledge explain --checkpoint '" + dir + "' --user 7",
 		"msrtrain knowledge explain --checkpoint '" + dir + "' --scenario 'feed'\\''s'",
 	}
 	assert.Equal(t, want, suggestedCommands(r))
@@ -296,6 +296,6 @@ func TestSuggestedCommands(t *testing.T) {
 	page, err := reporttest.CheckPage(path)
 	require.NoError(t, err)
 	require.Len(t, page.Commands, 2)
-	assert.True(t, slices.ContainsFunc(page.Commands, func(c string) bool { return strings.HasSuffix(c, "--user 7 --without-reasoning") }))
+	assert.True(t, slices.ContainsFunc(page.Commands, func(c string) bool { return strings.HasSuffix(c, "--user 7") }))
 	assert.Empty(t, suggestedCommands(Run{Dir: dir}), "nothing to explain, nothing suggested")
 }

@@ -527,10 +527,9 @@ func suggestedCommands(r Run) []string {
 			continue
 		}
 		kinds = append(kinds, kind)
+		// A store without reasoning (the hash encoder's) is explained all
+		// the same: the command needs nothing more.
 		args := []string{"msrtrain", "knowledge", "explain", "--checkpoint", dir, "--" + kind, id}
-		if x.ReasoningMissing != "" { // the store has no reasoning (the hash encoder's)
-			args = append(args, "--without-reasoning")
-		}
 		out = append(out, shellJoin(args))
 	}
 	return out
