@@ -424,7 +424,20 @@ func TestOpenAIBuildResumes(t *testing.T) {
 // tried after), and max_retries 0 means one attempt.
 func TestOpenAIBuildCountsEveryPrompt(t *testing.T) {
 	f, srv := newFakeAI(t)
+	// The server answers once both request slots are in use, so that two
+	// requests are in flight when the first failure stops new ones.
+	var arrived sync.WaitGroup
+	arrived.Add(2)
+	var once sync.Once
+	both := make(chan struct{})
+	go func() { arrived.Wait(); close(both) }()
 	f.setFault(func(w http.ResponseWriter, r *http.Request, kind, content string, attempt int) bool {
+		arrived.Done()
+		select {
+		case <-both:
+		case <-time.After(5 * time.Second):
+			once.Do(func() { t.Error("the second request never came") })
+		}
 		http.Error(w, "no model loaded", http.StatusServiceUnavailable)
 		return true
 	})
