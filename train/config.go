@@ -286,7 +286,7 @@ func (c *Config) resolvePaths(base string) error {
 		return err
 	}
 	k := &c.Knowledge
-	for _, p := range append(k.inputs(), configPath{"knowledge.dir", &k.Dir}) {
+	for _, p := range append(knowledgeInputs(k), configPath{"knowledge.dir", &k.Dir}) {
 		abs, err := data.ResolvePath(base, *p.path)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.key, err)
@@ -302,8 +302,8 @@ type configPath struct {
 	path *string
 }
 
-// inputs are the files the knowledge settings read.
-func (k *KnowledgeConfig) inputs() []configPath {
+// knowledgeInputs are the files the knowledge settings read.
+func knowledgeInputs(k *knowledge.Config) []configPath {
 	return []configPath{
 		{"knowledge.scenario_template", &k.ScenarioPrompt}, {"knowledge.user_template", &k.UserPrompt},
 		{"knowledge.file.vectors", &k.File.Vectors}, {"knowledge.file.ids", &k.File.IDs},
@@ -315,7 +315,7 @@ func (c *Config) checkPaths() error {
 	if err := c.Data.CheckPaths(); err != nil {
 		return err
 	}
-	for _, p := range c.Knowledge.inputs() {
+	for _, p := range knowledgeInputs(&c.Knowledge) {
 		if *p.path == "" {
 			continue
 		}

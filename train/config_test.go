@@ -205,11 +205,11 @@ func TestDistConfig(t *testing.T) {
 // The OpenAI encoder's missing settings are named by their config keys.
 func TestOpenAIEncoderNamesMissingKeys(t *testing.T) {
 	kc := DefaultConfig().Knowledge
-	kc.Encoder = EncoderOpenAI
-	_, err := NewEncoder(kc)
+	kc.Encoder = knowledge.EncoderOpenAI
+	_, err := knowledge.NewEncoder(kc)
 	assert.EqualError(t, err, "knowledge.encoder = openai needs knowledge.openai.embedding_model and knowledge.openai.dim (the embedding model's dimension)")
 	kc.OpenAI.EmbeddingModel, kc.OpenAI.Dim = "bge-m3", 1024
-	_, err = NewEncoder(kc)
+	_, err = knowledge.NewEncoder(kc)
 	assert.NoError(t, err)
 }
 
