@@ -283,6 +283,10 @@ func (e *expertStack) Script(s *nn.Script, x string) string {
 				h = s.Let("%s.view(-1, %d, %d).transpose(0, 1)", l.bn.Script(s, flat), e.n, l.out)
 			}
 		}
+		if l.lnWeight != nil {
+			h = s.Let("torch.layer_norm(%s, [%d], None, None, %s) * %s.unsqueeze(1) + %s.unsqueeze(1)",
+				h, l.out, nn.Float(layerNormEps), s.Ref(l.lnWeight), s.Ref(l.lnBias))
+		}
 		h = e.act.Script(s, h)
 	}
 	return h

@@ -200,6 +200,9 @@ func (m *MLP) Script(s *Script, x string) string {
 		if b.bn != nil {
 			x = b.bn.Script(s, x)
 		}
+		if b.ln != nil {
+			x = b.ln.Script(s, x)
+		}
 		x = b.act.Script(s, x)
 	}
 	return x
