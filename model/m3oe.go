@@ -200,6 +200,7 @@ func (m *M3oE) Script(s *nn.Script, in ScriptInput) string {
 		z = s.Let("%s + %s", m.bottom.Script(s, star), m.skip.Script(s, in.X))
 	}
 	experts := m.experts.Script(s, z)
+	// The detached gate input of scenario_wise_rec only stops gradients: the same values here.
 	gate := s.Let("torch.softmax(%s, 1)", scriptPickScenario(s, in, m.gates.Script(s, z), m.k))
 	shared := scriptMix(s, s.Let("%s.narrow(0, 0, %d)", experts, m.k), gate)
 	domains := s.Let("%s.narrow(0, %d, %d)", experts, m.k, m.scenarios)
@@ -212,7 +213,9 @@ func (m *M3oE) Script(s *nn.Script, in ScriptInput) string {
 		c := s.Let("(1 - %s) / %s", beta, nn.Float(float64(m.scenarios-1)))
 		balanced = s.Let("%s * (%s - %s) + %s.sum(0) * %s", own, beta, c, domains, c)
 	}
-	task := s.Let("%s.select(0, %d)", experts, m.k+m.scenarios)
-	f := s.Let("%s + %s * torch.sigmoid(%s) + %s * torch.sigmoid(%s)", shared, balanced, s.Ref(m.domainWeight), task, s.Ref(m.taskWeight))
+	f := s.Let("%s + %s * torch.sigmoid(%s)", shared, balanced, s.Ref(m.domainWeight))
+	if m.taskWeight != nil {
+		f = s.Let("%s + %s.select(0, %d) * torch.sigmoid(%s)", f, experts, m.k+m.scenarios, s.Ref(m.taskWeight))
+	}
 	return m.towers.Script(s, in, f)
 }

@@ -79,9 +79,6 @@ func (c Config) Scriptable() error {
 	if c.Meta.Levels.Scenario() && c.Meta.Placement == PlacementBranch {
 		return fmt.Errorf("model.meta.placement = %q: export does not support it yet", c.Meta.Placement)
 	}
-	if c.Backbone == "m3oe" && c.M3oE.Structure == StructureScenarioWiseRec {
-		return fmt.Errorf("model.m3oe.structure = %q: export does not support it yet", c.M3oE.Structure)
-	}
 	if c.Backbone == "adasparse" {
 		switch c.AdaSparse.Form {
 		case PrunerBinarization, PrunerScaling, PrunerFusion:
