@@ -537,7 +537,7 @@ func (m *Meta) scriptBuffers(s *nn.Script) (scriptedMeta, error) {
 // for users without knowledge.
 func (m *Meta) Script(s *nn.Script, in ScriptInput, knowledgeRows string) string {
 	parts := []string{in.X}
-	if m.scenario != nil {
+	if m.scenario != nil && m.scenarioLogit == nil {
 		parts = append(parts, m.scriptScenarioLayers(s, in))
 	}
 	if m.user != nil {
@@ -547,6 +547,15 @@ func (m *Meta) Script(s *nn.Script, in ScriptInput, knowledgeRows string) string
 		return s.Let("%s", strings.Join(parts, " + "))
 	}
 	return s.Let("torch.cat([%s], 1)", strings.Join(parts, ", "))
+}
+
+// ScriptLogit emits Logit: the scenario branch's term of the logit [B],
+// or "" when the scenario-level layers sit at the bottom (or do not run).
+func (m *Meta) ScriptLogit(s *nn.Script, in ScriptInput) string {
+	if m.scenarioLogit == nil {
+		return ""
+	}
+	return s.Let("%s.view(-1)", m.scenarioLogit.Script(s, m.scriptScenarioLayers(s, in)))
 }
 
 // scriptInput emits input.

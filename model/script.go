@@ -76,9 +76,6 @@ func (c Config) Scriptable() error {
 			return fmt.Errorf("model.meta.head = %q: export does not support it", c.Meta.Head)
 		}
 	}
-	if c.Meta.Levels.Scenario() && c.Meta.Placement == PlacementBranch {
-		return fmt.Errorf("model.meta.placement = %q: export does not support it yet", c.Meta.Placement)
-	}
 	if c.Backbone == "adasparse" {
 		switch c.AdaSparse.Form {
 		case PrunerBinarization, PrunerScaling, PrunerFusion:
@@ -193,10 +190,16 @@ func (m *Model) scriptForward(s *nn.Script, bb backboneScripter) string {
 		x = s.Let("torch.cat([%s, num], 1)", x)
 	}
 	in := ScriptInput{X: x, Scenario: "scenario", Fields: fields, Rows: "rows", Counts: "counts", Starts: "starts", Scenarios: scenarios}
+	branch := ""
 	if m.Meta != nil {
+		branch = m.Meta.ScriptLogit(s, in) // reads x before the fusion, as Forward
 		in.X = m.Meta.Script(s, in, "user_knowledge_row")
 	}
-	p := s.Let("torch.sigmoid(%s)", bb.Script(s, in))
+	logit := bb.Script(s, in)
+	if branch != "" {
+		logit = s.Let("%s + %s", logit, branch)
+	}
+	p := s.Let("torch.sigmoid(%s)", logit)
 	s.Line("return torch.empty_like(%s).index_copy_(0, order, %s)", p, p)
 	return s.Method("def forward(self, cat: Tensor, num: Tensor, scenario: Tensor, user_knowledge_row: Tensor) -> Tensor:")
 }
