@@ -510,8 +510,17 @@ func (m *Meta) scriptBuffers(s *nn.Script) (scriptedMeta, error) {
 	if m.frozen == nil {
 		return out, fmt.Errorf("meta: export needs the frozen tables (Model.Freeze)")
 	}
+	// Learned knowledge is a parameter of the store; the module keeps it
+	// as a buffer like the others (and the users' in the same layout).
+	knowledge := func(name string, t *torch.Tensor, inStore bool) {
+		if inStore {
+			s.Replace(name, t)
+		} else {
+			s.Buffer(name, t)
+		}
+	}
 	if m.scenario != nil {
-		s.Buffer("meta.knowledge.scenario", m.Knowledge.Scenario)
+		knowledge("meta.knowledge.scenario", m.Knowledge.Scenario, m.Knowledge.scenarioInStore)
 		s.Buffer("meta.cache.scenario_head", m.frozen.scenario)
 	}
 	if m.user != nil {
@@ -525,7 +534,7 @@ func (m *Meta) scriptBuffers(s *nn.Script) (scriptedMeta, error) {
 			}
 		}
 		rows := torch.FromSlice(append([]int64{}, out.KnowledgeUsers...), int64(len(out.KnowledgeUsers))).ToDevice(m.dev, false)
-		s.Buffer("meta.knowledge.user", m.Knowledge.User.IndexSelect(0, rows))
+		knowledge("meta.knowledge.user", m.Knowledge.User.IndexSelect(0, rows), m.Knowledge.userInStore)
 		// The vocabulary's row 0 (out of vocabulary) is always the fallback's.
 		s.Buffer("meta.cache.user_hidden", torch.Cat([]*torch.Tensor{m.frozen.user.IndexSelect(0, rows), m.frozen.user.Narrow(0, 0, 1)}, 0))
 	}

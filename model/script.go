@@ -28,8 +28,10 @@ import (
 // meta networks, the knowledge travels inside as buffers: the scenario
 // vectors ("meta.knowledge.scenario"), the vectors of the users that have
 // one ("meta.knowledge.user", one row each, in user-vocabulary order) and
-// the learned fallback ("meta.user.fallback"); user_knowledge_row is the
-// row's user's row there, or -1 for a user without one (the fallback). The
+// the learned fallback ("meta.user.fallback"); learned knowledge
+// (knowledge.encoder = learned, parameters of the model) travels the same
+// way, as buffers of its trained values. user_knowledge_row is the row's
+// user's row there, or -1 for a user without one (the fallback). The
 // frozen tables Freeze computes ride along too ("meta.cache.*"), so
 // scoring reads them as msrtrain's own scoring does; the module's
 // rebuild_meta_cache() recomputes them from the knowledge buffers.
@@ -145,6 +147,9 @@ func (m *Model) Script() (*Exported, error) {
 		return nil
 	}
 	for _, v := range m.Store.Vars() {
+		if s.Replaced(v.Name) {
+			continue // a derived tensor stands in for it
+		}
 		slot := torch.ScriptBuffer
 		if v.Trainable {
 			slot = torch.ScriptParameter

@@ -26,7 +26,9 @@ type Script struct {
 	next    int
 	derived []Derived
 	taken   map[string]bool
-	err     error
+	// replaced are the store's tensors a derived one stands in for (Replace), by name.
+	replaced map[string]bool
+	err      error
 }
 
 // Derived is a tensor the exported module keeps beside the store's own
@@ -38,7 +40,7 @@ type Derived struct {
 
 // NewScript starts the source of a method over the tensors of s.
 func NewScript(s *Store) *Script {
-	sc := &Script{names: map[*torch.Tensor]string{}, taken: map[string]bool{}, depth: 1}
+	sc := &Script{names: map[*torch.Tensor]string{}, taken: map[string]bool{}, replaced: map[string]bool{}, depth: 1}
 	for _, v := range s.Vars() {
 		sc.names[v.Tensor] = v.Name
 		sc.taken[v.Name] = true
@@ -79,7 +81,33 @@ func (s *Script) Buffer(name string, t *torch.Tensor) string {
 	return torch.ScriptRef(name)
 }
 
-// Derived lists the tensors added with Buffer, in order.
+// Replace registers t as a buffer under name, a tensor of the store, in
+// that tensor's place: the module holds t there, not the store's tensor
+// (which Ref then no longer reads), and the caller skips the store's
+// tensor when it registers them (Replaced). Learned knowledge is a
+// parameter of the store that the module keeps as a buffer, and in
+// another layout.
+func (s *Script) Replace(name string, t *torch.Tensor) string {
+	found := false
+	for old, n := range s.names {
+		if n == name {
+			delete(s.names, old)
+			found = true
+		}
+	}
+	if !found || s.replaced[name] {
+		s.Fail(fmt.Errorf("script: %q is not a tensor of the store that can be replaced", name))
+	}
+	s.replaced[name] = true
+	s.names[t] = name
+	s.derived = append(s.derived, Derived{Name: name, Tensor: t})
+	return torch.ScriptRef(name)
+}
+
+// Replaced reports whether a derived tensor stands in for the store's tensor name.
+func (s *Script) Replaced(name string) bool { return s.replaced[name] }
+
+// Derived lists the tensors added with Buffer and Replace, in order.
 func (s *Script) Derived() []Derived { return s.derived }
 
 // Line writes one statement at the current indentation.
