@@ -24,8 +24,11 @@ import (
 
 // The exported TorchScript module against the Go forward pass: every
 // backbone, bare and with both meta levels (and on MMoE and STAR the other
-// levels, residual fusion and the factorized head), trained a few steps
-// (batch statistics move) and perturbed, scored in Python
+// levels, residual fusion and the factorized head; the scenario branch on
+// MMoE, STAR and EPNet; Scenario-Wise-Rec's EPNet and M3oE; PLE at three
+// levels with either shared gate; learned and random
+// knowledge), trained a few steps (batch statistics move, learned
+// knowledge moves) and perturbed, scored in Python
 // (torch.jit.load), in a C++ program built against libtorch
 // (torch::jit::load) and through this binding, on batches of 1, 7 and 4096
 // rows, one of one scenario, one missing a scenario; every batch holds
@@ -44,9 +47,24 @@ type scriptCase struct {
 	name      string
 	backbone  string
 	levels    MetaLevels
-	edit      func(*MetaConfig)
+	edit      func(*Config)
+	knowledge scriptKnowledge
 	noNumeric bool // the data has no numeric features: num is [B, 0]
 }
+
+// scriptKnowledge is the kind of knowledge a case's model reads.
+type scriptKnowledge int
+
+const (
+	// knowledgeStore: some users have no vector, as with a knowledge store.
+	knowledgeStore scriptKnowledge = iota
+	// knowledgeRandom: every user of the vocabulary has a fixed vector, as
+	// knowledge.encoder = random gives (the out-of-vocabulary user on the fallback).
+	knowledgeRandom
+	// knowledgeLearned: knowledgeRandom's vectors, trained with the model
+	// (knowledge.encoder = learned).
+	knowledgeLearned
+)
 
 // spec is the case's data: scriptTestSpec, without numeric features when the case says so.
 func (c scriptCase) spec() Spec {
@@ -67,18 +85,35 @@ func scriptCases() []scriptCase {
 	return append(cases,
 		scriptCase{name: "mmoe/scenario", backbone: "mmoe", levels: LevelsScenario},
 		scriptCase{name: "mmoe/user", backbone: "mmoe", levels: LevelsUser},
-		scriptCase{name: "star/both/residual", backbone: "star", levels: LevelsBoth, edit: func(c *MetaConfig) {
-			c.Fusion, c.Layers = FusionResidual, []int64{scriptTestWidth}
+		scriptCase{name: "star/both/residual", backbone: "star", levels: LevelsBoth, edit: func(c *Config) {
+			c.Meta.Fusion, c.Meta.Layers = FusionResidual, []int64{scriptTestWidth}
 		}},
-		scriptCase{name: "star/both/factorized", backbone: "star", levels: LevelsBoth, edit: func(c *MetaConfig) {
-			c.Head, c.Rank, c.Layers = MetaHeadFactorized, 5, []int64{7, 6}
+		scriptCase{name: "star/both/factorized", backbone: "star", levels: LevelsBoth, edit: func(c *Config) {
+			c.Meta.Head, c.Meta.Rank, c.Meta.Layers = MetaHeadFactorized, 5, []int64{7, 6}
 		}},
 		scriptCase{name: "ppnet/both/no numeric features", backbone: "ppnet", levels: LevelsBoth, noNumeric: true},
+		scriptCase{name: "mmoe/both/branch/random knowledge", backbone: "mmoe", levels: LevelsBoth, edit: scenarioBranch, knowledge: knowledgeRandom},
+		scriptCase{name: "star/scenario/branch", backbone: "star", levels: LevelsScenario, edit: scenarioBranch},
+		scriptCase{name: "epnet/both/scenario_wise_rec/branch", backbone: "epnet", levels: LevelsBoth, edit: func(c *Config) {
+			scenarioBranch(c)
+			c.EPNet.Structure = StructureScenarioWiseRec
+		}},
+		scriptCase{name: "m3oe/both/scenario_wise_rec", backbone: "m3oe", levels: LevelsBoth, edit: func(c *Config) {
+			c.M3oE.Structure = StructureScenarioWiseRec
+		}},
+		scriptCase{name: "ple/none/3 levels", backbone: "ple", levels: LevelsNone, edit: func(c *Config) { c.PLE.Levels = 3 }},
+		scriptCase{name: "ple/both/3 levels/shared gate own/learned knowledge", backbone: "ple", levels: LevelsBoth, knowledge: knowledgeLearned, edit: func(c *Config) {
+			c.PLE.Levels, c.PLE.SharedGate = 3, SharedGateOwn
+		}},
 	)
 }
 
-// scriptTestKnowledge: random vectors; users 0 (out of vocabulary) and every third have none.
-func scriptTestKnowledge(t *testing.T, r *rand.Rand) *Knowledge {
+// scenarioBranch puts the scenario-level meta layers beside the backbone.
+func scenarioBranch(c *Config) { c.Meta.Placement = PlacementBranch }
+
+// scriptTestKnowledge: random vectors; user 0 (out of vocabulary) has none,
+// and with knowledgeStore neither has every third.
+func scriptTestKnowledge(t *testing.T, r *rand.Rand, kind scriptKnowledge) *Knowledge {
 	t.Helper()
 	vec := func(n int64) []float32 {
 		v := make([]float32, n)
@@ -90,10 +125,11 @@ func scriptTestKnowledge(t *testing.T, r *rand.Rand) *Knowledge {
 	users := scriptTestSpec.VocabSizes[0]
 	known := make([]bool, users)
 	for u := range known {
-		known[u] = u%3 != 0
+		known[u] = u != 0 && (kind != knowledgeStore || u%3 != 0)
 	}
 	k, err := NewKnowledge(vec(int64(scriptTestSpec.Scenarios)*scriptTestKnowledgeDim), vec(users*scriptTestKnowledgeDim), known, scriptTestKnowledgeDim, torch.CPU)
 	require.NoError(t, err)
+	k.Learned = kind == knowledgeLearned
 	return k
 }
 
@@ -108,11 +144,11 @@ func buildScriptModel(t *testing.T, c scriptCase) *Model {
 	cfg.Meta.Levels, cfg.Meta.ProjectionDim, cfg.Meta.Layers = c.levels, 6, []int64{6}
 	cfg.Meta.Generator = nn.MLPConfig{Hidden: []int64{5}, Activation: nn.ReLU, BatchNorm: true}
 	if c.edit != nil {
-		c.edit(&cfg.Meta)
+		c.edit(&cfg)
 	}
 	var know *Knowledge
 	if c.levels.Enabled() {
-		know = scriptTestKnowledge(t, r)
+		know = scriptTestKnowledge(t, r, c.knowledge)
 	}
 	m, err := New(cfg, c.spec(), know, torch.CPU)
 	require.NoError(t, err)
@@ -311,6 +347,9 @@ func TestExportedModuleMatchesGo(t *testing.T) {
 		loaded, err := torch.LoadScriptModule(path)
 		require.NoError(t, err)
 		fmt.Fprintf(&manifest, "model %s\n", path)
+		if c.knowledge == knowledgeLearned {
+			assertLearnedKnowledgeInside(t, m, exp, loaded)
+		}
 
 		thaw, err := m.Freeze()
 		require.NoError(t, err)
@@ -368,6 +407,26 @@ func TestExportedModuleMatchesGo(t *testing.T) {
 	}
 }
 
+// assertLearnedKnowledgeInside: the module holds the trained knowledge
+// vectors, the users' in knowledge-row order.
+func assertLearnedKnowledgeInside(t *testing.T, m *Model, exp *Exported, loaded *torch.ScriptModule) {
+	t.Helper()
+	sc := torch.NewScope()
+	defer sc.Close()
+	state, err := loaded.StateDict()
+	require.NoError(t, err)
+	k := m.Meta.Knowledge
+	for name, want := range map[string]*torch.Tensor{"meta.knowledge.scenario": k.Scenario, "meta.knowledge.user": k.User} {
+		got, ok := m.Store.Get(name)
+		require.True(t, ok, "%s: learned knowledge is a parameter of the model", name)
+		require.Same(t, want, got, name)
+	}
+	users := torch.FromSlice(exp.KnowledgeUsers, int64(len(exp.KnowledgeUsers)))
+	assert.Len(t, exp.KnowledgeUsers, int(scriptTestSpec.VocabSizes[0])-1, "every user but the out-of-vocabulary one")
+	assert.Equal(t, values(t, k.Scenario), values(t, state["meta.knowledge.scenario"]))
+	assert.Equal(t, values(t, k.User.IndexSelect(0, users)), values(t, state["meta.knowledge.user"]))
+}
+
 // assertClose: every probability within 1e-5 of msrtrain's.
 func assertClose(t *testing.T, what string, want, got []float32) {
 	t.Helper()
@@ -393,4 +452,7 @@ func TestScriptRefusesUnsupported(t *testing.T) {
 	cfg.Backbone, cfg.AdaSparse.Form = "adasparse", "annealed"
 	assert.ErrorContains(t, cfg.Scriptable(), `model.adasparse.form = "annealed"`)
 	assert.NoError(t, DefaultConfig().Scriptable())
+	cfg = DefaultConfig()
+	cfg.Backbone, cfg.Meta.Placement, cfg.M3oE.Structure, cfg.EPNet.Structure = "m3oe", PlacementBranch, StructureScenarioWiseRec, StructureScenarioWiseRec
+	assert.NoError(t, cfg.Scriptable())
 }
