@@ -116,12 +116,12 @@ func Train(ctx context.Context, cfg Config, opts RunOptions) (*Result, error) {
 	}
 	res.Baseline = baseRes
 	if res.Test != nil && baseRes.Test != nil {
-		fmt.Fprintf(opts.Log, "\ntest AUC, %s without vs with LLM4MSR meta networks (%s):\n", cfg.Model.Backbone, cfg.Model.Meta.Levels)
-		metrics.CompareTable(opts.Log, []string{"bare " + cfg.Model.Backbone, "LLM4MSR"}, []metrics.Report{*baseRes.Test, *res.Test})
 		// Both models scored the same test rows in the same order.
 		if res.AUCDelta, err = metrics.CompareAUC(baseTest, test, res.Scenarios); err != nil {
 			return res, fmt.Errorf("baseline: %w", err)
 		}
+		fmt.Fprintf(opts.Log, "\ntest AUC, %s without vs with LLM4MSR meta networks (%s):\n", cfg.Model.Backbone, cfg.Model.Meta.Levels)
+		metrics.CompareTable(opts.Log, []string{"bare " + cfg.Model.Backbone, "LLM4MSR"}, []metrics.Report{*baseRes.Test, *res.Test}, res.AUCDelta)
 		if d := res.AUCDelta[0]; d.Delta != nil {
 			fmt.Fprintf(opts.Log, "overall ΔAUC %+.4f, 95%% interval [%+.4f, %+.4f] (DeLong's paired test, p = %.2g)\n", *d.Delta, d.Low, d.High, d.P)
 		}

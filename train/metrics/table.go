@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -10,23 +11,27 @@ import (
 )
 
 // Table writes the report as an aligned terminal table, overall first, one
-// row per scenario after it. An undefined metric reads "undefined (<reason>)",
-// a value that needs samples reads "-" for a scenario without any:
+// row per scenario after it, each AUC with its 95% DeLong interval. An
+// undefined metric reads "undefined (<reason>)", a value that needs samples
+// (or an interval that needs both classes twice) reads "-":
 //
-//	scenario  n  pos rate  mean pred  AUC                       gAUC (users)  logloss
-//	overall   7  0.2857    0.4286     0.6000                    0.6000 (2)    0.6139
-//	feed      2  0.0000    0.3500     undefined (all labels 0)  undefined (…) 0.4338
-//	ads       0  -         -          undefined (no samples)    undefined (…) -
+//	scenario  n  pos rate  mean pred  AUC                       AUC 95% CI        gAUC (users)  logloss
+//	overall   7  0.2857    0.4286     0.6000                    [0.1694, 1.0000]  0.6000 (2)    0.6139
+//	feed      2  0.0000    0.3500     undefined (all labels 0)  -                 undefined (…) 0.4338
 func (r Report) Table(w io.Writer) error {
 	tw := newTabWriter(w)
-	fmt.Fprintln(tw, "scenario\tn\tpos rate\tmean pred\tAUC\tgAUC (users)\tlogloss")
+	fmt.Fprintln(tw, "scenario\tn\tpos rate\tmean pred\tAUC\tAUC 95% CI\tgAUC (users)\tlogloss")
 	for _, e := range r.entries() {
 		rate, mean := "-", "-"
 		if e.Count > 0 {
 			rate, mean = fixed(e.PosRate), fixed(e.MeanPred)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.Scenario, e.Count, rate, mean,
-			e.AUCString(), e.GAUCString(), optional(e.LogLoss, ""))
+		interval := "-"
+		if low, high, ok := e.AUCInterval(); ok {
+			interval = fmt.Sprintf("[%.4f, %.4f]", low, high)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Scenario, e.Count, rate, mean,
+			e.AUCString(), interval, e.GAUCString(), optional(e.LogLoss, ""))
 	}
 	return tw.Flush()
 }
@@ -35,8 +40,10 @@ func (r Report) Table(w io.Writer) error {
 // report, its AUC and logloss; every report after the first also gets a
 // ΔAUC column against the first, the baseline. names label the reports.
 // Scenarios are matched by name and follow the baseline's order; n is the
-// baseline's. A Δ against an undefined AUC is shown as "-".
-func CompareTable(w io.Writer, names []string, reports []Report) error {
+// baseline's. A Δ against an undefined AUC is shown as "-". paired, when
+// given, is DeLong's paired test of the last report against the first on
+// the same rows (CompareAUC), by scenario: it adds the Δ's 95% interval.
+func CompareTable(w io.Writer, names []string, reports []Report, paired []AUCDelta) error {
 	if len(reports) == 0 {
 		return errors.New("metrics: compare table: no reports")
 	}
@@ -49,11 +56,20 @@ func CompareTable(w io.Writer, names []string, reports []Report) error {
 		head = append(head, "AUC "+n)
 		if i > 0 {
 			head = append(head, "ΔAUC "+n)
+			if i == len(names)-1 && paired != nil {
+				head = append(head, "95% CI of Δ")
+			}
 		}
 		head = append(head, "logloss "+n)
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 
+	intervals := map[string]string{}
+	for _, d := range paired {
+		if d.Delta != nil {
+			intervals[d.Scenario] = fmt.Sprintf("[%+.4f, %+.4f]", d.Low, d.High)
+		}
+	}
 	index := make([]map[string]Entry, len(reports))
 	for i, r := range reports {
 		index[i] = map[string]Entry{}
@@ -75,6 +91,9 @@ func CompareTable(w io.Writer, names []string, reports []Report) error {
 					delta = fmt.Sprintf("%+.4f", *e.AUC-*base.AUC)
 				}
 				row = append(row, delta)
+				if i == len(reports)-1 && paired != nil {
+					row = append(row, cmp.Or(intervals[base.Scenario], "-"))
+				}
 			}
 			row = append(row, optional(e.LogLoss, ""))
 		}

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -10,11 +11,14 @@ import (
 func TestTable(t *testing.T) {
 	var b strings.Builder
 	require.NoError(t, fixture(t).Compute([]string{"search", "feed", "ads"}).Table(&b))
-	want := `scenario  n  pos rate  mean pred  AUC                       gAUC (users)                           logloss
-overall   7  0.2857    0.4286     0.6000                    0.6000 (2)                             0.6139
-search    5  0.4000    0.4600     0.6667                    0.6000 (2)                             0.6859
-feed      2  0.0000    0.3500     undefined (all labels 0)  undefined (no user with both classes)  0.4338
-ads       0  -         -          undefined (no samples)    undefined (no samples)                 -
+	// Overall: positives 0.9, 0.2 over five negatives, DeLong's variance
+	// 0.32/2 + 0.05/5 = 0.17, so 0.6 ± 1.96·0.412 clips to [0, 1]; search:
+	// 0.2222/2 + 0.0833/3, 0.6667 ± 1.96·0.373, clipped as well.
+	want := `scenario  n  pos rate  mean pred  AUC                       AUC 95% CI        gAUC (users)                           logloss
+overall   7  0.2857    0.4286     0.6000                    [0.0000, 1.0000]  0.6000 (2)                             0.6139
+search    5  0.4000    0.4600     0.6667                    [0.0000, 1.0000]  0.6000 (2)                             0.6859
+feed      2  0.0000    0.3500     undefined (all labels 0)  -                 undefined (no user with both classes)  0.4338
+ads       0  -         -          undefined (no samples)    -                 undefined (no samples)                 -
 `
 	if b.String() != want {
 		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
@@ -22,21 +26,28 @@ ads       0  -         -          undefined (no samples)    undefined (no sample
 }
 
 func TestCompareTable(t *testing.T) {
-	base := fixture(t).Compute([]string{"search", "feed"})
-	better := fixture(t)
-	// Move search user 2's positive above its negative: search AUC 5/6.
+	// The same eight rows scored by two models: the base ranks a new search
+	// positive of user 9 last (0.05), the better model first (0.95).
+	baseAcc, better := fixture(t), fixture(t)
+	require.NoError(t, baseAcc.Add([]int64{0}, []int64{9}, []float32{1}, []float32{0.05}))
 	require.NoError(t, better.Add([]int64{0}, []int64{9}, []float32{1}, []float32{0.95}))
+	names := []string{"search", "feed"}
+	base := baseAcc.Compute(names)
+	paired, err := CompareAUC(baseAcc, better, names)
+	require.NoError(t, err)
 	var b strings.Builder
-	require.NoError(t, CompareTable(&b, []string{"base", "new"}, []Report{base, better.Compute([]string{"search", "feed"})}))
+	require.NoError(t, CompareTable(&b, []string{"base", "new"}, []Report{base, better.Compute(names)}, paired))
 	got := b.String()
-	for _, want := range []string{"AUC base", "ΔAUC new", "logloss new", "undefined (all labels 0)"} {
+	require.Equal(t, "search", paired[1].Scenario)
+	search := fmt.Sprintf("[%+.4f, %+.4f]", paired[1].Low, paired[1].High)
+	for _, want := range []string{"AUC base", "ΔAUC new", "95% CI of Δ", search, "logloss new", "undefined (all labels 0)"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("compare table lacks %q:\n%s", want, got)
 		}
 	}
-	// search: 4/6 -> 7/9 (0.9 and 0.95 beat 3 negatives each, 0.2 beats one).
-	if !strings.Contains(got, "+0.1111") {
-		t.Errorf("compare table lacks the search ΔAUC +0.1111:\n%s", got)
+	// search: 4/9 -> 7/9 (0.9 beats 3 negatives, 0.2 one, the new positive 0 or 3).
+	if !strings.Contains(got, "+0.3333") {
+		t.Errorf("compare table lacks the search ΔAUC +0.3333:\n%s", got)
 	}
 	// feed's AUC is undefined in both: no Δ.
 	feedRows := 0
@@ -60,7 +71,7 @@ func TestCompareTable(t *testing.T) {
 		{nil, nil, "no reports"},
 		{[]string{"a"}, []Report{base, base}, "1 names for 2 reports"},
 	} {
-		if err := CompareTable(&b, tt.names, tt.reports); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+		if err := CompareTable(&b, tt.names, tt.reports, nil); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 			t.Errorf("CompareTable err = %v, want %q", err, tt.wantErr)
 		}
 	}
