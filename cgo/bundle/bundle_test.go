@@ -4,9 +4,11 @@
 package bundle
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -37,8 +39,18 @@ func TestBundleLinksAndTrainsWithoutGo(t *testing.T) {
 	// session; python3 on that PATH is Debian's, whose torch package
 	// carries libtorch's headers and libraries, as a CUDA PyTorch would.
 	env := []string{"PATH=" + noGoPath, "HOME=" + unpacked}
+	shimFiles, err := filepath.Glob(filepath.Join(dir, "cgo", "shim", "*.cpp"))
+	require.NoError(t, err)
+	seeded := seedShimObjects(t, root, dir, env)
 	out := run(t, dir, env, "./link.sh")
 	assert.Contains(t, out, "libtorch: ")
+	// build_info.cpp is never seeded: link.sh compiles it with the flags it
+	// found, and info below shows the distribution version they carry.
+	compiled := len(shimFiles)
+	if seeded {
+		compiled = 1
+	}
+	assert.Contains(t, out, fmt.Sprintf("compiled %d of %d shim files", compiled, len(shimFiles)))
 
 	info := run(t, dir, env, "./msrtrain", "info")
 	assert.Regexp(t, `libtorch: compiled against 1\.13\.\d+ \(distribution 1\.13[^)]*\), loaded 1\.13`, info)
@@ -51,6 +63,51 @@ func TestBundleLinksAndTrainsWithoutGo(t *testing.T) {
 	summary, err := os.ReadFile(filepath.Join(runDir, "summary.json"))
 	require.NoError(t, err)
 	assert.Contains(t, string(summary), `"auc"`)
+
+	again := run(t, dir, env, "./link.sh")
+	assert.Contains(t, again, fmt.Sprintf("compiled 0 of %d shim files", len(shimFiles)), "a second link against the same libtorch")
+}
+
+// seedShimObjects copies the shim objects that make build compiled into the
+// unpacked bundle, with the flags stamp link.sh leaves, when link.sh will
+// find the libtorch make compiled them against (the same libtorch_cpu.so
+// file): link.sh then compiles only build_info.cpp, the file that carries the
+// distribution's version, instead of ten files against torch/torch.h. It
+// reports whether it seeded; elsewhere link.sh compiles everything.
+func seedShimObjects(t *testing.T, root, bundle string, env []string) bool {
+	t.Helper()
+	made, err := os.ReadFile(filepath.Join(root, "build", "torch.mk"))
+	require.NoError(t, err, "make build writes build/torch.mk")
+	makeLib := regexp.MustCompile(`(?m)^TORCH_LIBDIR := (.*)$`).FindSubmatch(made)
+	require.NotNil(t, makeLib, "no TORCH_LIBDIR in build/torch.mk:\n%s", made)
+	// The bundle's own finder, as link.sh runs it.
+	found := run(t, bundle, env, "bash", "-c", `mkdir -p build && cgo/find_libtorch.sh build/torch.sh sh && . build/torch.sh && printf '%s\n%s' "$TORCH_LIBDIR" "$SHIM_CXXFLAGS"`)
+	libdir, flags, ok := strings.Cut(found, "\n")
+	require.True(t, ok, "find_libtorch.sh: %s", found)
+	same := func(a, b string) bool {
+		ra, errA := filepath.EvalSymlinks(filepath.Join(a, "libtorch_cpu.so"))
+		rb, errB := filepath.EvalSymlinks(filepath.Join(b, "libtorch_cpu.so"))
+		return errA == nil && errB == nil && ra == rb
+	}
+	if !same(string(makeLib[1]), libdir) {
+		t.Logf("link.sh finds libtorch in %s, make build used %s: link.sh compiles every shim file", libdir, makeLib[1])
+		return false
+	}
+	objs, err := filepath.Glob(filepath.Join(root, "build", "shim", "*.o"))
+	require.NoError(t, err)
+	require.NotEmpty(t, objs, "make build leaves the shim's objects in build/shim")
+	dst := filepath.Join(bundle, "build", "shim")
+	require.NoError(t, os.MkdirAll(dst, 0o755))
+	for _, obj := range objs {
+		if filepath.Base(obj) == "build_info.o" {
+			continue
+		}
+		b, err := os.ReadFile(obj)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dst, filepath.Base(obj)), b, 0o644))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dst, "cxxflags"), []byte(flags), 0o644))
+	return true
 }
 
 func run(t *testing.T, dir string, env []string, name string, args ...string) string {
