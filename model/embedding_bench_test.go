@@ -226,6 +226,14 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	// The tests' models are small: a second libtorch thread only spins on a
+	// shared machine. Benchmarks keep libtorch's default.
+	if flag.Lookup("test.bench").Value.String() == "" {
+		if err := torch.SetThreads(1, 1); err != nil {
+			fmt.Fprintln(os.Stderr, "model tests:", err)
+			os.Exit(1)
+		}
+	}
 	os.Exit(m.Run())
 }
 
