@@ -124,10 +124,18 @@ APT_PACKAGES := build-essential libopenblas0-pthread python3-torch \
 ifeq ($(LIBTORCH),)
 APT_PACKAGES += libtorch-dev libgloo-dev
 endif
+# The data tests write Parquet with DuckDB (npm's @duckdb/node-api, its Linux
+# binary inside the package), installed into third_party/duckdb. node and npm
+# come from apt unless the machine has them (NodeSource's nodejs includes npm
+# and conflicts with Debian's npm package).
+DUCKDB_NODE_API := 1.5.6-r.1
+DUCKDB_DIR := third_party/duckdb
 setup:
 	@command -v $(GO) >/dev/null || { echo "Go $(GO_MIN)+ is needed (go.mod): https://go.dev/dl/"; exit 1; }
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES)
+	command -v npm >/dev/null || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
+	npm install --prefix $(DUCKDB_DIR) --no-audit --no-fund --save-exact @duckdb/node-api@$(DUCKDB_NODE_API)
 	$(GO) mod download
 
 clean:

@@ -16,12 +16,13 @@ import (
 type Config struct {
 	// Format is how the rows are read (FormatValues; default synthetic).
 	Format Format `yaml:"format"`
-	// Path is the data file (csv, douban) or directory (kuaisar, amazon).
+	// Path is the data file (csv, douban), directory (kuaisar, amazon), or
+	// file, directory or glob pattern (parquet).
 	Path string `yaml:"path"`
-	// Files lists several files read as one dataset (csv, douban, amazon).
+	// Files lists several files read as one dataset (csv, parquet, douban, amazon).
 	Files []string `yaml:"files"`
-	// Train, Valid and Test give the split as files (csv, douban); Valid and
-	// Test may be empty. Giving Train selects split method files (auto).
+	// Train, Valid and Test give the split as files (csv, parquet, douban);
+	// Valid and Test may be empty. Giving Train selects split method files (auto).
 	Train string `yaml:"train"`
 	Valid string `yaml:"valid"`
 	Test  string `yaml:"test"`
@@ -29,8 +30,8 @@ type Config struct {
 	Delimiter string `yaml:"delimiter"`
 	// Header says whether the first line names the columns (default true).
 	Header *bool `yaml:"header"`
-	// Columns names the columns and their roles (csv; optional overrides
-	// are ignored by the other formats).
+	// Columns names the columns and their roles (csv and parquet;
+	// optional overrides are ignored by the other formats).
 	Columns Columns `yaml:"columns"`
 	// Scenarios fixes the scenario ids (list order) and their descriptions.
 	// When empty, scenarios are those of the training data in natural order.
@@ -49,7 +50,7 @@ type Config struct {
 	Seed int64 `yaml:"seed"`
 	// Synthetic sizes the generated dataset (format synthetic).
 	Synthetic Synthetic `yaml:"synthetic"`
-	// Stream reads csv data from disk in blocks instead of into memory.
+	// Stream reads csv or parquet data from disk in blocks instead of into memory.
 	Stream StreamConfig `yaml:"stream"`
 }
 
@@ -127,7 +128,7 @@ type SplitConfig struct {
 	Ratios []float64 `yaml:"ratios"`
 }
 
-// StreamConfig enables streaming for data larger than memory (csv only).
+// StreamConfig enables streaming for data larger than memory (csv and parquet).
 type StreamConfig struct {
 	Enabled bool `yaml:"enabled"`
 	// BlockRows is how many rows are read and encoded at a time (65536).

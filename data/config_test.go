@@ -48,11 +48,11 @@ scenarios:
 
 	for _, bad := range []struct{ yaml, want string }{
 		{"formt: csv", "formt"},
-		{"format: parquet", `line 1: unknown data format "parquet": want synthetic, csv, douban, kuaisar or amazon`},
+		{"format: orc", `line 1: unknown data format "orc": want synthetic, csv, parquet, douban, kuaisar or amazon`},
 		{"split: {ratios: [1, 1]}", "want three numbers"},
 		{"format: csv", "format csv needs path, files or train"},
 		{"delimiter: ab", `delimiter "ab"`},
-		{"format: douban\npath: x\nstream: {enabled: true}", "stream is supported for format csv only, not douban"},
+		{"format: douban\npath: x\nstream: {enabled: true}", "stream is supported for format csv or parquet only, not douban"},
 		{"split: {method: files}", "split method files needs train"},
 		{"split: {method: shuffled}", `unknown split method "shuffled"`},
 		{"format: csv\ntrain: a.csv\nsplit: {method: random}", "split.method is random; drop split.method or set it to files"},

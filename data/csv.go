@@ -190,9 +190,10 @@ type csvReader struct {
 	rp      rowParser
 	o       readOptions
 	fileIdx uint16
-	ok      bool  // a record is waiting in sc
-	err     error // an error is waiting
-	bad     int   // rows skipped so far
+	ok      bool      // a record is waiting in sc
+	err     error     // an error is waiting
+	bad     int       // rows skipped so far
+	closer  io.Closer // the file, when openRows opened it
 }
 
 // openCSV reads the header and resolves the columns.

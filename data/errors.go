@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	pq "github.com/msrtrain/msrtrain/data/parquet"
 )
 
 // Sentinel errors wrapped by RowError, for errors.Is in callers and tests.
@@ -18,13 +20,21 @@ var (
 	ErrTruncated       = errors.New("truncated last line")
 	ErrQuote           = errors.New("unterminated quoted field")
 	ErrSyntax          = errors.New("syntax error")
+	ErrColumnType      = errors.New("wrong column type")
+	// ErrCorrupt marks a Parquet file that is truncated or damaged.
+	ErrCorrupt = pq.ErrCorrupt
 )
 
-// RowError locates a bad value: file, 1-based line, column name and the value
-// itself. Every error the readers return for bad input is a *RowError.
+// RowError locates a bad value: file, 1-based line (or, in a Parquet file,
+// the place), column name and the value itself. Every error the readers
+// return for bad input is a *RowError.
 type RowError struct {
-	File   string
-	Line   int    // 1-based; 0 when the error is about the whole file
+	File string
+	Line int // 1-based; 0 when the error is about the whole file or it has no lines
+	// Place locates the error in a file without lines (Parquet): "footer",
+	// "schema", "row group 2", "row group 2, row 1500" (rows of the file
+	// counted from 1).
+	Place  string
 	Column string // column name (or "#N" for a 0-based position); may be empty
 	Value  string // the offending value, shortened to 80 bytes
 	Err    error
@@ -36,11 +46,15 @@ func (e *RowError) Error() string {
 	if e.Line > 0 {
 		fmt.Fprintf(&b, ":%d", e.Line)
 	}
+	if e.Place != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Place)
+	}
 	b.WriteString(": ")
 	if e.Column != "" {
 		fmt.Fprintf(&b, "column %q: ", e.Column)
 	}
-	if e.Value != "" || e.Column != "" {
+	if e.Value != "" || (e.Column != "" && e.inRow()) {
 		fmt.Fprintf(&b, "value %q: ", shorten(e.Value))
 	}
 	b.WriteString(e.Err.Error())
@@ -48,6 +62,12 @@ func (e *RowError) Error() string {
 }
 
 func (e *RowError) Unwrap() error { return e.Err }
+
+// inRow reports whether the error is about one row (so an empty value is
+// worth showing), not a whole file, schema or row group.
+func (e *RowError) inRow() bool {
+	return e.Line > 0 || strings.HasPrefix(e.Place, "row ") || strings.Contains(e.Place, ", row ")
+}
 
 func shorten(s string) string {
 	const max = 80

@@ -5,6 +5,8 @@ import (
 	"encoding/csv"
 	"io"
 	"strconv"
+
+	pq "github.com/msrtrain/msrtrain/data/parquet"
 )
 
 // WriteCSV writes raw rows as a CSV file with a header (scenario, the
@@ -69,5 +71,32 @@ func CSVConfig(raw *Raw, path string) Config {
 	if raw.Time != nil {
 		cfg.Columns.Time = Col("time")
 	}
+	return cfg
+}
+
+// WriteParquet writes raw rows as a Parquet file with WriteCSV's columns
+// (text as strings, numbers and labels as floats, time as integers), which
+// the parquet reader loads back with ParquetConfig(raw).
+func WriteParquet(w io.Writer, raw *Raw) error {
+	text := func(c *CatColumn) pq.WriteColumn {
+		return pq.WriteColumn{Name: c.Name, Text: func(i int) string { return c.Dict.Strings[c.Codes[i]] }}
+	}
+	cols := []pq.WriteColumn{text(&raw.Scenario)}
+	for _, c := range raw.Cat {
+		cols = append(cols, text(c))
+	}
+	for _, c := range append(append([]*NumColumn{}, raw.Num...), raw.Labels...) {
+		cols = append(cols, pq.WriteColumn{Name: c.Name, Float: c.Values})
+	}
+	if raw.Time != nil {
+		cols = append(cols, pq.WriteColumn{Name: "time", Int: raw.Time})
+	}
+	return pq.Write(w, raw.Len(), cols)
+}
+
+// ParquetConfig is the data configuration that reads WriteParquet's output at path.
+func ParquetConfig(raw *Raw, path string) Config {
+	cfg := CSVConfig(raw, path)
+	cfg.Format = FormatParquet
 	return cfg
 }

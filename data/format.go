@@ -2,6 +2,8 @@ package data
 
 import (
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -18,6 +20,7 @@ const (
 	FormatDouban    Format = "douban"
 	FormatKuaiSAR   Format = "kuaisar"
 	FormatAmazon    Format = "amazon"
+	FormatParquet   Format = "parquet"
 )
 
 // A reader reads a format's paths (files, or directories where the format
@@ -33,6 +36,7 @@ var formats = []struct {
 }{
 	{FormatSynthetic, nil, false},
 	{FormatCSV, readGeneric, true},
+	{FormatParquet, readParquet, true},
 	{FormatDouban, readDouban, false},
 	{FormatKuaiSAR, readKuaiSAR, false},
 	{FormatAmazon, readAmazon, false},
@@ -124,4 +128,43 @@ func (c *Config) validateFormat() error {
 		return fmt.Errorf("data config: stream is supported for format %s only, not %s", choice.New("", streamingFormats()...), c.Format)
 	}
 	return nil
+}
+
+// TableFormatValues are the formats msrtrain writes tables of rows in
+// (data synth, predict's output).
+var TableFormatValues = choice.New("table format", FormatCSV, FormatParquet)
+
+// TableFormat is the format of a table file: flag when given (one of
+// TableFormatValues), else parquet for a name ending in .parquet or .parq,
+// else csv.
+func TableFormat(path, flag string) (Format, error) {
+	if flag != "" {
+		return TableFormatValues.Parse(flag)
+	}
+	if isParquetName(path) {
+		return FormatParquet, nil
+	}
+	return FormatCSV, nil
+}
+
+func isParquetName(path string) bool {
+	ext := strings.ToLower(filepath.Ext(path))
+	return ext == ".parquet" || ext == ".parq"
+}
+
+// readFormat is the format a file of a csv or parquet configuration is
+// read in: its extension decides where it is .parquet/.parq or
+// .csv/.tsv, so that predict reads either whatever the model was trained
+// on. Other formats have their own layouts and keep them.
+func (c *Config) readFormat(path string) Format {
+	if c.Format != FormatCSV && c.Format != FormatParquet {
+		return c.Format
+	}
+	switch ext := strings.ToLower(filepath.Ext(path)); {
+	case isParquetName(path):
+		return FormatParquet
+	case ext == ".csv" || ext == ".tsv":
+		return FormatCSV
+	}
+	return c.Format
 }

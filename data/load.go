@@ -136,15 +136,18 @@ func (c *Config) paths() []string {
 	return append(out, c.Files...)
 }
 
-// ReadFile reads one file (a directory for kuaisar) in cfg's format, for
-// evaluation or prediction; map it with saved vocabularies by Encode. Label
-// columns may be missing (predict data): the labels are then 0. Generated
-// data is read as the CSV that `msrtrain data synth` writes (WriteCSV).
+// ReadFile reads one file (a directory for kuaisar and amazon; a
+// directory or glob pattern for parquet) in cfg's format, for evaluation
+// or prediction; map it with saved vocabularies by Encode. Label columns
+// may be missing (predict data): the labels are then 0. With a csv or
+// parquet configuration, a .parquet file is read as Parquet and a .csv or
+// .tsv file as CSV, with the same columns.
 func ReadFile(cfg Config, path string) (*Raw, error) {
 	cfg.fillDefaults()
 	if cfg.Format.Generated() {
 		cfg = CSVConfig(newSyntheticRaw(), path)
 	}
+	cfg.Format = cfg.readFormat(path)
 	return readFiles(&cfg, []string{path}, true)
 }
 

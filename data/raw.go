@@ -64,7 +64,10 @@ type Raw struct {
 
 	Files []string // files read, indexed by FileIdx
 	File  []uint16 // per row, index into Files
-	Line  []int32  // per row, 1-based line in its file
+	Line  []int32  // per row, 1-based line in its file (row, for files of rowFiles)
+	// rowFiles marks the files (by index) whose rows are counted, not
+	// their lines (Parquet).
+	rowFiles []bool
 
 	// Descriptions of scenarios known to the reader, by name.
 	Descriptions map[string]string
@@ -139,7 +142,15 @@ func (r *Raw) Len() int { return len(r.Scenario.Codes) }
 // addFile registers a source file and returns its index.
 func (r *Raw) addFile(name string) uint16 {
 	r.Files = append(r.Files, name)
+	r.rowFiles = append(r.rowFiles, false)
 	return uint16(len(r.Files) - 1)
+}
+
+// addRowFile registers a source file whose rows are counted by Line.
+func (r *Raw) addRowFile(name string) uint16 {
+	i := r.addFile(name)
+	r.rowFiles[i] = true
+	return i
 }
 
 // appendRow adds one row; cat, num and lab are in field order.
@@ -161,9 +172,13 @@ func (r *Raw) appendRow(file uint16, line int, scen int32, cat []int32, num, lab
 	r.Line = append(r.Line, int32(line))
 }
 
-// where names the file and line of row i.
-func (r *Raw) where(i int) (string, int) {
-	return r.Files[r.File[i]], int(r.Line[i])
+// errAt is a RowError for row i naming its file and line (or row).
+func (r *Raw) errAt(i int, column, value string, err error) *RowError {
+	e := &RowError{File: r.Files[r.File[i]], Line: int(r.Line[i]), Column: column, Value: value, Err: err}
+	if f := r.File[i]; int(f) < len(r.rowFiles) && r.rowFiles[f] {
+		e.Line, e.Place = 0, "row "+itoa(int64(r.Line[i]))
+	}
+	return e
 }
 
 // catNames, numNames and labelNames list the field names.

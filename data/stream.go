@@ -3,11 +3,10 @@ package data
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sync"
 )
 
-// Streaming (stream.enabled, csv only) reads data larger than memory from
+// Streaming (stream.enabled, csv and parquet) reads data larger than memory from
 // disk in blocks of stream.block_rows rows, twice: a first pass at Load
 // counts rows, builds the vocabularies and the statistics on the training
 // rows; every epoch is then a second pass that encodes block by block and
@@ -38,6 +37,12 @@ func loadStream(cfg Config, lo loadOptions) (*Splits, error) {
 		s.files[Train] = cfg.paths()
 	default:
 		return nil, fmt.Errorf("data config: streaming supports split methods files and random, not %s", method)
+	}
+	for p := range s.files {
+		var err error
+		if s.files[p], err = cfg.dataFiles(s.files[p]); err != nil {
+			return nil, err
+		}
 	}
 	sp := &Splits{Config: cfg, stream: s}
 	nc := len(cfg.Columns.catRefs())
@@ -144,19 +149,11 @@ func (s *streamSet) eachBlock(p Part, f func(raw *Raw, parts []Part) error) erro
 	var parts []Part
 	for _, file := range files {
 		err := func() error {
-			o, err := s.cfg.readOptions(file)
+			c, err := s.cfg.openRows(file)
 			if err != nil {
 				return err
 			}
-			fh, err := os.Open(file)
-			if err != nil {
-				return err
-			}
-			defer fh.Close()
-			c, err := openCSV(file, fh, &s.cfg.Columns, o)
-			if err != nil {
-				return err
-			}
+			defer c.close()
 			total := 0
 			for s.cfg.MaxRows <= 0 || total < s.cfg.MaxRows {
 				limit := s.cfg.Stream.BlockRows

@@ -249,9 +249,7 @@ func encodeRows(raw *Raw, rows []int32, v *Vocabs) (*Table, error) {
 	for r, i := range rows {
 		id := scen[raw.Scenario.Codes[i]]
 		if id < 0 {
-			file, line := raw.where(int(i))
-			return nil, &RowError{File: file, Line: line, Column: raw.Scenario.Name,
-				Value: raw.Scenario.Dict.Strings[raw.Scenario.Codes[i]], Err: ErrUnknownScenario}
+			return nil, raw.errAt(int(i), raw.Scenario.Name, raw.Scenario.Dict.Strings[raw.Scenario.Codes[i]], ErrUnknownScenario)
 		}
 		t.Scenario[r] = id
 	}
