@@ -8,6 +8,7 @@ import (
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	"github.com/msrtrain/msrtrain/data"
+	"github.com/msrtrain/msrtrain/data/parquet"
 	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train/ddp"
 	"github.com/msrtrain/msrtrain/train/knowledge"
@@ -104,9 +105,10 @@ func (l *Loaded) Evaluate(part data.Part) (*metrics.Report, error) {
 }
 
 // Predict scores every row of a data file (read with the checkpoint's data
-// configuration; labels may be absent) and writes "row,scenario,score" CSV
-// lines in input order.
-func (l *Loaded) Predict(input string, out io.Writer) (int, error) {
+// configuration; labels may be absent) and writes "row,scenario,score"
+// rows in input order, as CSV or as Parquet (format, one of
+// data.TableFormatValues).
+func (l *Loaded) Predict(input string, out io.Writer, format data.Format) (int, error) {
 	vocabs := l.Checkpoint.Vocabs
 	raw, err := data.ReadFile(l.Checkpoint.Config.Data, input)
 	if err != nil {
@@ -126,10 +128,19 @@ func (l *Loaded) Predict(input string, out io.Writer) (int, error) {
 		return 0, err
 	}
 	names := vocabs.Schema().ScenarioNames()
+	scenario := func(i int) string { return names[table.Scenario[i]] }
+	if format == data.FormatParquet {
+		rows := make([]int64, len(scores))
+		for i := range rows {
+			rows[i] = int64(i)
+		}
+		return len(scores), parquet.Write(out, len(scores), []parquet.WriteColumn{
+			{Name: "row", Int: rows}, {Name: "scenario", Text: scenario}, {Name: "score", Float: scores}})
+	}
 	w := csv.NewWriter(out)
 	w.Write([]string{"row", "scenario", "score"})
 	for i, s := range scores {
-		w.Write([]string{strconv.Itoa(i), names[table.Scenario[i]], strconv.FormatFloat(float64(s), 'g', 7, 32)})
+		w.Write([]string{strconv.Itoa(i), scenario(i), strconv.FormatFloat(float64(s), 'g', 7, 32)})
 	}
 	w.Flush()
 	return len(scores), w.Error()

@@ -156,20 +156,27 @@ func evalCommand() *cli.Command {
 func predictCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "predict",
-		Usage: "score every row of a data file with a checkpoint; writes row,scenario,score CSV in input order",
-		Description: `The input is in the checkpoint's data format (labels optional). A run trained on the built-in
-synthetic data reads the CSV that data synth writes; with the run's config it writes the run's own rows.
+		Usage: "score every row of a data file with a checkpoint; writes row,scenario,score as CSV or Parquet in input order",
+		Description: `The input is in the checkpoint's data format (labels optional); with csv or parquet data, a
+.parquet input is read as Parquet and a .csv one as CSV. A run trained on the built-in synthetic data
+reads the file that data synth writes; with the run's config it writes the run's own rows.
 Examples:
    msrtrain predict --checkpoint runs/douban --input new_rows.csv --output scores.csv
+   msrtrain predict --checkpoint runs/clicks --input day=2024-06-01/ --output scores.parquet
    msrtrain data synth -c runs/default/config.yaml --output rows.csv     # a synthetic run's rows
    msrtrain predict --checkpoint runs/default --input rows.csv | head`,
 		Flags: withGlobals(checkpointFlag(),
 			&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Required: true, Usage: "rows in the checkpoint's data format (labels optional)"},
-			&cli.StringFlag{Name: "output", Value: stdoutName, Usage: "CSV file (written whole or not at all), or - for standard output"}),
+			&cli.StringFlag{Name: "output", Value: stdoutName, Usage: "file (written whole or not at all), or - for standard output"},
+			&cli.StringFlag{Name: "format", Usage: "csv or parquet (default: parquet for a .parquet output, else csv)"}),
 		Action: func(c *cli.Context) error {
 			input := c.String("input")
 			if _, err := os.Stat(input); err != nil {
 				return usage(fmt.Errorf("--input: %w", err))
+			}
+			format, err := data.TableFormat(c.String("output"), c.String("format"))
+			if err != nil {
+				return usage(fmt.Errorf("--format: %w", err))
 			}
 			m, err := loadModel(c, false)
 			if err != nil {
@@ -179,7 +186,7 @@ Examples:
 			var n int
 			err = writeOutput(c.String("output"), func(w io.Writer) error {
 				var err error
-				n, err = m.Predict(input, w)
+				n, err = m.Predict(input, w, format)
 				return err
 			})
 			if err != nil {

@@ -245,25 +245,35 @@ func dataCommand() *cli.Command {
 func dataSynthCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "synth",
-		Usage: "write the synthetic dataset as CSV, with a data config that reads it back",
-		Description: `Example:
-   msrtrain data synth --output synth.csv --set data.synthetic.rows=1000000`,
-		Flags: withGlobals(&cli.StringFlag{Name: "output", Required: true, Usage: "CSV file to write; <output>.yaml gets the data config"}),
+		Usage: "write the synthetic dataset as CSV or Parquet, with a data config that reads it back",
+		Description: `Examples:
+   msrtrain data synth --output synth.csv --set data.synthetic.rows=1000000
+   msrtrain data synth --output synth.parquet     # Parquet (also: --format parquet)`,
+		Flags: withGlobals(&cli.StringFlag{Name: "output", Required: true, Usage: "file to write; <output>.yaml gets the data config"},
+			&cli.StringFlag{Name: "format", Usage: "csv or parquet (default: parquet for a .parquet output, else csv)"}),
 		Action: func(c *cli.Context) error {
 			cfg, err := resolveConfig(c)
 			if err != nil {
 				return err
 			}
+			out := c.String("output")
+			format, err := data.TableFormat(out, c.String("format"))
+			if err != nil {
+				return usage(fmt.Errorf("--format: %w", err))
+			}
 			sd, err := data.Generate(cfg.Data.Synthetic, cfg.Seed)
 			if err != nil {
 				return usage(err)
 			}
-			out := c.String("output")
-			if err := atomicfile.Write(out, func(w io.Writer) error { return data.WriteCSV(w, sd.Raw) }); err != nil {
+			// Beside the file, the config names it by its base name: paths in a config are relative to it.
+			write, dataCfg := data.WriteCSV, data.CSVConfig(sd.Raw, filepath.Base(out))
+			if format == data.FormatParquet {
+				write, dataCfg = data.WriteParquet, data.ParquetConfig(sd.Raw, filepath.Base(out))
+			}
+			if err := atomicfile.Write(out, func(w io.Writer) error { return write(w, sd.Raw) }); err != nil {
 				return err
 			}
-			// Beside the CSV, the config names it by its base name: paths in a config are relative to it.
-			y, err := yaml.Marshal(map[string]any{"data": data.CSVConfig(sd.Raw, filepath.Base(out))})
+			y, err := yaml.Marshal(map[string]any{"data": dataCfg})
 			if err != nil {
 				return err
 			}

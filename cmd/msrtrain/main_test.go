@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/msrtrain/msrtrain/data/parquet"
 	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train"
 	"github.com/msrtrain/msrtrain/train/report/reporttest"
@@ -285,6 +287,17 @@ func csvRun(t *testing.T) (csvPath, run string, predicted [][]string) {
 
 // TestExport: msrtrain export writes the directory a serving team gets
 // (train/export tests its scores); a second export into it is refused.
+// The rows of the shared CSV run as Parquet, scored into Parquet by the
+// same model: the same scores, rows and scenarios as predict's CSV.
+func TestPredictParquet(t *testing.T) {
+	_, ckpt, predicted := csvRun(t)
+	pqPath := filepath.Join(t.TempDir(), "rows.parquet")
+	mustRun(t, append(append([]string{"data", "synth", "--output", pqPath}, tiny[:6]...), "--set", "data.synthetic.rows=300")...)
+	pqScores := filepath.Join(t.TempDir(), "scores.parquet")
+	mustRun(t, "predict", "--checkpoint", ckpt, "--input", pqPath, "--output", pqScores, "--threads", "1")
+	assert.Equal(t, predicted[1:], readScores(t, pqScores))
+}
+
 func TestExport(t *testing.T) {
 	_, ckpt, _ := csvRun(t)
 	exported := filepath.Join(t.TempDir(), "exported")
@@ -299,6 +312,26 @@ func TestExport(t *testing.T) {
 	if _, errOut, code := run(t, "export", "--checkpoint", ckpt); code != 2 || !strings.Contains(errOut, "--out") {
 		t.Errorf("export without --out: exit %d, %q", code, errOut)
 	}
+}
+
+// readScores reads predict's Parquet output as CSV's records would read.
+func readScores(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := parquet.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	var out [][]string
+	for g := range f.NumRowGroups() {
+		var row, scenario, score parquet.Chunk
+		require.NoError(t, f.ReadNumbers(g, f.Column("row"), &row))
+		require.NoError(t, f.ReadText(g, f.Column("scenario"), &scenario))
+		require.NoError(t, f.ReadNumbers(g, f.Column("score"), &score))
+		for i := range row.Rows {
+			out = append(out, []string{fmt.Sprint(row.Ints[i]), scenario.Dict[scenario.Codes[i]],
+				strconv.FormatFloat(score.Values[i], 'g', 7, 32)})
+		}
+	}
+	return out
 }
 
 func TestBadInputIsAClearErrorWithStatus2(t *testing.T) {
