@@ -221,122 +221,182 @@ func (s *Stream) Schema() *Schema { return s.set.vocabs.Schema() }
 // Epoch streams one epoch from batch start; the shuffle is seeded by
 // (Seed, epoch), so a resumed epoch repeats the same batches.
 func (s *Stream) Epoch(epoch, start int) Iterator {
-	shape := s.Schema().RowShape()
 	out := make(chan *Batch, s.o.Prefetch)
 	it := &streamIter{out: out, free: s.free, done: make(chan struct{}), shard: s.o.Shard}
-	// Sharded by rows, every rank reads the whole stream, builds the
-	// batches of one process with Size*Count rows and keeps its rows of
-	// each (see Shard), padding the last from the epoch's first rows.
-	byRows := s.o.Shard.sharded() && !s.o.Shard.WholeBatches
-	size := s.o.Size
-	if byRows {
-		size *= s.o.Shard.Count
-	}
+	e := newStreamEpoch(s, it, epoch, start)
 	it.wg.Add(1)
 	go func() {
 		defer it.wg.Done()
 		defer close(out)
-		var rng *rand.Rand
-		capacity := 0
-		if s.o.Shuffle {
-			rng = rand.New(rand.NewPCG(uint64(s.o.Seed), uint64(epoch)))
-			capacity = s.set.cfg.Stream.ShuffleBuffer
-		}
-		buf := newBatch(capacity, shape) // the shuffle buffer, as rows
-		var cur *Batch
-		var head *Batch // with byRows, the epoch's first Count-1 rows: the padding
-		index := 0
-		next := func() int { // grows cur by one row and returns its position
-			if cur == nil {
-				cur = getBatch(s.free, size, shape)
-			}
-			n := cur.Size
-			cur.resize(n + 1)
-			return n
-		}
-		send := func() bool {
-			if byRows && index == 0 {
-				head = newBatch(s.o.Shard.Count-1, shape)
-				head.resize(min(cur.Size, s.o.Shard.Count-1))
-				for j := range head.Size {
-					head.setRow(j, cur, j)
-				}
-			}
-			return it.send(&cur, &index, start, epoch)
-		}
-		flush := func() bool { // sends cur once full; false when closed
-			return cur.Size < size || send()
-		}
-		emit := func(src *Batch, j int) bool { // appends row j of src to cur
-			n := next()
-			cur.setRow(n, src, j)
-			return flush()
-		}
-		ordinal := 0
-		var rows []int32
-		err := s.set.eachBlock(s.part, func(raw *Raw, parts []Part) error {
-			rows = rows[:0]
-			for i, q := range parts {
-				if q == s.part {
-					rows = append(rows, int32(i))
-				}
-			}
-			t, err := encodeRows(raw, rows, s.set.vocabs)
-			if err != nil {
-				return err
-			}
-			// Each row is copied once: into cur, or into the shuffle buffer
-			// in place of the random row it sends on.
-			for r := range t.Len() {
-				id := int64(ordinal)
-				ordinal++
-				switch {
-				case capacity == 0:
-					n := next()
-					cur.setTableRow(n, t, r, id)
-					if !flush() {
-						return errStopped
-					}
-				case buf.Size < capacity:
-					n := buf.Size
-					buf.resize(n + 1)
-					buf.setTableRow(n, t, r, id)
-				default:
-					j := rng.IntN(capacity)
-					if !emit(buf, j) {
-						return errStopped
-					}
-					buf.setTableRow(j, t, r, id)
-				}
-			}
-			return nil
-		})
-		if err == nil && capacity > 0 {
-			rng.Shuffle(buf.Size, buf.swap)
-			for j := range buf.Size {
-				if !emit(buf, j) {
-					return
-				}
-			}
-		}
-		if err == errStopped {
-			return
-		}
-		if err == nil && cur != nil && cur.Size > 0 && !s.o.DropLast {
-			if w := s.o.Shard.Count; byRows && cur.Size%w != 0 {
-				src, rows := head, ordinal
-				if index == 0 { // the epoch's first rows are still in cur
-					src = cur
-				}
-				for j := range w - cur.Size%w {
-					cur.setRow(next(), src, j%rows)
-				}
-			}
-			send()
-		}
-		it.setErr(err)
+		it.setErr(e.run())
 	}()
 	return it
+}
+
+// streamEpoch builds the batches of one epoch on the stream's goroutine:
+// rows are read block by block (readBlocks), pass through the shuffle
+// buffer (addRow), the buffer is emptied at the end (drain) and the last
+// short batch is padded and sent (finish).
+type streamEpoch struct {
+	s     *Stream
+	it    *streamIter
+	epoch int
+	start int
+	shape RowShape
+	// Sharded by rows, every rank reads the whole stream, builds the
+	// batches of one process with Size*Count rows and keeps its rows of
+	// each (see Shard), padding the last from the epoch's first rows.
+	byRows   bool
+	size     int
+	rng      *rand.Rand
+	capacity int    // of the shuffle buffer; 0 without shuffle
+	buf      *Batch // the shuffle buffer, as rows
+	cur      *Batch // the batch being filled
+	head     *Batch // with byRows, the epoch's first Count-1 rows: the padding
+	index    int    // batches sent or skipped so far
+	ordinal  int    // rows read so far
+}
+
+func newStreamEpoch(s *Stream, it *streamIter, epoch, start int) *streamEpoch {
+	e := &streamEpoch{s: s, it: it, epoch: epoch, start: start, shape: s.Schema().RowShape(),
+		byRows: s.o.Shard.sharded() && !s.o.Shard.WholeBatches, size: s.o.Size}
+	if e.byRows {
+		e.size *= s.o.Shard.Count
+	}
+	if s.o.Shuffle {
+		e.rng = rand.New(rand.NewPCG(uint64(s.o.Seed), uint64(epoch)))
+		e.capacity = s.set.cfg.Stream.ShuffleBuffer
+	}
+	e.buf = newBatch(e.capacity, e.shape)
+	return e
+}
+
+// run builds and sends the epoch's batches; errStopped (Close) is not an error.
+func (e *streamEpoch) run() error {
+	err := e.readBlocks()
+	if err == nil && e.capacity > 0 && !e.drain() {
+		return nil
+	}
+	if err == errStopped {
+		return nil
+	}
+	if err == nil {
+		e.finish()
+	}
+	return err
+}
+
+// readBlocks encodes the part's rows block by block and adds each one.
+func (e *streamEpoch) readBlocks() error {
+	set, part := e.s.set, e.s.part
+	var rows []int32
+	return set.eachBlock(part, func(raw *Raw, parts []Part) error {
+		rows = rows[:0]
+		for i, q := range parts {
+			if q == part {
+				rows = append(rows, int32(i))
+			}
+		}
+		t, err := encodeRows(raw, rows, set.vocabs)
+		if err != nil {
+			return err
+		}
+		for r := range t.Len() {
+			if !e.addRow(t, r) {
+				return errStopped
+			}
+		}
+		return nil
+	})
+}
+
+// addRow copies row r of t once: into the batch, into the shuffle buffer
+// while it fills, or into the buffer in place of the random row it sends
+// on. It returns false when the iterator was closed.
+func (e *streamEpoch) addRow(t *Table, r int) bool {
+	id := int64(e.ordinal)
+	e.ordinal++
+	switch {
+	case e.capacity == 0:
+		n := e.next()
+		e.cur.setTableRow(n, t, r, id)
+		return e.flush()
+	case e.buf.Size < e.capacity:
+		n := e.buf.Size
+		e.buf.resize(n + 1)
+		e.buf.setTableRow(n, t, r, id)
+		return true
+	}
+	j := e.rng.IntN(e.capacity)
+	if !e.emit(e.buf, j) {
+		return false
+	}
+	e.buf.setTableRow(j, t, r, id)
+	return true
+}
+
+// drain sends the rows left in the shuffle buffer, shuffled.
+func (e *streamEpoch) drain() bool {
+	e.rng.Shuffle(e.buf.Size, e.buf.swap)
+	for j := range e.buf.Size {
+		if !e.emit(e.buf, j) {
+			return false
+		}
+	}
+	return true
+}
+
+// finish sends the last short batch (unless DropLast), sharded by rows
+// padded to a multiple of the ranks with the epoch's first rows.
+func (e *streamEpoch) finish() {
+	cur := e.cur
+	if cur == nil || cur.Size == 0 || e.s.o.DropLast {
+		return
+	}
+	if w := e.s.o.Shard.Count; e.byRows && cur.Size%w != 0 {
+		src := e.head
+		if e.index == 0 { // the epoch's first rows are still in cur
+			src = cur
+		}
+		for j := range w - cur.Size%w {
+			cur.setRow(e.next(), src, j%e.ordinal)
+		}
+	}
+	e.send()
+}
+
+// next grows the batch by one row and returns its position.
+func (e *streamEpoch) next() int {
+	if e.cur == nil {
+		e.cur = getBatch(e.s.free, e.size, e.shape)
+	}
+	n := e.cur.Size
+	e.cur.resize(n + 1)
+	return n
+}
+
+// send hands the batch over, first keeping the epoch's first rows as
+// padding when sharding by rows.
+func (e *streamEpoch) send() bool {
+	if e.byRows && e.index == 0 {
+		count := e.s.o.Shard.Count
+		e.head = newBatch(count-1, e.shape)
+		e.head.resize(min(e.cur.Size, count-1))
+		for j := range e.head.Size {
+			e.head.setRow(j, e.cur, j)
+		}
+	}
+	return e.it.send(&e.cur, &e.index, e.start, e.epoch)
+}
+
+// flush sends the batch once full; false when the iterator was closed.
+func (e *streamEpoch) flush() bool { return e.cur.Size < e.size || e.send() }
+
+// emit appends row j of src to the batch.
+func (e *streamEpoch) emit(src *Batch, j int) bool {
+	n := e.next()
+	e.cur.setRow(n, src, j)
+	return e.flush()
 }
 
 var errStopped = fmt.Errorf("stopped")
