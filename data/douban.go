@@ -57,6 +57,9 @@ func readDouban(cfg *Config, files []string, predict bool) (*Raw, error) {
 
 // rename replaces interned strings (scenario codes by their names).
 func (d *Dict) rename(m map[string]string) {
+	if d.index == nil {
+		d.reindex()
+	}
 	for code, s := range d.Strings {
 		if to, ok := m[s]; ok {
 			if _, taken := d.index[to]; taken {

@@ -71,6 +71,7 @@ func Load(cfg Config, opts ...Option) (*Splits, error) {
 				return nil, err
 			}
 			sp.Synthetic, raw = d, d.Raw
+			raw.seal()
 		} else {
 			var err error
 			if raw, err = readFiles(&cfg, cfg.paths(), false); err != nil {
@@ -165,6 +166,7 @@ func readFiles(cfg *Config, files []string, predict bool) (*Raw, error) {
 	if err != nil {
 		return nil, err
 	}
+	raw.seal()
 	for _, sc := range cfg.Scenarios {
 		if sc.Description != "" {
 			raw.Descriptions[sc.Name] = sc.Description

@@ -18,6 +18,9 @@ func newDict() *Dict {
 
 // code interns b; the map lookup with string(b) does not allocate.
 func (d *Dict) code(b []byte) int32 {
+	if d.index == nil {
+		d.reindex()
+	}
 	if c, ok := d.index[string(b)]; ok {
 		return c
 	}
@@ -25,10 +28,25 @@ func (d *Dict) code(b []byte) int32 {
 }
 
 func (d *Dict) codeString(s string) int32 {
+	if d.index == nil {
+		d.reindex()
+	}
 	if c, ok := d.index[s]; ok {
 		return c
 	}
 	return d.add(s)
+}
+
+// seal drops the map from strings to codes once a read is done: it is as
+// large again as the strings and only interning needs it (a later intern
+// rebuilds it).
+func (d *Dict) seal() { d.index = nil }
+
+func (d *Dict) reindex() {
+	d.index = make(map[string]int32, len(d.Strings))
+	for c, s := range d.Strings {
+		d.index[s] = int32(c)
+	}
 }
 
 func (d *Dict) add(s string) int32 {
@@ -138,6 +156,14 @@ func (r *Raw) AppendValues(scenario string, cat, num []string) error {
 
 // Len is the number of rows.
 func (r *Raw) Len() int { return len(r.Scenario.Codes) }
+
+// seal seals the dictionaries of a Raw that is read completely.
+func (r *Raw) seal() {
+	r.Scenario.Dict.seal()
+	for _, c := range r.Cat {
+		c.Dict.seal()
+	}
+}
 
 // addFile registers a source file and returns its index.
 func (r *Raw) addFile(name string) uint16 {

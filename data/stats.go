@@ -3,6 +3,7 @@ package data
 import (
 	"cmp"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
 )
@@ -29,9 +30,36 @@ type statsBuilder struct {
 	names []string
 	rows  []int
 	pos   []float64
-	users []map[int64]struct{}
-	items []map[int64]struct{}
+	users []idSet
+	items []idSet
 	cats  []map[string]int
+}
+
+// idSet is a set of raw codes (dense, from 0) as bits: an eighth of a byte
+// per possible id, against tens of bytes per id in a map.
+type idSet struct {
+	bits []uint64
+	n    int
+}
+
+func (s *idSet) add(id int64) {
+	w := int(id >> 6)
+	if w >= len(s.bits) {
+		s.bits = append(s.bits, make([]uint64, max(w+1, 2*len(s.bits))-len(s.bits))...)
+	}
+	if m := uint64(1) << (id & 63); s.bits[w]&m == 0 {
+		s.bits[w] |= m
+		s.n++
+	}
+}
+
+// shared counts the ids in both sets.
+func (s *idSet) shared(o *idSet) int {
+	n := 0
+	for w := range min(len(s.bits), len(o.bits)) {
+		n += bits.OnesCount64(s.bits[w] & o.bits[w])
+	}
+	return n
 }
 
 func newStatsBuilder(names []string) *statsBuilder {
@@ -46,8 +74,8 @@ func (b *statsBuilder) grow(name string) {
 	b.names = append(b.names, name)
 	b.rows = append(b.rows, 0)
 	b.pos = append(b.pos, 0)
-	b.users = append(b.users, map[int64]struct{}{})
-	b.items = append(b.items, map[int64]struct{}{})
+	b.users = append(b.users, idSet{})
+	b.items = append(b.items, idSet{})
 	b.cats = append(b.cats, map[string]int{})
 }
 
@@ -57,8 +85,8 @@ func (b *statsBuilder) add(scen int, user, item int64, label float32, category s
 	}
 	b.rows[scen]++
 	b.pos[scen] += float64(label)
-	b.users[scen][user] = struct{}{}
-	b.items[scen][item] = struct{}{}
+	b.users[scen].add(user)
+	b.items[scen].add(item)
 	if category != "" {
 		b.cats[scen][category]++
 	}
@@ -67,18 +95,13 @@ func (b *statsBuilder) add(scen int, user, item int64, label float32, category s
 func (b *statsBuilder) result() []ScenarioStats {
 	out := make([]ScenarioStats, len(b.names))
 	for s, name := range b.names {
-		st := ScenarioStats{Name: name, Rows: b.rows[s], Users: len(b.users[s]), Items: len(b.items[s]),
+		st := ScenarioStats{Name: name, Rows: b.rows[s], Users: b.users[s].n, Items: b.items[s].n,
 			SharedUsers: make([]float64, len(b.names))}
 		if st.Rows > 0 {
 			st.PositiveRate = b.pos[s] / float64(st.Rows)
 		}
 		for t := range b.names {
-			shared := 0
-			for u := range b.users[s] {
-				if _, ok := b.users[t][u]; ok {
-					shared++
-				}
-			}
+			shared := b.users[s].shared(&b.users[t])
 			if st.Users > 0 {
 				st.SharedUsers[t] = float64(shared) / float64(st.Users)
 			}

@@ -110,7 +110,8 @@ func loadStream(cfg Config, lo loadOptions) (*Splits, error) {
 			for len(counts[f]) < len(counters[f].Strings) {
 				counts[f] = append(counts[f], 0)
 			}
-			v.Fields = append(v.Fields, NewVocab(name, cfg.MinCount, keepFrequent(counters[f].Strings, counts[f], cfg.MinCount)))
+			tokens, _ := keepFrequent(counters[f].Strings, counts[f], cfg.MinCount)
+			v.Fields = append(v.Fields, NewVocab(name, cfg.MinCount, tokens))
 		}
 		v.Scenarios = scenarioList(scen.Strings[1:], cfg.Scenarios, desc)
 		s.vocabs = v

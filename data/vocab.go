@@ -6,31 +6,60 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 )
 
 // Vocab maps the raw values of one categorical field to dense indices.
 // Index 0 is out-of-vocabulary and missing; Tokens[i] has index i+1.
+//
+// Each token is held once: the map from token to index is built on the
+// first call to Index (eval and predict data), not for the rows the
+// vocabulary was counted on, which encodeRows maps through their codes.
 type Vocab struct {
 	Name     string
 	MinCount int
 	Tokens   []string
-	index    map[string]int64
+
+	once  sync.Once
+	index map[string]int64
+	// from is the dictionary BuildVocabs counted, codes its codes' indices.
+	from  *Dict
+	codes []int32
 }
 
 // NewVocab makes a vocabulary from tokens in index order (1, 2, ...).
 func NewVocab(name string, minCount int, tokens []string) *Vocab {
-	v := &Vocab{Name: name, MinCount: minCount, Tokens: tokens, index: make(map[string]int64, len(tokens))}
-	for i, t := range tokens {
-		v.index[t] = int64(i + 1)
-	}
-	return v
+	return &Vocab{Name: name, MinCount: minCount, Tokens: tokens}
 }
 
 // Size is the number of indices, out-of-vocabulary included.
 func (v *Vocab) Size() int { return len(v.Tokens) + 1 }
 
 // Index maps a raw value to its index, 0 when unknown.
-func (v *Vocab) Index(tok string) int64 { return v.index[tok] }
+func (v *Vocab) Index(tok string) int64 {
+	v.once.Do(func() {
+		v.index = make(map[string]int64, len(v.Tokens))
+		for i, t := range v.Tokens {
+			v.index[t] = int64(i + 1)
+		}
+	})
+	return v.index[tok]
+}
+
+// indexOf maps every code of d to its index.
+func (v *Vocab) indexOf(d *Dict) []int64 {
+	m := make([]int64, len(d.Strings))
+	if d == v.from {
+		for code, i := range v.codes {
+			m[code] = int64(i)
+		}
+		return m
+	}
+	for code, str := range d.Strings {
+		m[code] = v.Index(str)
+	}
+	return m
+}
 
 // Token maps an index back to the raw value ("" for 0 or out of range).
 func (v *Vocab) Token(i int64) string {
@@ -57,8 +86,8 @@ func (v *Vocab) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*v = *NewVocab(j.Name, j.MinCount, j.Tokens)
-	if len(v.index) != len(j.Tokens) {
+	v.Name, v.MinCount, v.Tokens = j.Name, j.MinCount, j.Tokens
+	if v.Index(""); len(v.index) != len(j.Tokens) {
 		return fmt.Errorf("vocab %q: duplicate tokens", j.Name)
 	}
 	return nil
@@ -148,9 +177,12 @@ func BuildVocabs(raw *Raw, rows []int32, minCount int, fixed []ScenarioInfo) *Vo
 		}
 	}
 	for _, c := range raw.Cat {
-		counts := make([]int, len(c.Dict.Strings))
+		counts := make([]int32, len(c.Dict.Strings))
 		forRows(func(i int32) { counts[c.Codes[i]]++ })
-		v.Fields = append(v.Fields, NewVocab(c.Name, minCount, keepFrequent(c.Dict.Strings, counts, minCount)))
+		voc := NewVocab(c.Name, minCount, nil)
+		voc.Tokens, voc.codes = keepFrequent(c.Dict.Strings, counts, minCount)
+		voc.from = c.Dict
+		v.Fields = append(v.Fields, voc)
 	}
 	seen := make([]bool, len(raw.Scenario.Dict.Strings))
 	forRows(func(i int32) { seen[raw.Scenario.Codes[i]] = true })
@@ -180,24 +212,29 @@ func scenarioList(seen []string, fixed []ScenarioInfo, desc map[string]string) [
 	return out
 }
 
-func keepFrequent(strs []string, counts []int, minCount int) []string {
-	var idx []int
+// keepFrequent returns the values seen at least minCount times, most
+// frequent first (ties by value), and each code's index among them (0 for
+// those left out).
+func keepFrequent[N int | int32](strs []string, counts []N, minCount int) ([]string, []int32) {
+	var idx []int32
 	for code := 1; code < len(strs); code++ { // code 0 is the empty value
-		if counts[code] >= minCount {
-			idx = append(idx, code)
+		if int(counts[code]) >= minCount {
+			idx = append(idx, int32(code))
 		}
 	}
-	slices.SortFunc(idx, func(a, b int) int {
+	slices.SortFunc(idx, func(a, b int32) int {
 		if c := cmp.Compare(counts[b], counts[a]); c != 0 {
 			return c
 		}
 		return cmp.Compare(strs[a], strs[b])
 	})
 	out := make([]string, len(idx))
+	codes := make([]int32, len(strs))
 	for i, code := range idx {
 		out[i] = strs[code]
+		codes[code] = int32(i + 1)
 	}
-	return out
+	return out, codes
 }
 
 // naturalCompare orders integers numerically and everything else as text,
@@ -259,10 +296,7 @@ func encodeRows(raw *Raw, rows []int32, v *Vocabs) (*Table, error) {
 		if col == nil {
 			return nil, fmt.Errorf("%s: categorical field %q: %w", rawName(raw), voc.Name, ErrMissingColumn)
 		}
-		m := make([]int64, len(col.Dict.Strings))
-		for code, str := range col.Dict.Strings {
-			m[code] = voc.Index(str)
-		}
+		m := voc.indexOf(col.Dict)
 		for r, i := range rows {
 			t.Cat[r*nc+f] = m[col.Codes[i]]
 		}
