@@ -26,51 +26,102 @@ type UserHistory struct {
 // each scenario (by time when the table has it, else by row order), users
 // in order of first appearance. maxPerScenario <= 0 keeps all.
 func (t *Table) UserHistories(maxPerScenario int) []UserHistory {
-	S := len(t.Schema.Scenarios)
-	order := make([]int, t.Len())
-	for i := range order {
-		order[i] = i
+	return t.userHistories(maxPerScenario, nil)
+}
+
+// UserHistoriesOf is UserHistories for the given raw user ids only (those
+// without rows are left out): what a prompt for a few users needs, without
+// building every user's history.
+func (t *Table) UserHistoriesOf(maxPerScenario int, users []string) []UserHistory {
+	wanted := map[int64]bool{}
+	seen := map[string]bool{}
+	for _, u := range users {
+		seen[u] = true
 	}
-	if t.Time != nil {
-		slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(t.Time[a], t.Time[b]) })
-	}
-	text := t.Text()
-	byUser := map[string]int{}
-	var out []UserHistory
-	for i := range t.Len() { // first appearance in row order
-		u := t.UserKey(i)
-		if _, ok := byUser[u]; !ok {
-			byUser[u] = len(out)
-			h := UserHistory{User: u, Scenarios: make([][]Interaction, S)}
-			if text != nil {
-				h.Text = text.Users[u]
+	if t.Source != nil {
+		for code, s := range t.Source.Cat[0].Dict.Strings {
+			if seen[s] {
+				wanted[int64(code)] = true
 			}
-			out = append(out, h)
+		}
+	} else {
+		for u := range seen {
+			if i, err := parseInt(u); err == nil {
+				wanted[i] = true
+			}
 		}
 	}
+	return t.userHistories(maxPerScenario, wanted)
+}
+
+// userHistories builds the histories of the users whose raw codes are in
+// wanted (all when nil), grouping rows by raw code: no string is looked up
+// per row, and item text only for the interactions kept.
+func (t *Table) userHistories(maxPerScenario int, wanted map[int64]bool) []UserHistory {
+	S := len(t.Schema.Scenarios)
+	var slot []int32 // raw user code -> index in out + 1; 0: none yet
+	var out []UserHistory
+	for i := range t.Len() { // first appearance in row order
+		u := t.rawCode(i, 0)
+		if int(u) >= len(slot) {
+			slot = append(slot, make([]int32, int(u)+1-len(slot))...)
+		}
+		if slot[u] != 0 || (wanted != nil && !wanted[u]) {
+			continue
+		}
+		out = append(out, UserHistory{User: t.UserKey(i), Scenarios: make([][]Interaction, S)})
+		slot[u] = int32(len(out))
+	}
 	nl := len(t.Schema.Labels)
-	for _, i := range order {
-		h := &out[byUser[t.UserKey(i)]]
+	keep := func(i int) {
+		k := slot[t.rawCode(i, 0)]
+		if k == 0 {
+			return
+		}
+		h := &out[k-1]
 		s := t.Scenario[i]
 		it := Interaction{Item: t.ItemKey(i), Label: t.Label[i*nl]}
 		if t.Time != nil {
 			it.Time = t.Time[i]
-		}
-		if text != nil {
-			txt := text.Items[it.Item]
-			it.Title, it.Category = txt.Title, txt.Category
 		}
 		h.Scenarios[s] = append(h.Scenarios[s], it)
 		if maxPerScenario > 0 && len(h.Scenarios[s]) > 2*maxPerScenario {
 			h.Scenarios[s] = append(h.Scenarios[s][:0], h.Scenarios[s][len(h.Scenarios[s])-maxPerScenario:]...)
 		}
 	}
-	if maxPerScenario > 0 {
-		for u := range out {
-			for s, hs := range out[u].Scenarios {
-				if len(hs) > maxPerScenario {
-					out[u].Scenarios[s] = hs[len(hs)-maxPerScenario:]
-				}
+	if t.Time != nil && !slices.IsSorted(t.Time) {
+		order := make([]int32, t.Len())
+		for i := range order {
+			order[i] = int32(i)
+		}
+		slices.SortStableFunc(order, func(a, b int32) int { return cmp.Compare(t.Time[a], t.Time[b]) })
+		for _, i := range order {
+			keep(int(i))
+		}
+	} else {
+		for i := range t.Len() {
+			keep(i)
+		}
+	}
+	text := t.Text()
+	for u := range out {
+		h := &out[u]
+		for s, hs := range h.Scenarios {
+			if maxPerScenario > 0 && len(hs) > maxPerScenario {
+				h.Scenarios[s] = hs[len(hs)-maxPerScenario:]
+			}
+		}
+		if text == nil {
+			continue
+		}
+		h.Text = text.Users[h.User]
+		if len(text.Items) == 0 {
+			continue
+		}
+		for _, hs := range h.Scenarios {
+			for k := range hs {
+				txt := text.Items[hs[k].Item]
+				hs[k].Title, hs[k].Category = txt.Title, txt.Category
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,6 +33,11 @@ func TestLoadSyntheticDefaults(t *testing.T) {
 			}
 		}
 	}
+	// A few users' histories are theirs from the full build.
+	some := []string{h[7].User, h[3].User, "nobody"}
+	few := sp.Train.UserHistoriesOf(2, some)
+	require.Len(t, few, 2)
+	require.Equal(t, []UserHistory{h[3], h[7]}, few, "in order of first appearance")
 	// Evaluating with saved vocabularies maps ids as training did.
 	again, err := Load(sp.Config, WithVocabs(sp.Vocabs))
 	require.NoError(t, err)
@@ -47,4 +53,32 @@ func TestLoadSyntheticDefaults(t *testing.T) {
 	if err != nil || src.NumBatches() != 4 || src.Schema() != sp.Vocabs.Schema() {
 		t.Errorf("source %v %v", src, err)
 	}
+}
+
+func TestSample(t *testing.T) {
+	sp, err := Load(Config{Synthetic: Synthetic{Users: 300, ItemsPerScenario: 50, Rows: 5000}, Seed: 3})
+	require.NoError(t, err)
+	all, err := sp.Sample(5000, 1)
+	require.NoError(t, err)
+	require.Same(t, sp.Train, all[Train], "a sample of every row is the splits")
+	parts, err := sp.Sample(600, 1)
+	require.NoError(t, err)
+	n := 0
+	for p, tab := range parts {
+		whole := [3]*Table{sp.Train, sp.Valid, sp.Test}[p]
+		n += tab.Len()
+		require.Greater(t, tab.Len(), 0, "%s: a uniform sample reaches every split", Part(p))
+		for r := range tab.Len() {
+			i := int(tab.SourceRow[r]) // the source row of a random split's table is its raw row
+			at := slices.Index(whole.SourceRow, int32(i))
+			require.GreaterOrEqual(t, at, 0)
+			require.Equal(t, whole.Cat[at*4:at*4+4], tab.Cat[r*4:r*4+4])
+			require.Equal(t, whole.ItemKey(at), tab.ItemKey(r))
+		}
+	}
+	require.Equal(t, 600, n)
+	again, _ := sp.Sample(600, 1)
+	other, _ := sp.Sample(600, 2)
+	require.Equal(t, parts[Train].SourceRow, again[Train].SourceRow, "seeded")
+	require.NotEqual(t, parts[Train].SourceRow, other[Train].SourceRow)
 }
