@@ -163,6 +163,7 @@ func (r *run) endEpoch(loss epochLoss, epochs *rundir.Log[rundir.Epoch]) (stop b
 	if err != nil {
 		return false, err
 	}
+	r.lastValid = lastValid{epoch, valid}
 	improved := r.watch(valid, epoch)
 	if valid != nil {
 		fmt.Fprintf(r.log, "epoch %d/%d  train loss %.4f  valid:\n", epoch, r.cfg.Train.Epochs, loss.mean())
@@ -217,7 +218,9 @@ func (r *run) watch(valid *metrics.Report, epoch int) (improved bool) {
 }
 
 // finalTest restores the best epoch's weights and computes the validation
-// and test metrics of the result.
+// and test metrics of the result. When the best epoch is the last one this
+// process validated, its weights are those in memory and its validation
+// stands: neither is done twice.
 func (r *run) finalTest(res *Result) error {
 	var bestDir string
 	if r.rank0() {
@@ -227,11 +230,16 @@ func (r *run) finalTest(res *Result) error {
 		}
 	}
 	var err error
-	if err := r.restoreBest(bestDir); err != nil {
-		return err
-	}
-	if res.Valid, err = r.evaluate(data.Valid); err != nil {
-		return err
+	if last := r.lastValid; r.ranks == nil && last.report != nil && last.epoch == r.state.BestEpoch && last.epoch == r.state.EpochsDone {
+		// The weights in memory are the best epoch's, validated at its end.
+		res.Valid = last.report
+	} else {
+		if err := r.restoreBest(bestDir); err != nil {
+			return err
+		}
+		if res.Valid, err = r.evaluate(data.Valid); err != nil {
+			return err
+		}
 	}
 	if r.testPredictions, err = r.predictions(data.Test); err != nil {
 		return err

@@ -9,8 +9,10 @@ import (
 	"os"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -40,8 +42,16 @@ type RunOptions struct {
 	// distributed.go); nil trains alone.
 	Ranks *ddp.Group
 
+	// Data, when set, keeps the data the first model loaded: the baseline
+	// trains on it, and the caller hands it to the report (insight), so a
+	// command reads its data once.
+	Data *LoadedData
+
 	afterStep func(step int) // tests: called after every optimizer step
 }
+
+// LoadedData is the data a run loaded (see RunOptions.Data).
+type LoadedData struct{ Splits *data.Splits }
 
 // Result is what a run produced: the record its summary.json holds.
 type Result = rundir.Summary
@@ -69,9 +79,16 @@ type run struct {
 	stopAll bool
 	// reducer overlaps the gradient all-reduce with backward (dist.overlap); nil otherwise.
 	reducer *ddp.Reducer
+	// lastValid is the last validation this process ran.
+	lastValid lastValid
 	// testPredictions are the best epoch's on the test split, kept for the
 	// comparison with the baseline.
 	testPredictions *metrics.Accumulator
+}
+
+type lastValid struct {
+	epoch  int // from 1
+	report *metrics.Report
 }
 
 // Setup prepares the torch runtime for the calling goroutine: it locks it
@@ -98,6 +115,9 @@ func Train(ctx context.Context, cfg Config, opts RunOptions) (*Result, error) {
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if opts.Data == nil {
+		opts.Data = &LoadedData{} // the baseline's data is the main model's
 	}
 	res, test, err := trainOne(ctx, cfg, opts)
 	if err != nil || res.Interrupted || !cfg.Train.Baseline || !cfg.Model.Meta.Levels.Enabled() {
@@ -324,8 +344,7 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 	if ck != nil {
 		lopts = append(lopts, data.WithVocabs(ck.Vocabs))
 	}
-	fmt.Fprintf(r.log, "loading data (%s)\n", dcfg.Format)
-	sp, err := data.Load(dcfg, lopts...)
+	sp, err := r.loadData(dcfg, lopts)
 	if err != nil {
 		return err
 	}
@@ -380,6 +399,31 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 		r.model.Store.SyncBatchStats(r.ranks.SumOverRanks)
 	}
 	return r.joinRanks()
+}
+
+// loadData loads the run's data, or takes what an earlier model of the
+// same command loaded (the baseline trains on the main run's splits).
+func (r *run) loadData(dcfg data.Config, opts []data.Option) (*data.Splits, error) {
+	if d := r.opts.Data; d != nil && d.Splits != nil {
+		return d.Splits, nil
+	}
+	fmt.Fprintf(r.log, "loading data (%s)\n", dcfg.Format)
+	start := time.Now()
+	sp, err := data.Load(dcfg, opts...)
+	if err != nil {
+		return nil, err
+	}
+	// Reading leaves garbage as large as the data (buffers, strings seen
+	// once); the runtime hands it back to the system only slowly, which
+	// would put it under libtorch's allocations in the process's peak.
+	debug.FreeOSMemory()
+	if sp.Train != nil {
+		fmt.Fprintf(r.log, "data: %d train, %d valid, %d test rows in %.1f s\n", sp.Train.Len(), sp.Valid.Len(), sp.Test.Len(), time.Since(start).Seconds())
+	}
+	if r.opts.Data != nil {
+		r.opts.Data.Splits = sp
+	}
+	return sp, nil
 }
 
 // buildModel creates the configured model for data mapped with vocabs; on

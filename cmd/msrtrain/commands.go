@@ -62,7 +62,8 @@ func trainCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			opts := train.RunOptions{Resume: c.Bool("resume"), Log: os.Stderr, Progress: train.IsTerminal(os.Stderr), Ranks: ranks}
+			// Data keeps what training loaded for the report: read once.
+			opts := train.RunOptions{Resume: c.Bool("resume"), Log: os.Stderr, Progress: train.IsTerminal(os.Stderr), Ranks: ranks, Data: &train.LoadedData{}}
 			rank0 := ranks == nil || ranks.Rank() == 0
 			if !rank0 { // rank 0 speaks for the job and writes its report
 				opts.Log, opts.Progress = io.Discard, false
@@ -83,7 +84,7 @@ func trainCommand() *cli.Command {
 			}
 			// The model is trained and saved whatever happens here: a
 			// report that fails is said, not made the run's failure.
-			path, err := insight.WriteReport(res.Out, insight.ReportOptions{Device: cfg.Device, Threads: cfg.Threads})
+			path, err := insight.WriteReport(res.Out, insight.ReportOptions{Device: cfg.Device, Threads: cfg.Threads, Splits: opts.Data.Splits})
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "report: %v (retry with: msrtrain report %s)\n", err, res.Out)
 				return nil

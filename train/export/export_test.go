@@ -127,7 +127,7 @@ func TestExportScoresRawRowsAsPredict(t *testing.T) {
 	var predicted bytes.Buffer
 	l, err := train.LoadModel(run, "cpu", 1)
 	require.NoError(t, err)
-	_, err = l.Predict(raw, &predicted)
+	_, err = l.Predict(raw, &predicted, data.FormatCSV)
 	l.Close()
 	require.NoError(t, err)
 	predPath := filepath.Join(t.TempDir(), "predicted.csv")

@@ -37,18 +37,44 @@ type Explainer struct {
 	loaded  *train.Loaded // nil: no effects
 	splits  *data.Splits
 	store   *kb.Store
-	prompts map[string]string
-	main    map[int64]int // user index → scenario with most training rows
+	prompts map[string]string // rendered when first asked for
+	main    []int             // user index → scenario with most training rows; -1: none
 
 	measured  bool
 	users     map[int64][]report.Effect // by user index
 	scenarios map[int][]report.Effect   // by scenario id: only its own scenario
+
+	// maxRows caps the rows scored to measure effects (explainRows).
+	maxRows int
+	// sampled is how many rows the effects were measured on, of total.
+	sampled, total int
+	work           explainWork
+}
+
+// explainRows is how many rows, sampled from all splits, the effects are
+// measured on: enough for every scenario's mean and the users with the
+// most rows, and the same for any size of data, so that a report costs
+// about the same for a thousand rows as for a hundred million.
+const explainRows = 1 << 17
+
+// explainWork counts what an Explainer did, for tests of what a report
+// costs as data grows.
+type explainWork struct {
+	loads        int // data.Load calls
+	rowsScored   int // rows through the model
+	usersPrompts int // user prompts rendered
 }
 
 // NewExplainer reads the data and the knowledge store of cfg; with loaded
 // (a trained model of that configuration) it can also measure effects.
 // The caller closes the Explainer, and the model separately.
 func NewExplainer(cfg train.Config, loaded *train.Loaded) (*Explainer, error) {
+	return newExplainer(cfg, loaded, nil, explainRows)
+}
+
+// newExplainer is NewExplainer on data already loaded (nil: load it),
+// measuring effects on at most maxRows rows.
+func newExplainer(cfg train.Config, loaded *train.Loaded, sp *data.Splits, maxRows int) (*Explainer, error) {
 	if !cfg.Knowledge.Encoder.FromText() {
 		return nil, fmt.Errorf("knowledge.encoder = %s: its vectors have no prompt, reasoning or store to explain", cfg.Knowledge.Encoder)
 	}
@@ -60,49 +86,71 @@ func NewExplainer(cfg train.Config, loaded *train.Loaded) (*Explainer, error) {
 		opts = append(opts, data.WithVocabs(loaded.Checkpoint.Vocabs))
 		storeDir = loaded.Checkpoint.KnowledgeDir()
 	}
-	sp, err := data.Load(dcfg, opts...)
-	if err != nil {
-		return nil, err
+	e := &Explainer{cfg: cfg, loaded: loaded, prompts: map[string]string{}, maxRows: maxRows}
+	if sp == nil {
+		var err error
+		if sp, err = data.Load(dcfg, opts...); err != nil {
+			return nil, err
+		}
+		e.work.loads++
+	}
+	if sp.Train == nil {
+		return nil, fmt.Errorf("knowledge: explanations need an in-memory training split (data.stream.enabled is on)")
 	}
 	store, err := kb.Load(storeDir)
 	if err != nil {
 		return nil, err
 	}
-	prompts, _, err := knowledge.RenderPrompts(cfg.Knowledge, sp)
-	if err != nil {
-		return nil, err
-	}
-	e := &Explainer{cfg: cfg, loaded: loaded, splits: sp, store: store, prompts: map[string]string{}}
-	for _, p := range prompts {
-		e.prompts[p.Key] = p.Text
-	}
-	e.main = mainScenarios(sp.Train)
+	e.splits, e.store = sp, store
+	e.main = mainScenarios(sp.Train, sp.Vocabs.Fields[0].Size())
 	return e, nil
 }
 
 // Close releases the store.
 func (e *Explainer) Close() error { return e.store.Close() }
 
-// mainScenarios maps each user index to the scenario with the most rows of
-// the table (the lowest scenario id on a tie).
-func mainScenarios(t *data.Table) map[int64]int {
-	counts := map[int64][]int{}
+// mainScenarios gives each user index the scenario with the most rows of
+// the table (the lowest scenario id on a tie), -1 for users without rows.
+func mainScenarios(t *data.Table, users int) []int {
 	fields := len(t.Schema.Categorical)
 	scenarios := len(t.Schema.Scenarios)
+	counts := make([]int32, users*scenarios)
 	for i := range t.Len() {
-		u := t.Cat[i*fields]
-		c, ok := counts[u]
-		if !ok {
-			c = make([]int, scenarios)
-			counts[u] = c
-		}
-		c[t.Scenario[i]]++
+		counts[int(t.Cat[i*fields])*scenarios+int(t.Scenario[i])]++
 	}
-	out := make(map[int64]int, len(counts))
-	for u, c := range counts {
-		out[u] = slices.Index(c, slices.Max(c))
+	out := make([]int, users)
+	for u := range out {
+		c := counts[u*scenarios : (u+1)*scenarios]
+		out[u] = -1
+		if m := slices.Max(c); m > 0 {
+			out[u] = slices.Index(c, m)
+		}
 	}
 	return out
+}
+
+// prompt is the prompt of key, rendered for that key alone ("" when the
+// key is not in the training split).
+func (e *Explainer) prompt(key string) (string, error) {
+	if p, ok := e.prompts[key]; ok {
+		return p, nil
+	}
+	users := []string{} // the scenarios' prompts only
+	if id, ok := strings.CutPrefix(key, kb.UserPrefix); ok {
+		users = []string{id}
+		e.work.usersPrompts++
+	}
+	prompts, _, err := knowledge.RenderPromptsOf(e.cfg.Knowledge, e.splits, users)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range prompts {
+		e.prompts[p.Key] = p.Text
+	}
+	if _, ok := e.prompts[key]; !ok {
+		e.prompts[key] = ""
+	}
+	return e.prompts[key], nil
 }
 
 // UserKey resolves a raw user id to its knowledge key and vocabulary index.
@@ -135,12 +183,18 @@ func (e *Explainer) ExplainUser(id string, requireReasoning bool) (report.Explan
 	if err != nil {
 		return report.Explanation{}, err
 	}
+	return e.explainUserAt(idx, requireReasoning)
+}
+
+// explainUserAt is ExplainUser for the user of vocabulary index idx.
+func (e *Explainer) explainUserAt(idx int64, requireReasoning bool) (report.Explanation, error) {
+	id := e.splits.Vocabs.Fields[0].Token(idx)
 	x, err := e.explain(kb.UserKey(id), requireReasoning)
 	if err != nil {
 		return x, err
 	}
 	names := e.splits.Vocabs.Schema().ScenarioNames()
-	if s, ok := e.main[idx]; ok {
+	if s := e.main[idx]; s >= 0 {
 		x.MainScenario = names[s]
 	}
 	if x.EffectsMissing == "" {
@@ -181,7 +235,11 @@ func (e *Explainer) ExplainScenario(name string, requireReasoning bool) (report.
 // explain fills what the store and the prompts say about key.
 func (e *Explainer) explain(key string, requireReasoning bool) (report.Explanation, error) {
 	meta := e.store.Meta()
-	x := report.Explanation{Key: key, Prompt: e.prompts[key], Encoder: fmt.Sprintf("%s (%s, dim %d)", meta.Encoder, meta.Model, meta.Dim)}
+	prompt, err := e.prompt(key)
+	if err != nil {
+		return report.Explanation{}, err
+	}
+	x := report.Explanation{Key: key, Prompt: prompt, Encoder: fmt.Sprintf("%s (%s, dim %d)", meta.Encoder, meta.Model, meta.Dim)}
 	if x.Prompt == "" {
 		x.Prompt = "(no prompt: the key is not in the training split)"
 	}
@@ -242,9 +300,8 @@ func (e *Explainer) TopUsers(n int) ([]report.Explanation, error) {
 	}
 	slices.SortFunc(all, func(a, b ranked) int { return cmp.Or(cmp.Compare(b.size, a.size), cmp.Compare(a.user, b.user)) })
 	var out []report.Explanation
-	users := e.splits.Vocabs.Fields[0]
 	for _, r := range all[:min(n, len(all))] {
-		x, err := e.ExplainUser(users.Token(r.user), false)
+		x, err := e.explainUserAt(r.user, false) // by index: no lookup by id
 		if err != nil {
 			return nil, err
 		}
@@ -348,18 +405,34 @@ type scoredRow struct {
 	logit          float64
 }
 
-// logits scores the train, valid and test rows in a fixed order, so two
-// calls line up row by row.
+// logits scores a sample of the train, valid and test rows (at most
+// maxRows, the same rows every time) in a fixed order, so two calls line
+// up row by row.
 func (e *Explainer) logits() ([]scoredRow, error) {
-	rows, err := e.loaded.ScoreRows(e.splits, data.Train, data.Valid, data.Test)
+	parts, err := e.splits.Sample(e.maxRows, e.cfg.Seed)
 	if err != nil {
 		return nil, err
 	}
+	rows, err := e.loaded.ScoreTables(parts[:]...)
+	if err != nil {
+		return nil, err
+	}
+	e.sampled, e.total = len(rows), e.splits.Train.Len()+e.splits.Valid.Len()+e.splits.Test.Len()
+	e.work.rowsScored += len(rows)
 	out := make([]scoredRow, len(rows))
 	for i, r := range rows {
 		out[i] = scoredRow{user: r.User, scenario: r.Scenario, logit: logit(r.Prob)}
 	}
 	return out, nil
+}
+
+// SampleNote says, when the effects were measured on a sample, on how
+// many rows of how many ("" when on all of them or not measured).
+func (e *Explainer) SampleNote() string {
+	if !e.measured || e.sampled == e.total {
+		return ""
+	}
+	return fmt.Sprintf("The effects of knowledge on the model are measured on %d rows sampled at random from the run's %d rows (train, valid and test), so that the report costs the same whatever the size of the data.", e.sampled, e.total)
 }
 
 // logit inverts the sigmoid the scorer applied (probabilities clipped like
@@ -407,8 +480,8 @@ func (e *Explainer) KnowledgeView() *report.Knowledge {
 	for i := int64(1); i < int64(users.Size()); i++ {
 		key := kb.UserKey(users.Token(i))
 		v, ok := e.store.Lookup(key)
-		s, active := e.main[i]
-		if ok && active {
+		s := e.main[i]
+		if ok && s >= 0 {
 			k.Users = append(k.Users, report.UserVector{Key: key, MainScenario: names[s], Vector: v})
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/msrtrain/msrtrain/data"
 	kb "github.com/msrtrain/msrtrain/data/knowledge"
 	"github.com/msrtrain/msrtrain/train"
 
@@ -20,18 +21,35 @@ type ReportOptions struct {
 	// TopUsers is how many users the report explains (those whose knowledge
 	// moves their logits most); 0 means 5.
 	TopUsers int
+	// Splits is the run's data when the caller has it loaded (train.Train
+	// gives it back through RunOptions.Data), so that the report does not
+	// read it again; nil loads it.
+	Splits *data.Splits
+
+	// explainRows caps the rows the effects are measured on (0: explainRows).
+	explainRows int
 }
 
 // WriteReport writes <dir>/report.html for a run directory at any stage:
 // finished, interrupted (no summary.json yet) or with only some epochs
 // logged. It returns the page's path.
 func WriteReport(dir string, o ReportOptions) (string, error) {
+	path, _, err := writeReportWork(dir, o)
+	return path, err
+}
+
+// writeReportWork is WriteReport, also saying what explaining the run cost.
+func writeReportWork(dir string, o ReportOptions) (string, explainWork, error) {
+	var work explainWork
 	if o.TopUsers == 0 {
 		o.TopUsers = 5
 	}
+	if o.explainRows == 0 {
+		o.explainRows = explainRows
+	}
 	cfg, err := ReadRunConfig(dir)
 	if err != nil {
-		return "", err
+		return "", work, err
 	}
 	run := rundir.Dir(dir)
 	r := report.Run{Dir: dir}
@@ -41,14 +59,14 @@ func WriteReport(dir string, o ReportOptions) (string, error) {
 	r.Environment = runEnvironment(run)
 	res, err := run.ReadSummary()
 	if err != nil {
-		return "", err
+		return "", work, err
 	}
 	mainName := "LLM4MSR"
 	if !cfg.Model.Meta.Levels.Enabled() {
 		mainName = cfg.Model.Backbone
 	}
 	if r.Main, err = readReportModel(run, mainName, res); err != nil {
-		return "", err
+		return "", work, err
 	}
 	r.Main.Bare = !cfg.Model.Meta.Levels.Enabled()
 	if base := run.Baseline(); fileExists(base.Metrics()) {
@@ -58,7 +76,7 @@ func WriteReport(dir string, o ReportOptions) (string, error) {
 		}
 		m, err := readReportModel(base, "bare "+cfg.Model.Backbone, baseRes)
 		if err != nil {
-			return "", err
+			return "", work, err
 		}
 		m.Bare = true
 		r.Baseline = &m
@@ -70,11 +88,12 @@ func WriteReport(dir string, o ReportOptions) (string, error) {
 	if cfg.Model.Meta.Levels.Enabled() && !cfg.Knowledge.Encoder.FromText() {
 		r.Notes = append(r.Notes, fmt.Sprintf("knowledge.encoder = %s: the vectors have no text and no store, so the report has no knowledge view.", cfg.Knowledge.Encoder))
 	} else if cfg.Model.Meta.Levels.Enabled() {
-		if err := explainForReport(dir, cfg, o, &r); err != nil {
-			return "", fmt.Errorf("report: knowledge: %w", err)
+		if work, err = explainForReport(dir, cfg, o, &r); err != nil {
+			return "", work, fmt.Errorf("report: knowledge: %w", err)
 		}
 	}
-	return report.WriteRun(dir, r)
+	path, err := report.WriteRun(dir, r)
+	return path, work, err
 }
 
 // ReadRunConfig reads the resolved configuration a run directory was trained with.
@@ -165,11 +184,11 @@ func runEnvironment(dir rundir.Dir) string {
 // explainForReport fills the knowledge view and, when the run has a best
 // checkpoint, the explanations of the users and scenarios whose knowledge
 // moves the model most.
-func explainForReport(dir string, cfg train.Config, o ReportOptions, r *report.Run) error {
+func explainForReport(dir string, cfg train.Config, o ReportOptions, r *report.Run) (explainWork, error) {
 	var loaded *train.Loaded
 	if _, err := train.CheckpointDir(dir, "best"); err == nil {
 		if loaded, err = train.LoadModel(dir, o.Device, o.Threads); err != nil {
-			return err
+			return explainWork{}, err
 		}
 		defer loaded.Close()
 		cfg = loaded.Checkpoint.Config
@@ -178,24 +197,27 @@ func explainForReport(dir string, cfg train.Config, o ReportOptions, r *report.R
 	}
 	if storeDir := cfg.Knowledge.StoreDir(cfg.Out); !fileExists(filepath.Join(storeDir, kb.IndexFile)) && loaded == nil {
 		r.Notes = append(r.Notes, "No knowledge store yet in "+storeDir+".")
-		return nil
+		return explainWork{}, nil
 	}
-	e, err := NewExplainer(cfg, loaded)
+	e, err := newExplainer(cfg, loaded, o.Splits, o.explainRows)
 	if err != nil {
-		return err
+		return explainWork{}, err
 	}
 	defer e.Close()
 	r.Knowledge = e.KnowledgeView()
 	users, err := e.TopUsers(o.TopUsers)
 	if err != nil {
-		return err
+		return e.work, err
 	}
 	scenarios, err := e.Scenarios()
 	if err != nil {
-		return err
+		return e.work, err
 	}
 	if loaded != nil {
 		r.Explanations = append(users, scenarios...)
 	}
-	return nil
+	if note := e.SampleNote(); note != "" {
+		r.Notes = append(r.Notes, note)
+	}
+	return e.work, nil
 }

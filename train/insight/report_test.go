@@ -232,3 +232,31 @@ func TestReportOfInterruptedRun(t *testing.T) {
 	// loss, valid AUC and logloss of epoch 1, heatmap, PCA
 	assert.Equal(t, 5, page.Images)
 }
+
+// A report costs the same for ten times the rows: it scores a sample of
+// rows of the same size and renders the prompts of the keys it explains
+// only; given the data training loaded, it reads none again.
+func TestReportCostDoesNotGrowWithRows(t *testing.T) {
+	work := func(rows int) (explainWork, explainWork) {
+		cfg := tinyConfig(t, fmt.Sprintf("data.synthetic.rows=%d", rows), "train.epochs=1", "train.batch_size=512")
+		opts := train.RunOptions{Data: &train.LoadedData{}}
+		_, err := onTorchThread(func() (*train.Result, error) { return train.Train(context.Background(), cfg, opts) })
+		require.NoError(t, err)
+		report := func(o ReportOptions) explainWork {
+			o.Device, o.Threads, o.explainRows = "cpu", 1, 2000
+			w, err := onTorchThread(func() (explainWork, error) {
+				_, w, err := writeReportWork(cfg.Out, o)
+				return w, err
+			})
+			require.NoError(t, err)
+			return w
+		}
+		return report(ReportOptions{}), report(ReportOptions{Splits: opts.Data.Splits})
+	}
+	small, smallAfterTraining := work(3000)
+	large, largeAfterTraining := work(30000)
+	assert.Equal(t, explainWork{loads: 1, rowsScored: 3 * 2000, usersPrompts: 5}, small)
+	assert.Equal(t, small, large)
+	assert.Equal(t, explainWork{rowsScored: 3 * 2000, usersPrompts: 5}, largeAfterTraining)
+	assert.Equal(t, smallAfterTraining, largeAfterTraining)
+}

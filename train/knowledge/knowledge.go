@@ -25,6 +25,10 @@ import (
 // each scenario's statistics and each user's interactions per scenario.
 // Only the training split is used, so no test interaction leaks into kb.
 func Profiles(t *data.Table, stats []data.ScenarioStats, maxPerScenario int) ([]kb.ScenarioProfile, []kb.UserProfile) {
+	return scenarioProfiles(t, stats), userProfiles(t, t.UserHistories(maxPerScenario))
+}
+
+func scenarioProfiles(t *data.Table, stats []data.ScenarioStats) []kb.ScenarioProfile {
 	names := t.Schema.ScenarioNames()
 	scenarios := make([]kb.ScenarioProfile, len(stats))
 	for i, st := range stats {
@@ -42,8 +46,13 @@ func Profiles(t *data.Table, stats []data.ScenarioStats, maxPerScenario int) ([]
 		}
 		scenarios[i] = p
 	}
+	return scenarios
+}
+
+func userProfiles(t *data.Table, histories []data.UserHistory) []kb.UserProfile {
+	names := t.Schema.ScenarioNames()
 	var users []kb.UserProfile
-	for _, h := range t.UserHistories(maxPerScenario) {
+	for _, h := range histories {
 		u := kb.UserProfile{ID: h.User, Text: h.Text}
 		for s, items := range h.Scenarios {
 			if len(items) == 0 {
@@ -57,11 +66,18 @@ func Profiles(t *data.Table, stats []data.ScenarioStats, maxPerScenario int) ([]
 		}
 		users = append(users, u)
 	}
-	return scenarios, users
+	return users
 }
 
 // RenderPrompts renders the scenario-level and user-level prompts of a training split.
 func RenderPrompts(kc Config, sp *data.Splits) ([]kb.Prompt, *kb.Templates, error) {
+	return RenderPromptsOf(kc, sp, nil)
+}
+
+// RenderPromptsOf renders the scenario prompts and those of the given raw
+// user ids only (every user's when users is nil): a report shows a few
+// users' prompts and need not build every user's history for them.
+func RenderPromptsOf(kc Config, sp *data.Splits, users []string) ([]kb.Prompt, *kb.Templates, error) {
 	if sp.Train == nil {
 		return nil, nil, fmt.Errorf("knowledge: prompts need an in-memory training split (data.stream.enabled is on)")
 	}
@@ -69,12 +85,15 @@ func RenderPrompts(kc Config, sp *data.Splits) ([]kb.Prompt, *kb.Templates, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	scenarios, users := Profiles(sp.Train, sp.Stats, kc.MaxPerScenario)
-	sp1, err := tmpl.RenderScenarioPrompts(scenarios)
+	histories := sp.Train.UserHistories
+	if users != nil {
+		histories = func(n int) []data.UserHistory { return sp.Train.UserHistoriesOf(n, users) }
+	}
+	sp1, err := tmpl.RenderScenarioPrompts(scenarioProfiles(sp.Train, sp.Stats))
 	if err != nil {
 		return nil, nil, err
 	}
-	up, err := tmpl.RenderUserPrompts(users, kc.MaxPerScenario)
+	up, err := tmpl.RenderUserPrompts(userProfiles(sp.Train, histories(kc.MaxPerScenario)), kc.MaxPerScenario)
 	if err != nil {
 		return nil, nil, err
 	}

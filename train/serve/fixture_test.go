@@ -186,7 +186,7 @@ func trainAndPredict(dir, name string, dcfg data.Config, predictCSV string, over
 		}
 		defer m.Close()
 		checkpoint = m.Checkpoint.Dir
-		_, err = m.Predict(predictCSV, &out)
+		_, err = m.Predict(predictCSV, &out, data.FormatCSV)
 		return err
 	})
 	if err != nil {
