@@ -26,9 +26,11 @@ func TestAmazon(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "Health_5.json.gz"), gz.Bytes(), 0o644))
 	writeFile(t, dir, "meta_Health.json", `{"asin": "C01", "title": "Vitamin C", "categories": [["Health", "Vitamins"]]}`+"\n")
 
-	sp, err := Load(Config{Format: "amazon", Path: dir, Split: SplitConfig{Ratios: []float64{1, 0, 0}}})
+	cfg := Config{Format: "amazon", Path: dir, Split: SplitConfig{Ratios: []float64{1, 0, 0}}}
+	sp, err := Load(cfg)
 	require.NoError(t, err)
-	raw := sp.Train.Source
+	raw, err := ReadFile(cfg, dir) // as read, before Load keeps only what its tables need
+	require.NoError(t, err)
 	if got := sp.Vocabs.Schema().ScenarioNames(); !equal(got, []string{"Beauty", "Health"}) {
 		t.Fatalf("scenarios %v", got)
 	}

@@ -20,6 +20,7 @@ type readOptions struct {
 	scenarioConst  string // every row's scenario, when the file has no column
 	optionalLabels bool   // predict data: labels may be absent
 	optionalCat    bool   // categorical columns missing from the file are empty
+	size           int64  // the file's size when known, to size the columns
 }
 
 func (c *Config) readOptions(file string) (readOptions, error) {
@@ -159,6 +160,9 @@ func readCSVFile(raw *Raw, file string, cols *Columns, o readOptions) error {
 		return err
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil {
+		o.size = st.Size()
+	}
 	return readCSV(raw, file, f, cols, o)
 }
 
@@ -267,8 +271,28 @@ func (c *csvReader) read(limit int) (int, error) {
 		}
 		c.rp.commit(c.fileIdx)
 		rows++
+		if rows == sizeAfterRows && limit <= 0 {
+			c.growForFile(rows)
+		}
 	}
 	return rows, nil
+}
+
+// sizeAfterRows is how many rows growForFile measures the line length on.
+const sizeAfterRows = 1 << 14
+
+// growForFile makes room in the Raw for the rows the rest of the file
+// holds, estimated from the bytes its first rows took: columns that grow
+// by doubling would copy themselves and leave their old copies as garbage.
+func (c *csvReader) growForFile(rows int) {
+	if c.o.size <= 0 || c.sc.consumed <= 0 {
+		return
+	}
+	left := float64(c.o.size-c.sc.consumed) / float64(c.sc.consumed) * float64(rows)
+	if c.o.maxRows > 0 {
+		left = min(left, float64(c.o.maxRows-rows))
+	}
+	c.rp.raw.grow(int(left * 1.02))
 }
 
 func (c *csvReader) emptyErr() error {

@@ -113,6 +113,13 @@ func Load(cfg Config, opts ...Option) (*Splits, error) {
 		return nil, fmt.Errorf("data: the training split is empty")
 	}
 	sp.Stats = sp.Train.Stats()
+	if sp.Synthetic == nil { // the generator's Raw is its ground truth: kept whole
+		for _, r := range raws {
+			if r != nil {
+				r.compact()
+			}
+		}
+	}
 	return sp, nil
 }
 

@@ -185,6 +185,13 @@ func (r *parquetReader) read(limit int) (int, error) {
 	if r.groups == nil {
 		workers := runtime.GOMAXPROCS(0)
 		r.groups = startOrdered(r.f.NumRowGroups(), workers+1, r.decode)
+		if limit <= 0 { // a whole read: the file says how many rows come
+			rows := 0
+			for g := range r.f.NumRowGroups() {
+				rows += r.f.RowGroupRows(g)
+			}
+			r.raw.grow(rows)
+		}
 	}
 	rows := 0
 	for limit <= 0 || rows < limit {

@@ -2,6 +2,7 @@ package data
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -155,7 +156,46 @@ func (r *Raw) AppendValues(scenario string, cat, num []string) error {
 }
 
 // Len is the number of rows.
-func (r *Raw) Len() int { return len(r.Scenario.Codes) }
+func (r *Raw) Len() int {
+	if len(r.Cat) > 0 { // the user codes outlive compact
+		return len(r.Cat[0].Codes)
+	}
+	return len(r.Scenario.Codes)
+}
+
+// compact frees what encoded tables copied out of a Raw read for them:
+// their rows keep of it only the user and item codes (raw ids for
+// statistics, histories and prompts), the dictionaries and the text.
+func (r *Raw) compact() {
+	r.Scenario.Codes = nil
+	for _, c := range r.Cat[min(2, len(r.Cat)):] {
+		c.Codes = nil
+	}
+	for _, c := range append(slices.Clone(r.Num), r.Labels...) {
+		c.Values = nil
+	}
+	r.Time, r.File, r.Line = nil, nil, nil
+}
+
+// grow makes room for n more rows, so that a read whose size is known
+// (Parquet's row counts, an estimate for CSV) does not copy its columns
+// as they grow.
+func (r *Raw) grow(n int) {
+	if n <= 0 {
+		return
+	}
+	r.Scenario.Codes = slices.Grow(r.Scenario.Codes, n)
+	for _, c := range r.Cat {
+		c.Codes = slices.Grow(c.Codes, n)
+	}
+	for _, c := range append(slices.Clone(r.Num), r.Labels...) {
+		c.Values = slices.Grow(c.Values, n)
+	}
+	if r.Time != nil {
+		r.Time = slices.Grow(r.Time, n)
+	}
+	r.File, r.Line = slices.Grow(r.File, n), slices.Grow(r.Line, n)
+}
 
 // seal seals the dictionaries of a Raw that is read completely.
 func (r *Raw) seal() {

@@ -24,7 +24,8 @@ type scanner struct {
 	next      int      // line number of the next line read
 	rec       []byte   // current record, without its newline
 	fields    [][]byte
-	noNewline bool // the current record ended at EOF without a newline
+	noNewline bool  // the current record ended at EOF without a newline
+	consumed  int64 // bytes read so far
 	long      []byte
 	unq       []byte
 }
@@ -60,6 +61,7 @@ func (s *scanner) readLine() ([]byte, bool, error) {
 	if err != nil && err != io.EOF {
 		return nil, false, &RowError{File: s.file, Line: s.next, Err: err}
 	}
+	s.consumed += int64(len(line))
 	nl := len(line) > 0 && line[len(line)-1] == '\n'
 	if nl {
 		line = line[:len(line)-1]

@@ -51,9 +51,18 @@ func SplitRows(raw *Raw, method SplitMethod, ratios []float64, seed int64) ([3][
 	sum := ratios[0] + ratios[1] + ratios[2]
 	c1 := int(math.Round(float64(n) * ratios[0] / sum))
 	c2 := int(math.Round(float64(n) * (ratios[0] + ratios[1]) / sum))
-	parts[Train], parts[Valid], parts[Test] = order[:c1:c1], order[c1:c2:c2], order[c2:]
-	for i := range parts {
-		slices.Sort(parts[i])
+	// Each part's rows in ascending order: marked, then collected in one
+	// pass into order's storage (no sort of millions of rows).
+	part := make([]uint8, n)
+	for _, i := range order[c1:c2] {
+		part[i] = uint8(Valid)
+	}
+	for _, i := range order[c2:] {
+		part[i] = uint8(Test)
+	}
+	parts[Train], parts[Valid], parts[Test] = order[:0:c1], order[c1:c1:c2], order[c2:c2]
+	for i, p := range part {
+		parts[p] = append(parts[p], int32(i))
 	}
 	return parts, nil
 }
