@@ -224,8 +224,10 @@ func (bt *Batch) resize(n int) {
 // setTableRow overwrites row i with row r of t, recording id as its source.
 func (bt *Batch) setTableRow(i int, t *Table, r int, id int64) {
 	s := bt.Shape
-	bt.Scenario[i] = t.Scenario[r]
-	copy(bt.Cat[i*s.Cat:(i+1)*s.Cat], t.Cat[r*s.Cat:])
+	bt.Scenario[i] = int64(t.Scenario[r])
+	for k, c := range t.Cat[r*s.Cat : (r+1)*s.Cat] {
+		bt.Cat[i*s.Cat+k] = int64(c)
+	}
 	copy(bt.Num[i*s.Num:(i+1)*s.Num], t.Num[r*s.Num:])
 	copy(bt.Label[i*s.Labels:(i+1)*s.Labels], t.Label[r*s.Labels:])
 	bt.Row[i] = id

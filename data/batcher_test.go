@@ -35,7 +35,7 @@ func collect(t *testing.T, tab *Table, src Source, epoch, start int) ([]int64, [
 			t.Fatalf("batch %d has row shape %+v, want %d categorical, %d numeric, %d labels", k, b.Shape, nc, nn, nl)
 		}
 		for j, r := range b.Row {
-			if b.Scenario[j] != tab.Scenario[r] || !equal(b.Cat[j*nc:(j+1)*nc], tab.Cat[r*int64(nc):(r+1)*int64(nc)]) ||
+			if b.Scenario[j] != int64(tab.Scenario[r]) || !equal(b.Cat[j*nc:(j+1)*nc], widen(tab.Cat[r*int64(nc):(r+1)*int64(nc)])) ||
 				!equal(b.Num[j*nn:(j+1)*nn], tab.Num[r*int64(nn):(r+1)*int64(nn)]) || b.Label[j*nl] != tab.Label[r*int64(nl)] {
 				t.Fatalf("batch %d row %d does not match table row %d", k, j, r)
 			}
@@ -46,6 +46,15 @@ func collect(t *testing.T, tab *Table, src Source, epoch, start int) ([]int64, [
 	}
 	require.NoError(t, it.Err())
 	return rows, sizes
+}
+
+// widen is a table's indices as a batch holds them.
+func widen(s []int32) []int64 {
+	out := make([]int64, len(s))
+	for i, v := range s {
+		out[i] = int64(v)
+	}
+	return out
 }
 
 func TestBatcherCoversEveryRowOnce(t *testing.T) {

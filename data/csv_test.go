@@ -240,7 +240,7 @@ func TestPredictFileWithoutLabels(t *testing.T) {
 	require.NoError(t, err)
 	u := sp.Vocabs.Fields[0]
 	want := []int64{u.Index("2"), sp.Vocabs.Fields[1].Index("1"), 0, sp.Vocabs.Fields[1].Index("2")}
-	if !equal(tab.Cat, want) || !equal(tab.Label, []float32{0, 0}) || tab.UserKey(1) != "3" {
+	if !equal(widen(tab.Cat), want) || !equal(tab.Label, []float32{0, 0}) || tab.UserKey(1) != "3" {
 		t.Errorf("cat %v want %v labels %v user %q", tab.Cat, want, tab.Label, tab.UserKey(1))
 	}
 }

@@ -27,7 +27,7 @@ func TestDoubanFixture(t *testing.T) {
 		t.Errorf("schema %+v", s)
 	}
 	// living_place holds UTF-8 Chinese text, kept as is.
-	if got := sp.Vocabs.Fields[2].Token(sp.Train.Cat[2]); got != "北京" {
+	if got := sp.Vocabs.Fields[2].Token(int64(sp.Train.Cat[2])); got != "北京" {
 		t.Errorf("living_place[0] = %q", got)
 	}
 	if sp.Vocabs.Scenarios[0].Description == "" {

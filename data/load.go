@@ -93,33 +93,33 @@ func Load(cfg Config, opts ...Option) (*Splits, error) {
 		}
 		sp.Vocabs = BuildVocabs(raws[Train], rows[Train], cfg.MinCount, fixed)
 	}
+	// A Raw that was read for these tables gives up what they copy as they
+	// fill (encodeParts); the generator's Raw, its ground truth, stays whole.
+	free := sp.Synthetic == nil
 	tables := [3]**Table{&sp.Train, &sp.Valid, &sp.Test}
-	for p := range raws {
-		if raws[p] == nil {
-			*tables[p] = emptyTable(sp.Vocabs.Schema())
-			continue
+	if method == SplitFiles {
+		for p := range raws {
+			if raws[p] == nil {
+				*tables[p] = emptyTable(sp.Vocabs.Schema())
+				continue
+			}
+			ts, err := encodeParts(raws[p], [][]int32{allRows(raws[p].Len())}, sp.Vocabs, free)
+			if err != nil {
+				return nil, err
+			}
+			*tables[p] = ts[0]
 		}
-		r := rows[p]
-		if method == SplitFiles {
-			r = allRows(raws[p].Len())
-		}
-		t, err := encodeRows(raws[p], r, sp.Vocabs)
+	} else {
+		ts, err := encodeParts(raws[Train], rows[:], sp.Vocabs, free)
 		if err != nil {
 			return nil, err
 		}
-		*tables[p] = t
+		sp.Train, sp.Valid, sp.Test = ts[Train], ts[Valid], ts[Test]
 	}
 	if sp.Train.Len() == 0 {
 		return nil, fmt.Errorf("data: the training split is empty")
 	}
 	sp.Stats = sp.Train.Stats()
-	if sp.Synthetic == nil { // the generator's Raw is its ground truth: kept whole
-		for _, r := range raws {
-			if r != nil {
-				r.compact()
-			}
-		}
-	}
 	return sp, nil
 }
 

@@ -54,7 +54,7 @@ func (t *Table) subset(rows []int32) *Table {
 	s := t.Schema
 	nc, nn, nl := len(s.Categorical), len(s.Numeric), len(s.Labels)
 	n := len(rows)
-	out := &Table{Schema: s, Source: t.Source, Scenario: make([]int64, n), Cat: make([]int64, n*nc),
+	out := &Table{Schema: s, Source: t.Source, Scenario: make([]int32, n), Cat: make([]int32, n*nc),
 		Num: make([]float32, n*nn), Label: make([]float32, n*nl)}
 	if t.Time != nil {
 		out.Time = make([]int64, n)

@@ -47,8 +47,8 @@ func newText() *Text {
 // missing); Label holds 0/1 per label.
 type Table struct {
 	Schema   *Schema
-	Scenario []int64   // len N, in 0..len(Schema.Scenarios)-1
-	Cat      []int64   // N*len(Schema.Categorical)
+	Scenario []int32   // len N, in 0..len(Schema.Scenarios)-1
+	Cat      []int32   // N*len(Schema.Categorical); batches widen it to int64
 	Num      []float32 // N*len(Schema.Numeric)
 	Label    []float32 // N*len(Schema.Labels)
 	Time     []int64   // len N, or nil when the data has no timestamps
@@ -74,7 +74,7 @@ func (t *Table) rawKey(i, field int) string {
 		c := t.Source.Cat[field]
 		return c.Dict.Strings[c.Codes[t.SourceRow[i]]]
 	}
-	return itoa(t.Cat[i*len(t.Schema.Categorical)+field])
+	return itoa(int64(t.Cat[i*len(t.Schema.Categorical)+field]))
 }
 
 // rawCode identifies the raw id of field in row i, distinct even for ids
@@ -83,7 +83,7 @@ func (t *Table) rawCode(i, field int) int64 {
 	if t.Source != nil {
 		return int64(t.Source.Cat[field].Codes[t.SourceRow[i]])
 	}
-	return t.Cat[i*len(t.Schema.Categorical)+field]
+	return int64(t.Cat[i*len(t.Schema.Categorical)+field])
 }
 
 // Text returns the words the source data carries, or nil.

@@ -47,16 +47,13 @@ func (v *Vocab) Index(tok string) int64 {
 }
 
 // indexOf maps every code of d to its index.
-func (v *Vocab) indexOf(d *Dict) []int64 {
-	m := make([]int64, len(d.Strings))
+func (v *Vocab) indexOf(d *Dict) []int32 {
 	if d == v.from {
-		for code, i := range v.codes {
-			m[code] = int64(i)
-		}
-		return m
+		return v.codes
 	}
+	m := make([]int32, len(d.Strings))
 	for code, str := range d.Strings {
-		m[code] = v.Index(str)
+		m[code] = int32(v.Index(str))
 	}
 	return m
 }
@@ -263,73 +260,107 @@ func Encode(raw *Raw, v *Vocabs) (*Table, error) {
 
 // encodeRows maps the given rows of raw (none when rows is empty) with v.
 func encodeRows(raw *Raw, rows []int32, v *Vocabs) (*Table, error) {
+	ts, err := encodeParts(raw, [][]int32{rows}, v, false)
+	if err != nil {
+		return nil, err
+	}
+	return ts[0], nil
+}
+
+// encodeParts maps each list of rows of raw with v, column by column.
+// With free, each column of raw that the tables do not read back is
+// dropped once every table has it: the Raw and the tables it fills are
+// never both whole in memory (see Raw.compact).
+func encodeParts(raw *Raw, parts [][]int32, v *Vocabs, free bool) ([]*Table, error) {
 	s := v.Schema()
-	n := len(rows)
-	t := &Table{
-		Schema:    s,
-		Scenario:  make([]int64, n),
-		Cat:       make([]int64, n*len(s.Categorical)),
-		Num:       make([]float32, n*len(s.Numeric)),
-		Label:     make([]float32, n*len(s.Labels)),
-		Source:    raw,
-		SourceRow: rows,
+	nc, nl := len(s.Categorical), len(s.Labels)
+	ts := make([]*Table, len(parts))
+	for p, rows := range parts {
+		ts[p] = &Table{Schema: s, Scenario: make([]int32, len(rows)), Source: raw, SourceRow: rows}
 	}
 	// Scenario: raw code -> id, -1 when unknown.
-	scen := make([]int64, len(raw.Scenario.Dict.Strings))
+	scen := make([]int32, len(raw.Scenario.Dict.Strings))
 	for code, name := range raw.Scenario.Dict.Strings {
 		id, ok := v.ScenarioIndex(name)
-		scen[code] = int64(id)
+		scen[code] = int32(id)
 		if !ok {
 			scen[code] = -1
 		}
 	}
-	for r, i := range rows {
-		id := scen[raw.Scenario.Codes[i]]
-		if id < 0 {
-			return nil, raw.errAt(int(i), raw.Scenario.Name, raw.Scenario.Dict.Strings[raw.Scenario.Codes[i]], ErrUnknownScenario)
+	for p, rows := range parts {
+		for r, i := range rows {
+			id := scen[raw.Scenario.Codes[i]]
+			if id < 0 {
+				return nil, raw.errAt(int(i), raw.Scenario.Name, raw.Scenario.Dict.Strings[raw.Scenario.Codes[i]], ErrUnknownScenario)
+			}
+			ts[p].Scenario[r] = id
 		}
-		t.Scenario[r] = id
 	}
-	nc := len(s.Categorical)
+	for p, rows := range parts {
+		ts[p].Cat = make([]int32, len(rows)*nc)
+	}
 	for f, voc := range v.Fields {
 		col := findCat(raw.Cat, voc.Name)
 		if col == nil {
 			return nil, fmt.Errorf("%s: categorical field %q: %w", rawName(raw), voc.Name, ErrMissingColumn)
 		}
 		m := voc.indexOf(col.Dict)
-		for r, i := range rows {
-			t.Cat[r*nc+f] = m[col.Codes[i]]
+		for p, rows := range parts {
+			cat := ts[p].Cat
+			for r, i := range rows {
+				cat[r*nc+f] = m[col.Codes[i]]
+			}
+		}
+		if free && f >= 2 { // user and item codes stay: raw ids
+			col.Codes = nil
 		}
 	}
-	if err := fillFloats(t.Num, raw.Num, s.Numeric, rows, raw, false); err != nil {
+	floats := func(cols []*NumColumn, names []string, get func(*Table) *[]float32) error {
+		for p, rows := range parts {
+			*get(ts[p]) = make([]float32, len(rows)*len(names))
+		}
+		for f, name := range names {
+			col := findNum(cols, name)
+			if col == nil {
+				return fmt.Errorf("%s: field %q: %w", rawName(raw), name, ErrMissingColumn)
+			}
+			for p, rows := range parts {
+				dst := *get(ts[p])
+				for r, i := range rows {
+					dst[r*len(names)+f] = col.Values[i]
+				}
+			}
+			if free {
+				col.Values = nil
+			}
+		}
+		return nil
+	}
+	if err := floats(raw.Num, s.Numeric, func(t *Table) *[]float32 { return &t.Num }); err != nil {
 		return nil, err
 	}
-	if err := fillFloats(t.Label, raw.Labels, s.Labels, rows, raw, len(raw.Labels) == 0); err != nil {
+	labels := raw.Labels
+	if len(labels) == 0 { // predict data without labels: 0
+		labels = nil
+		for p, rows := range parts {
+			ts[p].Label = make([]float32, len(rows)*nl)
+		}
+	} else if err := floats(labels, s.Labels, func(t *Table) *[]float32 { return &t.Label }); err != nil {
 		return nil, err
 	}
 	if raw.Time != nil {
-		t.Time = make([]int64, n)
-		for r, i := range rows {
-			t.Time[r] = raw.Time[i]
+		for p, rows := range parts {
+			t := make([]int64, len(rows))
+			for r, i := range rows {
+				t[r] = raw.Time[i]
+			}
+			ts[p].Time = t
 		}
 	}
-	return t, nil
-}
-
-func fillFloats(dst []float32, cols []*NumColumn, names []string, rows []int32, raw *Raw, allowMissing bool) error {
-	if allowMissing {
-		return nil
+	if free {
+		raw.compact()
 	}
-	for f, name := range names {
-		col := findNum(cols, name)
-		if col == nil {
-			return fmt.Errorf("%s: field %q: %w", rawName(raw), name, ErrMissingColumn)
-		}
-		for r, i := range rows {
-			dst[r*len(names)+f] = col.Values[i]
-		}
-	}
-	return nil
+	return ts, nil
 }
 
 func rawName(raw *Raw) string {

@@ -44,7 +44,7 @@ func TestBuildVocabs(t *testing.T) {
 	v = BuildVocabs(raw, nil, 1, []ScenarioInfo{{Name: "s2"}, {Name: "s1"}, {Name: "s10"}})
 	tab, err := Encode(raw, v)
 	require.NoError(t, err)
-	if !equal(tab.Scenario, []int64{1, 1, 0, 2, 0}) || tab.Cat[9] != 0 {
+	if !equal(tab.Scenario, []int32{1, 1, 0, 2, 0}) || tab.Cat[9] != 0 {
 		t.Errorf("scenario ids %v, empty item -> %d", tab.Scenario, tab.Cat[9])
 	}
 }
@@ -71,4 +71,26 @@ func TestNaturalCompare(t *testing.T) {
 	if naturalCompare("2", "10") >= 0 || naturalCompare("10", "b") >= 0 || naturalCompare("a", "b") >= 0 {
 		t.Error("natural order")
 	}
+}
+
+// Encoding the rows a vocabulary was counted on goes through their codes;
+// any other rows through the tokens: both map alike, min_count included.
+func TestEncodeByCodesAndByTokens(t *testing.T) {
+	raw := vocabRaw()
+	v := BuildVocabs(raw, nil, 2, nil)
+	byCodes, err := Encode(raw, v)
+	require.NoError(t, err)
+	other := vocabRaw() // the same rows, another dictionary
+	byTokens, err := Encode(other, v)
+	require.NoError(t, err)
+	require.Equal(t, byCodes.Cat, byTokens.Cat)
+	require.Equal(t, []int32{1, 1, 0, 1, 1, 0, 1, 0, 0, 0}, byCodes.Cat, "a and x seen twice; the rest out of vocabulary")
+
+	// A sealed dictionary still interns, the same codes as before.
+	d := raw.Cat[0].Dict
+	raw.seal()
+	require.Equal(t, int32(1), d.codeString("a"))
+	c := d.code([]byte("new"))
+	require.Equal(t, "new", d.Strings[c])
+	require.Equal(t, c, d.codeString("new"))
 }

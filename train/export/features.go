@@ -434,7 +434,7 @@ func (f *Features) KnowledgeRows(t *data.Table) []int64 {
 	for i := range rows {
 		rows[i] = f.UserKnowledge.MissingRow
 		if f.UserKnowledge.Used {
-			rows[i] = f.UserKnowledgeRow(t.Cat[i*fields+f.UserKnowledge.Column])
+			rows[i] = f.UserKnowledgeRow(int64(t.Cat[i*fields+f.UserKnowledge.Column]))
 		}
 	}
 	return rows

@@ -256,8 +256,8 @@ func concatTables(jobs []*job) *data.Table {
 	s := first.Schema
 	out := &data.Table{
 		Schema:   s,
-		Scenario: make([]int64, 0, n),
-		Cat:      make([]int64, 0, n*len(s.Categorical)),
+		Scenario: make([]int32, 0, n),
+		Cat:      make([]int32, 0, n*len(s.Categorical)),
 		Num:      make([]float32, 0, n*len(s.Numeric)),
 		Label:    make([]float32, 0, n*len(s.Labels)),
 	}
