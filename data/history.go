@@ -55,11 +55,13 @@ func (t *Table) UserHistoriesOf(maxPerScenario int, users []string) []UserHistor
 }
 
 // userHistories builds the histories of the users whose raw codes are in
-// wanted (all when nil), grouping rows by raw code: no string is looked up
-// per row, and item text only for the interactions kept.
+// wanted (all when nil). Rows are grouped by raw code (no string per row)
+// and visited from the latest back, so that each user and scenario takes
+// its last maxPerScenario rows and every other row costs a counter check;
+// item strings and text are looked up for the interactions kept.
 func (t *Table) userHistories(maxPerScenario int, wanted map[int64]bool) []UserHistory {
 	S := len(t.Schema.Scenarios)
-	var slot []int32 // raw user code -> index in out + 1; 0: none yet
+	var slot []int32 // raw user code -> index in out + 1; 0: none
 	var out []UserHistory
 	for i := range t.Len() { // first appearance in row order
 		u := t.rawCode(i, 0)
@@ -72,21 +74,17 @@ func (t *Table) userHistories(maxPerScenario int, wanted map[int64]bool) []UserH
 		out = append(out, UserHistory{User: t.UserKey(i), Scenarios: make([][]Interaction, S)})
 		slot[u] = int32(len(out))
 	}
-	nl := len(t.Schema.Labels)
-	keep := func(i int) {
+	// latest[k] lists the rows kept for user slot k/S and scenario k%S,
+	// latest first.
+	latest := make([][]int32, len(out)*S)
+	visit := func(i int) {
 		k := slot[t.rawCode(i, 0)]
 		if k == 0 {
 			return
 		}
-		h := &out[k-1]
-		s := t.Scenario[i]
-		it := Interaction{Item: t.ItemKey(i), Label: t.Label[i*nl]}
-		if t.Time != nil {
-			it.Time = t.Time[i]
-		}
-		h.Scenarios[s] = append(h.Scenarios[s], it)
-		if maxPerScenario > 0 && len(h.Scenarios[s]) > 2*maxPerScenario {
-			h.Scenarios[s] = append(h.Scenarios[s][:0], h.Scenarios[s][len(h.Scenarios[s])-maxPerScenario:]...)
+		at := int(k-1)*S + int(t.Scenario[i])
+		if maxPerScenario <= 0 || len(latest[at]) < maxPerScenario {
+			latest[at] = append(latest[at], int32(i))
 		}
 	}
 	if t.Time != nil && !slices.IsSorted(t.Time) {
@@ -95,34 +93,39 @@ func (t *Table) userHistories(maxPerScenario int, wanted map[int64]bool) []UserH
 			order[i] = int32(i)
 		}
 		slices.SortStableFunc(order, func(a, b int32) int { return cmp.Compare(t.Time[a], t.Time[b]) })
-		for _, i := range order {
-			keep(int(i))
+		for _, i := range slices.Backward(order) {
+			visit(int(i))
 		}
 	} else {
-		for i := range t.Len() {
-			keep(i)
+		for i := t.Len() - 1; i >= 0; i-- {
+			visit(i)
 		}
 	}
 	text := t.Text()
+	nl := len(t.Schema.Labels)
 	for u := range out {
 		h := &out[u]
-		for s, hs := range h.Scenarios {
-			if maxPerScenario > 0 && len(hs) > maxPerScenario {
-				h.Scenarios[s] = hs[len(hs)-maxPerScenario:]
+		if text != nil {
+			h.Text = text.Users[h.User]
+		}
+		for s := range S {
+			rows := latest[u*S+s]
+			if len(rows) == 0 {
+				continue
 			}
-		}
-		if text == nil {
-			continue
-		}
-		h.Text = text.Users[h.User]
-		if len(text.Items) == 0 {
-			continue
-		}
-		for _, hs := range h.Scenarios {
-			for k := range hs {
-				txt := text.Items[hs[k].Item]
-				hs[k].Title, hs[k].Category = txt.Title, txt.Category
+			its := make([]Interaction, len(rows))
+			for k, i := range rows {
+				it := &its[len(rows)-1-k] // oldest first
+				it.Item, it.Label = t.ItemKey(int(i)), t.Label[int(i)*nl]
+				if t.Time != nil {
+					it.Time = t.Time[i]
+				}
+				if text != nil && len(text.Items) > 0 {
+					txt := text.Items[it.Item]
+					it.Title, it.Category = txt.Title, txt.Category
+				}
 			}
+			h.Scenarios[s] = its
 		}
 	}
 	return out
