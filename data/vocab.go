@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
+	"runtime"
 	"slices"
 	"sync"
 )
@@ -211,20 +213,47 @@ func scenarioList(seen []string, fixed []ScenarioInfo, desc map[string]string) [
 
 // keepFrequent returns the values seen at least minCount times, most
 // frequent first (ties by value), and each code's index among them (0 for
-// those left out).
+// those left out). Codes are sorted by count as integers, then each run
+// of equal counts by value, the runs on GOMAXPROCS goroutines: at millions
+// of ids, comparing strings is most of the work.
 func keepFrequent[N int | int32](strs []string, counts []N, minCount int) ([]string, []int32) {
-	var idx []int32
+	var keys []uint64 // count (descending) above code
 	for code := 1; code < len(strs); code++ { // code 0 is the empty value
-		if int(counts[code]) >= minCount {
-			idx = append(idx, int32(code))
+		if c := int(counts[code]); c >= minCount {
+			keys = append(keys, uint64(math.MaxUint32-uint32(min(c, math.MaxUint32)))<<32|uint64(code))
 		}
 	}
-	slices.SortFunc(idx, func(a, b int32) int {
-		if c := cmp.Compare(counts[b], counts[a]); c != 0 {
-			return c
+	slices.Sort(keys)
+	idx := make([]int32, len(keys))
+	for i, k := range keys {
+		idx[i] = int32(uint32(k))
+	}
+	var runs [][]int32
+	for start := 0; start < len(keys); {
+		end := start + 1
+		for end < len(keys) && keys[end]>>32 == keys[start]>>32 {
+			end++
 		}
-		return cmp.Compare(strs[a], strs[b])
-	})
+		if end-start > 1 {
+			runs = append(runs, idx[start:end])
+		}
+		start = end
+	}
+	byValue := func(a, b int32) int { return cmp.Compare(strs[a], strs[b]) }
+	var wg sync.WaitGroup
+	next := make(chan []int32)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for run := range next {
+				slices.SortFunc(run, byValue)
+			}
+		})
+	}
+	for _, run := range runs {
+		next <- run
+	}
+	close(next)
+	wg.Wait()
 	out := make([]string, len(idx))
 	codes := make([]int32, len(strs))
 	for i, code := range idx {
