@@ -336,9 +336,11 @@ func encodeParts(raw *Raw, parts [][]int32, v *Vocabs, free bool) ([]*Table, err
 		m := voc.indexOf(col.Dict)
 		for p, rows := range parts {
 			cat := ts[p].Cat
-			for r, i := range rows {
-				cat[r*nc+f] = m[col.Codes[i]]
-			}
+			inParallel(len(rows), func(lo, hi int) {
+				for r := lo; r < hi; r++ {
+					cat[r*nc+f] = m[col.Codes[rows[r]]]
+				}
+			})
 		}
 		if free && f >= 2 { // user and item codes stay: raw ids
 			col.Codes = nil
@@ -390,6 +392,20 @@ func encodeParts(raw *Raw, parts [][]int32, v *Vocabs, free bool) ([]*Table, err
 		raw.compact()
 	}
 	return ts, nil
+}
+
+// inParallel calls f on GOMAXPROCS parts of [0, n) at once (large n only).
+func inParallel(n int, f func(lo, hi int)) {
+	w := runtime.GOMAXPROCS(0)
+	if n < 1<<16 || w == 1 {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for k := range w {
+		wg.Go(func() { f(n*k/w, n*(k+1)/w) })
+	}
+	wg.Wait()
 }
 
 func rawName(raw *Raw) string {
