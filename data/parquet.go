@@ -425,14 +425,16 @@ func (d *groupDecoder) text(c int) (textColumn, error) {
 	if col == nil {
 		return textColumn{dict: []string{"", d.r.consts[c-len(d.r.f.Columns)]}}, nil
 	}
-	var ch pq.Chunk
-	if err := d.r.f.ReadText(d.g.index, c, &ch); err != nil {
+	ch := &d.chunk
+	if err := d.r.f.ReadText(d.g.index, c, ch); err != nil {
 		return textColumn{}, d.chunkErr(c, err)
 	}
 	if ch.Rows != d.g.rows {
 		return textColumn{}, d.chunkErr(c, fmt.Errorf("%w: %d values for %d rows", pq.ErrCorrupt, ch.Rows, d.g.rows))
 	}
-	return textColumn{codes: ch.Codes, dict: ch.Dict}, nil
+	t := textColumn{codes: ch.Codes, dict: ch.Dict}
+	ch.Codes, ch.Dict = nil, nil // kept by t; the chunk's other buffers are reused
+	return t, nil
 }
 
 // numbers reads the column at position c as float32 through conv (text,

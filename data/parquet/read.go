@@ -14,6 +14,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 
 	"github.com/parquet-go/parquet-go"
@@ -199,6 +200,8 @@ func unitsPerSecond(u format.TimeUnitValue) int64 {
 }
 
 // Chunk is one column of one row group, decoded by ReadText or ReadNumbers.
+// A Chunk may be read into again; a caller that keeps Codes or Dict sets
+// them to nil first.
 type Chunk struct {
 	Rows int
 	// Text: row i's value is Dict[Codes[i]]; code 0 is the empty value
@@ -215,29 +218,41 @@ type Chunk struct {
 	scratch []int32 // codes of one page's non-null values
 }
 
-func (c *Chunk) reset() {
+// reset empties c for a chunk of rows rows, with room for them all: a
+// chunk that grew by appending would leave a copy of itself as garbage at
+// every doubling.
+func (c *Chunk) reset(rows int, col *Column, text bool) {
 	c.Rows = 0
-	c.Codes, c.Dict = c.Codes[:0], append(c.Dict[:0], "")
-	c.Values, c.Ints, c.Null = c.Values[:0], c.Ints[:0], nil
+	c.Dict = append(c.Dict[:0], "")
+	c.Codes, c.Values, c.Ints, c.Null = c.Codes[:0], c.Values[:0], c.Ints[:0], nil
+	switch {
+	case text:
+		c.Codes = slices.Grow(c.Codes, rows)
+		c.scratch = slices.Grow(c.scratch[:0], rows)
+	case col.Kind == Int:
+		c.Values, c.Ints = slices.Grow(c.Values, rows), slices.Grow(c.Ints, rows)
+	default:
+		c.Values = slices.Grow(c.Values, rows)
+	}
 }
 
 // ReadText decodes column col of row group g as text: strings as they are,
 // numbers in their shortest decimal form, booleans as true/false.
 func (f *File) ReadText(g, col int, dst *Chunk) error {
-	dst.reset()
 	c := &f.Columns[col]
+	dst.reset(f.RowGroupRows(g), c, true)
 	if c.Kind == Other {
 		return fmt.Errorf("type %s cannot be read", c.Type)
 	}
-	tx := textDecoder{col: c, dst: dst}
+	tx := textDecoder{col: c, dst: dst, sizeHint: min(f.RowGroupRows(g)/2, 1<<16)}
 	return f.pages(g, c, tx.page)
 }
 
 // ReadNumbers decodes column col of row group g as numbers. Text columns
 // are an error: the caller decides how to parse text.
 func (f *File) ReadNumbers(g, col int, dst *Chunk) error {
-	dst.reset()
 	c := &f.Columns[col]
+	dst.reset(f.RowGroupRows(g), c, false)
 	if c.Kind == Text || c.Kind == Other {
 		return fmt.Errorf("type %s is not a number", c.Type)
 	}
@@ -316,6 +331,7 @@ type textDecoder struct {
 	numbers   map[uint64]int32 // plain numbers seen, by their bits
 	generic   map[string]int32 // values read one by one (booleans, INT96)
 	buf       []parquet.Value
+	sizeHint  int // for the maps: distinct values expected at most
 }
 
 func (t *textDecoder) add(s string) int32 {
@@ -347,7 +363,7 @@ func (t *textDecoder) page(p parquet.Page) error {
 		switch data.Kind() {
 		case encoding.ByteArray:
 			if t.bytes == nil {
-				t.bytes = map[string]int32{}
+				t.bytes = make(map[string]int32, t.sizeHint)
 			}
 			b, off := data.ByteArray()
 			for i := 0; i+1 < len(off); i++ {
@@ -362,7 +378,7 @@ func (t *textDecoder) page(p parquet.Page) error {
 			}
 		case encoding.Int32, encoding.Int64, encoding.Float, encoding.Double:
 			if t.numbers == nil {
-				t.numbers = map[uint64]int32{}
+				t.numbers = make(map[uint64]int32, t.sizeHint)
 			}
 			for i := range numValues(data) {
 				key := numberBits(data, i)
