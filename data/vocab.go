@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"math"
 	"runtime"
@@ -86,10 +87,25 @@ func (v *Vocab) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	v.Name, v.MinCount, v.Tokens = j.Name, j.MinCount, j.Tokens
-	if v.Index(""); len(v.index) != len(j.Tokens) {
+	if hasDuplicates(j.Tokens) {
 		return fmt.Errorf("vocab %q: duplicate tokens", j.Name)
 	}
 	return nil
+}
+
+// hasDuplicates reports whether a token repeats, with a set of 8-byte
+// hashes (a tenth of a map of the tokens; a shared hash is checked exactly).
+func hasDuplicates(tokens []string) bool {
+	seed := maphash.MakeSeed()
+	seen := make(map[uint64]int32, len(tokens))
+	for i, t := range tokens {
+		h := maphash.String(seed, t)
+		if j, ok := seen[h]; ok && tokens[j] == t {
+			return true
+		}
+		seen[h] = int32(i)
+	}
+	return false
 }
 
 // Vocabs is everything needed to map raw data as training did: the
@@ -217,7 +233,7 @@ func scenarioList(seen []string, fixed []ScenarioInfo, desc map[string]string) [
 // of equal counts by value, the runs on GOMAXPROCS goroutines: at millions
 // of ids, comparing strings is most of the work.
 func keepFrequent[N int | int32](strs []string, counts []N, minCount int) ([]string, []int32) {
-	var keys []uint64 // count (descending) above code
+	var keys []uint64                         // count (descending) above code
 	for code := 1; code < len(strs); code++ { // code 0 is the empty value
 		if c := int(counts[code]); c >= minCount {
 			keys = append(keys, uint64(math.MaxUint32-uint32(min(c, math.MaxUint32)))<<32|uint64(code))
