@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	pq "github.com/msrtrain/msrtrain/data/parquet"
 )
@@ -564,14 +565,19 @@ func (r *parquetReader) appendRows(end int) (int, error) {
 // appendTaken appends the given rows of the current group to raw.
 func (r *parquetReader) appendTaken(take []int) int {
 	g, raw := r.cur, r.raw
-	for _, i := range take {
-		raw.Scenario.Codes = append(raw.Scenario.Codes, g.scen.globalCode(i, raw.Scenario.Dict))
-	}
+	// Each categorical column interns into its own dictionary: one
+	// goroutine per column (the item ids' is the longest part of a read).
+	var wg sync.WaitGroup
 	for j := range g.cat {
 		col := raw.Cat[j]
-		for _, i := range take {
-			col.Codes = append(col.Codes, g.cat[j].globalCode(i, col.Dict))
-		}
+		wg.Go(func() {
+			for _, i := range take {
+				col.Codes = append(col.Codes, g.cat[j].globalCode(i, col.Dict))
+			}
+		})
+	}
+	for _, i := range take {
+		raw.Scenario.Codes = append(raw.Scenario.Codes, g.scen.globalCode(i, raw.Scenario.Dict))
 	}
 	for j, vals := range g.num {
 		col := raw.Num[j]
@@ -598,6 +604,7 @@ func (r *parquetReader) appendTaken(take []int) int {
 		raw.File = append(raw.File, r.fileIdx)
 		raw.Line = append(raw.Line, int32(g.first+i+1))
 	}
+	wg.Wait()
 	if g.title.dict != nil || g.category.dict != nil {
 		items := raw.Cat[1]
 		for k, i := range take {
