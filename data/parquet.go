@@ -114,9 +114,6 @@ func openParquet(part pq.Part, cols *Columns, o readOptions) (*parquetReader, er
 		var re *RowError
 		if errors.As(err, &re) {
 			re.Line, re.Place = 0, "schema"
-			if errors.Is(err, ErrMissingColumn) {
-				re.Err = fmt.Errorf("%w; the file has columns %s", re.Err, strings.Join(r.names, ", "))
-			}
 		}
 		return nil, err
 	}

@@ -188,7 +188,7 @@ func TestParquetBadFiles(t *testing.T) {
 		{"wrong type", fx.at("wrong_type.parquet"), fx.synth, ErrColumnType,
 			`: schema: column "click": wrong column type: BYTE_ARRAY (STRING), but a label needs numbers`},
 		{"missing column", good, missing, ErrMissingColumn,
-			`: schema: column "price": required column missing (numeric); the file has columns scenario, user_id, item_id,`},
+			`: schema: column "price": required column missing (numeric); the file's columns are "scenario", "user_id", "item_id",`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Load(asParquet(c.cfg, c.path))

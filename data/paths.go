@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	pq "github.com/msrtrain/msrtrain/data/parquet"
 )
 
 // configPath is one file or directory a data config names, with its key.
@@ -51,13 +53,20 @@ func ResolvePath(base, path string) (string, error) {
 }
 
 // CheckPaths names the config key of a file or directory that is not
-// there, before any reading starts.
+// there (or, for Parquet, a glob pattern that matches nothing), before
+// any reading starts.
 func (c *Config) CheckPaths() error {
 	if c.Format.Generated() {
 		return nil
 	}
 	for _, p := range c.pathKeys() {
 		if *p.path == "" {
+			continue
+		}
+		if c.Format == FormatParquet && pq.IsPattern(*p.path) {
+			if matches, err := filepath.Glob(*p.path); err != nil || len(matches) == 0 {
+				return fmt.Errorf("%s: %s: no file matches the pattern", p.key, *p.path)
+			}
 			continue
 		}
 		if _, err := os.Stat(*p.path); err != nil {

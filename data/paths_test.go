@@ -62,6 +62,12 @@ func TestMissingFileNamesItsKey(t *testing.T) {
 		require.Error(t, err, tc.key)
 		assert.Equal(t, tc.key+": "+missing+": no such file or directory", err.Error())
 	}
+	// A Parquet glob pattern that matches nothing is named the same way.
+	cfg := csvConfig(p)
+	cfg.Format, cfg.Path = FormatParquet, filepath.Join(dir, "part-*.parquet")
+	_, err := Load(cfg)
+	require.Error(t, err)
+	assert.Equal(t, "data.path: "+cfg.Path+": no file matches the pattern", err.Error())
 }
 
 func TestResolvePaths(t *testing.T) {

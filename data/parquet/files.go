@@ -46,7 +46,7 @@ func Expand(paths []string) ([]Part, error) {
 			}
 		case err == nil:
 			files = []string{p}
-		case hasMeta(p):
+		case IsPattern(p):
 			matches, err := filepath.Glob(p)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", p, err)
@@ -80,7 +80,8 @@ func Expand(paths []string) ([]Part, error) {
 	return out, nil
 }
 
-func hasMeta(p string) bool { return strings.ContainsAny(p, "*?[") }
+// IsPattern reports whether p is a glob pattern rather than a path.
+func IsPattern(p string) bool { return strings.ContainsAny(p, "*?[") }
 
 func hidden(name string) bool { return strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".") }
 

@@ -72,10 +72,11 @@ func (m *exportedModel) Score(t *data.Table) ([]float32, error) {
 	n := int64(t.Len())
 	sc := torch.NewScope()
 	defer sc.Close()
+	// Tables hold indices as int32; the module's contract is int64.
 	p := m.module.Forward(
-		torch.FromSlice(t.Cat, n, int64(len(m.feats.Categorical))),
+		torch.FromSlice(t.Cat, n, int64(len(m.feats.Categorical))).ToDType(torch.Int64),
 		torch.FromSlice(t.Num, n, int64(len(m.feats.Numeric))),
-		torch.FromSlice(t.Scenario, n),
+		torch.FromSlice(t.Scenario, n).ToDType(torch.Int64),
 		torch.FromSlice(m.feats.KnowledgeRows(t), n),
 	)
 	probs, err := p.Float32s()
