@@ -59,7 +59,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{[]string{"model.meta.placement=top"}, `unknown meta placement "top": want bottom or branch`},
 		{[]string{"knowledge.encoder=learned", "knowledge.learned.dim=0"}, "knowledge.learned.dim = 0: must be positive"},
 		{[]string{"knowledge.encoder=random", "knowledge.random.dim=-1"}, "knowledge.random.dim = -1: must be positive"},
-		{[]string{"data.format=parquet"}, `format "parquet"`},
+		{[]string{"data.format=orc"}, `format "orc"`},
+		{[]string{"data.format=parquet"}, "format parquet needs path, files or train"},
 	}
 	for _, tc := range tests {
 		cfg, err := LoadConfig("", tc.sets)
