@@ -197,16 +197,8 @@ func (e *Explainer) explainUserAt(idx int64, requireReasoning bool) (report.Expl
 	if s := e.main[idx]; s >= 0 {
 		x.MainScenario = names[s]
 	}
-	if x.EffectsMissing == "" {
-		if !e.cfg.Model.Meta.Levels.User() {
-			x.EffectsMissing = fmt.Sprintf("the model has no user-level meta networks (model.meta.levels = %s)", e.cfg.Model.Meta.Levels)
-		} else if err := e.measure(); err != nil {
-			return x, err
-		} else {
-			x.Effects, x.EffectsAgainst = e.users[idx], "the learned fallback vector"
-		}
-	}
-	return x, nil
+	err = e.addEffects(&x, "user", e.cfg.Model.Meta.Levels.User(), func() []report.Effect { return e.users[idx] }, "the learned fallback vector")
+	return x, err
 }
 
 // ExplainScenario explains a scenario's knowledge like ExplainUser.
@@ -220,16 +212,27 @@ func (e *Explainer) ExplainScenario(name string, requireReasoning bool) (report.
 		return x, err
 	}
 	x.MainScenario = name
-	if x.EffectsMissing == "" {
-		if !e.cfg.Model.Meta.Levels.Scenario() {
-			x.EffectsMissing = fmt.Sprintf("the model has no scenario-level meta networks (model.meta.levels = %s)", e.cfg.Model.Meta.Levels)
-		} else if err := e.measure(); err != nil {
-			return x, err
-		} else {
-			x.Effects, x.EffectsAgainst = e.scenarios[id], "the mean scenario vector"
-		}
+	err = e.addEffects(&x, "scenario", e.cfg.Model.Meta.Levels.Scenario(), func() []report.Effect { return e.scenarios[id] }, "the mean scenario vector")
+	return x, err
+}
+
+// addEffects fills in how far one meta level's knowledge moves the logits
+// (effects, read once measure has run), against what it is swapped for,
+// or says why the model has no such level. An explanation that already
+// says why its effects are missing is left as it is.
+func (e *Explainer) addEffects(x *report.Explanation, level string, has bool, effects func() []report.Effect, against string) error {
+	if x.EffectsMissing != "" {
+		return nil
 	}
-	return x, nil
+	if !has {
+		x.EffectsMissing = fmt.Sprintf("the model has no %s-level meta networks (model.meta.levels = %s)", level, e.cfg.Model.Meta.Levels)
+		return nil
+	}
+	if err := e.measure(); err != nil {
+		return err
+	}
+	x.Effects, x.EffectsAgainst = effects(), against
+	return nil
 }
 
 // explain fills what the store and the prompts say about key.

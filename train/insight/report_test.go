@@ -16,6 +16,7 @@ import (
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
 	kb "github.com/msrtrain/msrtrain/data/knowledge"
+	"github.com/msrtrain/msrtrain/model"
 	"github.com/msrtrain/msrtrain/train"
 	"github.com/msrtrain/msrtrain/train/report"
 	"github.com/msrtrain/msrtrain/train/report/reporttest"
@@ -140,14 +141,20 @@ func explainTrainedRun(t *testing.T, cfg train.Config) {
 		x   report.Explanation
 		err error
 	}
-	explain := func(user, scenario string) explained {
+	// levels, when given, is what the explainer is told the model's meta
+	// levels are.
+	explain := func(user, scenario string, levels ...model.MetaLevels) explained {
 		out, _ := onTorchThread(func() (explained, error) {
 			l, err := train.LoadModel(cfg.Out, "cpu", 1)
 			if err != nil {
 				return explained{err: err}, nil
 			}
 			defer l.Close()
-			e, err := NewExplainer(l.Checkpoint.Config, l)
+			c := l.Checkpoint.Config
+			for _, lv := range levels {
+				c.Model.Meta.Levels = lv
+			}
+			e, err := NewExplainer(c, l)
 			if err != nil {
 				return explained{err: err}, nil
 			}
@@ -205,6 +212,21 @@ func explainTrainedRun(t *testing.T, cfg train.Config) {
 	assert.Equal(t, "search", s.x.Effects[0].Scenario)
 	assert.Greater(t, s.x.Effects[0].Rows, 600, "every search row of the three splits")
 	assert.Greater(t, s.x.Effects[0].MeanAbsShift, 0.0)
+
+	// A level the model does not have has no effects, and the explanation says why.
+	for _, c := range []struct {
+		user, scenario string
+		levels         model.MetaLevels
+		want           string
+	}{
+		{"u1", "", model.LevelsScenario, "the model has no user-level meta networks (model.meta.levels = scenario)"},
+		{"", "search", model.LevelsUser, "the model has no scenario-level meta networks (model.meta.levels = user)"},
+	} {
+		x := explain(c.user, c.scenario, c.levels)
+		require.NoError(t, x.err)
+		assert.Empty(t, x.x.Effects)
+		assert.Equal(t, c.want, x.x.EffectsMissing)
+	}
 }
 
 // An interrupted run (no summary.json) still gets a page, saying what it lacks.
