@@ -452,12 +452,9 @@ func (d *groupDecoder) numbers(c int, parse func([]byte) (float32, error), conv 
 		}
 		return out, nil
 	}
-	ch := &d.chunk
-	if err := d.r.f.ReadNumbers(d.g.index, c, ch); err != nil {
-		return nil, d.chunkErr(c, err)
-	}
-	if ch.Rows != d.g.rows {
-		return nil, d.chunkErr(c, fmt.Errorf("%w: %d values for %d rows", pq.ErrCorrupt, ch.Rows, d.g.rows))
+	ch, err := d.numberChunk(c)
+	if err != nil {
+		return nil, err
 	}
 	_, nullErr := parse(nil)
 	for i, x := range ch.Values {
@@ -475,6 +472,19 @@ func (d *groupDecoder) numbers(c int, parse func([]byte) (float32, error), conv 
 }
 
 func formatNumber(x float64) string { return fmt.Sprint(x) }
+
+// numberChunk reads the number column at position c of the row group into
+// the decoder's reused chunk, which must hold a value (or a null) per row.
+func (d *groupDecoder) numberChunk(c int) (*pq.Chunk, error) {
+	ch := &d.chunk
+	if err := d.r.f.ReadNumbers(d.g.index, c, ch); err != nil {
+		return nil, d.chunkErr(c, err)
+	}
+	if ch.Rows != d.g.rows {
+		return nil, d.chunkErr(c, fmt.Errorf("%w: %d values for %d rows", pq.ErrCorrupt, ch.Rows, d.g.rows))
+	}
+	return ch, nil
+}
 
 // times reads the time column at position c as Unix seconds (timestamps
 // and dates converted; integers as they are; text parsed as in CSV).
@@ -500,12 +510,9 @@ func (d *groupDecoder) times(c int) ([]int64, error) {
 		}
 		return out, nil
 	}
-	ch := &d.chunk
-	if err := d.r.f.ReadNumbers(d.g.index, c, ch); err != nil {
-		return nil, d.chunkErr(c, err)
-	}
-	if ch.Rows != d.g.rows {
-		return nil, d.chunkErr(c, fmt.Errorf("%w: %d values for %d rows", pq.ErrCorrupt, ch.Rows, d.g.rows))
+	ch, err := d.numberChunk(c)
+	if err != nil {
+		return nil, err
 	}
 	_, nullErr := parseTime(nil)
 	for i := range out {
