@@ -395,19 +395,25 @@ func parseLabel(b []byte, threshold *float64) (float32, error) {
 		}
 	}
 	v, err := strconv.ParseFloat(string(b), 64)
-	if err != nil || math.IsNaN(v) {
+	if err != nil {
 		return 0, fmt.Errorf("%w, got a non-number", ErrLabel)
 	}
-	if threshold != nil {
-		if v > *threshold {
+	return labelValue(v, threshold)
+}
+
+// labelValue applies parseLabel's rule to a number (a Parquet label).
+func labelValue(x float64, threshold *float64) (float32, error) {
+	switch {
+	case math.IsNaN(x):
+		return 0, fmt.Errorf("%w, got a non-number", ErrLabel)
+	case threshold != nil:
+		if x > *threshold {
 			return 1, nil
 		}
 		return 0, nil
-	}
-	switch v {
-	case 0:
+	case x == 0:
 		return 0, nil
-	case 1:
+	case x == 1:
 		return 1, nil
 	}
 	return 0, ErrLabel

@@ -373,24 +373,6 @@ func (r *parquetReader) decode(g int) (*parquetGroup, error) {
 	return grp, nil
 }
 
-// labelValue applies parseLabel's rule to a number.
-func labelValue(x float64, threshold *float64) (float32, error) {
-	switch {
-	case math.IsNaN(x):
-		return 0, fmt.Errorf("%w, got a non-number", ErrLabel)
-	case threshold != nil:
-		if x > *threshold {
-			return 1, nil
-		}
-		return 0, nil
-	case x == 0:
-		return 0, nil
-	case x == 1:
-		return 1, nil
-	}
-	return 0, ErrLabel
-}
-
 // groupDecoder decodes the columns of one row group and collects each
 // row's first error.
 type groupDecoder struct {
