@@ -61,9 +61,6 @@ type Column struct {
 	nullable bool
 }
 
-// IsTime reports whether the column holds timestamps or dates.
-func (c *Column) IsTime() bool { return c.UnitsPerSecond != 0 || c.Int96 }
-
 // File is an open Parquet file. Its methods may be called from several
 // goroutines at once (each decodes its own column chunks).
 type File struct {
