@@ -174,17 +174,8 @@ func readCSV(raw *Raw, file string, r io.Reader, cols *Columns, o readOptions) e
 	if err != nil {
 		return err
 	}
-	if err := c.into(raw); err != nil {
-		return err
-	}
-	n, err := c.read(o.maxRows)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return c.emptyErr()
-	}
-	return nil
+	_, err = readWhole(c, raw, o.maxRows)
+	return err
 }
 
 // csvReader reads the rows of one delimited file into a Raw, in blocks if

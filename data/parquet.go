@@ -57,14 +57,7 @@ func readParquetPart(raw *Raw, part pq.Part, cols *Columns, o readOptions) (int,
 		return 0, err
 	}
 	defer r.close()
-	if err := r.into(raw); err != nil {
-		return 0, err
-	}
-	n, err := r.read(o.maxRows)
-	if err == nil && n == 0 {
-		err = r.emptyErr()
-	}
-	return n, err
+	return readWhole(r, raw, o.maxRows)
 }
 
 // parquetReader reads the rows of one Parquet file into a Raw, in blocks

@@ -21,6 +21,19 @@ type rowReader interface {
 	close()
 }
 
+// readWhole appends the rows of r to raw, up to maxRows when it is
+// positive, and returns how many; a file that gave none is r.emptyErr().
+func readWhole(r rowReader, raw *Raw, maxRows int) (int, error) {
+	if err := r.into(raw); err != nil {
+		return 0, err
+	}
+	n, err := r.read(maxRows)
+	if err == nil && n == 0 {
+		err = r.emptyErr()
+	}
+	return n, err
+}
+
 // openRows opens one file of the dataset for reading in blocks.
 func (c *Config) openRows(file string) (rowReader, error) {
 	if c.Format == FormatParquet {
