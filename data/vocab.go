@@ -386,13 +386,11 @@ func encodeParts(raw *Raw, parts [][]int32, v *Vocabs, free bool) ([]*Table, err
 	if err := floats(raw.Num, s.Numeric, func(t *Table) *[]float32 { return &t.Num }); err != nil {
 		return nil, err
 	}
-	labels := raw.Labels
-	if len(labels) == 0 { // predict data without labels: 0
-		labels = nil
+	if len(raw.Labels) == 0 { // predict data without labels: 0
 		for p, rows := range parts {
 			ts[p].Label = make([]float32, len(rows)*nl)
 		}
-	} else if err := floats(labels, s.Labels, func(t *Table) *[]float32 { return &t.Label }); err != nil {
+	} else if err := floats(raw.Labels, s.Labels, func(t *Table) *[]float32 { return &t.Label }); err != nil {
 		return nil, err
 	}
 	if raw.Time != nil {
