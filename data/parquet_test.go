@@ -134,6 +134,7 @@ func TestParquetBadRows(t *testing.T) {
 	}
 	assert.Equal(t, holes, got.Skipped.Count)
 	var label *RowError
+	require.Len(t, got.Skipped.First, maxBadRowsKept, "the first skipped rows are kept in full")
 	for _, e := range got.Skipped.First {
 		assert.Contains(t, e.Error(), "row group 0, row ")
 	}
