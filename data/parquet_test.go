@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -65,11 +66,34 @@ func TestParquetReadsAsCSV(t *testing.T) {
 			requireSameSplits(t, c.csv, got)
 		})
 	}
-	// The fixtures hold what the cases claim: nulls and several row groups.
+	// The fixtures hold what the cases claim: dictionary-encoded text and
+	// plain text, nulls and several row groups.
+	assert.True(t, firstPageHasDictionary(t, fx.at("synth_snappy.parquet")), "synth_snappy.parquet")
+	assert.False(t, firstPageHasDictionary(t, fx.at("synth_plain.parquet")), "synth_plain.parquet")
 	raw, err := ReadFile(asParquet(fx.ids, ""), fx.at("ids.parquet"))
 	require.NoError(t, err)
 	assert.Contains(t, column(raw, 2), "", "a null city reads as the empty value")
 	assert.Greater(t, raw.Line[raw.Len()-1], int32(4096), "rows are numbered across row groups")
+}
+
+// firstPageHasDictionary reports whether the first page of a file's first
+// column (text) refers to a dictionary, as the readers' dictionary path
+// expects, or holds its values plain.
+func firstPageHasDictionary(t *testing.T, path string) bool {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	st, err := f.Stat()
+	require.NoError(t, err)
+	pf, err := parquet.OpenFile(f, st.Size())
+	require.NoError(t, err)
+	pages := pf.RowGroups()[0].ColumnChunks()[0].Pages()
+	defer pages.Close()
+	p, err := pages.ReadPage()
+	require.NoError(t, err)
+	defer parquet.Release(p)
+	return p.Dictionary() != nil
 }
 
 // rowKeys renders every row of raw, sorted: the rows as a multiset.
