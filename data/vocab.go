@@ -49,9 +49,10 @@ func (v *Vocab) Index(tok string) int64 {
 	return v.index[tok]
 }
 
-// indexOf maps every code of d to its index.
+// indexOf maps every code of d to its index: through the codes counted
+// when d is the dictionary they were counted on and has no string since.
 func (v *Vocab) indexOf(d *Dict) []int32 {
-	if d == v.from {
+	if d == v.from && len(d.Strings) == len(v.codes) {
 		return v.codes
 	}
 	m := make([]int32, len(d.Strings))

@@ -93,4 +93,11 @@ func TestEncodeByCodesAndByTokens(t *testing.T) {
 	c := d.code([]byte("new"))
 	require.Equal(t, "new", d.Strings[c])
 	require.Equal(t, c, d.codeString("new"))
+
+	// A row added after counting, with a value the counting did not see,
+	// encodes as out of vocabulary; the rows counted keep their indices.
+	raw.appendRow(0, 6, raw.Scenario.Dict.codeString("s1"), []int32{c, raw.Cat[1].Dict.codeString("x")}, nil, []float32{0}, 0)
+	grown, err := Encode(raw, v)
+	require.NoError(t, err)
+	require.Equal(t, []int32{1, 1, 0, 1, 1, 0, 1, 0, 0, 0, 0, 1}, grown.Cat)
 }
