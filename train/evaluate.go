@@ -136,40 +136,19 @@ type ScoredRow struct {
 	Prob           float32
 }
 
-// ScoreRows scores every row of the parts of splits (mapped with the
-// model's vocabularies) in a fixed order: the parts as given, each in
-// evaluation batches without shuffling, grouped by scenario within a batch,
-// so that two calls line up row by row.
-func (l *Loaded) ScoreRows(splits *data.Splits, parts ...data.Part) ([]ScoredRow, error) {
-	var srcs []data.Source
-	for _, part := range parts {
-		src, err := splits.Source(part, l.scorer().batches)
-		if err != nil {
-			return nil, err
-		}
-		srcs = append(srcs, src)
-	}
-	return l.scoreSources(srcs)
-}
-
-// ScoreTables is ScoreRows for tables (a sample of the splits, say).
+// ScoreTables scores every row of the tables (mapped with the model's
+// vocabularies) in a fixed order: the tables as given, each in evaluation
+// batches without shuffling, grouped by scenario within a batch, so that
+// two calls line up row by row.
 func (l *Loaded) ScoreTables(tables ...*data.Table) ([]ScoredRow, error) {
-	var srcs []data.Source
-	for _, t := range tables {
-		src, err := data.NewBatcher(t, l.scorer().batches)
-		if err != nil {
-			return nil, err
-		}
-		srcs = append(srcs, src)
-	}
-	return l.scoreSources(srcs)
-}
-
-func (l *Loaded) scoreSources(srcs []data.Source) ([]ScoredRow, error) {
 	s := l.scorer()
 	var out []ScoredRow
-	for _, src := range srcs {
-		err := s.score(src, func(g *grouper, probs []float32) error {
+	for _, t := range tables {
+		src, err := data.NewBatcher(t, s.batches)
+		if err != nil {
+			return nil, err
+		}
+		err = s.score(src, func(g *grouper, probs []float32) error {
 			for i, p := range probs {
 				out = append(out, ScoredRow{User: g.user[i], Scenario: g.scenario[i], Prob: p})
 			}
