@@ -163,7 +163,7 @@ func (r *run) endEpoch(loss epochLoss, epochs *rundir.Log[rundir.Epoch]) (stop b
 	if err != nil {
 		return false, err
 	}
-	r.lastValid = lastValid{epoch, valid}
+	r.lastValid = valid
 	improved := r.watch(valid, epoch)
 	if valid != nil {
 		fmt.Fprintf(r.log, "epoch %d/%d  train loss %.4f  valid:\n", epoch, r.cfg.Train.Epochs, loss.mean())
@@ -230,9 +230,9 @@ func (r *run) finalTest(res *Result) error {
 		}
 	}
 	var err error
-	if last := r.lastValid; r.ranks == nil && last.report != nil && last.epoch == r.state.BestEpoch && last.epoch == r.state.EpochsDone {
+	if r.ranks == nil && r.lastValid != nil && r.state.BestEpoch == r.state.EpochsDone {
 		// The weights in memory are the best epoch's, validated at its end.
-		res.Valid = last.report
+		res.Valid = r.lastValid
 	} else {
 		if err := r.restoreBest(bestDir); err != nil {
 			return err

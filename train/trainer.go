@@ -79,16 +79,13 @@ type run struct {
 	stopAll bool
 	// reducer overlaps the gradient all-reduce with backward (dist.overlap); nil otherwise.
 	reducer *ddp.Reducer
-	// lastValid is the last validation this process ran.
-	lastValid lastValid
+	// lastValid is the validation of epoch state.EpochsDone when this
+	// process ran it (nil before its first epoch ends, or without a
+	// validation split).
+	lastValid *metrics.Report
 	// testPredictions are the best epoch's on the test split, kept for the
 	// comparison with the baseline.
 	testPredictions *metrics.Accumulator
-}
-
-type lastValid struct {
-	epoch  int // from 1
-	report *metrics.Report
 }
 
 // Setup prepares the torch runtime for the calling goroutine: it locks it
