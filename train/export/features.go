@@ -51,7 +51,9 @@ type Features struct {
 	VocabulariesFile string `json:"vocabularies_file"`
 
 	vocab *Vocabularies
-	index []map[string]int64 // per categorical column: raw value → index
+	// vocabs are vocab as data.Vocabs, built by attach: Encode and
+	// data.Encode (DataVocabs) share their lookups, built when first used.
+	vocabs *data.Vocabs
 }
 
 // ModelInfo says what was exported.
@@ -265,15 +267,17 @@ func (f *Features) check(v *Vocabularies) error {
 
 func (f *Features) attach(v *Vocabularies) {
 	f.vocab = v
-	f.index = make([]map[string]int64, len(f.Categorical))
-	for i, c := range f.Categorical {
-		tokens := v.Fields[c.Name]
-		m := make(map[string]int64, len(tokens))
-		for j, t := range tokens {
-			m[t] = int64(j + 1)
-		}
-		f.index[i] = m
+	f.vocabs = &data.Vocabs{Labels: []string{f.Label}}
+	for _, s := range f.Scenarios {
+		f.vocabs.Scenarios = append(f.vocabs.Scenarios, data.ScenarioInfo{Name: s.Name, Description: s.Description})
 	}
+	for _, c := range f.Categorical {
+		f.vocabs.Fields = append(f.vocabs.Fields, data.NewVocab(c.Name, c.MinCount, v.Fields[c.Name]))
+	}
+	for _, n := range f.Numeric {
+		f.vocabs.Numeric = append(f.vocabs.Numeric, n.Name)
+	}
+	f.vocabs.Schema() // built now, so that concurrent readers only read it
 }
 
 // Vocabularies are the vocabularies the features were read with.
@@ -281,7 +285,9 @@ func (f *Features) Vocabularies() *Vocabularies { return f.vocab }
 
 // CategoricalIndex is a raw value's index in column's vocabulary, 0 when
 // it is not there (out of vocabulary, empty).
-func (f *Features) CategoricalIndex(column int, raw string) int64 { return f.index[column][raw] }
+func (f *Features) CategoricalIndex(column int, raw string) int64 {
+	return f.vocabs.Fields[column].Index(raw)
+}
 
 // ScenarioIndex is a scenario name's index.
 func (f *Features) ScenarioIndex(name string) (int64, bool) {
@@ -411,20 +417,7 @@ func IsExported(dir string) bool {
 // DataVocabs are the vocabularies as data.Encode takes them, so that rows
 // read as training read its files (data.Raw) encode exactly as training
 // encoded them.
-func (f *Features) DataVocabs() *data.Vocabs {
-	v := &data.Vocabs{Labels: []string{f.Label}}
-	for _, s := range f.Scenarios {
-		v.Scenarios = append(v.Scenarios, data.ScenarioInfo{Name: s.Name, Description: s.Description})
-	}
-	for _, c := range f.Categorical {
-		v.Fields = append(v.Fields, data.NewVocab(c.Name, c.MinCount, f.vocab.Fields[c.Name]))
-	}
-	for _, n := range f.Numeric {
-		v.Numeric = append(v.Numeric, n.Name)
-	}
-	v.Schema() // built now, so that concurrent readers only read it
-	return v
-}
+func (f *Features) DataVocabs() *data.Vocabs { return f.vocabs }
 
 // KnowledgeRows are the user_knowledge_row values of a table's rows
 // (encoded with DataVocabs), MissingRow for every row without the user level.
