@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"math"
 	"slices"
+
+	"github.com/msrtrain/msrtrain/train/metrics"
 )
 
 // Stat is the mean and sample standard deviation (n-1 denominator; 0 when
@@ -202,7 +204,7 @@ func tQuantile975(df int) float64 {
 	if df <= len(tTable975) {
 		return tTable975[df-1]
 	}
-	const z = 1.959963984540054
+	const z = metrics.Z95
 	n := float64(df)
 	z3, z5 := z*z*z, z*z*z*z*z
 	return z + (z3+z)/(4*n) + (5*z5+16*z3+3*z)/(96*n*n)
