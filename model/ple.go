@@ -243,13 +243,8 @@ func (m *PLE) Script(s *nn.Script, in ScriptInput) string {
 	softmax := func(x string) string { return s.Let("torch.softmax(%s, 1)", x) }
 	own, c := in.X, in.X
 	for l, lv := range m.levels {
-		if lv.sharedGate == nil {
-			mine := own
-			specific := scriptEachSegment(s, in, 1, func(seg scriptSegment) string {
-				return lv.specific[seg.Scenario].Script(s, seg.Rows(mine))
-			})
-			experts := s.Let("torch.cat([%s, %s], 0)", specific, lv.shared.Script(s, c))
-			own = scriptMix(s, experts, softmax(scriptPickScenario(s, in, lv.gates.Script(s, own), m.k)))
+		if lv.sharedGate == nil { // the last level
+			own, _ = m.scriptOwnLevel(s, in, lv, own, c)
 			continue
 		}
 		specific := make([]string, m.scenarios)
@@ -280,16 +275,20 @@ func (m *PLE) Script(s *nn.Script, in ScriptInput) string {
 	return m.towers.Script(s, in, own)
 }
 
+// scriptOwnLevel emits ownLevel.
+func (m *PLE) scriptOwnLevel(s *nn.Script, in ScriptInput, lv *pleLevel, a, c string) (next, experts string) {
+	specific := scriptEachSegment(s, in, 1, func(seg scriptSegment) string {
+		return lv.specific[seg.Scenario].Script(s, seg.Rows(a))
+	})
+	experts = s.Let("torch.cat([%s, %s], 0)", specific, lv.shared.Script(s, c))
+	return scriptMix(s, experts, s.Let("torch.softmax(%s, 1)", scriptPickScenario(s, in, lv.gates.Script(s, a), m.k))), experts
+}
+
 // scriptOwnGate emits forwardOwnGate.
 func (m *PLE) scriptOwnGate(s *nn.Script, in ScriptInput) string {
 	a, c := in.X, in.X
 	for _, lv := range m.levels {
-		cur := a
-		specific := scriptEachSegment(s, in, 1, func(seg scriptSegment) string {
-			return lv.specific[seg.Scenario].Script(s, seg.Rows(cur))
-		})
-		experts := s.Let("torch.cat([%s, %s], 0)", specific, lv.shared.Script(s, c))
-		next := scriptMix(s, experts, s.Let("torch.softmax(%s, 1)", scriptPickScenario(s, in, lv.gates.Script(s, a), m.k)))
+		next, experts := m.scriptOwnLevel(s, in, lv, a, c)
 		if lv.sharedGate != nil {
 			c = scriptMix(s, experts, s.Let("torch.softmax(%s, 1)", lv.sharedGate.Script(s, c)))
 		}
