@@ -137,33 +137,9 @@ func (m *Model) Script() (*Exported, error) {
 		return nil, err
 	}
 	exp.Module = mod
-	register := func(name string, t *torch.Tensor, slot torch.ScriptSlot) error {
-		if t.Device().Type != torch.CPUType {
-			t = t.ToDevice(torch.CPU, false)
-		}
-		if err := mod.Register(name, t, slot); err != nil {
-			return fmt.Errorf("export: %w", err)
-		}
-		return nil
-	}
-	for _, v := range m.Store.Vars() {
-		if s.Replaced(v.Name) {
-			continue // a derived tensor stands in for it
-		}
-		slot := torch.ScriptBuffer
-		if v.Trainable {
-			slot = torch.ScriptParameter
-		}
-		if err := register(v.Name, v.Tensor, slot); err != nil {
-			exp.Close()
-			return nil, err
-		}
-	}
-	for _, d := range s.Derived() {
-		if err := register(d.Name, d.Tensor, torch.ScriptBuffer); err != nil {
-			exp.Close()
-			return nil, err
-		}
+	if err := s.Register(mod); err != nil {
+		exp.Close()
+		return nil, fmt.Errorf("export: %w", err)
 	}
 	if err := mod.Define(exp.Source); err != nil {
 		exp.Close()

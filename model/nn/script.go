@@ -20,27 +20,28 @@ import (
 // the data (which scenarios a batch holds, how many rows each has) as
 // control flow in the module.
 type Script struct {
+	store   *Store
 	names   map[*torch.Tensor]string
 	lines   []string
 	depth   int
 	next    int
-	derived []Derived
+	derived []derived
 	taken   map[string]bool
 	// replaced are the store's tensors a derived one stands in for (Replace), by name.
 	replaced map[string]bool
 	err      error
 }
 
-// Derived is a tensor the exported module keeps beside the store's own
-// (knowledge vectors, precomputed tables), registered as a buffer under Name.
-type Derived struct {
-	Name   string
-	Tensor *torch.Tensor
+// derived is a tensor the exported module keeps beside the store's own
+// (knowledge vectors, precomputed tables), registered as a buffer under name.
+type derived struct {
+	name   string
+	tensor *torch.Tensor
 }
 
 // NewScript starts the source of a method over the tensors of s.
 func NewScript(s *Store) *Script {
-	sc := &Script{names: map[*torch.Tensor]string{}, taken: map[string]bool{}, replaced: map[string]bool{}, depth: 1}
+	sc := &Script{store: s, names: map[*torch.Tensor]string{}, taken: map[string]bool{}, replaced: map[string]bool{}, depth: 1}
 	for _, v := range s.Vars() {
 		sc.names[v.Tensor] = v.Name
 		sc.taken[v.Name] = true
@@ -77,16 +78,15 @@ func (s *Script) Buffer(name string, t *torch.Tensor) string {
 	}
 	s.taken[name] = true
 	s.names[t] = name
-	s.derived = append(s.derived, Derived{Name: name, Tensor: t})
+	s.derived = append(s.derived, derived{name: name, tensor: t})
 	return torch.ScriptRef(name)
 }
 
 // Replace registers t as a buffer under name, a tensor of the store, in
 // that tensor's place: the module holds t there, not the store's tensor
-// (which Ref then no longer reads), and the caller skips the store's
-// tensor when it registers them (Replaced). Learned knowledge is a
-// parameter of the store that the module keeps as a buffer, and in
-// another layout.
+// (which Ref then no longer reads, and Register leaves out). Learned
+// knowledge is a parameter of the store that the module keeps as a
+// buffer, and in another layout.
 func (s *Script) Replace(name string, t *torch.Tensor) string {
 	found := false
 	for old, n := range s.names {
@@ -100,15 +100,40 @@ func (s *Script) Replace(name string, t *torch.Tensor) string {
 	}
 	s.replaced[name] = true
 	s.names[t] = name
-	s.derived = append(s.derived, Derived{Name: name, Tensor: t})
+	s.derived = append(s.derived, derived{name: name, tensor: t})
 	return torch.ScriptRef(name)
 }
 
-// Replaced reports whether a derived tensor stands in for the store's tensor name.
-func (s *Script) Replaced(name string) bool { return s.replaced[name] }
-
-// Derived lists the tensors added with Buffer and Replace, in order.
-func (s *Script) Derived() []Derived { return s.derived }
+// Register puts into mod, on the CPU, every tensor the source reads: the
+// store's (trainable ones as parameters, the others as buffers) but those
+// that Replace stood a derived one in for, then the ones added with
+// Buffer and Replace, as buffers.
+func (s *Script) Register(mod *torch.ScriptModule) error {
+	register := func(name string, t *torch.Tensor, slot torch.ScriptSlot) error {
+		if t.Device().Type != torch.CPUType {
+			t = t.ToDevice(torch.CPU, false)
+		}
+		return mod.Register(name, t, slot)
+	}
+	for _, v := range s.store.Vars() {
+		if s.replaced[v.Name] {
+			continue
+		}
+		slot := torch.ScriptBuffer
+		if v.Trainable {
+			slot = torch.ScriptParameter
+		}
+		if err := register(v.Name, v.Tensor, slot); err != nil {
+			return err
+		}
+	}
+	for _, d := range s.derived {
+		if err := register(d.name, d.tensor, torch.ScriptBuffer); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Line writes one statement at the current indentation.
 func (s *Script) Line(format string, args ...any) {
