@@ -377,7 +377,7 @@ func TestExportedModuleMatchesGo(t *testing.T) {
 			}
 		}
 		if c.levels.Enabled() {
-			// Recomputed from the knowledge buffers, the tables score the same.
+			// Zeroed and recomputed from the knowledge buffers, the tables score the same.
 			input := filepath.Join(dir, fmt.Sprintf("in%d-rebuilt", ci))
 			big.write(t, input, bigRows)
 			out := filepath.Join(dir, fmt.Sprintf("out%d-rebuilt", ci))

@@ -41,6 +41,10 @@ int main(int argc, char** argv) {
       model = torch::jit::load(path);
       model.eval();
     } else if (cmd == "rebuild") {
+      at::NoGradGuard no_grad;
+      for (const auto& b : model.named_buffers()) {
+        if (b.name.rfind("meta.cache.", 0) == 0) b.value.zero_();
+      }
       model.get_method("rebuild_meta_cache")({});
     } else if (cmd == "case") {
       std::string path, out;

@@ -5,7 +5,9 @@ Usage: /usr/bin/python3 score_exported.py MANIFEST SUFFIX
 
 MANIFEST has one command a line:
   model PATH                     load an exported module (torch.jit.load)
-  rebuild                        call its rebuild_meta_cache()
+  rebuild                        zero its meta.cache.* buffers, then call its
+                                 rebuild_meta_cache(), so that scores after it
+                                 come from the tables it computed
   case INPUT ROWS FIELDS NUMERIC OUTPUT
                                  score INPUT (little-endian: cat int64 [ROWS, FIELDS],
                                  num float32 [ROWS, NUMERIC], scenario int64 [ROWS],
@@ -34,6 +36,10 @@ def main(manifest, suffix):
             model = torch.jit.load(parts[1])
             model.eval()
         elif parts[0] == "rebuild":
+            with torch.no_grad():
+                for name, buf in model.named_buffers():
+                    if name.startswith("meta.cache."):
+                        buf.zero_()
             model.rebuild_meta_cache()
         elif parts[0] == "case":
             path, rows, fields, numeric, out = parts[1], int(parts[2]), int(parts[3]), int(parts[4]), parts[5]
