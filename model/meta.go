@@ -502,24 +502,17 @@ func (m *Meta) userLayers(x, users *torch.Tensor) *torch.Tensor {
 
 func (m *Meta) act(x *torch.Tensor) *torch.Tensor { return m.cfg.Activation.Apply(x) }
 
-// scriptedMeta is what the exported module's meta networks read: the
-// frozen tables (Freeze) as buffers, the knowledge they were computed
-// from, and the layout of the user table. Users with knowledge get rows
-// 0 … Users-1 of the knowledge table in user-vocabulary order (row r is
-// vocabulary index KnowledgeUsers[r]); the cache's row Users is the
-// learned fallback's, which every row whose knowledge row is -1 reads.
-type scriptedMeta struct {
-	// KnowledgeUsers are the user-vocabulary indices of the users with knowledge, in knowledge-row order.
-	KnowledgeUsers []int64
-}
-
-// scriptBuffers adds the knowledge and the frozen tables as buffers
-// ("meta.knowledge.{scenario,user}", "meta.cache.{scenario_head,user_hidden}");
-// m must be frozen.
-func (m *Meta) scriptBuffers(s *nn.Script) (scriptedMeta, error) {
-	var out scriptedMeta
+// scriptBuffers adds what the exported module's meta networks read as
+// buffers: the frozen tables (Freeze, "meta.cache.{scenario_head,user_hidden}")
+// and the knowledge they were computed from ("meta.knowledge.{scenario,user}");
+// m must be frozen. It returns the layout of the user table,
+// knowledgeUsers: the user-vocabulary indices of the users with
+// knowledge, in knowledge-row order (row r of the knowledge table is
+// vocabulary index knowledgeUsers[r]); the cache's row len(knowledgeUsers)
+// is the learned fallback's, which every row whose knowledge row is -1 reads.
+func (m *Meta) scriptBuffers(s *nn.Script) (knowledgeUsers []int64, err error) {
 	if m.frozen == nil {
-		return out, fmt.Errorf("meta: export needs the frozen tables (Model.Freeze)")
+		return nil, fmt.Errorf("meta: export needs the frozen tables (Model.Freeze)")
 	}
 	// Learned knowledge is a parameter of the store; the module keeps it
 	// as a buffer like the others (and the users' in the same layout).
@@ -537,19 +530,19 @@ func (m *Meta) scriptBuffers(s *nn.Script) (scriptedMeta, error) {
 	if m.user != nil {
 		known, err := m.Knowledge.UserKnown.Float32s()
 		if err != nil {
-			return out, fmt.Errorf("meta: reading which users have knowledge: %w", err)
+			return nil, fmt.Errorf("meta: reading which users have knowledge: %w", err)
 		}
 		for u, k := range known {
 			if k > 0 {
-				out.KnowledgeUsers = append(out.KnowledgeUsers, int64(u))
+				knowledgeUsers = append(knowledgeUsers, int64(u))
 			}
 		}
-		rows := torch.FromSlice(append([]int64{}, out.KnowledgeUsers...), int64(len(out.KnowledgeUsers))).ToDevice(m.dev, false)
+		rows := torch.FromSlice(append([]int64{}, knowledgeUsers...), int64(len(knowledgeUsers))).ToDevice(m.dev, false)
 		knowledge("meta.knowledge.user", m.Knowledge.User.IndexSelect(0, rows), m.Knowledge.userInStore)
 		// The vocabulary's row 0 (out of vocabulary) is always the fallback's.
 		s.Buffer("meta.cache.user_hidden", torch.Cat([]*torch.Tensor{m.frozen.user.IndexSelect(0, rows), m.frozen.user.Narrow(0, 0, 1)}, 0))
 	}
-	return out, nil
+	return knowledgeUsers, nil
 }
 
 // Script emits Forward in evaluation mode over the frozen tables (see

@@ -114,11 +114,9 @@ func (m *Model) Script() (*Exported, error) {
 	s := nn.NewScript(m.Store)
 	exp := &Exported{}
 	if m.Meta != nil {
-		info, err := m.Meta.scriptBuffers(s)
-		if err != nil {
+		if exp.KnowledgeUsers, err = m.Meta.scriptBuffers(s); err != nil {
 			return nil, err
 		}
-		exp.KnowledgeUsers = info.KnowledgeUsers
 	}
 	methods := []string{m.scriptCheckInputs(s), m.scriptForward(s, bb)}
 	if m.Meta != nil {
