@@ -118,9 +118,7 @@ func checkStarterConfig(output string, text []byte) error {
 	if err != nil {
 		return fail(err)
 	}
-	dcfg := cfg.Data
-	dcfg.Seed = cfg.Seed
-	sp, err := data.Load(dcfg)
+	sp, err := loadSplits(cfg)
 	if err != nil {
 		return fail(err)
 	}
@@ -129,7 +127,7 @@ func checkStarterConfig(output string, text []byte) error {
 		scen = append(scen, fmt.Sprintf("%s (%d rows, %.0f%% positive)", st.Name, st.Rows, 100*st.PositiveRate))
 	}
 	fmt.Fprintf(os.Stderr, "checked with the reader: %d rows (train %d, valid %d, test %d); training scenarios: %s\n",
-		tableLen(sp.Train)+tableLen(sp.Valid)+tableLen(sp.Test), tableLen(sp.Train), tableLen(sp.Valid), tableLen(sp.Test), strings.Join(scen, ", "))
+		splitRows(sp), tableLen(sp.Train), tableLen(sp.Valid), tableLen(sp.Test), strings.Join(scen, ", "))
 	if sp.Skipped.Count > 0 {
 		fmt.Fprintln(os.Stderr, sp.Skipped)
 	}

@@ -24,10 +24,16 @@ func loadData(c *cli.Context) (train.Config, *data.Splits, error) {
 	if err != nil {
 		return cfg, nil, err
 	}
+	sp, err := loadSplits(cfg)
+	return cfg, sp, err
+}
+
+// loadSplits loads cfg's data as training does: the run's seed drives the
+// split, so a command that reads the data sees the rows training will.
+func loadSplits(cfg train.Config) (*data.Splits, error) {
 	dcfg := cfg.Data
 	dcfg.Seed = cfg.Seed
-	sp, err := data.Load(dcfg)
-	return cfg, sp, err
+	return data.Load(dcfg)
 }
 
 func knowledgeCommand() *cli.Command {
@@ -321,10 +327,15 @@ func dataValidateCommand() *cli.Command {
 				fmt.Println(sp.Skipped)
 				return cli.Exit("", 1) // the bad rows, just printed, are the whole message
 			}
-			fmt.Printf("ok: %d rows\n", tableLen(sp.Train)+tableLen(sp.Valid)+tableLen(sp.Test))
+			fmt.Printf("ok: %d rows\n", splitRows(sp))
 			return nil
 		},
 	}
+}
+
+// splitRows is the number of rows in all three splits.
+func splitRows(sp *data.Splits) int {
+	return tableLen(sp.Train) + tableLen(sp.Valid) + tableLen(sp.Test)
 }
 
 func tableLen(t *data.Table) int {
