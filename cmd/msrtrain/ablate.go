@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/urfave/cli/v2"
 
@@ -53,15 +52,10 @@ Examples:
 			if err := validateSweep(spec); err != nil {
 				return usage(err)
 			}
-			exe, err := os.Executable()
+			command, err := trialCommand(cfg.Device, cfg.Threads, workers)
 			if err != nil {
 				return err
 			}
-			threads := cfg.Threads
-			if threads <= 0 {
-				threads = max(runtime.NumCPU()/workers, 1)
-			}
-			command := []string{exe, "--device", cfg.Device, "--threads", fmt.Sprint(threads)}
 			table, err := runSweep(c.Context, spec, out, sweepOptions{Command: command, Workers: workers, Log: os.Stderr})
 			if err != nil {
 				return err

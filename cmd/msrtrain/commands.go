@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/urfave/cli/v2"
 
@@ -287,16 +286,18 @@ Run it with:  msrtrain sweep --out runs/sweep1 spec.yaml   (rerun to resume)`,
 				return usage(err)
 			}
 			out := flagString(c, "out", "runs/sweep")
-			exe, err := os.Executable()
-			if err != nil {
-				return err
-			}
 			workers := c.Int("workers")
 			if workers <= 0 {
 				workers = max(spec.Workers, 1)
 			}
-			command := []string{exe, "--device", flagString(c, "device", "auto"),
-				"--threads", fmt.Sprint(max(runtime.NumCPU()/workers, 1))}
+			threads := 0
+			if ctx, ok := lookup(c, "threads"); ok {
+				threads = ctx.Int("threads")
+			}
+			command, err := trialCommand(flagString(c, "device", "auto"), threads, workers)
+			if err != nil {
+				return err
+			}
 			table, err := runSweep(c.Context, spec, out, sweepOptions{Command: command, Workers: workers, Log: os.Stderr})
 			if err != nil {
 				return err

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -23,6 +25,20 @@ type sweepOptions struct {
 	Command []string  // the msrtrain executable and any global flags
 	Workers int       // overrides the spec's workers when > 0
 	Log     io.Writer // one line per finished trial
+}
+
+// trialCommand is sweepOptions.Command: this executable on device, with
+// threads CPU threads per trial, or when threads is 0 an even share of the
+// CPUs among the workers trials that run at once.
+func trialCommand(device string, threads, workers int) ([]string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	if threads <= 0 {
+		threads = max(runtime.NumCPU()/max(workers, 1), 1)
+	}
+	return []string{exe, "--device", device, "--threads", strconv.Itoa(threads)}, nil
 }
 
 // trialConfig resolves a trial's configuration: the spec's base config (or
