@@ -103,9 +103,34 @@ func mustRun(t *testing.T, args ...string) string {
 	return out
 }
 
+var tinyFixture struct {
+	once        sync.Once
+	out, stdout string
+	err         error
+}
+
+// tinyRun is a tiny run on the embedded synthetic data and what train
+// printed on standard output; trained once for the tests that share it.
+func tinyRun(t *testing.T) (out, stdout string) {
+	t.Helper()
+	f := &tinyFixture
+	f.once.Do(func() {
+		f.out = filepath.Join(workDir, "tiny-run")
+		args := append([]string{"--out", f.out, "train"}, tiny...)
+		cmd := exec.Command(binary, args...)
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		if err := cmd.Run(); err != nil {
+			f.err = fmt.Errorf("msrtrain %s: %w\n%s", strings.Join(args, " "), err, e.String())
+		}
+		f.stdout = o.String()
+	})
+	require.NoError(t, f.err)
+	return f.out, f.stdout
+}
+
 func TestTrainEvalPredict(t *testing.T) {
-	out := t.TempDir()
-	trainOut := mustRun(t, append([]string{"--out", out, "train"}, tiny...)...)
+	out, trainOut := tinyRun(t)
 	// The last line is the report's path, and the page checks out.
 	lines := strings.Split(strings.TrimSpace(trainOut), "\n")
 	if want := "report: " + filepath.Join(out, "report.html"); lines[len(lines)-1] != want {
@@ -373,8 +398,7 @@ func TestBadInputIsAClearErrorWithStatus2(t *testing.T) {
 // TestReportAndExplain runs `report` and `knowledge explain` on a trained
 // run whose store has no reasoning (the hash encoder's).
 func TestReportAndExplain(t *testing.T) {
-	out := t.TempDir()
-	mustRun(t, append([]string{"--out", out, "train"}, tiny...)...)
+	out, _ := tinyRun(t)
 	os.Remove(filepath.Join(out, "report.html"))
 	if got := mustRun(t, "report", "--threads", "1", out); got != "report: "+filepath.Join(out, "report.html")+"\n" {
 		t.Errorf("report printed %q", got)
