@@ -310,10 +310,9 @@ func csvRun(t *testing.T) (csvPath, run string, predicted [][]string) {
 	return f.csv, f.run, f.predicted
 }
 
-// TestExport: msrtrain export writes the directory a serving team gets
-// (train/export tests its scores); a second export into it is refused.
-// The rows of the shared CSV run as Parquet, scored into Parquet by the
-// same model: the same scores, rows and scenarios as predict's CSV.
+// TestPredictParquet: the rows of the shared CSV run as Parquet, scored
+// into Parquet by the same model: the same scores, rows and scenarios as
+// predict's CSV.
 func TestPredictParquet(t *testing.T) {
 	_, ckpt, predicted := csvRun(t)
 	pqPath := filepath.Join(t.TempDir(), "rows.parquet")
@@ -323,6 +322,8 @@ func TestPredictParquet(t *testing.T) {
 	assert.Equal(t, predicted[1:], readScores(t, pqScores))
 }
 
+// TestExport: msrtrain export writes the directory a serving team gets
+// (train/export tests its scores); a second export into it is refused.
 func TestExport(t *testing.T) {
 	_, ckpt, _ := csvRun(t)
 	exported := filepath.Join(t.TempDir(), "exported")
