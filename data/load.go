@@ -127,6 +127,19 @@ func emptyTable(s *Schema) *Table { return &Table{Schema: s} }
 
 // Source returns the batches of one split: a Batcher over its table, or a
 // stream from disk when streaming.
+// Rows is the number of rows in part p, held in its table or, when
+// streaming, counted by Load's first pass.
+func (s *Splits) Rows(p Part) int {
+	if s.stream != nil {
+		return s.stream.rows[p]
+	}
+	t := [...]*Table{Train: s.Train, Valid: s.Valid, Test: s.Test}[p]
+	if t == nil {
+		return 0
+	}
+	return t.Len()
+}
+
 func (s *Splits) Source(p Part, o BatchOptions) (Source, error) {
 	if s.stream != nil {
 		return s.stream.source(p, o)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -59,6 +60,10 @@ func TestStreamMatchesInMemory(t *testing.T) {
 	if st.Train != nil {
 		t.Error("streaming should not hold a table")
 	}
+	for _, p := range []Part{Train, Valid, Test} {
+		assert.Equal(t, mem.Rows(p), st.Rows(p), "part %d: rows counted while streaming", p)
+	}
+	assert.Equal(t, [3]int{5000, 700, 0}, [3]int{st.Rows(Train), st.Rows(Valid), st.Rows(Test)})
 	for f := range mem.Vocabs.Fields {
 		if !equal(mem.Vocabs.Fields[f].Tokens, st.Vocabs.Fields[f].Tokens) {
 			t.Errorf("field %d vocab differs", f)

@@ -127,7 +127,7 @@ func checkStarterConfig(output string, text []byte) error {
 		scen = append(scen, fmt.Sprintf("%s (%d rows, %.0f%% positive)", st.Name, st.Rows, 100*st.PositiveRate))
 	}
 	fmt.Fprintf(os.Stderr, "checked with the reader: %d rows (train %d, valid %d, test %d); training scenarios: %s\n",
-		splitRows(sp), tableLen(sp.Train), tableLen(sp.Valid), tableLen(sp.Test), strings.Join(scen, ", "))
+		splitRows(sp), sp.Rows(data.Train), sp.Rows(data.Valid), sp.Rows(data.Test), strings.Join(scen, ", "))
 	if sp.Skipped.Count > 0 {
 		fmt.Fprintln(os.Stderr, sp.Skipped)
 	}
