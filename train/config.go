@@ -505,3 +505,11 @@ func decodeStrict(b []byte, cfg *Config) error {
 
 // Marshal renders the resolved configuration as YAML.
 func (c *Config) Marshal() ([]byte, error) { return yaml.Marshal(c) }
+
+// DataConfig is the data section as the run reads it: one seed (the run's)
+// drives the data, the split, the shuffle and libtorch.
+func (c *Config) DataConfig() data.Config {
+	d := c.Data
+	d.Seed = c.Seed
+	return d
+}

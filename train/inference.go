@@ -91,9 +91,7 @@ func (l *Loaded) scorer() scorer {
 // configuration (mapped with the checkpoint's vocabularies).
 func (l *Loaded) Evaluate(part data.Part) (*metrics.Report, error) {
 	cfg := l.Checkpoint.Config
-	dcfg := cfg.Data
-	dcfg.Seed = cfg.Seed
-	splits, err := data.Load(dcfg, data.WithVocabs(l.Checkpoint.Vocabs))
+	splits, err := data.Load(cfg.DataConfig(), data.WithVocabs(l.Checkpoint.Vocabs))
 	if err != nil {
 		return nil, err
 	}

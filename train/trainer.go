@@ -335,8 +335,7 @@ func (r *run) prepare(ctx context.Context, ck *Checkpoint) error {
 	if err := torch.ManualSeed(uint64(cfg.Seed)); err != nil {
 		return err
 	}
-	dcfg := cfg.Data
-	dcfg.Seed = cfg.Seed // one seed drives the data, the shuffle and libtorch
+	dcfg := cfg.DataConfig()
 	var lopts []data.Option
 	if ck != nil {
 		lopts = append(lopts, data.WithVocabs(ck.Vocabs))

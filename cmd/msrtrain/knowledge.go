@@ -31,9 +31,7 @@ func loadData(c *cli.Context) (train.Config, *data.Splits, error) {
 // loadSplits loads cfg's data as training does: the run's seed drives the
 // split, so a command that reads the data sees the rows training will.
 func loadSplits(cfg train.Config) (*data.Splits, error) {
-	dcfg := cfg.Data
-	dcfg.Seed = cfg.Seed
-	return data.Load(dcfg)
+	return data.Load(cfg.DataConfig())
 }
 
 func knowledgeCommand() *cli.Command {
@@ -304,7 +302,7 @@ func dataInspectCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("rows: train %d, valid %d, test %d; vocabularies: %v\n", tableLen(sp.Train), tableLen(sp.Valid), tableLen(sp.Test), sp.Vocabs.Sizes())
+			fmt.Printf("rows: train %d, valid %d, test %d; vocabularies: %v\n", sp.Rows(data.Train), sp.Rows(data.Valid), sp.Rows(data.Test), sp.Vocabs.Sizes())
 			fmt.Print(data.FormatStats(sp.Stats))
 			return nil
 		},
@@ -335,12 +333,5 @@ func dataValidateCommand() *cli.Command {
 
 // splitRows is the number of rows in all three splits.
 func splitRows(sp *data.Splits) int {
-	return tableLen(sp.Train) + tableLen(sp.Valid) + tableLen(sp.Test)
-}
-
-func tableLen(t *data.Table) int {
-	if t == nil {
-		return 0
-	}
-	return t.Len()
+	return sp.Rows(data.Train) + sp.Rows(data.Valid) + sp.Rows(data.Test)
 }

@@ -78,8 +78,7 @@ func newExplainer(cfg train.Config, loaded *train.Loaded, sp *data.Splits, maxRo
 	if !cfg.Knowledge.Encoder.FromText() {
 		return nil, fmt.Errorf("knowledge.encoder = %s: its vectors have no prompt, reasoning or store to explain", cfg.Knowledge.Encoder)
 	}
-	dcfg := cfg.Data
-	dcfg.Seed = cfg.Seed
+	dcfg := cfg.DataConfig()
 	var opts []data.Option
 	storeDir := cfg.Knowledge.StoreDir(cfg.Out)
 	if loaded != nil {
