@@ -23,6 +23,11 @@ ads       0  -         -          undefined (no samples)    -                 un
 	if b.String() != want {
 		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
 	}
+
+	// An interval inside [0, 1] is the AUC ± 1.96 standard errors.
+	b.Reset()
+	require.NoError(t, Report{Overall: Entry{Scenario: "overall", Count: 100, AUC: ptr(0.7), AUCStdErr: ptr(0.05)}}.Table(&b))
+	require.Contains(t, b.String(), "0.7000  [0.6020, 0.7980]")
 }
 
 func TestCompareTable(t *testing.T) {
