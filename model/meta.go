@@ -514,6 +514,9 @@ func (m *Meta) scriptBuffers(s *nn.Script) (knowledgeUsers []int64, err error) {
 	if m.frozen == nil {
 		return nil, fmt.Errorf("meta: export needs the frozen tables (Model.Freeze)")
 	}
+	if m.user != nil && m.frozen.user == nil {
+		return nil, fmt.Errorf("meta: export needs every user's generator output, but the model was frozen with a user cache bounded by FreezeOptions.UserCacheBytes; export a model that is not frozen")
+	}
 	// Learned knowledge is a parameter of the store; the module keeps it
 	// as a buffer like the others (and the users' in the same layout).
 	knowledge := func(name string, t *torch.Tensor, inStore bool) {

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/msrtrain/msrtrain/cgo/torch"
@@ -103,7 +104,9 @@ func (m *Model) Script() (*Exported, error) {
 	if !ok {
 		return nil, fmt.Errorf("model.backbone = %q: export to TorchScript is not supported", m.Config.Backbone)
 	}
-	thaw, err := m.Freeze()
+	// The module carries every user's generator output, however many users
+	// there are: no bound on the frozen table.
+	thaw, err := m.FreezeWith(FreezeOptions{UserCacheBytes: math.MaxInt64})
 	if err != nil {
 		return nil, err
 	}

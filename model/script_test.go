@@ -456,3 +456,18 @@ func TestScriptRefusesUnsupported(t *testing.T) {
 	cfg.Backbone, cfg.Meta.Placement, cfg.M3oE.Structure, cfg.EPNet.Structure = "m3oe", PlacementBranch, StructureScenarioWiseRec, StructureScenarioWiseRec
 	assert.NoError(t, cfg.Scriptable())
 }
+
+// Export freezes every user's generator output into the module; a model a
+// server froze with a bounded user cache lacks most of them and is refused
+// by name, and the same model unfrozen exports.
+func TestScriptRefusesBoundedUserCache(t *testing.T) {
+	m := buildScriptModel(t, scriptCase{name: "star/both", backbone: "star", levels: LevelsBoth})
+	thaw, err := m.FreezeWith(FreezeOptions{UserCacheBytes: 1})
+	require.NoError(t, err)
+	_, err = m.Script()
+	assert.ErrorContains(t, err, "frozen with a user cache bounded by FreezeOptions.UserCacheBytes")
+	thaw()
+	exp, err := m.Script()
+	require.NoError(t, err)
+	exp.Close()
+}
